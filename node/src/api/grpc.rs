@@ -1,0 +1,130 @@
+//! etcd's gRPC services, each method a translation to one [`Node`] call.
+
+use std::sync::Arc;
+
+use tonic::service::Routes;
+use tonic::{Request, Response, Status};
+
+use super::to_status;
+use crate::proto::etcdserverpb::kv_server::{Kv, KvServer};
+use crate::proto::etcdserverpb::maintenance_server::{Maintenance, MaintenanceServer};
+use crate::proto::etcdserverpb::*;
+use crate::server::{Node, ServerError};
+
+/// The gRPC services served on the client URL.
+pub(super) fn routes(node: Arc<Node>) -> Routes {
+    let max_recv = node.config().grpc_max_recv_bytes();
+    Routes::new(
+        KvServer::new(KvApi(node.clone()))
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        MaintenanceServer::new(MaintenanceApi(node))
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .prepare()
+}
+
+fn answer<T>(result: Result<T, ServerError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(to_status)
+}
+
+/// `etcdserverpb.KV`.
+struct KvApi(Arc<Node>);
+
+#[tonic::async_trait]
+impl Kv for KvApi {
+    async fn range(
+        &self,
+        request: Request<RangeRequest>,
+    ) -> Result<Response<RangeResponse>, Status> {
+        answer(self.0.range(request.into_inner()).await)
+    }
+
+    async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        answer(self.0.put(request.into_inner()).await)
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        answer(self.0.delete_range(request.into_inner()).await)
+    }
+
+    async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        answer(self.0.txn(request.into_inner()).await)
+    }
+
+    async fn compact(
+        &self,
+        request: Request<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
+        answer(self.0.compact(request.into_inner()).await)
+    }
+}
+
+/// `etcdserverpb.Maintenance`: `Status` today; the rest arrive with the
+/// cluster-operations work and say so until then.
+struct MaintenanceApi(Arc<Node>);
+
+fn not_yet(method: &str) -> Status {
+    Status::unimplemented(format!(
+        "etcdserver: Maintenance.{method} is not supported by this cetera version yet"
+    ))
+}
+
+type SnapshotStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<SnapshotResponse, Status>> + Send + 'static>,
+>;
+
+#[tonic::async_trait]
+impl Maintenance for MaintenanceApi {
+    async fn alarm(&self, _: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        Err(not_yet("Alarm"))
+    }
+
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        answer(self.0.status().await)
+    }
+
+    async fn defragment(
+        &self,
+        _: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
+        Err(not_yet("Defragment"))
+    }
+
+    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        Err(not_yet("Hash"))
+    }
+
+    async fn hash_kv(&self, _: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        Err(not_yet("HashKV"))
+    }
+
+    type SnapshotStream = SnapshotStream;
+
+    async fn snapshot(
+        &self,
+        _: Request<SnapshotRequest>,
+    ) -> Result<Response<SnapshotStream>, Status> {
+        Err(not_yet("Snapshot"))
+    }
+
+    async fn move_leader(
+        &self,
+        _: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        Err(not_yet("MoveLeader"))
+    }
+
+    async fn downgrade(
+        &self,
+        _: Request<DowngradeRequest>,
+    ) -> Result<Response<DowngradeResponse>, Status> {
+        Err(not_yet("Downgrade"))
+    }
+}

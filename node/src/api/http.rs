@@ -1,0 +1,66 @@
+//! HTTP endpoints on the client URL: `/health` and `/version`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use warp::Filter;
+use warp::http::StatusCode;
+
+use crate::server::Node;
+
+/// How long `/health` waits for a linearizable read before saying no.
+const HEALTH_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub(super) fn routes(
+    node: Arc<Node>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
++ Clone
++ Send
++ Sync
++ 'static {
+    let health = warp::path!("health").and(warp::get()).then(move || {
+        let node = node.clone();
+        async move {
+            let healthy = tokio::time::timeout(HEALTH_READ_TIMEOUT, node.is_healthy())
+                .await
+                .unwrap_or(false);
+            let (status, body) = if healthy {
+                (
+                    StatusCode::OK,
+                    serde_json::json!({"health": "true", "reason": ""}),
+                )
+            } else {
+                let reason = if node.leader().is_none() {
+                    "no leader"
+                } else {
+                    "linearizable read failed"
+                };
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({"health": "false", "reason": reason}),
+                )
+            };
+            warp::reply::with_status(warp::reply::json(&body), status)
+        }
+    });
+    let version = warp::path!("version").and(warp::get()).map(|| {
+        warp::reply::json(&serde_json::json!({
+            "etcdserver": crate::ETCD_VERSION,
+            "etcdcluster": crate::ETCD_CLUSTER_VERSION,
+            "cetera": env!("CARGO_PKG_VERSION"),
+        }))
+    });
+    health
+        .map(warp::Reply::into_response)
+        .or(version.map(warp::Reply::into_response))
+        .unify()
+        .recover(|_rejection: warp::Rejection| async {
+            Ok::<_, std::convert::Infallible>(
+                warp::reply::with_status("404 page not found\n", StatusCode::NOT_FOUND)
+                    .into_response(),
+            )
+        })
+        .unify()
+}
+
+use warp::Reply as _;

@@ -1,0 +1,86 @@
+//! The client URL: etcd's gRPC services and its HTTP endpoints on one port.
+//!
+//! Requests with `content-type: application/grpc` go to the tonic
+//! services, everything else to the warp routes, over HTTP/1.1 or h2c
+//! alike, as etcd does. This layer only translates between the wire and
+//! [`Node`](crate::server::Node): no request is interpreted here, and every
+//! error is mapped to etcd's code and message in one place (`status`).
+
+mod grpc;
+mod http;
+mod status;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+pub use status::to_status;
+
+use crate::server::Node;
+
+fn is_grpc(req: &::http::Request<Incoming>) -> bool {
+    req.headers()
+        .get(::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Serves one client listener until `stop` turns true, then lets open
+/// connections finish.
+pub async fn serve_client(listener: TcpListener, node: Arc<Node>, stop: watch::Receiver<bool>) {
+    let grpc = grpc::routes(node.clone());
+    let http = warp::service(http::routes(node.clone()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(None)
+        .keep_alive_interval(Some(Duration::from_secs(60)))
+        .adaptive_window(true);
+    let graceful = GracefulShutdown::new();
+    let stopped = crate::server::wait_for_stop(stop);
+    tokio::pin!(stopped);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a client connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stopped => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (grpc, http) = (grpc.clone(), http.clone());
+        let service = hyper::service::service_fn(move |req: ::http::Request<Incoming>| {
+            let (grpc, http) = (grpc.clone(), http.clone());
+            async move {
+                let response = if is_grpc(&req) {
+                    grpc.oneshot(req).await?.map(tonic::body::Body::new)
+                } else {
+                    http.oneshot(req).await?.map(tonic::body::Body::new)
+                };
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "client connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
+}

@@ -1,0 +1,66 @@
+//! The one mapping from node errors to etcd's gRPC status codes and
+//! messages (clients match on both).
+
+use tonic::{Code, Status};
+
+use crate::mvcc::MvccError;
+use crate::server::ServerError;
+
+/// etcd's status for a failed request.
+pub fn to_status(error: ServerError) -> Status {
+    let code = match &error {
+        ServerError::Mvcc(e) => match e {
+            MvccError::Compacted | MvccError::FutureRevision => Code::OutOfRange,
+            MvccError::LeaseNotFound => Code::NotFound,
+            MvccError::KeyNotProvided
+            | MvccError::KeyNotFound
+            | MvccError::ValueProvided
+            | MvccError::LeaseProvided
+            | MvccError::TooManyOps
+            | MvccError::DuplicateKey => Code::InvalidArgument,
+            MvccError::Backend(_) => Code::Unknown,
+        },
+        ServerError::RequestTooLarge => Code::InvalidArgument,
+        ServerError::NoLeader | ServerError::Timeout | ServerError::Stopped => Code::Unavailable,
+        ServerError::Storage(_) | ServerError::Internal(_) => Code::Unknown,
+    };
+    if code == Code::Unknown {
+        tracing::error!(%error, "request failed");
+    }
+    Status::new(code, format!("etcdserver: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_and_codes_are_etcds() {
+        let s = to_status(MvccError::Compacted.into());
+        assert_eq!(s.code(), Code::OutOfRange);
+        assert_eq!(
+            s.message(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
+        let s = to_status(ServerError::RequestTooLarge);
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::InvalidArgument, "etcdserver: request is too large")
+        );
+        let s = to_status(MvccError::LeaseNotFound.into());
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::NotFound, "etcdserver: requested lease not found")
+        );
+        let s = to_status(ServerError::NoLeader);
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::Unavailable, "etcdserver: no leader")
+        );
+        let s = to_status(MvccError::DuplicateKey.into());
+        assert_eq!(
+            s.message(),
+            "etcdserver: duplicate key given in txn request"
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! `cetera-bench`: a load generator for the etcd v3 gRPC API.
+//!
+//! It speaks only etcd's wire protocol, so the very same load runs against
+//! real etcd and against cetera. A run has two phases:
+//!
+//! 1. **setup** (not measured): open `--conns` HTTP/2 connections spread over
+//!    `--endpoints` (or all to the leader with `--target-leader`), then let
+//!    each of the `--clients` tasks prepare its keys (write the keys a read
+//!    workload will read, create the keys a txn workload will swap);
+//! 2. **measure**: every client sends one request at a time until the
+//!    `--total` is reached or `--duration` is over, recording latencies in
+//!    its own histogram; the histograms are merged at the end.
+//!
+//! The report is one human line, or one JSON line with `--json`.
+//!
+//! Modules: [`cli`] (flags), [`conn`] (channels, leader discovery), [`keys`]
+//! (preallocated keyspace and key choice), [`workload`] (the clients),
+//! [`stats`] (histograms and the report).
+
+mod cli;
+mod conn;
+mod keys;
+mod stats;
+mod workload;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::cli::{Cli, Consistency, DEFAULT_MAX_DURATION, DEFAULT_TOTAL, Opts, Workload};
+use crate::keys::KeySpace;
+use crate::stats::Report;
+use crate::workload::{Kind, Plan};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match build_runtime(cli.opts.threads) {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&e),
+    };
+    match runtime.block_on(bench(&cli)) {
+        Ok(report) => {
+            print_report(&report, cli.opts.json);
+            if report.stats.ok() == 0 {
+                eprintln!("cetera-bench: no request succeeded");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("cetera-bench: {error:#}");
+    ExitCode::FAILURE
+}
+
+fn build_runtime(threads: Option<u32>) -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads as usize);
+    }
+    builder
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+/// Connects, runs the workload and returns its report.
+async fn bench(cli: &Cli) -> Result<Report> {
+    let opts = &cli.opts;
+    let endpoints = if opts.target_leader {
+        vec![conn::find_leader(&opts.endpoints, opts.timeout).await?]
+    } else {
+        opts.endpoints.clone()
+    };
+    let channels = conn::open(&endpoints, opts.conns).await?;
+    let plan = Arc::new(plan(opts, &cli.workload)?);
+    let (stats, elapsed) = workload::run(plan, &channels).await?;
+    Ok(Report {
+        workload: workload_name(&cli.workload),
+        clients: opts.clients,
+        conns: opts.conns,
+        elapsed,
+        stats,
+    })
+}
+
+/// Turns the flags into the plan every client follows.
+fn plan(opts: &Opts, workload: &Workload) -> Result<Plan> {
+    let (kind, populate) = match workload {
+        Workload::Put => (Kind::Put, false),
+        Workload::Txn => (Kind::Txn, false),
+        Workload::Range(read) => (
+            Kind::Range {
+                serializable: read.consistency == Consistency::Serializable,
+            },
+            !read.skip_populate,
+        ),
+        Workload::Mixed(mixed) => (
+            Kind::Mixed {
+                serializable: mixed.read.consistency == Consistency::Serializable,
+                read_ratio: mixed.read_ratio,
+            },
+            !mixed.read.skip_populate,
+        ),
+    };
+    let total = match (opts.total, opts.duration) {
+        (Some(total), _) => total,
+        (None, Some(_)) => u64::MAX,
+        (None, None) => DEFAULT_TOTAL,
+    };
+    Ok(Plan {
+        kind,
+        keys: KeySpace::new(
+            opts.keyspace,
+            opts.key_size as usize,
+            opts.val_size as usize,
+        )?,
+        populate,
+        sequential: opts.sequential_keys,
+        clients: opts.clients as usize,
+        total,
+        max_duration: opts.duration.unwrap_or(DEFAULT_MAX_DURATION),
+        timeout: opts.timeout,
+    })
+}
+
+/// `put`, `range-l`, `range-s`, `txn`, `mixed-l`, `mixed-s`.
+fn workload_name(workload: &Workload) -> String {
+    let suffix = |c: Consistency| match c {
+        Consistency::Linearizable => "l",
+        Consistency::Serializable => "s",
+    };
+    match workload {
+        Workload::Put => "put".into(),
+        Workload::Txn => "txn".into(),
+        Workload::Range(read) => format!("range-{}", suffix(read.consistency)),
+        Workload::Mixed(mixed) => format!("mixed-{}", suffix(mixed.read.consistency)),
+    }
+}
+
+/// The human line on stdout, or on stderr with the JSON line on stdout.
+fn print_report(report: &Report, json: bool) {
+    if json {
+        eprintln!("{}", report.human());
+        println!("{}", report.json());
+    } else {
+        println!("{}", report.human());
+    }
+}

@@ -1,0 +1,339 @@
+//! The clients: what each workload sends, the unmeasured setup phase, and the
+//! measured loop.
+//!
+//! Every client is a tokio task owning its tonic client (a cheap clone of a
+//! shared channel), its key picker and its [`Stats`]; nothing on the request
+//! path is shared except the read-only [`Plan`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use cetera::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use cetera::proto::etcdserverpb::kv_client::KvClient;
+use cetera::proto::etcdserverpb::request_op::Request;
+use cetera::proto::etcdserverpb::response_op::Response;
+use cetera::proto::etcdserverpb::{
+    Compare, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tonic::Status;
+use tonic::transport::Channel;
+
+use crate::keys::{KeyPicker, KeySpace, owned_keys};
+use crate::stats::Stats;
+
+/// Pause after a failed request, so a cluster in trouble is not hammered
+/// by a tight error loop.
+const ERROR_BACKOFF: Duration = Duration::from_millis(10);
+
+/// What every request of a run does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    Put,
+    Range { serializable: bool },
+    Txn,
+    Mixed { serializable: bool, read_ratio: f64 },
+}
+
+/// Everything the clients share, read-only.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) kind: Kind,
+    pub(crate) keys: KeySpace,
+    /// Write the owned keys before measuring (reads need something to read).
+    pub(crate) populate: bool,
+    pub(crate) sequential: bool,
+    pub(crate) clients: usize,
+    /// Measured requests in total, split evenly across clients.
+    pub(crate) total: u64,
+    /// Length cap of the measured phase.
+    pub(crate) max_duration: Duration,
+    pub(crate) timeout: Duration,
+}
+
+impl Plan {
+    /// Requests client `client` sends: an even share of the total.
+    fn quota(&self, client: usize) -> u64 {
+        let clients = self.clients as u64;
+        let extra = u64::from((client as u64) < self.total % clients);
+        self.total / clients + extra
+    }
+}
+
+/// Runs the setup of every client, then the measured phase, and returns the
+/// merged stats and the measured wall time.
+pub(crate) async fn run(plan: Arc<Plan>, channels: &[Channel]) -> Result<(Stats, Duration)> {
+    let mut setups = JoinSet::new();
+    for id in 0..plan.clients {
+        let kv = KvClient::new(channels[id % channels.len()].clone());
+        let mut worker = Client::new(id, kv, plan.clone());
+        setups.spawn(async move { worker.setup().await.map(|()| worker) });
+    }
+    let mut clients = Vec::with_capacity(plan.clients);
+    for joined in setups.join_all().await {
+        clients.push(joined?);
+    }
+
+    let start = Instant::now();
+    let deadline = start + plan.max_duration;
+    let mut measured = JoinSet::new();
+    for client in clients {
+        measured.spawn(client.measure(deadline));
+    }
+    let mut total = Stats::new();
+    for stats in measured.join_all().await {
+        total.merge(&stats);
+    }
+    Ok((total, start.elapsed()))
+}
+
+/// How a request that did not fail ended.
+enum Outcome {
+    Done,
+    /// A transaction whose compare failed.
+    CasFailed,
+}
+
+/// One simulated client.
+struct Client {
+    id: usize,
+    kv: KvClient<Channel>,
+    plan: Arc<Plan>,
+    picker: KeyPicker,
+    rng: SmallRng,
+    /// For txn: the keys this client owns, with the mod_revision it last saw.
+    cas: Vec<(usize, i64)>,
+}
+
+impl Client {
+    fn new(id: usize, kv: KvClient<Channel>, plan: Arc<Plan>) -> Self {
+        // A txn client picks among its own keys; the others share the keyspace.
+        let picker = match plan.kind {
+            Kind::Txn => KeyPicker::new(plan.sequential, 0, 1),
+            _ => KeyPicker::new(plan.sequential, id, plan.clients),
+        };
+        Self {
+            id,
+            kv,
+            picker,
+            rng: SmallRng::from_os_rng(),
+            cas: Vec::new(),
+            plan,
+        }
+    }
+
+    /// The unmeasured phase: populate the keys to read, or create the keys
+    /// to compare-and-swap and learn their revisions.
+    async fn setup(&mut self) -> Result<()> {
+        let owned = owned_keys(self.id, self.plan.clients, self.plan.keys.len());
+        match self.plan.kind {
+            Kind::Txn => {
+                for index in owned {
+                    let revision = self.create_if_absent(index).await?;
+                    self.cas.push((index, revision));
+                }
+            }
+            Kind::Range { .. } | Kind::Mixed { .. } if self.plan.populate => {
+                for index in owned {
+                    bounded(self.plan.timeout, self.put(index))
+                        .await
+                        .with_context(|| format!("populating key #{index}"))?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The measured loop: stops after the client's quota or at `deadline`.
+    async fn measure(mut self, deadline: Instant) -> Stats {
+        let mut stats = Stats::new();
+        let timeout = self.plan.timeout;
+        for _ in 0..self.plan.quota(self.id) {
+            let sent = Instant::now();
+            if sent >= deadline {
+                break;
+            }
+            match bounded(timeout, self.step()).await {
+                Ok(outcome) => {
+                    stats.record_ok(sent.elapsed());
+                    if let Outcome::CasFailed = outcome {
+                        stats.record_cas_failed();
+                    }
+                }
+                Err(status) => {
+                    stats.record_error(status.code());
+                    tokio::time::sleep(ERROR_BACKOFF).await;
+                }
+            }
+        }
+        stats
+    }
+
+    /// One measured request.
+    async fn step(&mut self) -> Result<Outcome, Status> {
+        let len = self.plan.keys.len();
+        match self.plan.kind {
+            Kind::Txn => self.compare_and_swap().await,
+            Kind::Put => {
+                let index = self.picker.pick(len);
+                self.put(index).await
+            }
+            Kind::Range { serializable } => {
+                let index = self.picker.pick(len);
+                self.range(index, serializable).await
+            }
+            Kind::Mixed {
+                serializable,
+                read_ratio,
+            } => {
+                let index = self.picker.pick(len);
+                if self.rng.random_bool(read_ratio) {
+                    self.range(index, serializable).await
+                } else {
+                    self.put(index).await
+                }
+            }
+        }
+    }
+
+    async fn put(&mut self, index: usize) -> Result<Outcome, Status> {
+        let request = put_request(self.plan.keys.key(index), self.plan.keys.value());
+        self.kv.put(request).await?;
+        Ok(Outcome::Done)
+    }
+
+    async fn range(&mut self, index: usize, serializable: bool) -> Result<Outcome, Status> {
+        let request = RangeRequest {
+            key: self.plan.keys.key(index).clone().into(),
+            serializable,
+            ..Default::default()
+        };
+        self.kv.range(request).await?;
+        Ok(Outcome::Done)
+    }
+
+    /// `if mod_revision(key) == last seen { put } else { get }` on one of
+    /// the client's own keys; either way the client learns the key's
+    /// current revision for next time.
+    async fn compare_and_swap(&mut self) -> Result<Outcome, Status> {
+        let slot = self.picker.pick(self.cas.len());
+        let (index, seen) = self.cas[slot];
+        let (swapped, revision) = self
+            .txn(index, CompareTarget::Mod, TargetUnion::ModRevision(seen))
+            .await?;
+        self.cas[slot].1 = revision;
+        Ok(if swapped {
+            Outcome::Done
+        } else {
+            Outcome::CasFailed
+        })
+    }
+
+    /// `if create_revision(key) == 0 { put } else { get }`: the key's
+    /// mod_revision afterwards.
+    async fn create_if_absent(&mut self, index: usize) -> Result<i64> {
+        let limit = self.plan.timeout;
+        let create = self.txn(index, CompareTarget::Create, TargetUnion::CreateRevision(0));
+        let (_, revision) = bounded(limit, create)
+            .await
+            .with_context(|| format!("creating key #{index}"))?;
+        Ok(revision)
+    }
+
+    /// A transaction `if target(key) == expected { put } else { range }`;
+    /// returns whether it swapped and the key's mod_revision afterwards.
+    async fn txn(
+        &mut self,
+        index: usize,
+        target: CompareTarget,
+        expected: TargetUnion,
+    ) -> Result<(bool, i64), Status> {
+        let key = self.plan.keys.key(index);
+        let request = TxnRequest {
+            compare: vec![Compare {
+                result: CompareResult::Equal as i32,
+                target: target as i32,
+                key: key.clone().into(),
+                target_union: Some(expected),
+                ..Default::default()
+            }],
+            success: vec![RequestOp {
+                request: Some(Request::RequestPut(put_request(
+                    key,
+                    self.plan.keys.value(),
+                ))),
+            }],
+            failure: vec![RequestOp {
+                request: Some(Request::RequestRange(RangeRequest {
+                    key: key.clone().into(),
+                    ..Default::default()
+                })),
+            }],
+        };
+        let response = self.kv.txn(request).await?.into_inner();
+        Ok((response.succeeded, revision_after(&response)))
+    }
+}
+
+/// `request`, failing with DeadlineExceeded if it takes longer than `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    request: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    tokio::time::timeout(limit, request)
+        .await
+        .unwrap_or_else(|_| Err(Status::deadline_exceeded("cetera-bench request timeout")))
+}
+
+fn put_request(key: &Bytes, value: &Bytes) -> PutRequest {
+    PutRequest {
+        key: key.clone().into(),
+        value: value.clone().into(),
+        ..Default::default()
+    }
+}
+
+/// The key's mod_revision after a compare-and-swap transaction: the new
+/// revision if the put ran, else what the read found (0 if absent).
+fn revision_after(response: &TxnResponse) -> i64 {
+    if response.succeeded {
+        return response.header.as_ref().map_or(0, |h| h.revision);
+    }
+    response
+        .responses
+        .iter()
+        .find_map(|op| match &op.response {
+            Some(Response::ResponseRange(range)) => {
+                Some(range.kvs.first().map_or(0, |kv| kv.mod_revision))
+            }
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_add_up_to_the_total() {
+        let plan = Plan {
+            kind: Kind::Put,
+            keys: KeySpace::new(10, 2, 1).unwrap(),
+            populate: false,
+            sequential: false,
+            clients: 3,
+            total: 10,
+            max_duration: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        };
+        let quotas: Vec<u64> = (0..3).map(|c| plan.quota(c)).collect();
+        assert_eq!(quotas, [4, 3, 3]);
+    }
+}

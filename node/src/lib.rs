@@ -1,0 +1,34 @@
+//! cetera: an etcd-compatible, strongly consistent key-value store.
+//!
+//! # Layout
+//! - [`config`]: etcd's flags and `ETCD_*` variables, validated into a `Config`.
+//! - [`cluster`]: member and cluster ids, derived exactly as etcd derives them.
+//! - [`server`]: the running member: start-up, the write path (Raft) and the
+//!   read path (read index), shutdown.
+//! - [`api`]: the client URL: etcd's gRPC services and HTTP endpoints,
+//!   translating to `server` calls and nothing more.
+//! - [`raft`]: openraft's types, the SQLite log and state machine, peer RPCs.
+//! - [`mvcc`]: etcd's revision/version/compaction rules, storage-agnostic.
+//! - [`storage`]: the member's SQLite database.
+//! - [`proto`]: wire types generated from our own `.proto` files.
+
+pub mod api;
+pub mod cluster;
+pub mod config;
+pub mod mvcc;
+pub mod proto;
+pub mod raft;
+pub mod server;
+pub mod storage;
+
+/// The etcd server version cetera reports to clients (`/version`, `Status`);
+/// clients gate features on it (etcd3gw needs >= 3.4, Kubernetes >= 3.5.13).
+#[macro_export]
+macro_rules! etcd_version {
+    () => {
+        "3.5.17"
+    };
+}
+pub const ETCD_VERSION: &str = etcd_version!();
+/// The etcd cluster version cetera reports.
+pub const ETCD_CLUSTER_VERSION: &str = "3.5.0";

@@ -1,0 +1,190 @@
+//! The narrow interface between the MVCC rules and a storage engine.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{KeyRange, KeyValue};
+
+/// A storage engine failed; the message is the engine's own.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+/// The revision counters every read and write is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevisionState {
+    /// The revision of the newest write; a fresh store is at 1.
+    pub current: i64,
+    /// Reads below this revision fail; 0 when nothing was compacted.
+    pub compacted: i64,
+}
+
+/// Read access to the revision table. Every call sees one consistent state.
+pub trait KvRead {
+    fn revisions(&self) -> Result<RevisionState, BackendError>;
+
+    /// The live keys of `range` as of revision `at` (`None`: the latest),
+    /// ascending by key, at most `limit` of them. With `keys_only` the
+    /// values may be left empty.
+    fn range(
+        &self,
+        range: &KeyRange,
+        at: Option<i64>,
+        limit: Option<usize>,
+        keys_only: bool,
+    ) -> Result<Vec<KeyValue>, BackendError>;
+
+    /// How many live keys `range` holds as of `at`.
+    fn count(&self, range: &KeyRange, at: Option<i64>) -> Result<i64, BackendError>;
+
+    /// Whether a lease with this id is granted.
+    fn lease_exists(&self, lease: i64) -> Result<bool, BackendError>;
+}
+
+/// Write access, used only while applying a committed Raft entry.
+pub trait KvWrite: KvRead {
+    /// Records `kv` as the newest version of its key, at
+    /// `(kv.mod_revision, sub)`.
+    fn put(&mut self, kv: &KeyValue, sub: i64) -> Result<(), BackendError>;
+
+    /// Records the deletion of `key` at `(rev, sub)`.
+    fn tombstone(&mut self, key: &[u8], rev: i64, sub: i64) -> Result<(), BackendError>;
+
+    fn set_current_revision(&mut self, rev: i64) -> Result<(), BackendError>;
+
+    /// Forgets every version that no read at a revision `>= rev` can see,
+    /// and records `rev` as the compacted revision.
+    fn compact(&mut self, rev: i64) -> Result<(), BackendError>;
+}
+
+/// One stored version of a key: `None` is a tombstone.
+#[derive(Debug, Clone)]
+struct Version {
+    mod_revision: i64,
+    kv: Option<KeyValue>,
+}
+
+/// An in-memory backend: the reference the SQLite engine is compared with
+/// and the fixture for the rules' unit tests.
+#[derive(Debug, Clone)]
+pub struct MemoryBackend {
+    keys: BTreeMap<Vec<u8>, Vec<Version>>,
+    revisions: RevisionState,
+    leases: BTreeSet<i64>,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        Self {
+            keys: BTreeMap::new(),
+            revisions: RevisionState {
+                current: 1,
+                compacted: 0,
+            },
+            leases: BTreeSet::new(),
+        }
+    }
+}
+
+impl MemoryBackend {
+    /// Grants a lease id so puts may attach to it.
+    pub fn grant_lease(&mut self, lease: i64) {
+        self.leases.insert(lease);
+    }
+
+    /// How many versions (tombstones included) are stored, for compaction tests.
+    pub fn stored_versions(&self) -> usize {
+        self.keys.values().map(Vec::len).sum()
+    }
+
+    fn live_at(&self, versions: &[Version], at: Option<i64>) -> Option<KeyValue> {
+        let version = match at {
+            None => versions.last(),
+            Some(rev) => versions.iter().rev().find(|v| v.mod_revision <= rev),
+        };
+        version.and_then(|v| v.kv.clone())
+    }
+
+    fn keys_in<'a>(
+        &'a self,
+        range: &'a KeyRange,
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Vec<Version>)> + 'a {
+        self.keys.iter().filter(move |(k, _)| range.contains(k))
+    }
+}
+
+impl KvRead for MemoryBackend {
+    fn revisions(&self) -> Result<RevisionState, BackendError> {
+        Ok(self.revisions)
+    }
+
+    fn range(
+        &self,
+        range: &KeyRange,
+        at: Option<i64>,
+        limit: Option<usize>,
+        keys_only: bool,
+    ) -> Result<Vec<KeyValue>, BackendError> {
+        let live = self
+            .keys_in(range)
+            .filter_map(|(_, versions)| self.live_at(versions, at))
+            .map(|mut kv| {
+                if keys_only {
+                    kv.value.clear();
+                }
+                kv
+            });
+        Ok(live.take(limit.unwrap_or(usize::MAX)).collect())
+    }
+
+    fn count(&self, range: &KeyRange, at: Option<i64>) -> Result<i64, BackendError> {
+        let live = self
+            .keys_in(range)
+            .filter(|(_, versions)| self.live_at(versions, at).is_some());
+        Ok(live.count() as i64)
+    }
+
+    fn lease_exists(&self, lease: i64) -> Result<bool, BackendError> {
+        Ok(self.leases.contains(&lease))
+    }
+}
+
+impl KvWrite for MemoryBackend {
+    fn put(&mut self, kv: &KeyValue, _sub: i64) -> Result<(), BackendError> {
+        self.keys.entry(kv.key.clone()).or_default().push(Version {
+            mod_revision: kv.mod_revision,
+            kv: Some(kv.clone()),
+        });
+        Ok(())
+    }
+
+    fn tombstone(&mut self, key: &[u8], rev: i64, _sub: i64) -> Result<(), BackendError> {
+        self.keys.entry(key.to_vec()).or_default().push(Version {
+            mod_revision: rev,
+            kv: None,
+        });
+        Ok(())
+    }
+
+    fn set_current_revision(&mut self, rev: i64) -> Result<(), BackendError> {
+        self.revisions.current = rev;
+        Ok(())
+    }
+
+    fn compact(&mut self, rev: i64) -> Result<(), BackendError> {
+        for versions in self.keys.values_mut() {
+            // The newest version at or below `rev` stays visible to reads at
+            // `rev`, unless it is a tombstone; everything older goes.
+            if let Some(newest) = versions.iter().rposition(|v| v.mod_revision <= rev) {
+                let keep_from = if versions[newest].kv.is_some() {
+                    newest
+                } else {
+                    newest + 1
+                };
+                versions.drain(..keep_from);
+            }
+        }
+        self.keys.retain(|_, versions| !versions.is_empty());
+        self.revisions.compacted = rev;
+        Ok(())
+    }
+}

@@ -1,0 +1,28 @@
+//! etcd's multi-version key-value rules, independent of any storage engine.
+//!
+//! This module owns the meaning of revisions, versions, tombstones, ranges,
+//! compares and compaction: everything that decides *what* a request does to
+//! the keyspace. It reaches data only through the [`KvRead`]/[`KvWrite`]
+//! traits, so the rules are unit-tested against [`MemoryBackend`] and run in
+//! production against the SQLite implementation in `storage`.
+//!
+//! It must never do I/O of its own, know about Raft, or hold per-connection
+//! state: given the same backend contents and the same request, every member
+//! must compute the same result.
+
+mod backend;
+mod error;
+mod key_range;
+mod read;
+mod validate;
+mod write;
+
+pub use backend::{BackendError, KvRead, KvWrite, MemoryBackend, RevisionState};
+pub use error::MvccError;
+pub use key_range::{KeyRange, prefix_end};
+pub use read::range;
+pub use validate::{validate_put, validate_txn};
+pub use write::{WriteTxn, apply_compaction, apply_delete_range, apply_put, apply_txn};
+
+/// A key's value and metadata at one revision, as etcd's `mvccpb.KeyValue`.
+pub type KeyValue = crate::proto::mvccpb::KeyValue;

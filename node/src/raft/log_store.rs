@@ -1,0 +1,403 @@
+//! The Raft log on SQLite, with group commit.
+//!
+//! `append` hands entries to one writer task, which drains everything
+//! queued (appends, truncations, purges, votes) into a single SQLite
+//! transaction and a single fsync, then reports each append as flushed. So
+//! a burst of concurrent proposals costs one disk sync, not one each.
+//!
+//! Recent entries also stay in memory, so replication reads (the hot path on
+//! the leader) never touch SQLite, and reads always see entries that were
+//! appended but are not yet flushed.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{AnyError, RaftLogId, StorageIOError};
+use tokio::sync::{mpsc, oneshot};
+use tokio_rusqlite::rusqlite::{Connection, params};
+
+use super::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
+use crate::storage::{Db, Meta, StorageError};
+
+/// How many flushed entries stay cached behind the newest one.
+const CACHED_FLUSHED_ENTRIES: u64 = 8192;
+/// At most this many queued operations go into one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// The log as openraft sees it; cheap to clone (it is also the log reader).
+#[derive(Clone)]
+pub struct LogStore {
+    db: Db,
+    cache: Arc<Mutex<LogCache>>,
+    writes: mpsc::UnboundedSender<LogWrite>,
+}
+
+/// Entries not yet purged, newest last; the unflushed ones among them.
+struct LogCache {
+    entries: BTreeMap<u64, Entry>,
+    last_purged: Option<LogId>,
+    flushed_up_to: u64,
+}
+
+/// One queued change to the log's tables.
+enum LogWrite {
+    Append {
+        rows: Vec<(u64, Vec<u8>)>,
+        flushed: LogFlushed<TypeConfig>,
+    },
+    Truncate {
+        from: u64,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    Purge {
+        upto: LogId,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    Vote {
+        vote: Vote,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    Committed {
+        committed: Option<LogId>,
+    },
+}
+
+fn io_error(e: impl ToString) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+fn write_error(e: impl ToString) -> RaftStorageError {
+    StorageIOError::write_logs(AnyError::error(e.to_string())).into()
+}
+
+fn read_error(e: impl ToString) -> RaftStorageError {
+    StorageIOError::read_logs(AnyError::error(e.to_string())).into()
+}
+
+impl LogStore {
+    /// Opens the log kept in `db`, loading its tail into memory, and starts
+    /// the writer task.
+    pub async fn open(db: Db) -> Result<Self, StorageError> {
+        let (last_purged, tail) = db
+            .read(|tx| {
+                let last_purged: Option<LogId> = Meta(tx).value(Meta::LAST_PURGED)?;
+                let mut stmt =
+                    tx.prepare("SELECT entry FROM raft_log ORDER BY idx DESC LIMIT ?1")?;
+                let rows =
+                    stmt.query_map([CACHED_FLUSHED_ENTRIES as i64], |r| r.get::<_, Vec<u8>>(0))?;
+                let mut tail = Vec::new();
+                for row in rows {
+                    tail.push(decode(&row?)?);
+                }
+                Ok((last_purged, tail))
+            })
+            .await?;
+        let flushed_up_to = tail.first().map_or(0, |e: &Entry| e.log_id.index);
+        let cache = LogCache {
+            entries: tail.into_iter().map(|e| (e.log_id.index, e)).collect(),
+            last_purged,
+            flushed_up_to,
+        };
+        let (writes, queue) = mpsc::unbounded_channel();
+        let cache = Arc::new(Mutex::new(cache));
+        tokio::spawn(run_writer(db.clone(), queue, cache.clone()));
+        Ok(Self { db, cache, writes })
+    }
+
+    fn cache(&self) -> MutexGuard<'_, LogCache> {
+        // A poisoned lock means a panic mid-update; the data is still a
+        // valid map, and the storage task reports the failure itself.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enqueue(&self, write: LogWrite) -> Result<(), RaftStorageError> {
+        self.writes
+            .send(write)
+            .map_err(|_| write_error("log writer stopped"))
+    }
+
+    async fn enqueue_and_wait(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> LogWrite,
+    ) -> Result<(), RaftStorageError> {
+        let (done, wait) = oneshot::channel();
+        self.enqueue(make(done))?;
+        wait.await
+            .map_err(|_| write_error("log writer stopped"))?
+            .map_err(write_error)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Entry, StorageError> {
+    postcard::from_bytes(bytes).map_err(|e| StorageError::Decode {
+        what: "raft log entry",
+        detail: e.to_string(),
+    })
+}
+
+fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.saturating_add(1),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, RaftStorageError> {
+        let (start, end) = bounds(&range);
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let (cached, first_cached) = {
+            let cache = self.cache();
+            let cached: Vec<Entry> = cache
+                .entries
+                .range(start..end)
+                .map(|(_, e)| e.clone())
+                .collect();
+            (cached, cache.entries.keys().next().copied())
+        };
+        // Older entries than the cache holds are flushed, so SQLite has them.
+        let uncached_end = first_cached.map_or(end, |f| f.min(end));
+        if start >= uncached_end {
+            return Ok(cached);
+        }
+        let mut older = self
+            .db
+            .read(move |tx| {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT entry FROM raft_log WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+                )?;
+                let rows = stmt.query_map(
+                    params![start as i64, uncached_end.min(i64::MAX as u64) as i64],
+                    |r| r.get::<_, Vec<u8>>(0),
+                )?;
+                let mut entries = Vec::new();
+                for row in rows {
+                    entries.push(decode(&row?)?);
+                }
+                Ok(entries)
+            })
+            .await
+            .map_err(read_error)?;
+        older.extend(cached);
+        Ok(older)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, RaftStorageError> {
+        let cache = self.cache();
+        let last_log_id = cache
+            .entries
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(cache.last_purged);
+        Ok(LogState {
+            last_purged_log_id: cache.last_purged,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), RaftStorageError> {
+        let vote = *vote;
+        self.enqueue_and_wait(|done| LogWrite::Vote { vote, done })
+            .await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, RaftStorageError> {
+        self.db
+            .read(|tx| Meta(tx).value(Meta::VOTE))
+            .await
+            .map_err(read_error)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
+        // Recorded with the next batch; losing it only means re-applying
+        // from the state machine's own applied id.
+        self.enqueue(LogWrite::Committed { committed })
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, RaftStorageError> {
+        self.db
+            .read(|tx| Meta(tx).value(Meta::COMMITTED))
+            .await
+            .map_err(read_error)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut rows = Vec::new();
+        {
+            let mut cache = self.cache();
+            for entry in entries {
+                let bytes = postcard::to_stdvec(&entry).map_err(write_error)?;
+                let index = entry.get_log_id().index;
+                rows.push((index, bytes));
+                cache.entries.insert(index, entry);
+            }
+        }
+        self.enqueue(LogWrite::Append {
+            rows,
+            flushed: callback,
+        })
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
+        let from = log_id.index;
+        {
+            let mut cache = self.cache();
+            cache.entries.split_off(&from);
+            cache.flushed_up_to = cache.flushed_up_to.min(from.saturating_sub(1));
+        }
+        self.enqueue_and_wait(|done| LogWrite::Truncate { from, done })
+            .await
+    }
+
+    async fn purge(&mut self, upto: LogId) -> Result<(), RaftStorageError> {
+        {
+            let mut cache = self.cache();
+            let keep = cache.entries.split_off(&(upto.index + 1));
+            cache.entries = keep;
+            cache.last_purged = Some(upto);
+        }
+        self.enqueue_and_wait(|done| LogWrite::Purge { upto, done })
+            .await
+    }
+}
+
+/// Drains the queue in batches: one transaction and one fsync per batch.
+async fn run_writer(
+    db: Db,
+    mut queue: mpsc::UnboundedReceiver<LogWrite>,
+    cache: Arc<Mutex<LogCache>>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let (tables, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(split_write).unzip();
+        let result = db
+            .write(move |conn| write_batch(conn, tables))
+            .await
+            .map_err(|e| e.to_string());
+        if let Ok(Some(flushed)) = &result {
+            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.flushed_up_to = cache.flushed_up_to.max(*flushed);
+            let keep_from = cache.flushed_up_to.saturating_sub(CACHED_FLUSHED_ENTRIES);
+            let keep = cache.entries.split_off(&keep_from);
+            cache.entries = keep;
+        }
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "writing the raft log failed");
+        }
+        for reply in replies {
+            reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
+    }
+}
+
+/// The table change of a queued write, and how to tell its caller.
+enum TableChange {
+    Append(Vec<(u64, Vec<u8>)>),
+    Truncate(u64),
+    Purge(LogId),
+    Vote(Vote),
+    Committed(Option<LogId>),
+}
+
+enum Reply {
+    Flushed(LogFlushed<TypeConfig>),
+    Done(oneshot::Sender<Result<(), String>>),
+    Nothing,
+}
+
+impl Reply {
+    fn send(self, result: Result<(), String>) {
+        match self {
+            Reply::Flushed(callback) => callback.log_io_completed(result.map_err(io_error)),
+            Reply::Done(done) => {
+                let _ = done.send(result);
+            }
+            Reply::Nothing => {}
+        }
+    }
+}
+
+fn split_write(write: LogWrite) -> (TableChange, Reply) {
+    match write {
+        LogWrite::Append { rows, flushed } => (TableChange::Append(rows), Reply::Flushed(flushed)),
+        LogWrite::Truncate { from, done } => (TableChange::Truncate(from), Reply::Done(done)),
+        LogWrite::Purge { upto, done } => (TableChange::Purge(upto), Reply::Done(done)),
+        LogWrite::Vote { vote, done } => (TableChange::Vote(vote), Reply::Done(done)),
+        LogWrite::Committed { committed } => (TableChange::Committed(committed), Reply::Nothing),
+    }
+}
+
+/// Applies a batch in one durable transaction; returns the highest index
+/// appended, if any.
+fn write_batch(
+    conn: &mut Connection,
+    changes: Vec<TableChange>,
+) -> Result<Option<u64>, StorageError> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let tx = conn.transaction()?;
+    let mut flushed = None;
+    for change in changes {
+        match change {
+            TableChange::Append(rows) => {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO raft_log (idx, entry) VALUES (?1, ?2)",
+                )?;
+                for (index, bytes) in rows {
+                    stmt.execute(params![index as i64, bytes])?;
+                    flushed = Some(index);
+                }
+            }
+            TableChange::Truncate(from) => {
+                tx.execute("DELETE FROM raft_log WHERE idx >= ?1", [from as i64])?;
+            }
+            TableChange::Purge(upto) => {
+                tx.execute("DELETE FROM raft_log WHERE idx <= ?1", [upto.index as i64])?;
+                Meta(&tx).set_value(Meta::LAST_PURGED, &upto)?;
+            }
+            TableChange::Vote(vote) => Meta(&tx).set_value(Meta::VOTE, &vote)?,
+            TableChange::Committed(committed) => {
+                Meta(&tx).set_value(Meta::COMMITTED, &committed)?
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(flushed)
+}

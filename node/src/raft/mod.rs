@@ -1,0 +1,89 @@
+//! Replication: openraft's types, our SQLite log and state machine, and the
+//! peer network.
+//!
+//! This module owns what a Raft entry carries ([`Command`]), what applying
+//! it returns ([`CommandResult`]), and the plumbing openraft needs. It must
+//! never decide what a request means: applying a command hands it to
+//! `mvcc`, which owns the keyspace rules.
+
+mod command;
+mod log_store;
+mod network;
+mod state_machine;
+
+pub use command::{Command, CommandResult, MemberAttributes};
+pub use log_store::LogStore;
+pub use network::{CLUSTER_ID_HEADER, PeerClient, PeerError, PeerNetwork, paths};
+pub use state_machine::{SnapshotStore, StateMachine};
+
+/// A member's 64-bit id, etcd-style; shown in hex.
+pub type MemberId = u64;
+
+/// What the Raft membership records about each member.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberNode {
+    pub name: String,
+    pub peer_urls: Vec<String>,
+}
+
+openraft::declare_raft_types!(
+    /// cetera's Raft type configuration.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = MemberId,
+        Node = MemberNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = tokio::fs::File,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The Raft handle the rest of the node drives.
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type LogId = openraft::LogId<MemberId>;
+pub type Vote = openraft::Vote<MemberId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StoredMembership = openraft::StoredMembership<MemberId, MemberNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<MemberId, MemberNode>;
+pub type RaftStorageError = openraft::StorageError<MemberId>;
+pub type RaftMetrics = openraft::RaftMetrics<MemberId, MemberNode>;
+
+#[cfg(test)]
+mod tests {
+    //! openraft's storage conformance suite, run against the SQLite log and
+    //! state machine.
+
+    use openraft::testing::{StoreBuilder, Suite};
+
+    use super::*;
+    use crate::storage::Db;
+
+    struct SqliteStoreBuilder;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for SqliteStoreBuilder {
+        async fn build(
+            &self,
+        ) -> Result<(tempfile::TempDir, LogStore, StateMachine), RaftStorageError> {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let fail = |e: crate::storage::StorageError| -> RaftStorageError {
+                openraft::StorageIOError::<MemberId>::write(openraft::AnyError::error(
+                    e.to_string(),
+                ))
+                .into()
+            };
+            let db = Db::open(&dir.path().join("cetera.db"))
+                .await
+                .map_err(fail)?;
+            let log = LogStore::open(db.clone()).await.map_err(fail)?;
+            let sm = StateMachine::open(db, &dir.path().join("snap"))
+                .await
+                .map_err(fail)?;
+            Ok((dir, log, sm))
+        }
+    }
+
+    #[test]
+    fn sqlite_storage_passes_openraft_conformance_suite() {
+        Suite::test_all(SqliteStoreBuilder).expect("storage suite");
+    }
+}

@@ -1,0 +1,204 @@
+//! The client side of peer traffic: Raft RPCs and node-to-node requests,
+//! as postcard-encoded HTTP POSTs to the peer URL.
+//!
+//! One pooled HTTP client serves every peer (keep-alive connections are
+//! reused). Every request names the cluster it belongs to, so a member of
+//! another cluster is refused instead of corrupting this one.
+
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{MemberId, MemberNode, TypeConfig};
+
+/// The header that carries the sender's cluster id (hex).
+pub const CLUSTER_ID_HEADER: &str = "x-cetera-cluster-id";
+
+/// Peer request paths, shared with the peer server.
+pub mod paths {
+    pub const APPEND: &str = "raft/append";
+    pub const VOTE: &str = "raft/vote";
+    pub const SNAPSHOT: &str = "raft/snapshot";
+    pub const PROPOSE: &str = "cetera/propose";
+    pub const READ_INDEX: &str = "cetera/read-index";
+    pub const IDENTITY: &str = "cetera/identity";
+}
+
+/// Why a peer request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PeerError {
+    #[error("peer {url} unreachable: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("peer {url} timed out")]
+    Timeout { url: String },
+    #[error("peer {url} refused the request ({status}): {detail}")]
+    Refused {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("peer {url} sent an undecodable answer: {detail}")]
+    Decode { url: String, detail: String },
+}
+
+/// A pooled HTTP client for peer requests.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    cluster_id: u64,
+}
+
+impl PeerClient {
+    pub fn new(cluster_id: u64) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { http, cluster_id }
+    }
+
+    /// POSTs `body` to `<base>/<path>` and decodes the answer.
+    pub async fn call<Req, Resp>(
+        &self,
+        base: &str,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerError>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let url = format!("{}/{path}", base.trim_end_matches('/'));
+        let bytes = postcard::to_stdvec(body).map_err(|e| PeerError::Decode {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
+        let sent = self
+            .http
+            .post(&url)
+            .header(CLUSTER_ID_HEADER, format!("{:x}", self.cluster_id))
+            // Explicit even when zero: the peer server requires a length.
+            .header(reqwest::header::CONTENT_LENGTH, bytes.len())
+            .body(bytes)
+            .timeout(timeout)
+            .send()
+            .await;
+        let response = sent.map_err(|e| classify(&url, e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| classify(&url, e))?;
+        if !status.is_success() {
+            return Err(PeerError::Refused {
+                url,
+                status: status.as_u16(),
+                detail: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        postcard::from_bytes(&body).map_err(|e| PeerError::Decode {
+            url,
+            detail: e.to_string(),
+        })
+    }
+}
+
+fn classify(url: &str, e: reqwest::Error) -> PeerError {
+    if e.is_timeout() {
+        PeerError::Timeout {
+            url: url.to_string(),
+        }
+    } else {
+        PeerError::Unreachable {
+            url: url.to_string(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// openraft's connection factory: one [`PeerConnection`] per target.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    client: PeerClient,
+}
+
+impl PeerNetwork {
+    pub fn new(client: PeerClient) -> Self {
+        Self { client }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: MemberId, node: &MemberNode) -> PeerConnection {
+        PeerConnection {
+            client: self.client.clone(),
+            target,
+            url: node.peer_urls.first().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// Raft RPCs to one member.
+pub struct PeerConnection {
+    client: PeerClient,
+    target: MemberId,
+    url: String,
+}
+
+type RpcResult<T, E> = Result<T, RPCError<MemberId, MemberNode, E>>;
+
+impl PeerConnection {
+    async fn rpc<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let answer: Result<Resp, E> = self
+            .client
+            .call(&self.url, path, req, option.hard_ttl())
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<MemberId>, RaftError<MemberId>> {
+        self.rpc(paths::APPEND, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<MemberId>, RaftError<MemberId, InstallSnapshotError>>
+    {
+        self.rpc(paths::SNAPSHOT, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<MemberId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<MemberId>, RaftError<MemberId>> {
+        self.rpc(paths::VOTE, &rpc, &option).await
+    }
+}

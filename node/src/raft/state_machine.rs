@@ -1,0 +1,438 @@
+//! The replicated state machine: committed entries applied to the MVCC
+//! tables, and snapshots of those tables.
+//!
+//! A batch of entries is applied in one SQLite transaction that also records
+//! the last applied log id and the membership, so state and position never
+//! disagree. Each command runs under a savepoint: a command the keyspace
+//! rules refuse leaves no trace, a storage failure stops the node.
+//!
+//! A snapshot is a separate SQLite file holding the state tables, copied
+//! inside one read transaction (so it is consistent with the applied id it
+//! records) and streamed to followers from disk in chunks.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::{AnyError, EntryPayload, StorageIOError};
+use tokio_rusqlite::rusqlite::{Connection, Transaction};
+
+use super::{
+    Command, CommandResult, Entry, LogId, MemberAttributes, MemberId, RaftStorageError,
+    SnapshotMeta, StoredMembership, TypeConfig,
+};
+use crate::mvcc::{self, MvccError};
+use crate::storage::{Db, Meta, SqliteKv, StorageError};
+
+/// openraft's view of our state: the database plus the snapshot files.
+pub struct StateMachine {
+    db: Db,
+    snapshots: SnapshotStore,
+}
+
+/// The directory of snapshot files and the newest one's metadata.
+#[derive(Clone)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+    current: Arc<Mutex<Option<SnapshotMeta>>>,
+}
+
+fn sm_error(e: impl ToString) -> RaftStorageError {
+    StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
+}
+
+fn snapshot_error(e: impl ToString) -> RaftStorageError {
+    StorageIOError::write_snapshot(None, AnyError::error(e.to_string())).into()
+}
+
+impl StateMachine {
+    pub async fn open(db: Db, snapshot_dir: &Path) -> Result<Self, StorageError> {
+        let snapshots = SnapshotStore::open(snapshot_dir).await?;
+        Ok(Self { db, snapshots })
+    }
+}
+
+/// The tables a snapshot carries, in copy order.
+const STATE_TABLES: [&str; 3] = ["kv", "kv_live", "leases"];
+/// Meta rows that belong to the state machine (the rest belong to the log).
+const STATE_META: &str = "(name LIKE 'mvcc.%' OR name LIKE 'sm.%')";
+
+impl SnapshotStore {
+    async fn open(dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::Decode {
+            what: "snapshot directory",
+            detail: e.to_string(),
+        })?;
+        let newest = newest_snapshot(dir);
+        let current = match newest {
+            Some(path) => Some(read_snapshot_meta(&path).await?),
+            None => None,
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            current: Arc::new(Mutex::new(current)),
+        })
+    }
+
+    fn path_of(&self, snapshot_id: &str) -> PathBuf {
+        self.dir.join(format!("{snapshot_id}.db"))
+    }
+
+    fn incoming_path(&self) -> PathBuf {
+        self.dir.join("incoming.partial")
+    }
+
+    fn current(&self) -> Option<SnapshotMeta> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Makes `meta` the current snapshot and deletes older files.
+    fn set_current(&self, meta: SnapshotMeta) {
+        let keep = self.path_of(&meta.snapshot_id);
+        if let Ok(dir) = std::fs::read_dir(&self.dir) {
+            for file in dir.flatten() {
+                let path = file.path();
+                if path.extension().is_some_and(|e| e == "db") && path != keep {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta);
+    }
+}
+
+/// Snapshot files are named `<term>-<index>-<nanos>.db`; the newest index
+/// wins.
+fn newest_snapshot(dir: &Path) -> Option<PathBuf> {
+    let index_of = |p: &Path| -> Option<(u64, u64)> {
+        let stem = p.file_stem()?.to_str()?;
+        let mut parts = stem.split('-');
+        let _term = parts.next()?;
+        let index = parts.next()?.parse().ok()?;
+        let nanos = parts.next()?.parse().ok()?;
+        Some((index, nanos))
+    };
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|f| f.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "db"))
+        .filter_map(|p| index_of(&p).map(|k| (k, p)))
+        .max_by_key(|(k, _)| *k)
+        .map(|(_, p)| p)
+}
+
+async fn read_snapshot_meta(path: &Path) -> Result<SnapshotMeta, StorageError> {
+    let path = path.to_path_buf();
+    let snapshot_id = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let conn = tokio_rusqlite::Connection::open(&path).await?;
+    let (last_log_id, last_membership) = conn
+        .call(|c| {
+            let meta = Meta(c);
+            let applied: Option<Option<LogId>> = meta.value(Meta::APPLIED)?;
+            let membership: Option<StoredMembership> = meta.value(Meta::MEMBERSHIP)?;
+            Ok::<_, StorageError>((applied.flatten(), membership.unwrap_or_default()))
+        })
+        .await?;
+    Ok(SnapshotMeta {
+        last_log_id,
+        last_membership,
+        snapshot_id,
+    })
+}
+
+/// Applies one command under a savepoint.
+fn apply_command(
+    tx: &mut Transaction<'_>,
+    command: Command,
+) -> Result<CommandResult, StorageError> {
+    let mut savepoint = tx.savepoint()?;
+    let mut kv = SqliteKv::new(&savepoint);
+    let outcome = match command {
+        Command::Put(req) => mvcc::apply_put(&mut kv, &req).map(CommandResult::Put),
+        Command::DeleteRange(req) => {
+            mvcc::apply_delete_range(&mut kv, &req).map(CommandResult::DeleteRange)
+        }
+        Command::Txn(req) => mvcc::apply_txn(&mut kv, &req).map(CommandResult::Txn),
+        Command::Compact(req) => mvcc::apply_compaction(&mut kv, &req).map(CommandResult::Compact),
+        Command::PublishMember(attributes) => {
+            publish_member(&savepoint, attributes)?;
+            Ok(CommandResult::Done)
+        }
+    };
+    match outcome {
+        Ok(result) => {
+            savepoint.commit()?;
+            Ok(result)
+        }
+        Err(MvccError::Backend(e)) => Err(StorageError::Decode {
+            what: "state machine",
+            detail: e.0,
+        }),
+        Err(rejected) => {
+            savepoint.rollback()?;
+            savepoint.commit()?;
+            Ok(CommandResult::Rejected(rejected))
+        }
+    }
+}
+
+fn publish_member(conn: &Connection, attributes: MemberAttributes) -> Result<(), StorageError> {
+    let meta = Meta(conn);
+    let mut all: BTreeMap<MemberId, MemberAttributes> =
+        meta.value(Meta::MEMBER_ATTRIBUTES)?.unwrap_or_default();
+    all.insert(attributes.id, attributes);
+    meta.set_value(Meta::MEMBER_ATTRIBUTES, &all)
+}
+
+/// Applies a batch of entries in one transaction.
+fn apply_batch(
+    conn: &mut Connection,
+    entries: Vec<Entry>,
+) -> Result<Vec<CommandResult>, StorageError> {
+    // Not fsynced here: the next log append's fsync covers this WAL frame
+    // too, and if it is lost the entries are simply applied again.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let mut tx = conn.transaction()?;
+    let mut results = Vec::with_capacity(entries.len());
+    let mut last_applied = None;
+    let mut membership = None;
+    for entry in entries {
+        last_applied = Some(entry.log_id);
+        results.push(match entry.payload {
+            EntryPayload::Blank => CommandResult::Done,
+            EntryPayload::Normal(command) => apply_command(&mut tx, command)?,
+            EntryPayload::Membership(m) => {
+                membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                CommandResult::Done
+            }
+        });
+    }
+    let meta = Meta(&tx);
+    meta.set_value(Meta::APPLIED, &last_applied)?;
+    if let Some(membership) = &membership {
+        meta.set_value(Meta::MEMBERSHIP, membership)?;
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership), RaftStorageError> {
+        self.db
+            .read(|tx| {
+                let meta = Meta(tx);
+                let applied: Option<Option<LogId>> = meta.value(Meta::APPLIED)?;
+                let membership: Option<StoredMembership> = meta.value(Meta::MEMBERSHIP)?;
+                Ok((applied.flatten(), membership.unwrap_or_default()))
+            })
+            .await
+            .map_err(sm_error)
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        self.db
+            .write(move |conn| apply_batch(conn, entries))
+            .await
+            .map_err(sm_error)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            db: self.db.clone(),
+            snapshots: self.snapshots.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, RaftStorageError> {
+        let file = tokio::fs::File::create(self.snapshots.incoming_path())
+            .await
+            .map_err(snapshot_error)?;
+        Ok(Box::new(file))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), RaftStorageError> {
+        // Copy from the handle we are given (it need not be the file
+        // `begin_receiving_snapshot` created) into the snapshot's own file.
+        let path = self.snapshots.path_of(&meta.snapshot_id);
+        let partial = self.snapshots.dir.join("installing.partial");
+        copy_snapshot(snapshot, &partial, &path)
+            .await
+            .map_err(snapshot_error)?;
+        let _ = tokio::fs::remove_file(self.snapshots.incoming_path()).await;
+        let owned_meta = meta.clone();
+        let source = path.clone();
+        self.db
+            .write(move |conn| replace_state(conn, &source, &owned_meta))
+            .await
+            .map_err(snapshot_error)?;
+        tracing::info!(snapshot = %meta.snapshot_id, last_log_id = ?meta.last_log_id, "installed snapshot");
+        self.snapshots.set_current(meta.clone());
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+        let Some(meta) = self.snapshots.current() else {
+            return Ok(None);
+        };
+        let file = tokio::fs::File::open(self.snapshots.path_of(&meta.snapshot_id))
+            .await
+            .map_err(snapshot_error)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        }))
+    }
+}
+
+/// Writes the whole of `source` to `dest` durably (through `partial`, so a
+/// crash never leaves a half-written snapshot under its final name).
+async fn copy_snapshot(
+    mut source: Box<tokio::fs::File>,
+    partial: &Path,
+    dest: &Path,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncSeekExt;
+    source.seek(std::io::SeekFrom::Start(0)).await?;
+    let mut out = tokio::fs::File::create(partial).await?;
+    tokio::io::copy(&mut source, &mut out).await?;
+    out.sync_all().await?;
+    tokio::fs::rename(partial, dest).await
+}
+
+/// Replaces the state tables with a snapshot's, durably, in one transaction.
+fn replace_state(
+    conn: &mut Connection,
+    source: &Path,
+    meta: &SnapshotMeta,
+) -> Result<(), StorageError> {
+    conn.execute("ATTACH DATABASE ?1 AS snap", [source.to_string_lossy()])?;
+    let result = (|| {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let tx = conn.transaction()?;
+        for table in STATE_TABLES {
+            tx.execute_batch(&format!(
+                "DELETE FROM main.{table}; INSERT INTO main.{table} SELECT * FROM snap.{table};"
+            ))?;
+        }
+        tx.execute_batch(&format!(
+            "DELETE FROM main.meta WHERE {STATE_META}; \
+             INSERT INTO main.meta SELECT * FROM snap.meta WHERE {STATE_META};"
+        ))?;
+        let m = Meta(&tx);
+        m.set_value(Meta::APPLIED, &meta.last_log_id)?;
+        m.set_value(Meta::MEMBERSHIP, &meta.last_membership)?;
+        tx.commit()?;
+        Ok(())
+    })();
+    conn.execute("DETACH DATABASE snap", [])?;
+    result
+}
+
+/// Copies the state tables into a new snapshot file.
+pub struct SnapshotBuilder {
+    db: Db,
+    snapshots: SnapshotStore,
+}
+
+/// Builds the snapshot file inside one read transaction; returns its meta.
+fn copy_state(conn: &mut Connection, dir: &Path) -> Result<SnapshotMeta, StorageError> {
+    let partial = dir.join("building.partial");
+    let _ = std::fs::remove_file(&partial);
+    // The snapshot file gets the full schema, so it is also a valid
+    // database to restore from.
+    {
+        let snap = Connection::open(&partial)?;
+        snap.execute_batch(crate::storage::SCHEMA)?;
+    }
+    conn.execute("ATTACH DATABASE ?1 AS snap", [partial.to_string_lossy()])?;
+    let copied = (|| {
+        let tx = conn.transaction()?;
+        let meta = Meta(&tx);
+        let applied: Option<LogId> = meta.value::<Option<LogId>>(Meta::APPLIED)?.flatten();
+        let membership: StoredMembership = meta.value(Meta::MEMBERSHIP)?.unwrap_or_default();
+        for table in STATE_TABLES {
+            tx.execute(
+                &format!("INSERT INTO snap.{table} SELECT * FROM main.{table}"),
+                [],
+            )?;
+        }
+        tx.execute(
+            &format!("INSERT INTO snap.meta SELECT * FROM main.meta WHERE {STATE_META}"),
+            [],
+        )?;
+        tx.commit()?;
+        Ok::<_, StorageError>((applied, membership))
+    })();
+    conn.execute("DETACH DATABASE snap", [])?;
+    let (last_log_id, last_membership) = copied?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let (term, index) = last_log_id.map_or((0, 0), |id| (id.leader_id.term, id.index));
+    let snapshot_id = format!("{term}-{index}-{nanos}");
+    {
+        let file = std::fs::File::open(&partial).map_err(|e| StorageError::Decode {
+            what: "snapshot file",
+            detail: e.to_string(),
+        })?;
+        file.sync_all().map_err(|e| StorageError::Decode {
+            what: "snapshot file",
+            detail: e.to_string(),
+        })?;
+    }
+    std::fs::rename(&partial, dir.join(format!("{snapshot_id}.db"))).map_err(|e| {
+        StorageError::Decode {
+            what: "snapshot file",
+            detail: e.to_string(),
+        }
+    })?;
+    Ok(SnapshotMeta {
+        last_log_id,
+        last_membership,
+        snapshot_id,
+    })
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
+        let dir = self.snapshots.dir.clone();
+        let meta = self
+            .db
+            .read_raw(move |conn| copy_state(conn, &dir))
+            .await
+            .map_err(snapshot_error)?;
+        tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
+        self.snapshots.set_current(meta.clone());
+        let file = tokio::fs::File::open(self.snapshots.path_of(&meta.snapshot_id))
+            .await
+            .map_err(snapshot_error)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! What the node's request paths can fail with, before translation to gRPC
+//! or HTTP at the edge.
+
+use crate::mvcc::MvccError;
+use crate::storage::StorageError;
+
+/// A failed request. `Display` is etcd's message without the `etcdserver: `
+/// prefix, which the edge adds where etcd does.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Mvcc(#[from] MvccError),
+    #[error("request is too large")]
+    RequestTooLarge,
+    #[error("no leader")]
+    NoLeader,
+    #[error("request timed out")]
+    Timeout,
+    #[error("server stopped")]
+    Stopped,
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Why a leader refused work forwarded by a peer; travels over the peer
+/// protocol.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+pub(crate) enum PeerRefusal {
+    #[error("not the leader")]
+    NotLeader,
+    #[error("server stopped")]
+    Stopped,
+    #[error("request timed out")]
+    Timeout,
+}

@@ -1,0 +1,270 @@
+//! The running member: start-up, the request paths, and shutdown.
+//!
+//! [`Node`] is the one facade the API layers call. It owns the write path
+//! (validate, propose through Raft or forward to the leader, wait for the
+//! applied result) and the read path (read-index barrier unless the read is
+//! serializable, then a read from the local SQLite state). It fills etcd's
+//! response header. It must never hold protocol details of gRPC or HTTP:
+//! those are translated at the edge, in `api`.
+
+mod error;
+mod peer_api;
+mod propose;
+mod read_index;
+mod startup;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use prost::Message;
+use tokio::sync::watch;
+
+pub use error::ServerError;
+pub use startup::{RunningNode, StartError, start, wait_for_stop};
+
+use crate::cluster::Identity;
+use crate::config::Config;
+use crate::mvcc::{self, MvccError};
+use crate::proto::etcdserverpb::request_op::Request;
+use crate::proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, ResponseHeader, StatusResponse, TxnRequest,
+    TxnResponse,
+};
+use crate::raft::{Command, CommandResult, PeerClient, Raft, RaftMetrics};
+use crate::storage::{Db, SqliteKv};
+use read_index::ReadBarrier;
+
+/// A running member, shared by every API handler.
+pub struct Node {
+    config: Config,
+    identity: Identity,
+    raft: Raft,
+    metrics: watch::Receiver<RaftMetrics>,
+    db: Db,
+    peers: PeerClient,
+    reads: ReadBarrier,
+    started_at: SystemTime,
+}
+
+impl Node {
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// The latest Raft metrics (term, leader, indexes).
+    pub fn metrics(&self) -> RaftMetrics {
+        self.metrics.borrow().clone()
+    }
+
+    /// The current leader's id, if one is known.
+    pub fn leader(&self) -> Option<u64> {
+        self.metrics.borrow().current_leader
+    }
+
+    /// etcd's response header for a response at `revision`.
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.identity.cluster_id,
+            member_id: self.identity.member_id,
+            revision,
+            raft_term: self.metrics.borrow().current_term,
+        }
+    }
+
+    fn complete_header(&self, header: &mut Option<ResponseHeader>) {
+        let revision = header.as_ref().map_or(0, |h| h.revision);
+        *header = Some(self.header(revision));
+    }
+
+    fn check_size(&self, request: &impl Message) -> Result<(), ServerError> {
+        if request.encoded_len() > self.config.max_request_bytes {
+            return Err(ServerError::RequestTooLarge);
+        }
+        Ok(())
+    }
+
+    /// Waits until this member has applied everything committed before the
+    /// call, so a local read is linearizable.
+    async fn linearizable_barrier(&self) -> Result<(), ServerError> {
+        let index = self.reads.read_index().await?;
+        tracing::debug!(index, "waiting for read index to apply");
+        self.wait_applied(index).await
+    }
+
+    async fn wait_applied(&self, index: u64) -> Result<(), ServerError> {
+        let applied = self.metrics.borrow().last_applied.map_or(0, |l| l.index);
+        if applied >= index {
+            return Ok(());
+        }
+        self.raft
+            .wait(Some(self.config.request_timeout()))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map(|_| ())
+            .map_err(|_| ServerError::Timeout)
+    }
+
+    /// Reads through one consistent SQLite transaction.
+    async fn read<R, F>(&self, f: F) -> Result<R, ServerError>
+    where
+        F: FnOnce(&mut SqliteKv<'_>) -> Result<R, MvccError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let outcome = self
+            .db
+            .read(move |tx| Ok(f(&mut SqliteKv::new(tx))))
+            .await?;
+        Ok(outcome?)
+    }
+
+    /// `KV.Range`.
+    pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, ServerError> {
+        if req.key.is_empty() {
+            return Err(MvccError::KeyNotProvided.into());
+        }
+        if !req.serializable {
+            self.linearizable_barrier().await?;
+        }
+        let mut resp = self.read(move |kv| mvcc::range(kv, &req)).await?;
+        self.complete_header(&mut resp.header);
+        Ok(resp)
+    }
+
+    /// `KV.Put`.
+    pub async fn put(&self, req: PutRequest) -> Result<PutResponse, ServerError> {
+        mvcc::validate_put(&req)?;
+        self.check_size(&req)?;
+        match self.propose(Command::Put(req)).await? {
+            CommandResult::Put(mut resp) => {
+                self.complete_header(&mut resp.header);
+                Ok(resp)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `KV.DeleteRange`.
+    pub async fn delete_range(
+        &self,
+        req: DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, ServerError> {
+        if req.key.is_empty() {
+            return Err(MvccError::KeyNotProvided.into());
+        }
+        self.check_size(&req)?;
+        match self.propose(Command::DeleteRange(req)).await? {
+            CommandResult::DeleteRange(mut resp) => {
+                self.complete_header(&mut resp.header);
+                Ok(resp)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `KV.Txn`: read-only transactions are served locally behind a read
+    /// barrier, as etcd does; the rest go through Raft.
+    pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, ServerError> {
+        mvcc::validate_txn(&req, self.config.max_txn_ops)?;
+        self.check_size(&req)?;
+        let mut resp = if is_read_only(&req) {
+            if !is_serializable(&req) {
+                self.linearizable_barrier().await?;
+            }
+            self.read(move |kv| mvcc::apply_txn(kv, &req)).await?
+        } else {
+            match self.propose(Command::Txn(req)).await? {
+                CommandResult::Txn(resp) => resp,
+                other => return Err(unexpected(other)),
+            }
+        };
+        self.complete_header(&mut resp.header);
+        Ok(resp)
+    }
+
+    /// `KV.Compact`.
+    pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, ServerError> {
+        match self.propose(Command::Compact(req)).await? {
+            CommandResult::Compact(mut resp) => {
+                self.complete_header(&mut resp.header);
+                Ok(resp)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `Maintenance.Status`, from this member's point of view.
+    pub async fn status(&self) -> Result<StatusResponse, ServerError> {
+        let metrics = self.metrics();
+        let revision = self
+            .read(|kv| Ok(mvcc::KvRead::revisions(kv)?.current))
+            .await?;
+        let leader = metrics.current_leader;
+        Ok(StatusResponse {
+            header: Some(self.header(revision)),
+            version: crate::ETCD_VERSION.to_string(),
+            db_size: self.db.size_on_disk() as i64,
+            leader: leader.unwrap_or(0),
+            raft_index: metrics.last_log_index.unwrap_or(0),
+            raft_term: metrics.current_term,
+            raft_applied_index: metrics.last_applied.map_or(0, |l| l.index),
+            errors: if leader.is_none() {
+                vec![format!("etcdserver: {}", ServerError::NoLeader)]
+            } else {
+                Vec::new()
+            },
+            db_size_in_use: self.db.size_in_use().await? as i64,
+            is_learner: false,
+            ..Default::default()
+        })
+    }
+
+    /// Whether this member can serve linearizable requests right now.
+    pub async fn is_healthy(&self) -> bool {
+        self.leader().is_some() && self.linearizable_barrier().await.is_ok()
+    }
+}
+
+fn unexpected(result: CommandResult) -> ServerError {
+    match result {
+        CommandResult::Rejected(e) => ServerError::Mvcc(e),
+        other => ServerError::Internal(format!("unexpected apply result {other:?}")),
+    }
+}
+
+fn is_read_only(req: &TxnRequest) -> bool {
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .all(|op| match &op.request {
+            Some(Request::RequestRange(_)) | None => true,
+            Some(Request::RequestTxn(nested)) => is_read_only(nested),
+            Some(_) => false,
+        })
+}
+
+fn is_serializable(req: &TxnRequest) -> bool {
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .all(|op| match &op.request {
+            Some(Request::RequestRange(r)) => r.serializable,
+            Some(Request::RequestTxn(nested)) => is_serializable(nested),
+            _ => true,
+        })
+}
+
+/// Shared handle type used by the API layers.
+pub type SharedNode = Arc<Node>;

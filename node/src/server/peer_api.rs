@@ -1,0 +1,113 @@
+//! The peer URL's HTTP server: Raft RPCs and forwarded work from other
+//! members, postcard in and out.
+//!
+//! Every request must carry this cluster's id; a member of another cluster
+//! is refused with 412 so it can never vote or append here. Handlers only
+//! decode, call the node or Raft, and encode.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use warp::Filter;
+use warp::http::{Response, StatusCode};
+
+use super::Node;
+use crate::raft::{CLUSTER_ID_HEADER, Command, MemberId, TypeConfig, paths};
+
+/// Largest peer request accepted (snapshot chunks are far smaller).
+const MAX_PEER_BODY: u64 = 64 * 1024 * 1024;
+
+fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
+    Response::builder()
+        .status(status)
+        .body(body.into())
+        .unwrap_or_default()
+}
+
+fn encode<T: Serialize>(value: &T) -> Response<Bytes> {
+    match postcard::to_stdvec(value) {
+        Ok(bytes) => reply(StatusCode::OK, bytes),
+        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response<Bytes>> {
+    postcard::from_bytes(body)
+        .map_err(|e| reply(StatusCode::BAD_REQUEST, format!("undecodable request: {e}")))
+}
+
+/// Refuses requests whose cluster id header is missing or not ours.
+fn same_cluster(node: &Node, header: Option<String>) -> Result<(), Response<Bytes>> {
+    let ours = format!("{:x}", node.identity().cluster_id);
+    match header {
+        Some(theirs) if theirs == ours => Ok(()),
+        Some(theirs) => Err(reply(
+            StatusCode::PRECONDITION_FAILED,
+            format!("request from cluster {theirs}, this member belongs to cluster {ours}"),
+        )),
+        None => Err(reply(StatusCode::PRECONDITION_FAILED, "missing cluster id")),
+    }
+}
+
+/// The routes served on every peer listener.
+pub(crate) fn routes(
+    node: Arc<Node>,
+) -> impl Filter<Extract = (Response<Bytes>,), Error = warp::Rejection> + Clone + Send + Sync + 'static
+{
+    warp::post()
+        .and(warp::path::tail())
+        .and(warp::header::optional::<String>(CLUSTER_ID_HEADER))
+        .and(warp::body::content_length_limit(MAX_PEER_BODY))
+        .and(warp::body::bytes())
+        .and_then(
+            move |tail: warp::path::Tail, cluster: Option<String>, body: Bytes| {
+                let node = node.clone();
+                async move {
+                    let response = match same_cluster(&node, cluster) {
+                        Ok(()) => dispatch(&node, tail.as_str(), body).await,
+                        Err(refused) => refused,
+                    };
+                    Ok::<_, warp::Rejection>(response)
+                }
+            },
+        )
+}
+
+/// Decodes the request, runs `handler`, encodes its answer.
+async fn handle<Req, Resp, Fut>(body: &Bytes, handler: impl FnOnce(Req) -> Fut) -> Response<Bytes>
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    Fut: std::future::Future<Output = Resp>,
+{
+    match decode::<Req>(body) {
+        Ok(request) => encode(&handler(request).await),
+        Err(bad) => bad,
+    }
+}
+
+async fn dispatch(node: &Node, path: &str, body: Bytes) -> Response<Bytes> {
+    let raft = node.raft();
+    match path {
+        paths::APPEND => {
+            handle(&body, |rpc: AppendEntriesRequest<TypeConfig>| {
+                raft.append_entries(rpc)
+            })
+            .await
+        }
+        paths::VOTE => handle(&body, |rpc: VoteRequest<MemberId>| raft.vote(rpc)).await,
+        paths::SNAPSHOT => {
+            handle(&body, |rpc: InstallSnapshotRequest<TypeConfig>| {
+                raft.install_snapshot(rpc)
+            })
+            .await
+        }
+        paths::PROPOSE => handle(&body, |cmd: Command| node.propose_forwarded(cmd)).await,
+        paths::READ_INDEX => encode(&node.read_index_for_peer().await),
+        paths::IDENTITY => encode(node.identity()),
+        _ => reply(StatusCode::NOT_FOUND, format!("no peer route {path}")),
+    }
+}

@@ -1,0 +1,274 @@
+//! Bringing a member up and down: bind, open the data dir, start Raft,
+//! serve, publish ourselves; and the reverse on shutdown.
+//!
+//! Everything that can fail for an operator's reason (a port in use, a data
+//! dir of another member, a corrupt database) fails here, before any
+//! request is served, with a [`StartError`] that names the cause.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use openraft::SnapshotPolicy;
+use openraft::error::{InitializeError, RaftError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::read_index::ReadBarrier;
+use super::{Node, peer_api};
+use crate::cluster::{Identity, cluster_id};
+use crate::config::Config;
+use crate::raft::{
+    Command, LogStore, MemberAttributes, MemberId, MemberNode, PeerClient, PeerNetwork, Raft,
+    StateMachine,
+};
+use crate::storage::{Db, Meta, StorageError};
+
+/// Entries kept behind a snapshot for slow followers, as etcd keeps them.
+const SNAPSHOT_CATCH_UP_ENTRIES: u64 = 5000;
+
+/// Why the member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(
+        "data dir {path} belongs to member {found:?} (id {id:x}, cluster {cluster:x}), not to --name {expected:?}"
+    )]
+    WrongMember {
+        path: std::path::PathBuf,
+        found: String,
+        id: MemberId,
+        cluster: u64,
+        expected: String,
+    },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// A started member and the handles to stop it.
+pub struct RunningNode {
+    pub node: Arc<Node>,
+    pub client_addrs: Vec<SocketAddr>,
+    pub peer_addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Stops accepting requests, lets in-flight ones finish (briefly), and
+    /// stops Raft so the log and state are left consistent on disk.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let drain = futures::future::join_all(self.servers);
+        if tokio::time::timeout(Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close within 5s");
+        }
+        if let Err(e) = self.node.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft did not stop cleanly");
+        }
+        tracing::info!("stopped");
+    }
+}
+
+async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> {
+    let mut listeners = Vec::new();
+    for &addr in addrs {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+fn raft_config(config: &Config) -> Result<openraft::Config, StartError> {
+    let election_ms = config.election_timeout.as_millis() as u64;
+    openraft::Config {
+        cluster_name: config.cluster_token.clone(),
+        heartbeat_interval: config.heartbeat.as_millis() as u64,
+        // etcd randomises elections in [timeout, 2 × timeout).
+        election_timeout_min: election_ms,
+        election_timeout_max: 2 * election_ms,
+        install_snapshot_timeout: election_ms.max(10_000),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_count),
+        max_in_snapshot_log_to_keep: SNAPSHOT_CATCH_UP_ENTRIES.min(config.snapshot_count),
+        snapshot_max_chunk_size: 1024 * 1024,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartError::Raft(e.to_string()))
+}
+
+/// The identity recorded in the data dir, or a new one for a fresh member.
+async fn load_identity(
+    db: &Db,
+    config: &Config,
+    members: &BTreeMap<MemberId, MemberNode>,
+) -> Result<(Identity, bool), StartError> {
+    let stored: Option<Identity> = db.read(|tx| Meta(tx).value(Meta::IDENTITY)).await?;
+    match stored {
+        Some(identity) if identity.name != config.name => Err(StartError::WrongMember {
+            path: config.data_dir.clone(),
+            found: identity.name,
+            id: identity.member_id,
+            cluster: identity.cluster_id,
+            expected: config.name.clone(),
+        }),
+        Some(identity) => Ok((identity, false)),
+        None => {
+            let member_id = members
+                .iter()
+                .find(|(_, node)| node.name == config.name)
+                .map(|(id, _)| *id)
+                .ok_or_else(|| {
+                    StartError::Raft("this member is missing from --initial-cluster".into())
+                })?;
+            let identity = Identity {
+                name: config.name.clone(),
+                member_id,
+                cluster_id: cluster_id(members.keys().copied()),
+            };
+            Ok((identity, true))
+        }
+    }
+}
+
+/// Starts a member with `config`; returns once it is serving.
+pub async fn start(config: Config) -> Result<RunningNode, StartError> {
+    let peer_listeners = bind_all(&config.listen_peer).await?;
+    let client_listeners = bind_all(&config.listen_client).await?;
+
+    let member_dir = config.data_dir.join("member");
+    std::fs::create_dir_all(&member_dir).map_err(|source| StartError::DataDir {
+        path: member_dir.clone(),
+        source,
+    })?;
+    let db = Db::open(&member_dir.join("cetera.db")).await?;
+    let members = config.initial_cluster.members(&config.cluster_token);
+    let (identity, fresh) = load_identity(&db, &config, &members).await?;
+    tracing::info!(
+        name = %identity.name,
+        member_id = %format!("{:x}", identity.member_id),
+        cluster_id = %format!("{:x}", identity.cluster_id),
+        data_dir = %config.data_dir.display(),
+        fresh,
+        "starting member"
+    );
+
+    let peers = PeerClient::new(identity.cluster_id);
+    let raft = Raft::new(
+        identity.member_id,
+        Arc::new(raft_config(&config)?),
+        PeerNetwork::new(peers.clone()),
+        LogStore::open(db.clone()).await?,
+        StateMachine::open(db.clone(), &member_dir.join("snap")).await?,
+    )
+    .await
+    .map_err(|e| StartError::Raft(e.to_string()))?;
+
+    if fresh {
+        match raft.initialize(members).await {
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+            Err(e) => return Err(StartError::Raft(e.to_string())),
+        }
+        let stored = identity.clone();
+        db.write(move |conn| {
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            Meta(conn).set_value(Meta::IDENTITY, &stored)
+        })
+        .await?;
+    }
+
+    let metrics = raft.metrics();
+    let node = Arc::new_cyclic(|weak| Node {
+        reads: ReadBarrier::start(weak.clone()),
+        config,
+        identity,
+        raft,
+        metrics,
+        db,
+        peers,
+        started_at: SystemTime::now(),
+    });
+
+    let (stop, stopped) = watch::channel(false);
+    let mut servers = Vec::new();
+    let mut peer_addrs = Vec::new();
+    for listener in peer_listeners {
+        peer_addrs.push(listener.local_addr().map_err(|source| StartError::Bind {
+            addr: node.config.listen_peer[0],
+            source,
+        })?);
+        let server = warp::serve(peer_api::routes(node.clone()))
+            .incoming(listener)
+            .graceful(wait_for_stop(stopped.clone()));
+        servers.push(tokio::spawn(server.run()));
+    }
+    let mut client_addrs = Vec::new();
+    for listener in client_listeners {
+        client_addrs.push(listener.local_addr().map_err(|source| StartError::Bind {
+            addr: node.config.listen_client[0],
+            source,
+        })?);
+        servers.push(tokio::spawn(crate::api::serve_client(
+            listener,
+            node.clone(),
+            stopped.clone(),
+        )));
+    }
+    tokio::spawn(publish_attributes(node.clone(), stopped));
+    tracing::info!(client = ?client_addrs, peer = ?peer_addrs, "serving");
+    Ok(RunningNode {
+        node,
+        client_addrs,
+        peer_addrs,
+        stop,
+        servers,
+    })
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+pub async fn wait_for_stop(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Announces this member's name and client URLs through Raft, retrying
+/// until it is committed (MemberList shows them from then on).
+async fn publish_attributes(node: Arc<Node>, stop: watch::Receiver<bool>) {
+    let attributes = MemberAttributes {
+        id: node.identity.member_id,
+        name: node.identity.name.clone(),
+        client_urls: node.config.advertise_client_urls.clone(),
+    };
+    while !*stop.borrow() {
+        match node
+            .propose(Command::PublishMember(attributes.clone()))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!("published member attributes");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "publishing member attributes; will retry");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}

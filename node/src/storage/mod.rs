@@ -1,0 +1,155 @@
+//! The member's one SQLite database: schema, connections and typed access.
+//!
+//! One file (`member/cetera.db`, WAL mode) holds the Raft log, vote and
+//! purge state, and the MVCC revision table together with the applied log
+//! id and membership, so a state change and the log position it reflects
+//! always commit in the same transaction.
+//!
+//! All writes go through one writer connection (one thread, FIFO), which
+//! serialises the log writer and the state machine without lock
+//! contention; reads use a small pool of reader connections that see the
+//! last committed state. This module must never interpret Raft entries or
+//! etcd requests: it stores bytes and rows, the callers give them meaning.
+
+mod kv;
+mod meta;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use kv::SqliteKv;
+pub use meta::Meta;
+pub(crate) use schema::SCHEMA;
+use tokio_rusqlite::rusqlite;
+
+/// How many reader connections serve concurrent reads.
+const READERS: usize = 4;
+
+/// A storage failure. Every variant ends the operation; none is retried
+/// silently.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database connection closed")]
+    Closed,
+    #[error("database {path} is corrupt: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "database {path} was written by a newer cetera (schema {found}, this build knows {known})"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("decoding stored {what}: {detail}")]
+    Decode { what: &'static str, detail: String },
+}
+
+impl From<tokio_rusqlite::Error<StorageError>> for StorageError {
+    fn from(e: tokio_rusqlite::Error<StorageError>) -> Self {
+        match e {
+            tokio_rusqlite::Error::Error(e) => e,
+            tokio_rusqlite::Error::Close((_, e)) => StorageError::Sqlite(e),
+            _ => StorageError::Closed,
+        }
+    }
+}
+
+/// The open database: one writer and a pool of readers.
+#[derive(Clone)]
+pub struct Db {
+    writer: tokio_rusqlite::Connection,
+    readers: std::sync::Arc<[tokio_rusqlite::Connection]>,
+    next_reader: std::sync::Arc<AtomicUsize>,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path`, checks that it is
+    /// intact and ours, and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Db, StorageError> {
+        let owned = path.to_path_buf();
+        let writer = tokio_rusqlite::Connection::open(path).await?;
+        writer
+            .call(move |conn| schema::prepare_writer(conn, &owned))
+            .await?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = tokio_rusqlite::Connection::open(path).await?;
+            reader.call(|conn| schema::prepare_reader(conn)).await?;
+            readers.push(reader);
+        }
+        Ok(Db {
+            writer,
+            readers: readers.into(),
+            next_reader: Default::default(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the writer connection (inside whatever transaction `f`
+    /// opens). Calls run one at a time, in the order they were made.
+    pub async fn write<F, R>(&self, f: F) -> Result<R, StorageError>
+    where
+        F: FnOnce(&mut rusqlite::Connection) -> Result<R, StorageError> + Send + 'static,
+        R: Send + 'static,
+    {
+        Ok(self.writer.call(f).await?)
+    }
+
+    /// Runs `f` inside one read transaction on a reader connection, so it
+    /// sees a single committed state.
+    pub async fn read<F, R>(&self, f: F) -> Result<R, StorageError>
+    where
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StorageError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let result = self.readers[i]
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                let r = f(&tx)?;
+                tx.finish()?;
+                Ok(r)
+            })
+            .await?;
+        Ok(result)
+    }
+
+    /// Runs `f` on a reader connection outside any transaction (for work
+    /// that must ATTACH another database first).
+    pub async fn read_raw<F, R>(&self, f: F) -> Result<R, StorageError>
+    where
+        F: FnOnce(&mut rusqlite::Connection) -> Result<R, StorageError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        Ok(self.readers[i].call(f).await?)
+    }
+
+    /// Size of the database file plus its write-ahead log, in bytes.
+    pub fn size_on_disk(&self) -> u64 {
+        let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        len(&self.path) + len(Path::new(&wal))
+    }
+
+    /// Bytes of the database file that hold data (not free pages).
+    pub async fn size_in_use(&self) -> Result<u64, StorageError> {
+        self.read(|tx| {
+            let pages: i64 = tx.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let free: i64 = tx.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            let size: i64 = tx.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            Ok(((pages - free).max(0) * size) as u64)
+        })
+        .await
+    }
+}

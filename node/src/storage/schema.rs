@@ -1,0 +1,105 @@
+//! Tables, indexes and connection settings, and the start-up integrity check.
+
+use std::path::Path;
+
+use tokio_rusqlite::rusqlite::{self, Connection, ErrorCode};
+
+use super::StorageError;
+
+/// Bumped whenever the tables below change shape.
+const SCHEMA_VERSION: i64 = 1;
+
+pub(crate) const SCHEMA: &str = "
+-- Every version of every key: etcd's revision table. A tombstone row marks
+-- a delete. `value` is last so key-only reads never touch overflow pages.
+CREATE TABLE IF NOT EXISTS kv (
+    id          INTEGER PRIMARY KEY,
+    key         BLOB    NOT NULL,
+    mod_rev     INTEGER NOT NULL,
+    sub_rev     INTEGER NOT NULL,
+    create_rev  INTEGER NOT NULL,
+    version     INTEGER NOT NULL,
+    lease       INTEGER NOT NULL,
+    tombstone   INTEGER NOT NULL,
+    value       BLOB    NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS kv_by_key ON kv (key, mod_rev);
+CREATE INDEX IF NOT EXISTS kv_by_revision ON kv (mod_rev, sub_rev);
+
+-- The newest live version of each key, so latest reads skip history.
+CREATE TABLE IF NOT EXISTS kv_live (
+    key  BLOB PRIMARY KEY,
+    row  INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Granted leases (filled by the lease subsystem).
+CREATE TABLE IF NOT EXISTS leases (
+    id   INTEGER PRIMARY KEY,
+    ttl  INTEGER NOT NULL
+);
+
+-- Raft's log: one encoded entry per index.
+CREATE TABLE IF NOT EXISTS raft_log (
+    idx    INTEGER PRIMARY KEY,
+    entry  BLOB NOT NULL
+);
+
+-- Small named values: revisions, vote, applied log id, membership, identity.
+CREATE TABLE IF NOT EXISTS meta (
+    name   TEXT PRIMARY KEY,
+    value  ANY NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Settings shared by every connection.
+fn common_pragmas(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "cache_size", -8192)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+/// Prepares the writer: checks the file, sets durable WAL mode, creates or
+/// upgrades the schema.
+pub(super) fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), StorageError> {
+    let corrupt = |detail: String| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let not_a_database = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => corrupt(e.to_string()),
+        _ => StorageError::Sqlite(e),
+    };
+    common_pragmas(conn).map_err(not_a_database)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(not_a_database)?;
+    // FULL makes every commit fsync the WAL: the log writer relies on it.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(not_a_database)?;
+    if verdict != "ok" {
+        return Err(corrupt(verdict));
+    }
+
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StorageError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    let tx = conn.transaction()?;
+    tx.execute_batch(SCHEMA)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Prepares a reader connection.
+pub(super) fn prepare_reader(conn: &mut Connection) -> Result<(), StorageError> {
+    common_pragmas(conn)?;
+    Ok(())
+}
