@@ -262,7 +262,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, RaftStorageError> {
-        let file = tokio::fs::File::create(self.snapshots.incoming_path())
+        // Read-write: chunks are written into it, then it is read back when
+        // the snapshot is installed.
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.snapshots.incoming_path())
             .await
             .map_err(snapshot_error)?;
         Ok(Box::new(file))
