@@ -113,6 +113,10 @@ impl LogStore {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    #[allow(
+        clippy::result_large_err,
+        reason = "openraft's StorageError is the trait's error type"
+    )]
     fn enqueue(&self, write: LogWrite) -> Result<(), RaftStorageError> {
         self.writes
             .send(write)

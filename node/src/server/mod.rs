@@ -227,7 +227,6 @@ impl Node {
             },
             db_size_in_use: self.db.size_in_use().await? as i64,
             is_learner: false,
-            ..Default::default()
         })
     }
 

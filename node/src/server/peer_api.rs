@@ -34,21 +34,27 @@ fn encode<T: Serialize>(value: &T) -> Response<Bytes> {
     }
 }
 
-fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response<Bytes>> {
+/// A refused peer request: the status and the reason sent back.
+type Refusal = (StatusCode, String);
+
+fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, Refusal> {
     postcard::from_bytes(body)
-        .map_err(|e| reply(StatusCode::BAD_REQUEST, format!("undecodable request: {e}")))
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable request: {e}")))
 }
 
 /// Refuses requests whose cluster id header is missing or not ours.
-fn same_cluster(node: &Node, header: Option<String>) -> Result<(), Response<Bytes>> {
+fn same_cluster(node: &Node, header: Option<String>) -> Result<(), Refusal> {
     let ours = format!("{:x}", node.identity().cluster_id);
     match header {
         Some(theirs) if theirs == ours => Ok(()),
-        Some(theirs) => Err(reply(
-            StatusCode::PRECONDITION_FAILED,
-            format!("request from cluster {theirs}, this member belongs to cluster {ours}"),
-        )),
-        None => Err(reply(StatusCode::PRECONDITION_FAILED, "missing cluster id")),
+        Some(theirs) => {
+            tracing::warn!(theirs, ours, "refused a peer request from another cluster");
+            Err((
+                StatusCode::PRECONDITION_FAILED,
+                format!("request from cluster {theirs}, this member belongs to cluster {ours}"),
+            ))
+        }
+        None => Err((StatusCode::PRECONDITION_FAILED, "missing cluster id".into())),
     }
 }
 
@@ -68,7 +74,7 @@ pub(crate) fn routes(
                 async move {
                     let response = match same_cluster(&node, cluster) {
                         Ok(()) => dispatch(&node, tail.as_str(), body).await,
-                        Err(refused) => refused,
+                        Err((status, reason)) => reply(status, reason),
                     };
                     Ok::<_, warp::Rejection>(response)
                 }
@@ -85,7 +91,7 @@ where
 {
     match decode::<Req>(body) {
         Ok(request) => encode(&handler(request).await),
-        Err(bad) => bad,
+        Err((status, reason)) => reply(status, reason),
     }
 }
 

@@ -226,7 +226,7 @@ mod tests {
         let key = format!("k{}", step % 7).into_bytes();
         let mut kv = SqliteKv::new(sqlite);
         match step % 5 {
-            0 | 1 | 2 => {
+            0..=2 => {
                 let req = PutRequest {
                     key,
                     value: format!("v{step}").into_bytes(),

@@ -79,7 +79,7 @@ impl Db {
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let reader = tokio_rusqlite::Connection::open(path).await?;
-            reader.call(|conn| schema::prepare_reader(conn)).await?;
+            reader.call(schema::prepare_reader).await?;
             readers.push(reader);
         }
         Ok(Db {

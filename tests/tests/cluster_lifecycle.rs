@@ -1,0 +1,161 @@
+//! Process lifecycle of cluster members, and the harness that drives it:
+//! start-up until healthy, SIGTERM for a clean exit, SIGKILL, restart with
+//! the same data dir and ports, leader discovery, and cleanup on drop.
+//!
+//! `on_etcd::*` / `on_cetera::*` check server behaviour on both flavors; the
+//! `harness_*` tests check the harness itself and use etcd only.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use tests::kv::{get_value, put};
+use tests::{Flavor, TestCluster, flavor_tests};
+
+flavor_tests!(
+    a_sigtermed_member_exits_and_restarts_with_its_data,
+    a_sigkilled_member_restarts_and_rejoins,
+    health_and_status_report_one_leader,
+);
+
+async fn a_sigtermed_member_exits_and_restarts_with_its_data(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let mut kv = cluster.kv(0)?;
+    put(&mut kv, "persist", "me").await?;
+    let member = cluster.member(0);
+    member.stop().await?;
+    assert!(!member.is_running());
+    member.restart().await?;
+    cluster.wait_ready(0).await?;
+    assert_eq!(get_value(&mut kv, "persist").await?.as_deref(), Some("me"));
+    Ok(())
+}
+
+async fn a_sigkilled_member_restarts_and_rejoins(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let follower = cluster.follower_indices().await?[0];
+    cluster.member(follower).kill().await?;
+    assert_eq!(cluster.running().len(), 2);
+
+    // The remaining majority keeps serving writes.
+    let leader = cluster.leader_index().await?;
+    let mut kv = cluster.kv(leader)?;
+    put(&mut kv, "while-down", "1").await?;
+
+    cluster.member(follower).restart().await?;
+    cluster.wait_ready(follower).await?;
+    let mut on_follower = cluster.kv(follower)?;
+    assert_eq!(
+        get_value(&mut on_follower, "while-down").await?.as_deref(),
+        Some("1")
+    );
+    Ok(())
+}
+
+async fn health_and_status_report_one_leader(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let leader = cluster.leader_index().await?;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let status = cluster.status(i).await?;
+        let header = status.header.expect("status has a header");
+        assert_ne!(header.member_id, 0);
+        ids.push((header.member_id, status.leader));
+    }
+    let leader_id = ids[leader].0;
+    assert!(
+        ids.iter().all(|&(_, l)| l == leader_id),
+        "all members name member {leader} as leader: {ids:?}"
+    );
+    let mut distinct: Vec<u64> = ids.iter().map(|&(id, _)| id).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "member ids are distinct: {ids:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_dropping_a_cluster_kills_its_processes() -> Result<()> {
+    let cluster = TestCluster::start(Flavor::Etcd, 3).await?;
+    let pids: Vec<u32> = cluster.members().iter().filter_map(|m| m.pid()).collect();
+    assert_eq!(pids.len(), 3);
+    assert!(
+        pids.iter()
+            .all(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    );
+    let dir = cluster.dir().to_path_buf();
+    drop(cluster);
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} survived the cluster"
+        );
+    }
+    assert!(!dir.exists() || std::env::var_os("CETERA_TEST_KEEP").is_some());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_parallel_clusters_get_distinct_ports_and_tokens() -> Result<()> {
+    let (a, b, c) = tokio::join!(
+        TestCluster::start(Flavor::Etcd, 1),
+        TestCluster::start(Flavor::Etcd, 1),
+        TestCluster::start(Flavor::Etcd, 3),
+    );
+    let clusters = [a?, b?, c?];
+    let mut urls: Vec<String> = clusters
+        .iter()
+        .flat_map(|c| {
+            c.members()
+                .iter()
+                .flat_map(|m| [m.client_url(), m.peer_url()])
+        })
+        .collect();
+    assert_eq!(urls.len(), 10);
+    urls.sort();
+    urls.dedup();
+    assert_eq!(urls.len(), 10, "ports are never shared");
+    // Each is its own cluster: a write to one is invisible in the others.
+    let mut kv_a = clusters[0].kv(0)?;
+    let mut kv_c = clusters[2].kv(0)?;
+    put(&mut kv_a, "only-in-a", "1").await?;
+    assert_eq!(get_value(&mut kv_c, "only-in-a").await?, None);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_start_fails_fast_with_the_members_log() -> Result<()> {
+    // A ready timeout far beyond nextest's limit: only failing fast on the
+    // process exit can make this test pass.
+    let err = TestCluster::builder(Flavor::Etcd, 1)
+        .arg("--no-such-flag")
+        .ready_timeout(Duration::from_secs(3600))
+        .start()
+        .await
+        .expect_err("etcd rejects unknown flags");
+    let message = format!("{err:#}");
+    assert!(message.contains("exited"), "{message}");
+    assert!(
+        message.contains("no-such-flag"),
+        "log tail included: {message}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_etcdctl_reaches_every_member() -> Result<()> {
+    let cluster = TestCluster::start(Flavor::Etcd, 3).await?;
+    assert_eq!(cluster.endpoints().split(',').count(), 3);
+    assert_eq!(cluster.etcdctl_ok(&["put", "x", "1"]).await?, "OK\n");
+    for i in 0..3 {
+        let out = cluster
+            .etcdctl_at(i, &["get", "x", "--consistency=l"], None)
+            .await?;
+        assert_eq!(out.ok()?, "x\n1\n");
+    }
+    let status = cluster
+        .etcdctl(&["endpoint", "status", "-w", "json"], None)
+        .await?;
+    assert_eq!(status.json()?.as_array().map(Vec::len), Some(3));
+    Ok(())
+}
