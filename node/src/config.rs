@@ -111,6 +111,11 @@ pub struct Args {
     #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: u64,
 
+    /// How often watches that asked for progress notifications get one
+    /// (a duration such as 10m, 30s or 500ms).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub experimental_watch_progress_notify_interval: Duration,
+
     /// Log level: debug, info, warn or error.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -178,6 +183,7 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
     pub quota_backend_bytes: u64,
+    pub watch_progress_notify_interval: Duration,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -234,6 +240,16 @@ fn reject_shadowed_env(matches: &ArgMatches) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Parses a Go-style duration (`10m`, `1h30m`, `500ms`) as etcd's flags take.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration =
+        humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+    if duration.is_zero() {
+        return Err("the duration must be positive".into());
+    }
+    Ok(duration)
 }
 
 fn split_urls(list: &str) -> Vec<String> {
@@ -372,6 +388,7 @@ impl TryFrom<Args> for Config {
                 0 => 2 * 1024 * 1024 * 1024,
                 bytes => bytes,
             },
+            watch_progress_notify_interval: args.experimental_watch_progress_notify_interval,
             log_level: args.log_level,
             log_format: args.log_format,
             name: args.name,

@@ -9,6 +9,7 @@
 //!   translating to `server` calls and nothing more.
 //! - [`raft`]: openraft's types, the SQLite log and state machine, peer RPCs.
 //! - [`mvcc`]: etcd's revision/version/compaction rules, storage-agnostic.
+//! - [`watch`]: watchers and event delivery (the Watch service's core).
 //! - [`storage`]: the member's SQLite database.
 //! - [`proto`]: wire types generated from our own `.proto` files.
 
@@ -20,6 +21,7 @@ pub mod proto;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod watch;
 
 /// The etcd server version cetera reports to clients (`/version`, `Status`);
 /// clients gate features on it (etcd3gw needs >= 3.4, Kubernetes >= 3.5.13).

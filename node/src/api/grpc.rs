@@ -2,12 +2,15 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use tonic::service::Routes;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::to_status;
 use crate::proto::etcdserverpb::kv_server::{Kv, KvServer};
+use crate::proto::etcdserverpb::lease_server::{Lease, LeaseServer};
 use crate::proto::etcdserverpb::maintenance_server::{Maintenance, MaintenanceServer};
+use crate::proto::etcdserverpb::watch_server::{Watch, WatchServer};
 use crate::proto::etcdserverpb::*;
 use crate::server::{Node, ServerError};
 
@@ -16,6 +19,16 @@ pub(super) fn routes(node: Arc<Node>) -> Routes {
     let max_recv = node.config().grpc_max_recv_bytes();
     Routes::new(
         KvServer::new(KvApi(node.clone()))
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        WatchServer::new(WatchApi(node.clone()))
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        LeaseServer::new(LeaseApi(node.clone()))
             .max_decoding_message_size(max_recv)
             .max_encoding_message_size(usize::MAX),
     )
@@ -63,6 +76,99 @@ impl Kv for KvApi {
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         answer(self.0.compact(request.into_inner()).await)
+    }
+}
+
+/// A server-streaming response.
+type ResponseStream<T> =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// `etcdserverpb.Watch`.
+struct WatchApi(Arc<Node>);
+
+#[tonic::async_trait]
+impl Watch for WatchApi {
+    type WatchStream = ResponseStream<WatchResponse>;
+
+    async fn watch(
+        &self,
+        request: Request<Streaming<WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (mut stream, messages) = self.0.watch_stream();
+        tokio::spawn(async move {
+            while let Ok(Some(request)) = inbound.message().await {
+                if let Err(e) = stream.handle(request).await {
+                    tracing::warn!(error = %e, "watch request failed");
+                    break;
+                }
+            }
+            // A client that half-closes still receives events; the watches
+            // end when it stops reading.
+            stream.closed().await;
+        });
+        let node = self.0.clone();
+        let max_bytes = node.config().max_request_bytes;
+        let outbound =
+            tokio_stream::wrappers::ReceiverStream::new(messages).flat_map(move |message| {
+                let responses =
+                    crate::watch::responses(message, |revision| node.header(revision), max_bytes);
+                futures::stream::iter(responses.into_iter().map(Ok))
+            });
+        Ok(Response::new(Box::pin(outbound)))
+    }
+}
+
+/// `etcdserverpb.Lease`.
+struct LeaseApi(Arc<Node>);
+
+#[tonic::async_trait]
+impl Lease for LeaseApi {
+    async fn lease_grant(
+        &self,
+        request: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        answer(self.0.lease_grant(request.into_inner()).await)
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        answer(self.0.lease_revoke(request.into_inner()).await)
+    }
+
+    type LeaseKeepAliveStream = ResponseStream<LeaseKeepAliveResponse>;
+
+    async fn lease_keep_alive(
+        &self,
+        request: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let node = self.0.clone();
+        let inbound = request.into_inner();
+        // One answer per request, in order.
+        let outbound = inbound.then(move |request| {
+            let node = node.clone();
+            async move {
+                let request = request?;
+                node.lease_keep_alive(request.id).await.map_err(to_status)
+            }
+        });
+        Ok(Response::new(Box::pin(outbound)))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        answer(self.0.lease_time_to_live(request.into_inner()).await)
+    }
+
+    async fn lease_leases(
+        &self,
+        _: Request<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        answer(self.0.lease_leases().await)
     }
 }
 

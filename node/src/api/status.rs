@@ -12,6 +12,8 @@ pub fn to_status(error: ServerError) -> Status {
         ServerError::Mvcc(e) => match e {
             MvccError::Compacted | MvccError::FutureRevision => Code::OutOfRange,
             MvccError::LeaseNotFound => Code::NotFound,
+            MvccError::LeaseExists => Code::FailedPrecondition,
+            MvccError::LeaseTtlTooLarge => Code::OutOfRange,
             MvccError::KeyNotProvided
             | MvccError::KeyNotFound
             | MvccError::ValueProvided

@@ -1,6 +1,6 @@
 //! The narrow interface between the MVCC rules and a storage engine.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::{KeyRange, KeyValue};
 
@@ -36,20 +36,39 @@ pub trait KvRead {
     /// How many live keys `range` holds as of `at`.
     fn count(&self, range: &KeyRange, at: Option<i64>) -> Result<i64, BackendError>;
 
+    /// The TTL a lease was granted with, if it is granted.
+    fn lease_ttl(&self, lease: i64) -> Result<Option<i64>, BackendError>;
+
     /// Whether a lease with this id is granted.
-    fn lease_exists(&self, lease: i64) -> Result<bool, BackendError>;
+    fn lease_exists(&self, lease: i64) -> Result<bool, BackendError> {
+        Ok(self.lease_ttl(lease)?.is_some())
+    }
+
+    /// The live keys attached to a lease, ascending.
+    fn lease_keys(&self, lease: i64) -> Result<Vec<Vec<u8>>, BackendError>;
+
+    /// Every granted lease with its TTL, ascending by id.
+    fn leases(&self) -> Result<Vec<(i64, i64)>, BackendError>;
 }
 
 /// Write access, used only while applying a committed Raft entry.
 pub trait KvWrite: KvRead {
     /// Records `kv` as the newest version of its key, at
-    /// `(kv.mod_revision, sub)`.
-    fn put(&mut self, kv: &KeyValue, sub: i64) -> Result<(), BackendError>;
+    /// `(kv.mod_revision, sub)`; `prev` is the version it replaces.
+    fn put(&mut self, kv: &KeyValue, prev: Option<&KeyValue>, sub: i64)
+    -> Result<(), BackendError>;
 
-    /// Records the deletion of `key` at `(rev, sub)`.
-    fn tombstone(&mut self, key: &[u8], rev: i64, sub: i64) -> Result<(), BackendError>;
+    /// Records the deletion of `prev` (the key's live version) at
+    /// `(rev, sub)`.
+    fn tombstone(&mut self, prev: &KeyValue, rev: i64, sub: i64) -> Result<(), BackendError>;
 
     fn set_current_revision(&mut self, rev: i64) -> Result<(), BackendError>;
+
+    /// Records a granted lease.
+    fn grant_lease(&mut self, lease: i64, ttl: i64) -> Result<(), BackendError>;
+
+    /// Forgets a lease (its keys are deleted separately, by the caller).
+    fn revoke_lease(&mut self, lease: i64) -> Result<(), BackendError>;
 
     /// Forgets every version that no read at a revision `>= rev` can see,
     /// and records `rev` as the compacted revision.
@@ -69,7 +88,7 @@ struct Version {
 pub struct MemoryBackend {
     keys: BTreeMap<Vec<u8>, Vec<Version>>,
     revisions: RevisionState,
-    leases: BTreeSet<i64>,
+    leases: BTreeMap<i64, i64>,
 }
 
 impl Default for MemoryBackend {
@@ -80,17 +99,12 @@ impl Default for MemoryBackend {
                 current: 1,
                 compacted: 0,
             },
-            leases: BTreeSet::new(),
+            leases: BTreeMap::new(),
         }
     }
 }
 
 impl MemoryBackend {
-    /// Grants a lease id so puts may attach to it.
-    pub fn grant_lease(&mut self, lease: i64) {
-        self.leases.insert(lease);
-    }
-
     /// How many versions (tombstones included) are stored, for compaction tests.
     pub fn stored_versions(&self) -> usize {
         self.keys.values().map(Vec::len).sum()
@@ -143,13 +157,30 @@ impl KvRead for MemoryBackend {
         Ok(live.count() as i64)
     }
 
-    fn lease_exists(&self, lease: i64) -> Result<bool, BackendError> {
-        Ok(self.leases.contains(&lease))
+    fn lease_ttl(&self, lease: i64) -> Result<Option<i64>, BackendError> {
+        Ok(self.leases.get(&lease).copied())
+    }
+
+    fn lease_keys(&self, lease: i64) -> Result<Vec<Vec<u8>>, BackendError> {
+        let attached = self.keys.iter().filter_map(|(key, versions)| {
+            let live = self.live_at(versions, None)?;
+            (live.lease == lease).then(|| key.clone())
+        });
+        Ok(attached.collect())
+    }
+
+    fn leases(&self) -> Result<Vec<(i64, i64)>, BackendError> {
+        Ok(self.leases.iter().map(|(id, ttl)| (*id, *ttl)).collect())
     }
 }
 
 impl KvWrite for MemoryBackend {
-    fn put(&mut self, kv: &KeyValue, _sub: i64) -> Result<(), BackendError> {
+    fn put(
+        &mut self,
+        kv: &KeyValue,
+        _prev: Option<&KeyValue>,
+        _sub: i64,
+    ) -> Result<(), BackendError> {
         self.keys.entry(kv.key.clone()).or_default().push(Version {
             mod_revision: kv.mod_revision,
             kv: Some(kv.clone()),
@@ -157,16 +188,29 @@ impl KvWrite for MemoryBackend {
         Ok(())
     }
 
-    fn tombstone(&mut self, key: &[u8], rev: i64, _sub: i64) -> Result<(), BackendError> {
-        self.keys.entry(key.to_vec()).or_default().push(Version {
-            mod_revision: rev,
-            kv: None,
-        });
+    fn tombstone(&mut self, prev: &KeyValue, rev: i64, _sub: i64) -> Result<(), BackendError> {
+        self.keys
+            .entry(prev.key.clone())
+            .or_default()
+            .push(Version {
+                mod_revision: rev,
+                kv: None,
+            });
         Ok(())
     }
 
     fn set_current_revision(&mut self, rev: i64) -> Result<(), BackendError> {
         self.revisions.current = rev;
+        Ok(())
+    }
+
+    fn grant_lease(&mut self, lease: i64, ttl: i64) -> Result<(), BackendError> {
+        self.leases.insert(lease, ttl);
+        Ok(())
+    }
+
+    fn revoke_lease(&mut self, lease: i64) -> Result<(), BackendError> {
+        self.leases.remove(&lease);
         Ok(())
     }
 

@@ -20,6 +20,10 @@ pub enum MvccError {
     LeaseProvided,
     #[error("requested lease not found")]
     LeaseNotFound,
+    #[error("lease already exists")]
+    LeaseExists,
+    #[error("too large lease TTL")]
+    LeaseTtlTooLarge,
     #[error("too many operations in txn request")]
     TooManyOps,
     #[error("duplicate key given in txn request")]

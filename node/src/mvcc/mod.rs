@@ -13,6 +13,7 @@
 mod backend;
 mod error;
 mod key_range;
+mod lease;
 mod read;
 mod validate;
 mod write;
@@ -20,9 +21,10 @@ mod write;
 pub use backend::{BackendError, KvRead, KvWrite, MemoryBackend, RevisionState};
 pub use error::MvccError;
 pub use key_range::{KeyRange, prefix_end};
+pub use lease::{MAX_LEASE_TTL, apply_lease_grant, apply_lease_revoke};
 pub use read::range;
 pub use validate::{validate_put, validate_txn};
-pub use write::{WriteTxn, apply_compaction, apply_delete_range, apply_put, apply_txn};
+pub use write::{Applied, WriteTxn, apply_compaction, apply_delete_range, apply_put, apply_txn};
 
 /// A key's value and metadata at one revision, as etcd's `mvccpb.KeyValue`.
 pub type KeyValue = crate::proto::mvccpb::KeyValue;

@@ -15,6 +15,15 @@ use crate::proto::etcdserverpb::{
     PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp,
     TxnRequest, TxnResponse,
 };
+use crate::proto::mvccpb::{Event, event::EventType};
+
+/// What a write request did: its response, and the events it produced
+/// for watchers (in sub-revision order, all at the same revision).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied<T> {
+    pub response: T,
+    pub events: Vec<Event>,
+}
 
 /// The changes of one write request, all at revision `begin + 1`.
 pub struct WriteTxn<'b, B: KvWrite> {
@@ -22,6 +31,7 @@ pub struct WriteTxn<'b, B: KvWrite> {
     begin: i64,
     compacted: i64,
     changes: i64,
+    events: Vec<Event>,
 }
 
 impl<'b, B: KvWrite> WriteTxn<'b, B> {
@@ -32,6 +42,7 @@ impl<'b, B: KvWrite> WriteTxn<'b, B> {
             begin: revisions.current,
             compacted: revisions.compacted,
             changes: 0,
+            events: Vec::new(),
         })
     }
 
@@ -75,25 +86,44 @@ impl<'b, B: KvWrite> WriteTxn<'b, B> {
             value,
             lease,
         };
-        self.backend.put(&kv, self.changes)?;
+        self.backend.put(&kv, prev.as_ref(), self.changes)?;
         self.changes += 1;
-        Ok(PutResponse {
+        let response = PutResponse {
             header: Some(header(rev)),
-            prev_kv: if req.prev_kv { prev } else { None },
-        })
+            prev_kv: if req.prev_kv { prev.clone() } else { None },
+        };
+        self.events.push(Event {
+            r#type: EventType::Put as i32,
+            kv: Some(kv),
+            prev_kv: prev,
+        });
+        Ok(response)
     }
 
-    fn delete_range(&mut self, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse, MvccError> {
+    pub(super) fn delete_range(
+        &mut self,
+        req: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, MvccError> {
         let range = KeyRange::new(&req.key, &req.range_end);
+        // Values are read even without prev_kv: watchers may ask for them.
         let doomed = if range.is_empty() {
             Vec::new()
         } else {
-            self.backend.range(&range, None, None, !req.prev_kv)?
+            self.backend.range(&range, None, None, false)?
         };
         let rev = self.write_revision();
         for kv in &doomed {
-            self.backend.tombstone(&kv.key, rev, self.changes)?;
+            self.backend.tombstone(kv, rev, self.changes)?;
             self.changes += 1;
+            self.events.push(Event {
+                r#type: EventType::Delete as i32,
+                kv: Some(KeyValue {
+                    key: kv.key.clone(),
+                    mod_revision: rev,
+                    ..Default::default()
+                }),
+                prev_kv: Some(kv.clone()),
+            });
         }
         Ok(DeleteRangeResponse {
             header: Some(header(self.read_revision())),
@@ -108,13 +138,13 @@ impl<'b, B: KvWrite> WriteTxn<'b, B> {
     }
 
     /// Records the new revision if anything changed; returns the revision
-    /// the response header reports.
-    pub fn commit(self) -> Result<i64, MvccError> {
+    /// the response header reports and the events.
+    pub fn commit(self) -> Result<(i64, Vec<Event>), MvccError> {
         let rev = self.read_revision();
         if self.changes > 0 {
             self.backend.set_current_revision(rev)?;
         }
-        Ok(rev)
+        Ok((rev, self.events))
     }
 }
 
@@ -126,23 +156,27 @@ fn header(revision: i64) -> ResponseHeader {
 }
 
 /// Applies a `Put`.
-pub fn apply_put(backend: &mut impl KvWrite, req: &PutRequest) -> Result<PutResponse, MvccError> {
+pub fn apply_put(
+    backend: &mut impl KvWrite,
+    req: &PutRequest,
+) -> Result<Applied<PutResponse>, MvccError> {
     check_put(&*backend, req)?;
     let mut txn = WriteTxn::begin(backend)?;
-    let resp = txn.put(req)?;
-    txn.commit()?;
-    Ok(resp)
+    let response = txn.put(req)?;
+    let (_, events) = txn.commit()?;
+    Ok(Applied { response, events })
 }
 
 /// Applies a `DeleteRange`.
 pub fn apply_delete_range(
     backend: &mut impl KvWrite,
     req: &DeleteRangeRequest,
-) -> Result<DeleteRangeResponse, MvccError> {
+) -> Result<Applied<DeleteRangeResponse>, MvccError> {
     let mut txn = WriteTxn::begin(backend)?;
-    let mut resp = txn.delete_range(req)?;
-    resp.header = Some(header(txn.commit()?));
-    Ok(resp)
+    let mut response = txn.delete_range(req)?;
+    let (revision, events) = txn.commit()?;
+    response.header = Some(header(revision));
+    Ok(Applied { response, events })
 }
 
 /// Applies a `Compact`: history below `revision` is forgotten.
@@ -166,14 +200,18 @@ pub fn apply_compaction(
 /// Applies a `Txn`: every compare (nested ones included) is evaluated on the
 /// state before the transaction, the chosen branches are checked as a
 /// whole, then their operations run in order, each seeing the earlier ones.
-pub fn apply_txn(backend: &mut impl KvWrite, req: &TxnRequest) -> Result<TxnResponse, MvccError> {
+pub fn apply_txn(
+    backend: &mut impl KvWrite,
+    req: &TxnRequest,
+) -> Result<Applied<TxnResponse>, MvccError> {
     let mut path = Vec::new();
     choose_branches(&*backend, req, &mut path)?;
     check_branches(&*backend, req, &mut path.iter().copied())?;
     let mut txn = WriteTxn::begin(backend)?;
-    let mut resp = run_txn(&mut txn, req, &mut path.into_iter())?;
-    resp.header = Some(header(txn.commit()?));
-    Ok(resp)
+    let mut response = run_txn(&mut txn, req, &mut path.into_iter())?;
+    let (revision, events) = txn.commit()?;
+    response.header = Some(header(revision));
+    Ok(Applied { response, events })
 }
 
 /// Evaluates the compares of `req` and of the nested txns on its chosen

@@ -23,6 +23,17 @@ pub enum Command {
     Compact(#[serde(with = "prost_bytes")] CompactionRequest),
     /// A member announces its name and client URLs once it serves.
     PublishMember(MemberAttributes),
+    /// Grant a lease; the id is chosen before proposing, so every member
+    /// records the same one.
+    LeaseGrant {
+        id: i64,
+        ttl: i64,
+    },
+    /// Revoke a lease, deleting its keys (a client's revoke, or expiry
+    /// decided by the leader).
+    LeaseRevoke {
+        id: i64,
+    },
 }
 
 /// The attributes a member publishes about itself.
@@ -40,6 +51,10 @@ pub enum CommandResult {
     DeleteRange(#[serde(with = "prost_bytes")] DeleteRangeResponse),
     Txn(#[serde(with = "prost_bytes")] TxnResponse),
     Compact(#[serde(with = "prost_bytes")] CompactionResponse),
+    /// A lease was granted or revoked; the store's revision afterwards.
+    Lease {
+        revision: i64,
+    },
     /// The keyspace rules refused the request; nothing changed.
     Rejected(MvccError),
     /// An entry with no client-visible result (membership, blank, publish).
@@ -55,6 +70,8 @@ impl Command {
             Command::Txn(_) => "txn",
             Command::Compact(_) => "compact",
             Command::PublishMember(_) => "publish_member",
+            Command::LeaseGrant { .. } => "lease_grant",
+            Command::LeaseRevoke { .. } => "lease_revoke",
         }
     }
 }

@@ -9,11 +9,13 @@
 mod command;
 mod log_store;
 mod network;
+mod observer;
 mod state_machine;
 
 pub use command::{Command, CommandResult, MemberAttributes};
 pub use log_store::LogStore;
 pub use network::{CLUSTER_ID_HEADER, PeerClient, PeerError, PeerNetwork, paths};
+pub use observer::{AppliedChange, ApplyObserver, IgnoreApplied};
 pub use state_machine::{SnapshotStore, StateMachine};
 
 /// A member's 64-bit id, etcd-style; shown in hex.
@@ -75,7 +77,8 @@ mod tests {
                 .await
                 .map_err(fail)?;
             let log = LogStore::open(db.clone()).await.map_err(fail)?;
-            let sm = StateMachine::open(db, &dir.path().join("snap"))
+            let observer = std::sync::Arc::new(IgnoreApplied);
+            let sm = StateMachine::open(db, &dir.path().join("snap"), observer)
                 .await
                 .map_err(fail)?;
             Ok((dir, log, sm))

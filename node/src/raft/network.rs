@@ -29,6 +29,7 @@ pub mod paths {
     pub const PROPOSE: &str = "cetera/propose";
     pub const READ_INDEX: &str = "cetera/read-index";
     pub const IDENTITY: &str = "cetera/identity";
+    pub const LEASE_CLOCK: &str = "cetera/lease-clock";
 }
 
 /// Why a peer request failed.

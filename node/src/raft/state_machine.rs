@@ -19,16 +19,19 @@ use openraft::{AnyError, EntryPayload, StorageIOError};
 use tokio_rusqlite::rusqlite::{Connection, Transaction};
 
 use super::{
-    Command, CommandResult, Entry, LogId, MemberAttributes, MemberId, RaftStorageError,
-    SnapshotMeta, StoredMembership, TypeConfig,
+    AppliedChange, ApplyObserver, Command, CommandResult, Entry, LogId, MemberAttributes, MemberId,
+    RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig,
 };
-use crate::mvcc::{self, MvccError};
+use crate::mvcc::{self, KvRead, MvccError};
+use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::mvccpb::Event;
 use crate::storage::{Db, Meta, SqliteKv, StorageError};
 
 /// openraft's view of our state: the database plus the snapshot files.
 pub struct StateMachine {
     db: Db,
     snapshots: SnapshotStore,
+    observer: Arc<dyn ApplyObserver>,
 }
 
 /// The directory of snapshot files and the newest one's metadata.
@@ -47,14 +50,22 @@ fn snapshot_error(e: impl ToString) -> RaftStorageError {
 }
 
 impl StateMachine {
-    pub async fn open(db: Db, snapshot_dir: &Path) -> Result<Self, StorageError> {
+    pub async fn open(
+        db: Db,
+        snapshot_dir: &Path,
+        observer: Arc<dyn ApplyObserver>,
+    ) -> Result<Self, StorageError> {
         let snapshots = SnapshotStore::open(snapshot_dir).await?;
-        Ok(Self { db, snapshots })
+        Ok(Self {
+            db,
+            snapshots,
+            observer,
+        })
     }
 }
 
 /// The tables a snapshot carries, in copy order.
-const STATE_TABLES: [&str; 3] = ["kv", "kv_live", "leases"];
+const STATE_TABLES: [&str; 4] = ["kv", "kv_live", "leases", "lease_keys"];
 /// Meta rows that belong to the state machine (the rest belong to the log).
 const STATE_META: &str = "(name LIKE 'mvcc.%' OR name LIKE 'sm.%')";
 
@@ -149,20 +160,54 @@ async fn read_snapshot_meta(path: &Path) -> Result<SnapshotMeta, StorageError> {
     })
 }
 
-/// Applies one command under a savepoint.
+/// Records a revision's events for the observer.
+fn record(changes: &mut Vec<AppliedChange>, header: &Option<ResponseHeader>, events: Vec<Event>) {
+    if !events.is_empty() {
+        let revision = header.as_ref().map_or(0, |h| h.revision);
+        changes.push(AppliedChange::Events { revision, events });
+    }
+}
+
+/// Applies one command under a savepoint, noting what observers must hear.
 fn apply_command(
     tx: &mut Transaction<'_>,
     command: Command,
+    changes: &mut Vec<AppliedChange>,
 ) -> Result<CommandResult, StorageError> {
     let mut savepoint = tx.savepoint()?;
     let mut kv = SqliteKv::new(&savepoint);
     let outcome = match command {
-        Command::Put(req) => mvcc::apply_put(&mut kv, &req).map(CommandResult::Put),
-        Command::DeleteRange(req) => {
-            mvcc::apply_delete_range(&mut kv, &req).map(CommandResult::DeleteRange)
-        }
-        Command::Txn(req) => mvcc::apply_txn(&mut kv, &req).map(CommandResult::Txn),
+        Command::Put(req) => mvcc::apply_put(&mut kv, &req).map(|applied| {
+            record(changes, &applied.response.header, applied.events);
+            CommandResult::Put(applied.response)
+        }),
+        Command::DeleteRange(req) => mvcc::apply_delete_range(&mut kv, &req).map(|applied| {
+            record(changes, &applied.response.header, applied.events);
+            CommandResult::DeleteRange(applied.response)
+        }),
+        Command::Txn(req) => mvcc::apply_txn(&mut kv, &req).map(|applied| {
+            record(changes, &applied.response.header, applied.events);
+            CommandResult::Txn(applied.response)
+        }),
         Command::Compact(req) => mvcc::apply_compaction(&mut kv, &req).map(CommandResult::Compact),
+        Command::LeaseGrant { id, ttl } => {
+            mvcc::apply_lease_grant(&mut kv, id, ttl).and_then(|()| {
+                changes.push(AppliedChange::LeaseGranted { id, ttl });
+                let revision = mvcc::KvRead::revisions(&kv)?.current;
+                Ok(CommandResult::Lease { revision })
+            })
+        }
+        Command::LeaseRevoke { id } => mvcc::apply_lease_revoke(&mut kv, id).map(|applied| {
+            let revision = applied.response;
+            if !applied.events.is_empty() {
+                changes.push(AppliedChange::Events {
+                    revision,
+                    events: applied.events,
+                });
+            }
+            changes.push(AppliedChange::LeaseRevoked { id });
+            CommandResult::Lease { revision }
+        }),
         Command::PublishMember(attributes) => {
             publish_member(&savepoint, attributes)?;
             Ok(CommandResult::Done)
@@ -193,23 +238,25 @@ fn publish_member(conn: &Connection, attributes: MemberAttributes) -> Result<(),
     meta.set_value(Meta::MEMBER_ATTRIBUTES, &all)
 }
 
+/// What applying a batch yields: one result per entry, and the changes
+/// observers must hear about.
+type BatchOutcome = (Vec<CommandResult>, Vec<AppliedChange>);
+
 /// Applies a batch of entries in one transaction.
-fn apply_batch(
-    conn: &mut Connection,
-    entries: Vec<Entry>,
-) -> Result<Vec<CommandResult>, StorageError> {
+fn apply_batch(conn: &mut Connection, entries: Vec<Entry>) -> Result<BatchOutcome, StorageError> {
     // Not fsynced here: the next log append's fsync covers this WAL frame
     // too, and if it is lost the entries are simply applied again.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let mut tx = conn.transaction()?;
     let mut results = Vec::with_capacity(entries.len());
+    let mut changes = Vec::new();
     let mut last_applied = None;
     let mut membership = None;
     for entry in entries {
         last_applied = Some(entry.log_id);
         results.push(match entry.payload {
             EntryPayload::Blank => CommandResult::Done,
-            EntryPayload::Normal(command) => apply_command(&mut tx, command)?,
+            EntryPayload::Normal(command) => apply_command(&mut tx, command, &mut changes)?,
             EntryPayload::Membership(m) => {
                 membership = Some(StoredMembership::new(Some(entry.log_id), m));
                 CommandResult::Done
@@ -222,7 +269,7 @@ fn apply_batch(
         meta.set_value(Meta::MEMBERSHIP, membership)?;
     }
     tx.commit()?;
-    Ok(results)
+    Ok((results, changes))
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -248,10 +295,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        self.db
+        let (results, changes) = self
+            .db
             .write(move |conn| apply_batch(conn, entries))
             .await
-            .map_err(sm_error)
+            .map_err(sm_error)?;
+        if !changes.is_empty() {
+            self.observer.applied(changes);
+        }
+        Ok(results)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -295,6 +347,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(snapshot_error)?;
         tracing::info!(snapshot = %meta.snapshot_id, last_log_id = ?meta.last_log_id, "installed snapshot");
+        let (revision, leases) = self
+            .db
+            .read(|tx| {
+                let kv = SqliteKv::new(tx);
+                Ok((kv.revisions()?.current, kv.leases()?))
+            })
+            .await
+            .map_err(snapshot_error)?;
+        self.observer.restored(revision, leases);
         self.snapshots.set_current(meta.clone());
         Ok(())
     }

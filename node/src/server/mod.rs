@@ -8,6 +8,9 @@
 //! those are translated at the edge, in `api`.
 
 mod error;
+mod lease;
+mod lessor;
+mod observer;
 mod peer_api;
 mod propose;
 mod read_index;
@@ -33,6 +36,8 @@ use crate::proto::etcdserverpb::{
 };
 use crate::raft::{Command, CommandResult, PeerClient, Raft, RaftMetrics};
 use crate::storage::{Db, SqliteKv};
+use crate::watch::{WatchHub, WatchMessage, WatchStream};
+use lessor::Lessor;
 use read_index::ReadBarrier;
 
 /// A running member, shared by every API handler.
@@ -44,6 +49,8 @@ pub struct Node {
     db: Db,
     peers: PeerClient,
     reads: ReadBarrier,
+    hub: Arc<WatchHub>,
+    lessor: Arc<Lessor>,
     started_at: SystemTime,
 }
 
@@ -183,7 +190,8 @@ impl Node {
             if !is_serializable(&req) {
                 self.linearizable_barrier().await?;
             }
-            self.read(move |kv| mvcc::apply_txn(kv, &req)).await?
+            self.read(move |kv| mvcc::apply_txn(kv, &req).map(|applied| applied.response))
+                .await?
         } else {
             match self.propose(Command::Txn(req)).await? {
                 CommandResult::Txn(resp) => resp,
@@ -230,13 +238,18 @@ impl Node {
         })
     }
 
+    /// `Watch.Watch`: a new stream and the receiver of its messages.
+    pub fn watch_stream(&self) -> (WatchStream, tokio::sync::mpsc::Receiver<WatchMessage>) {
+        WatchStream::new(self.hub.clone(), self.db.clone())
+    }
+
     /// Whether this member can serve linearizable requests right now.
     pub async fn is_healthy(&self) -> bool {
         self.leader().is_some() && self.linearizable_barrier().await.is_ok()
     }
 }
 
-fn unexpected(result: CommandResult) -> ServerError {
+pub(crate) fn unexpected(result: CommandResult) -> ServerError {
     match result {
         CommandResult::Rejected(e) => ServerError::Mvcc(e),
         other => ServerError::Internal(format!("unexpected apply result {other:?}")),

@@ -15,6 +15,7 @@ use warp::Filter;
 use warp::http::{Response, StatusCode};
 
 use super::Node;
+use super::lease::LeaseClockRequest;
 use crate::raft::{CLUSTER_ID_HEADER, Command, MemberId, TypeConfig, paths};
 
 /// Largest peer request accepted (snapshot chunks are far smaller).
@@ -113,6 +114,12 @@ async fn dispatch(node: &Node, path: &str, body: Bytes) -> Response<Bytes> {
         }
         paths::PROPOSE => handle(&body, |cmd: Command| node.propose_forwarded(cmd)).await,
         paths::READ_INDEX => encode(&node.read_index_for_peer().await),
+        paths::LEASE_CLOCK => {
+            handle(&body, |req: LeaseClockRequest| async move {
+                node.lease_clock_for_peer(req)
+            })
+            .await
+        }
         paths::IDENTITY => encode(node.identity()),
         _ => reply(StatusCode::NOT_FOUND, format!("no peer route {path}")),
     }

@@ -47,7 +47,7 @@ impl Node {
     }
 
     /// etcd says `no leader` when there is none, else `request timed out`.
-    fn timeout_error(&self) -> ServerError {
+    pub(crate) fn timeout_error(&self) -> ServerError {
         if self.leader().is_none() {
             ServerError::NoLeader
         } else {

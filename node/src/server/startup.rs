@@ -16,15 +16,20 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::lessor::Lessor;
+use super::observer::Observers;
 use super::read_index::ReadBarrier;
 use super::{Node, peer_api};
 use crate::cluster::{Identity, cluster_id};
 use crate::config::Config;
+use crate::mvcc::KvRead;
 use crate::raft::{
     Command, LogStore, MemberAttributes, MemberId, MemberNode, PeerClient, PeerNetwork, Raft,
     StateMachine,
 };
+use crate::storage::SqliteKv;
 use crate::storage::{Db, Meta, StorageError};
+use crate::watch::WatchHub;
 
 /// Entries kept behind a snapshot for slow followers, as etcd keeps them.
 const SNAPSHOT_CATCH_UP_ENTRIES: u64 = 5000;
@@ -171,13 +176,28 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         "starting member"
     );
 
+    // Watchers and lease clocks start from what the store holds now, and
+    // follow every batch the state machine applies from here on.
+    let (revision, leases) = db
+        .read(|tx| {
+            let kv = SqliteKv::new(tx);
+            Ok((kv.revisions()?.current, kv.leases()?))
+        })
+        .await?;
+    let hub = WatchHub::new(db.clone(), revision);
+    let lessor = Arc::new(Lessor::new(leases, config.election_timeout));
+    let observers = Arc::new(Observers {
+        hub: hub.clone(),
+        lessor: lessor.clone(),
+    });
+
     let peers = PeerClient::new(identity.cluster_id);
     let raft = Raft::new(
         identity.member_id,
         Arc::new(raft_config(&config)?),
         PeerNetwork::new(peers.clone()),
         LogStore::open(db.clone()).await?,
-        StateMachine::open(db.clone(), &member_dir.join("snap")).await?,
+        StateMachine::open(db.clone(), &member_dir.join("snap"), observers).await?,
     )
     .await
     .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -204,6 +224,8 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         metrics,
         db,
         peers,
+        hub,
+        lessor,
         started_at: SystemTime::now(),
     });
 
@@ -232,6 +254,9 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
             stopped.clone(),
         )));
     }
+    tokio::spawn(follow_leadership(node.clone(), stopped.clone()));
+    tokio::spawn(expire_leases(node.clone(), stopped.clone()));
+    tokio::spawn(notify_watch_progress(node.clone(), stopped.clone()));
     tokio::spawn(publish_attributes(node.clone(), stopped));
     tracing::info!(client = ?client_addrs, peer = ?peer_addrs, "serving");
     Ok(RunningNode {
@@ -246,6 +271,41 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
 /// Resolves once `stop` turns true (or its sender is gone).
 pub async fn wait_for_stop(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Runs the lease clocks exactly while this member leads.
+async fn follow_leadership(node: Arc<Node>, stop: watch::Receiver<bool>) {
+    let mut metrics = node.raft.metrics();
+    let me = node.identity.member_id;
+    while !*stop.borrow() {
+        let leading = {
+            let m = metrics.borrow_and_update();
+            m.current_leader == Some(me) && m.state == openraft::ServerState::Leader
+        };
+        node.lessor.set_leading(leading);
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Checks for expired leases twice a second, as etcd's leader does.
+async fn expire_leases(node: Arc<Node>, stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    while !*stop.borrow() {
+        tick.tick().await;
+        node.expire_leases().await;
+    }
+}
+
+/// Sends periodic progress notifications to watches that asked for them.
+async fn notify_watch_progress(node: Arc<Node>, stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(node.config.watch_progress_notify_interval);
+    tick.tick().await;
+    while !*stop.borrow() {
+        tick.tick().await;
+        node.hub.notify_periodic_progress();
+    }
 }
 
 /// Announces this member's name and client URLs through Raft, retrying

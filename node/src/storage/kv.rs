@@ -1,10 +1,12 @@
 //! The MVCC revision table in SQLite: [`KvRead`] and [`KvWrite`] over one
 //! connection or transaction.
 
-use tokio_rusqlite::rusqlite::{Connection, Row, ToSql, params};
+use tokio_rusqlite::rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::{Meta, StorageError};
 use crate::mvcc::{BackendError, KeyRange, KeyValue, KvRead, KvWrite, RevisionState};
+use crate::proto::mvccpb::Event;
+use crate::proto::mvccpb::event::EventType;
 
 /// The revision table seen through one connection; the caller owns the
 /// transaction boundaries.
@@ -15,6 +17,30 @@ pub struct SqliteKv<'c> {
 impl<'c> SqliteKv<'c> {
     pub fn new(conn: &'c Connection) -> Self {
         Self { conn }
+    }
+
+    fn attach(&self, lease: i64, key: &[u8]) -> Result<(), BackendError> {
+        if lease == 0 {
+            return Ok(());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO lease_keys (lease, key) VALUES (?1, ?2)")
+            .map_err(backend)?;
+        stmt.execute(params![lease, key]).map_err(backend)?;
+        Ok(())
+    }
+
+    fn detach(&self, lease: i64, key: &[u8]) -> Result<(), BackendError> {
+        if lease == 0 {
+            return Ok(());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("DELETE FROM lease_keys WHERE lease = ?1 AND key = ?2")
+            .map_err(backend)?;
+        stmt.execute(params![lease, key]).map_err(backend)?;
+        Ok(())
     }
 }
 
@@ -54,6 +80,66 @@ fn row_to_kv(row: &Row<'_>) -> tokio_rusqlite::rusqlite::Result<KeyValue> {
         lease: row.get(4)?,
         value: row.get(5)?,
     })
+}
+
+impl SqliteKv<'_> {
+    /// The events of revisions `from..=to` on keys in `range`, in revision
+    /// order, each with the key's previous version (for `prev_kv`).
+    pub fn changes(
+        &self,
+        range: &KeyRange,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Event>, StorageError> {
+        let (cond, mut values) = key_condition("key", range);
+        values.push(&from);
+        values.push(&to);
+        let sql = format!(
+            "SELECT key, create_rev, mod_rev, version, lease, value, tombstone FROM kv \
+             WHERE {cond} AND mod_rev >= ? AND mod_rev <= ? ORDER BY mod_rev, sub_rev"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(values.as_slice(), |row| {
+            Ok((row_to_kv(row)?, row.get::<_, bool>(6)?))
+        })?;
+        let mut events = Vec::new();
+        for row in rows {
+            let (kv, tombstone) = row?;
+            let prev_kv = self.version_before(&kv.key, kv.mod_revision)?;
+            events.push(if tombstone {
+                Event {
+                    r#type: EventType::Delete as i32,
+                    kv: Some(KeyValue {
+                        key: kv.key,
+                        mod_revision: kv.mod_revision,
+                        ..Default::default()
+                    }),
+                    prev_kv,
+                }
+            } else {
+                Event {
+                    r#type: EventType::Put as i32,
+                    kv: Some(kv),
+                    prev_kv,
+                }
+            });
+        }
+        Ok(events)
+    }
+
+    /// The live version of `key` just before `revision`, if it had one.
+    fn version_before(&self, key: &[u8], revision: i64) -> Result<Option<KeyValue>, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key, create_rev, mod_rev, version, lease, value, tombstone FROM kv \
+             WHERE key = ?1 AND mod_rev < ?2 ORDER BY mod_rev DESC LIMIT 1",
+        )?;
+        let found = stmt
+            .query_row(params![key, revision], |row| {
+                Ok((row_to_kv(row)?, row.get::<_, bool>(6)?))
+            })
+            .optional()?;
+        Ok(found.and_then(|(kv, tombstone)| (!tombstone).then_some(kv)))
+    }
 }
 
 impl KvRead for SqliteKv<'_> {
@@ -130,17 +216,49 @@ impl KvRead for SqliteKv<'_> {
             .map_err(backend)
     }
 
-    fn lease_exists(&self, lease: i64) -> Result<bool, BackendError> {
+    fn lease_ttl(&self, lease: i64) -> Result<Option<i64>, BackendError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE id = ?1)")
+            .prepare_cached("SELECT ttl FROM leases WHERE id = ?1")
             .map_err(backend)?;
-        stmt.query_row([lease], |r| r.get(0)).map_err(backend)
+        stmt.query_row([lease], |r| r.get(0))
+            .optional()
+            .map_err(backend)
+    }
+
+    fn lease_keys(&self, lease: i64) -> Result<Vec<Vec<u8>>, BackendError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key FROM lease_keys WHERE lease = ?1 ORDER BY key")
+            .map_err(backend)?;
+        let keys = stmt.query_map([lease], |r| r.get(0)).map_err(backend)?;
+        keys.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn leases(&self) -> Result<Vec<(i64, i64)>, BackendError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, ttl FROM leases ORDER BY id")
+            .map_err(backend)?;
+        let leases = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?;
+        leases.collect::<Result<Vec<_>, _>>().map_err(backend)
     }
 }
 
 impl KvWrite for SqliteKv<'_> {
-    fn put(&mut self, kv: &KeyValue, sub: i64) -> Result<(), BackendError> {
+    fn put(
+        &mut self,
+        kv: &KeyValue,
+        prev: Option<&KeyValue>,
+        sub: i64,
+    ) -> Result<(), BackendError> {
+        let prev_lease = prev.map_or(0, |p| p.lease);
+        if prev_lease != kv.lease {
+            self.detach(prev_lease, &kv.key)?;
+            self.attach(kv.lease, &kv.key)?;
+        }
         let mut insert = self
             .conn
             .prepare_cached(
@@ -168,7 +286,9 @@ impl KvWrite for SqliteKv<'_> {
         Ok(())
     }
 
-    fn tombstone(&mut self, key: &[u8], rev: i64, sub: i64) -> Result<(), BackendError> {
+    fn tombstone(&mut self, prev: &KeyValue, rev: i64, sub: i64) -> Result<(), BackendError> {
+        let key = prev.key.as_slice();
+        self.detach(prev.lease, key)?;
         let mut insert = self
             .conn
             .prepare_cached(
@@ -187,6 +307,29 @@ impl KvWrite for SqliteKv<'_> {
 
     fn set_current_revision(&mut self, rev: i64) -> Result<(), BackendError> {
         Ok(Meta(self.conn).set_i64(Meta::CURRENT_REVISION, rev)?)
+    }
+
+    fn grant_lease(&mut self, lease: i64, ttl: i64) -> Result<(), BackendError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO leases (id, ttl) VALUES (?1, ?2)")
+            .map_err(backend)?;
+        stmt.execute([lease, ttl]).map_err(backend)?;
+        Ok(())
+    }
+
+    fn revoke_lease(&mut self, lease: i64) -> Result<(), BackendError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("DELETE FROM leases WHERE id = ?1")
+            .map_err(backend)?;
+        stmt.execute([lease]).map_err(backend)?;
+        let mut keys = self
+            .conn
+            .prepare_cached("DELETE FROM lease_keys WHERE lease = ?1")
+            .map_err(backend)?;
+        keys.execute([lease]).map_err(backend)?;
+        Ok(())
     }
 
     fn compact(&mut self, rev: i64) -> Result<(), BackendError> {

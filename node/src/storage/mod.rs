@@ -46,6 +46,8 @@ pub enum StorageError {
     },
     #[error("decoding stored {what}: {detail}")]
     Decode { what: &'static str, detail: String },
+    #[error("keyspace: {0}")]
+    Keyspace(#[from] crate::mvcc::BackendError),
 }
 
 impl From<tokio_rusqlite::Error<StorageError>> for StorageError {

@@ -32,11 +32,18 @@ CREATE TABLE IF NOT EXISTS kv_live (
     row  INTEGER NOT NULL
 ) WITHOUT ROWID;
 
--- Granted leases (filled by the lease subsystem).
+-- Granted leases, with the TTL they were granted.
 CREATE TABLE IF NOT EXISTS leases (
     id   INTEGER PRIMARY KEY,
     ttl  INTEGER NOT NULL
 );
+
+-- Which live keys are attached to which lease.
+CREATE TABLE IF NOT EXISTS lease_keys (
+    lease  INTEGER NOT NULL,
+    key    BLOB    NOT NULL,
+    PRIMARY KEY (lease, key)
+) WITHOUT ROWID;
 
 -- Raft's log: one encoded entry per index.
 CREATE TABLE IF NOT EXISTS raft_log (

@@ -11,7 +11,7 @@ fn put(b: &mut MemoryBackend, key: &str, value: &str) -> PutResponse {
         prev_kv: true,
         ..Default::default()
     };
-    apply_put(b, &req).expect("put")
+    apply_put(b, &req).expect("put").response
 }
 
 fn get_at(b: &MemoryBackend, key: &str, revision: i64) -> Result<RangeResponse, MvccError> {
@@ -35,7 +35,7 @@ fn delete(b: &mut MemoryBackend, key: &str, end: &str) -> DeleteRangeResponse {
         range_end: end.into(),
         prev_kv: true,
     };
-    apply_delete_range(b, &req).expect("delete")
+    apply_delete_range(b, &req).expect("delete").response
 }
 
 fn revision(b: &MemoryBackend) -> i64 {
@@ -152,7 +152,7 @@ fn put_with_an_unknown_lease_fails_and_a_granted_one_attaches() {
     };
     assert_eq!(apply_put(&mut b, &req), Err(MvccError::LeaseNotFound));
     assert_eq!(revision(&b), 1);
-    b.grant_lease(42);
+    crate::mvcc::apply_lease_grant(&mut b, 42, 60).unwrap();
     apply_put(&mut b, &req).unwrap();
     assert_eq!(get(&b, "a").unwrap().lease, 42);
 }
@@ -283,7 +283,7 @@ fn txn_compares_choose_the_branch() {
         success: vec![op_put("b", "yes")],
         failure: vec![op_put("b", "no")],
     };
-    let resp = apply_txn(&mut b, &t).unwrap();
+    let resp = apply_txn(&mut b, &t).unwrap().response;
     assert!(resp.succeeded);
     assert_eq!(get(&b, "b").unwrap().value, b"yes");
 
@@ -297,14 +297,19 @@ fn txn_compares_choose_the_branch() {
         success: vec![op_put("zz", "created")],
         failure: vec![],
     };
-    assert!(apply_txn(&mut b, &absent).unwrap().succeeded);
-    assert!(!apply_txn(&mut b, &absent).unwrap().succeeded);
+    assert!(apply_txn(&mut b, &absent).unwrap().response.succeeded);
+    assert!(!apply_txn(&mut b, &absent).unwrap().response.succeeded);
 
     let value_of_missing = TxnRequest {
         compare: vec![compare_value("missing", CompareResult::NotEqual, "x")],
         ..Default::default()
     };
-    assert!(!apply_txn(&mut b, &value_of_missing).unwrap().succeeded);
+    assert!(
+        !apply_txn(&mut b, &value_of_missing)
+            .unwrap()
+            .response
+            .succeeded
+    );
 }
 
 #[test]
@@ -315,7 +320,7 @@ fn txn_writes_share_one_revision_and_later_ops_see_earlier_ones() {
         success: vec![op_put("a", "1"), op_get("a"), op_put("b", "2")],
         failure: vec![],
     };
-    let resp = apply_txn(&mut b, &t).unwrap();
+    let resp = apply_txn(&mut b, &t).unwrap().response;
     assert_eq!(resp.header.unwrap().revision, 2);
     let Some(Response::ResponseRange(seen)) = &resp.responses[1].response else {
         panic!("expected a range response");
@@ -333,7 +338,15 @@ fn a_read_only_txn_keeps_the_revision() {
         success: vec![op_get("a")],
         ..Default::default()
     };
-    assert_eq!(apply_txn(&mut b, &t).unwrap().header.unwrap().revision, 2);
+    assert_eq!(
+        apply_txn(&mut b, &t)
+            .unwrap()
+            .response
+            .header
+            .unwrap()
+            .revision,
+        2
+    );
     assert_eq!(revision(&b), 2);
 }
 
@@ -394,5 +407,5 @@ fn compares_over_a_range_need_every_key_to_match() {
         compare: vec![all_x],
         ..Default::default()
     };
-    assert!(!apply_txn(&mut b, &t).unwrap().succeeded);
+    assert!(!apply_txn(&mut b, &t).unwrap().response.succeeded);
 }

@@ -1,0 +1,43 @@
+//! How the rest of the node learns what the state machine applied: the
+//! watch hub needs every event, the lessor every lease grant and revoke.
+
+use crate::proto::mvccpb::Event;
+
+/// A change applied by one committed entry that other parts of the node
+/// react to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppliedChange {
+    /// The events of one write revision, in sub-revision order.
+    Events {
+        revision: i64,
+        events: Vec<Event>,
+    },
+    LeaseGranted {
+        id: i64,
+        ttl: i64,
+    },
+    LeaseRevoked {
+        id: i64,
+    },
+}
+
+/// Listens to the state machine. Calls arrive in commit order, after the
+/// changes are committed to SQLite, so a reader that sees a notification
+/// can also read its data. Implementations must be quick: they run on the
+/// apply path.
+pub trait ApplyObserver: Send + Sync + 'static {
+    /// The changes of one committed batch.
+    fn applied(&self, changes: Vec<AppliedChange>);
+
+    /// A snapshot replaced the whole state: the store is now at
+    /// `revision` with these leases (id, TTL); derived state is rebuilt.
+    fn restored(&self, revision: i64, leases: Vec<(i64, i64)>);
+}
+
+/// An observer that ignores everything (storage tests).
+pub struct IgnoreApplied;
+
+impl ApplyObserver for IgnoreApplied {
+    fn applied(&self, _: Vec<AppliedChange>) {}
+    fn restored(&self, _: i64, _: Vec<(i64, i64)>) {}
+}
