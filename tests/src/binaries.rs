@@ -5,6 +5,8 @@
 //!   tests always run the binary built by the same `cargo` profile.
 //! - `etcd`: `$ETCD_BIN`, else `/usr/bin/etcd` (Debian package `etcd-server`).
 //! - `etcdctl`: `$ETCDCTL_BIN`, else `/usr/bin/etcdctl` (package `etcd-client`).
+//! - `cetera-console`: `$CETERA_CONSOLE_BIN`, else next to `cetera` in the
+//!   target directory.
 
 use std::path::PathBuf;
 
@@ -74,6 +76,42 @@ pub fn cetera_bin() -> Result<PathBuf> {
     )
 }
 
+/// `$CETERACTL_BIN`, else the `ceteractl` binary next to this test's
+/// `deps/` dir (built by `cargo build --workspace --bins`).
+pub fn ceteractl_bin() -> Result<PathBuf> {
+    if let Some(path) = env_path("CETERACTL_BIN") {
+        return existing(path, "CETERACTL_BIN points to a missing file");
+    }
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    existing(
+        dir.join(format!("ceteractl{}", std::env::consts::EXE_SUFFIX)),
+        "build it first with `cargo build --workspace --bins` (same profile as the tests) \
+         or set CETERACTL_BIN",
+    )
+}
+
+/// `$CETERA_CONSOLE_BIN`, else the `cetera-console` binary next to this
+/// test's `deps/` dir (built by `cargo build --workspace --bins`).
+pub fn console_bin() -> Result<PathBuf> {
+    if let Some(path) = env_path("CETERA_CONSOLE_BIN") {
+        return existing(path, "CETERA_CONSOLE_BIN points to a missing file");
+    }
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    existing(
+        dir.join(format!("cetera-console{}", std::env::consts::EXE_SUFFIX)),
+        "build it first with `cargo build --workspace --bins` (same profile as the tests) \
+         or set CETERA_CONSOLE_BIN",
+    )
+}
+
 fn env_path(var: &str) -> Option<PathBuf> {
     std::env::var_os(var)
         .filter(|v| !v.is_empty())
@@ -85,4 +123,22 @@ fn existing(path: PathBuf, hint: &str) -> Result<PathBuf> {
         bail!("executable {} not found: {hint}", path.display());
     }
     Ok(path)
+}
+
+/// `$CETERA_DISCOVERY_BIN`, else the `cetera-discovery` binary next to this
+/// test's `deps/` dir (built by `cargo build --workspace --bins`).
+pub fn discovery_bin() -> Result<PathBuf> {
+    if let Some(path) = env_path("CETERA_DISCOVERY_BIN") {
+        return existing(path, "CETERA_DISCOVERY_BIN points to a missing file");
+    }
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    existing(
+        dir.join(format!("cetera-discovery{}", std::env::consts::EXE_SUFFIX)),
+        "build it first with `cargo build --workspace --bins` (same profile as the tests) \
+         or set CETERA_DISCOVERY_BIN",
+    )
 }

@@ -7,6 +7,7 @@
 //! error is mapped to etcd's code and message in one place (`status`).
 
 mod grpc;
+mod h2_authority;
 mod http;
 mod status;
 
@@ -73,7 +74,10 @@ pub async fn serve_client(listener: TcpListener, node: Arc<Node>, stop: watch::R
             }
         });
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(
+                TokioIo::new(h2_authority::AuthorityFix::new(stream)),
+                service,
+            )
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

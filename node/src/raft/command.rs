@@ -34,6 +34,9 @@ pub enum Command {
     LeaseRevoke {
         id: i64,
     },
+    /// Several independent commands proposed as one entry (group commit):
+    /// applied in order, each with its own revision and result.
+    Batch(Vec<Command>),
 }
 
 /// The attributes a member publishes about itself.
@@ -59,6 +62,8 @@ pub enum CommandResult {
     Rejected(MvccError),
     /// An entry with no client-visible result (membership, blank, publish).
     Done,
+    /// The results of a [`Command::Batch`], in order.
+    Batch(Vec<CommandResult>),
 }
 
 impl Command {
@@ -72,6 +77,7 @@ impl Command {
             Command::PublishMember(_) => "publish_member",
             Command::LeaseGrant { .. } => "lease_grant",
             Command::LeaseRevoke { .. } => "lease_revoke",
+            Command::Batch(_) => "batch",
         }
     }
 }

@@ -268,6 +268,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 cache.entries.insert(index, entry);
             }
         }
+        tracing::trace!(first = rows.first().map(|r| r.0), n = rows.len(), "append enqueued");
         self.enqueue(LogWrite::Append {
             rows,
             flushed: callback,
@@ -311,6 +312,7 @@ async fn run_writer(
                 Err(_) => break,
             }
         }
+        tracing::trace!(writes = batch.len(), "log batch");
         let (tables, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(split_write).unzip();
         let result = db
             .write(move |conn| write_batch(conn, tables))
@@ -323,6 +325,7 @@ async fn run_writer(
             let keep = cache.entries.split_off(&keep_from);
             cache.entries = keep;
         }
+        tracing::trace!("log batch written");
         if let Err(e) = &result {
             tracing::error!(error = %e, "writing the raft log failed");
         }

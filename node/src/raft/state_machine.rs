@@ -174,6 +174,13 @@ fn apply_command(
     command: Command,
     changes: &mut Vec<AppliedChange>,
 ) -> Result<CommandResult, StorageError> {
+    if let Command::Batch(commands) = command {
+        let results = commands
+            .into_iter()
+            .map(|command| apply_command(tx, command, changes))
+            .collect::<Result<_, _>>()?;
+        return Ok(CommandResult::Batch(results));
+    }
     let mut savepoint = tx.savepoint()?;
     let mut kv = SqliteKv::new(&savepoint);
     let outcome = match command {
@@ -212,6 +219,10 @@ fn apply_command(
             publish_member(&savepoint, attributes)?;
             Ok(CommandResult::Done)
         }
+        // Unpacked above; a batch is never nested inside another.
+        Command::Batch(_) => Err(MvccError::Backend(crate::mvcc::BackendError(
+            "a batch nested in a batch".into(),
+        ))),
     };
     match outcome {
         Ok(result) => {
@@ -295,6 +306,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
+        tracing::trace!(entries = entries.len(), "apply batch");
         let (results, changes) = self
             .db
             .write(move |conn| apply_batch(conn, entries))

@@ -13,6 +13,7 @@ mod lessor;
 mod observer;
 mod peer_api;
 mod propose;
+mod proposer;
 mod read_index;
 mod startup;
 
@@ -49,6 +50,7 @@ pub struct Node {
     db: Db,
     peers: PeerClient,
     reads: ReadBarrier,
+    proposer: proposer::Proposer,
     hub: Arc<WatchHub>,
     lessor: Arc<Lessor>,
     started_at: SystemTime,

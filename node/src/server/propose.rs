@@ -10,9 +10,8 @@
 
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
-
 use super::error::PeerRefusal;
+use super::proposer::ProposeFailure;
 use super::{Node, ServerError};
 use crate::raft::{Command, CommandResult, PeerError, paths};
 
@@ -66,13 +65,11 @@ impl Node {
     }
 
     async fn write_as_leader(&self, command: &Command) -> Result<Attempt, ServerError> {
-        match self.raft.client_write(command.clone()).await {
-            Ok(response) => Ok(Attempt::Done(response.data)),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Ok(Attempt::Retry),
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(ServerError::Internal(e.to_string()))
-            }
-            Err(RaftError::Fatal(_)) => Err(ServerError::Stopped),
+        match self.proposer.propose(command.clone()).await {
+            Ok(result) => Ok(Attempt::Done(result)),
+            Err(ProposeFailure::NotLeader) => Ok(Attempt::Retry),
+            Err(ProposeFailure::Stopped) => Err(ServerError::Stopped),
+            Err(ProposeFailure::Other(e)) => Err(ServerError::Internal(e)),
         }
     }
 
@@ -114,15 +111,10 @@ impl Node {
         if self.leader() != Some(self.identity.member_id) {
             return Err(PeerRefusal::NotLeader);
         }
-        match self.raft.client_write(command).await {
-            Ok(response) => Ok(response.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                Err(PeerRefusal::NotLeader)
-            }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))) => {
-                Err(PeerRefusal::NotLeader)
-            }
-            Err(RaftError::Fatal(_)) => Err(PeerRefusal::Stopped),
+        match self.proposer.propose(command).await {
+            Ok(result) => Ok(result),
+            Err(ProposeFailure::NotLeader | ProposeFailure::Other(_)) => Err(PeerRefusal::NotLeader),
+            Err(ProposeFailure::Stopped) => Err(PeerRefusal::Stopped),
         }
     }
 }

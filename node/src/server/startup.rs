@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::lessor::Lessor;
 use super::observer::Observers;
+use super::proposer::Proposer;
 use super::read_index::ReadBarrier;
 use super::{Node, peer_api};
 use crate::cluster::{Identity, cluster_id};
@@ -218,6 +219,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     let metrics = raft.metrics();
     let node = Arc::new_cyclic(|weak| Node {
         reads: ReadBarrier::start(weak.clone()),
+        proposer: Proposer::start(raft.clone()),
         config,
         identity,
         raft,

@@ -18,7 +18,7 @@ pub(crate) const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(600);
 /// Load generator for the etcd v3 gRPC API: the same load runs against
 /// cetera and against real etcd.
 #[derive(Debug, Parser)]
-#[command(name = "cetera-bench", version, about, long_about = None)]
+#[command(name = "cetera-bench", version)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) opts: Opts,

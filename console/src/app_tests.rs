@@ -1,0 +1,312 @@
+//! Tests of the core: key handling, freshness, tree building from key
+//! pages, quorum verdicts, modal defaults and read-only mode.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::app::{Command, Event, Input, KeysPane, Modal, Op, Role, View};
+use crate::fixtures::{Harness, cluster3, member, probe};
+
+#[test]
+fn starts_by_polling_and_quits_on_q_and_ctrl_c() {
+    let mut h = Harness::new(false);
+    assert_eq!(h.app.start(), [Command::Poll]);
+    assert_eq!(h.char('q'), [Command::Quit]);
+    assert!(h.app.quit);
+
+    let mut h = Harness::healthy();
+    h.char(':');
+    assert!(matches!(h.app.input, Some(Input::Palette(_))));
+    let cmds = h.app.update(Event::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )));
+    assert_eq!(cmds, [Command::Quit], "Ctrl-C quits even while typing");
+}
+
+#[test]
+fn members_get_roles_and_the_quorum_verdict() {
+    let h = Harness::healthy();
+    let roles: Vec<(String, Role)> = h.app.rows.iter().map(|r| (r.name(), r.role)).collect();
+    assert_eq!(
+        roles,
+        [
+            ("n1".into(), Role::Follower),
+            ("n2".into(), Role::Leader),
+            ("n3".into(), Role::Follower)
+        ]
+    );
+    assert_eq!(h.app.quorum().verdict(), "3/3 healthy, tolerates 1 failure");
+    assert_eq!(h.app.leader().unwrap().name(), "n2");
+    assert_eq!(h.app.term(), Some(3));
+    // Rates from counter deltas over the 2 s between polls.
+    assert_eq!(h.app.series.proposals.back(), Some(&4));
+    let n1 = &h.app.rows[0];
+    assert_eq!(n1.recv_rate, Some(10.0));
+    assert_eq!(n1.uptime.map(|d| d.as_secs()), Some(3723));
+}
+
+#[test]
+fn a_member_down_and_quorum_lost_are_reported() {
+    let mut h = Harness::healthy();
+    let mut snap = cluster3(2);
+    let leader = member(2, false).id;
+    snap.members[1] = probe(member(2, false), leader, false, 0.0, 0);
+    h.poll(4, Ok(snap.clone()));
+    assert_eq!(h.app.rows[1].role, Role::Down);
+    assert_eq!(
+        h.app.quorum().verdict(),
+        "2/3 healthy, tolerates 0 failures"
+    );
+    snap.members[2] = probe(member(3, false), leader, false, 0.0, 0);
+    h.poll(6, Ok(snap));
+    assert_eq!(
+        h.app.quorum().verdict(),
+        "1/3 healthy, QUORUM LOST: 1 of 3 voters up, 2 needed"
+    );
+}
+
+#[test]
+fn older_answers_never_overwrite_newer_ones_and_failures_go_stale() {
+    let mut h = Harness::healthy();
+    // A late answer of poll 1 arrives after poll 2: ignored.
+    let late = h.app.update(Event::Cluster {
+        seq: 1,
+        at: h.at(0),
+        result: Err("late".into()),
+    });
+    assert!(late.is_empty());
+    assert!(h.app.cluster.error.is_none());
+    h.poll(4, Err("connection refused".into()));
+    h.tick(14);
+    assert!(h.app.cluster.stale(), "last good data kept, marked stale");
+    assert_eq!(h.app.cluster_age().unwrap().as_secs(), 12);
+    assert_eq!(h.app.cluster.failures, 1);
+    assert_eq!(h.app.rows.len(), 3);
+    h.poll(16, Ok(cluster3(3)));
+    assert!(!h.app.cluster.stale(), "reconnect clears the badge");
+}
+
+#[test]
+fn views_switch_with_digits_and_keys_open_at_the_root() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    assert_eq!(h.app.view, View::Keys);
+    assert!(
+        matches!(&cmds[..], [Command::ListKeys { prefix, start, limit: 500, .. }] if prefix.is_empty() && start.is_empty())
+    );
+    let cmds = h.char('3');
+    assert_eq!(h.app.view, View::Leases);
+    assert!(matches!(&cmds[..], [Command::ListLeases { .. }]));
+    h.char('4');
+    assert_eq!(h.app.view, View::Actions);
+    h.char('1');
+    assert_eq!(h.app.view, View::Cluster);
+    h.char('j');
+    assert_eq!(h.app.member_selected, 1);
+    h.char('G');
+    assert_eq!(h.app.member_selected, 2);
+    h.char('g');
+    assert_eq!(h.app.member_selected, 0);
+}
+
+#[test]
+fn key_pages_build_a_tree_and_paging_skips_whole_dirs() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    let next = h.answer_keys(
+        &cmds,
+        &["/registry/a", "/registry/b", "greeting", "user:1", "user:2"],
+        true,
+        3,
+    );
+    let names: Vec<String> = h
+        .app
+        .visible_entries()
+        .iter()
+        .map(|e| e.display())
+        .collect();
+    assert_eq!(names, ["/", "greeting", "user:"]);
+    // The selection is near the end of what is loaded, so the next page is
+    // read, starting past the whole "user:" dir.
+    assert!(
+        matches!(&next[..], [Command::ListKeys { start, .. }] if start == b"user;"),
+        "{next:?}"
+    );
+    // Enter on a dir opens it.
+    let cmds = h.key(KeyCode::Enter);
+    assert!(matches!(&cmds[..], [Command::ListKeys { prefix, .. }] if prefix == b"/"));
+    h.answer_keys(&cmds, &["/registry/a", "/registry/b"], false, 4);
+    let names: Vec<String> = h
+        .app
+        .visible_entries()
+        .iter()
+        .map(|e| e.display())
+        .collect();
+    assert_eq!(names, ["registry/"]);
+    // Esc goes back up and reselects the dir we came from.
+    let cmds = h.key(KeyCode::Esc);
+    h.answer_keys(&cmds, &["/registry/a", "greeting"], false, 5);
+    assert_eq!(h.app.selected_entry().unwrap().display(), "/");
+}
+
+#[test]
+fn selecting_a_key_reads_its_value_then_its_history() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    h.answer_keys(&cmds, &["a", "b"], false, 3);
+    // The first row is a key: its value was requested with the page.
+    let cmds = h.char('j');
+    assert!(matches!(&cmds[..], [Command::GetKey { key, .. }] if key == b"b"));
+    let cmds = h.answer_value(&cmds, "{\"x\":1}", 4);
+    assert!(matches!(&cmds[..], [Command::GetHistory { key, limit: 20, .. }] if key == b"b"));
+    assert_eq!(h.app.keys.value_key.as_deref(), Some(&b"b"[..]));
+    h.key(KeyCode::Enter);
+    assert_eq!(h.app.keys.pane, KeysPane::Value);
+}
+
+#[test]
+fn the_filter_narrows_loaded_rows_and_esc_clears_it() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    h.answer_keys(&cmds, &["alpha", "beta", "gamma"], false, 3);
+    h.char('/');
+    h.text("mm");
+    assert_eq!(h.app.visible_entries().len(), 1);
+    assert_eq!(h.app.selected_entry().unwrap().display(), "gamma");
+    h.key(KeyCode::Enter);
+    assert!(h.app.input.is_none());
+    assert_eq!(h.app.keys.filter, "mm");
+    h.key(KeyCode::Esc);
+    assert_eq!(h.app.visible_entries().len(), 3);
+}
+
+#[test]
+fn delete_asks_first_and_defaults_to_no() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    let cmds = h.answer_keys(&cmds, &["a"], false, 3);
+    h.answer_value(&cmds, "v", 3);
+    let cmds = h.char('x');
+    assert!(cmds.is_empty(), "nothing runs before confirmation");
+    let Some(Modal::Confirm(c)) = &h.app.modal else {
+        panic!("no modal")
+    };
+    assert!(!c.yes, "the default is No");
+    assert_eq!(c.target, "a");
+    // Enter on the default button cancels.
+    assert!(h.key(KeyCode::Enter).is_empty());
+    assert!(h.app.modal.is_none());
+    // n and Esc cancel; y runs.
+    h.char('x');
+    assert!(h.char('n').is_empty());
+    h.char('x');
+    assert!(h.key(KeyCode::Esc).is_empty());
+    h.char('x');
+    assert_eq!(
+        h.char('y'),
+        [Command::Run(Op::Delete { key: b"a".to_vec() })]
+    );
+}
+
+#[test]
+fn removing_a_member_names_it_and_refuses_to_break_quorum_unless_overridden() {
+    let mut h = Harness::healthy();
+    let leader = member(2, false).id;
+    let mut snap = cluster3(2);
+    snap.members[2] = probe(member(3, false), leader, false, 0.0, 0);
+    h.poll(4, Ok(snap));
+    h.char(':');
+    h.text("member remove n1");
+    h.key(KeyCode::Enter);
+    let Some(Modal::Confirm(c)) = h.app.modal.clone() else {
+        panic!("no modal")
+    };
+    assert!(c.target.starts_with("n1 (1000000000000001"), "{}", c.target);
+    let impact = c.impact.clone().unwrap();
+    assert_eq!(
+        impact.summary,
+        "3 -> 2 voters, QUORUM LOST: 1 of 2 voters up, 2 needed"
+    );
+    assert_eq!(impact.refusal.as_deref(), Some("this would break quorum"));
+    assert!(h.char('y').is_empty(), "refused");
+    assert!(
+        h.app
+            .toasts
+            .last()
+            .unwrap()
+            .text
+            .contains("press ! to override")
+    );
+    h.char('!');
+    assert_eq!(
+        h.char('y'),
+        [Command::Run(Op::MemberRemove {
+            id: member(1, false).id
+        })]
+    );
+}
+
+#[test]
+fn member_add_shows_the_impact_and_then_the_flags() {
+    let mut h = Harness::healthy();
+    h.char(':');
+    h.text("member add http://127.0.0.1:2420 --learner --name n4");
+    h.key(KeyCode::Enter);
+    let Some(Modal::Confirm(c)) = h.app.modal.clone() else {
+        panic!("no modal")
+    };
+    assert_eq!(
+        c.impact.unwrap().summary,
+        "voters unchanged (3), tolerates 1 failure"
+    );
+    let cmds = h.char('y');
+    let [Command::Run(op)] = &cmds[..] else {
+        panic!("{cmds:?}")
+    };
+    h.app.update(Event::Done {
+        op: op.clone(),
+        result: Ok("--initial-cluster n1=…".into()),
+    });
+    assert!(
+        matches!(&h.app.modal, Some(Modal::Info { lines, .. }) if lines[0].contains("--initial-cluster"))
+    );
+}
+
+#[test]
+fn read_only_removes_every_mutation() {
+    let mut h = Harness::new(true);
+    h.poll(0, Ok(cluster3(0)));
+    let cmds = h.char('2');
+    let cmds = h.answer_keys(&cmds, &["a"], false, 1);
+    h.answer_value(&cmds, "v", 1);
+    assert!(h.char('x').is_empty());
+    assert!(h.app.modal.is_none());
+    h.char('4');
+    h.key(KeyCode::Enter);
+    assert!(h.app.modal.is_none() && h.app.input.is_none());
+    h.char(':');
+    h.text("member remove n1");
+    h.key(KeyCode::Enter);
+    assert!(h.app.modal.is_none());
+    assert!(h.app.toasts.last().unwrap().text.contains("read-only"));
+}
+
+#[test]
+fn freeze_and_refresh() {
+    let mut h = Harness::healthy();
+    assert_eq!(h.char('f'), [Command::SetPaused(true)]);
+    assert!(h.app.paused);
+    assert_eq!(h.char('r'), [Command::Poll]);
+    assert_eq!(h.char('f'), [Command::SetPaused(false)]);
+}
+
+#[test]
+fn help_opens_and_closes() {
+    let mut h = Harness::healthy();
+    h.char('?');
+    assert!(h.app.help);
+    assert!(h.char('j').is_empty(), "keys do not leak through the help");
+    assert_eq!(h.app.member_selected, 0);
+    h.key(KeyCode::Esc);
+    assert!(!h.app.help);
+}

@@ -1,0 +1,1006 @@
+//! The data layer: tokio tasks that talk to the cluster through etcd's
+//! public APIs only (gRPC on the client URLs; `/health`, `/metrics` and
+//! `/v2/stats/self` over HTTP) and report to the core as [`Event`]s.
+//!
+//! - The poller ([`spawn_poller`]) runs one poll at a time (polls never
+//!   overlap), numbers them, and waits `--refresh` between them, longer
+//!   (backoff) while the cluster is unreachable. It can be paused and asked
+//!   to poll now.
+//! - [`Exec::run`] runs every other [`Command`] in its own task: key pages,
+//!   values, history, watches, leases and mutations.
+//!
+//! Every call has a deadline; nothing here can hang the console.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cetera::proto::etcdserverpb::alarm_request::AlarmAction;
+use cetera::proto::etcdserverpb::cluster_client::ClusterClient;
+use cetera::proto::etcdserverpb::kv_client::KvClient;
+use cetera::proto::etcdserverpb::lease_client::LeaseClient;
+use cetera::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use cetera::proto::etcdserverpb::watch_client::WatchClient;
+use cetera::proto::etcdserverpb::watch_request::RequestUnion;
+use cetera::proto::etcdserverpb::{
+    AlarmRequest, CompactionRequest, DefragmentRequest, DeleteRangeRequest, LeaseLeasesRequest,
+    LeaseRevokeRequest, LeaseTimeToLiveRequest, MemberAddRequest, MemberListRequest,
+    MemberPromoteRequest, MemberRemoveRequest, MoveLeaderRequest, PutRequest, RangeRequest,
+    StatusRequest, WatchCreateRequest, WatchRequest,
+};
+use cetera::proto::mvccpb;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::app::{Command, Event, History, Op, WatchUpdate};
+use crate::model::{
+    Alarm, ClusterSnapshot, KeyPage, KeyValue, Lease, Member, MemberProbe, Metrics, SelfStats,
+    Status as MemberStatus, WatchEvent,
+};
+use crate::tree::prefix_end;
+
+/// Deadline of one gRPC or HTTP call.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait between polls while the cluster is unreachable.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(15);
+/// At most this many leases are read with their keys.
+pub const MAX_LEASES: usize = 1000;
+
+/// Puts `http://` in front of an endpoint given without a scheme, as etcdctl does.
+pub fn normalize_endpoint(endpoint: &str) -> String {
+    let e = endpoint.trim().trim_end_matches('/');
+    if e.contains("://") {
+        e.to_string()
+    } else {
+        format!("http://{e}")
+    }
+}
+
+/// Connections to the cluster: one lazily connected gRPC channel per URL
+/// (reconnecting by itself) and one HTTP client.
+#[derive(Debug)]
+pub struct Clients {
+    endpoints: Vec<String>,
+    channels: Mutex<HashMap<String, Channel>>,
+    http: reqwest::Client,
+}
+
+impl Clients {
+    /// Clients for these endpoints.
+    pub fn new(endpoints: Vec<String>) -> anyhow::Result<Arc<Self>> {
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .connect_timeout(CALL_TIMEOUT)
+            .no_proxy()
+            .build()?;
+        for e in &endpoints {
+            Endpoint::from_shared(e.clone())
+                .map_err(|err| anyhow::anyhow!("bad endpoint {e:?}: {err}"))?;
+        }
+        Ok(Arc::new(Self {
+            endpoints,
+            channels: Mutex::new(HashMap::new()),
+            http,
+        }))
+    }
+
+    /// The configured endpoints.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    fn channel(&self, url: &str) -> Result<Channel, String> {
+        let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ch) = map.get(url) {
+            return Ok(ch.clone());
+        }
+        let ch = Endpoint::from_shared(url.to_string())
+            .map_err(|e| format!("{url}: {e}"))?
+            .connect_timeout(CALL_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        map.insert(url.to_string(), ch.clone());
+        Ok(ch)
+    }
+
+    /// Runs `f` on the configured endpoints in turn until one answers
+    /// (errors that mean "this endpoint is unreachable" move on to the next).
+    async fn any<T, F, Fut>(&self, f: F) -> Result<T, String>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let mut errors = Vec::new();
+        for url in &self.endpoints {
+            let ch = self.channel(url)?;
+            match f(ch).await {
+                Ok(v) => return Ok(v),
+                Err(s) if unreachable(&s) => errors.push(format!("{url}: {}", status_text(&s))),
+                Err(s) => return Err(status_text(&s)),
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    async fn get_text(&self, url: String) -> Option<(u16, String)> {
+        let resp = self.http.get(&url).send().await.ok()?;
+        let code = resp.status().as_u16();
+        Some((code, resp.text().await.ok()?))
+    }
+}
+
+fn unreachable(s: &Status) -> bool {
+    matches!(
+        s.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+    )
+}
+
+/// A gRPC error in one line: etcd's message, or the code when there is none.
+pub fn status_text(s: &Status) -> String {
+    let msg = s.message().trim();
+    let source = std::error::Error::source(s).map(|e| {
+        let mut text = e.to_string();
+        let mut cur = e.source();
+        while let Some(inner) = cur {
+            text = inner.to_string();
+            cur = inner.source();
+        }
+        text
+    });
+    match (msg.is_empty(), source) {
+        (true, Some(src)) => format!("{:?}: {src}", s.code()),
+        (true, None) => format!("{:?}", s.code()),
+        (false, Some(src)) if !msg.contains(&src) && s.code() == Code::Unavailable => {
+            format!("{msg}: {src}")
+        }
+        (false, _) => msg.to_string(),
+    }
+}
+
+/// Control messages for the poller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollCtl {
+    /// Poll now.
+    Now,
+    /// Stop (true) or resume (false) periodic polls.
+    Pause(bool),
+}
+
+/// The wait before the next poll after `failures` failed polls in a row.
+pub fn backoff(refresh: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return refresh;
+    }
+    let factor = 1u32 << failures.min(4);
+    (refresh * factor).min(MAX_BACKOFF.max(refresh))
+}
+
+/// Starts the poller; it ends when the returned sender is dropped.
+pub fn spawn_poller(
+    clients: Arc<Clients>,
+    refresh: Duration,
+    tx: mpsc::UnboundedSender<Event>,
+) -> mpsc::UnboundedSender<PollCtl> {
+    let (ctl_tx, mut ctl) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut seq = 0u64;
+        let mut failures = 0u32;
+        let mut paused = false;
+        let mut poll_now = true;
+        loop {
+            if poll_now {
+                seq += 1;
+                let at = Instant::now();
+                let result = poll_once(&clients).await;
+                failures = if result.is_ok() { 0 } else { failures + 1 };
+                if tx.send(Event::Cluster { seq, at, result }).is_err() {
+                    return;
+                }
+                // Requests that arrived during the poll are served by it.
+                while let Ok(msg) = ctl.try_recv() {
+                    if let PollCtl::Pause(p) = msg {
+                        paused = p;
+                    }
+                }
+            }
+            poll_now = false;
+            let deadline = tokio::time::Instant::now() + backoff(refresh, failures);
+            while !poll_now {
+                let msg = if paused {
+                    ctl.recv().await
+                } else {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(deadline) => {
+                            poll_now = true;
+                            continue;
+                        }
+                        msg = ctl.recv() => msg,
+                    }
+                };
+                match msg {
+                    None => return,
+                    Some(PollCtl::Now) => poll_now = true,
+                    Some(PollCtl::Pause(p)) => {
+                        paused = p;
+                        poll_now = !p;
+                    }
+                }
+            }
+        }
+    });
+    ctl_tx
+}
+
+/// One complete poll: the member list, then every member's status,
+/// `/health`, `/v2/stats/self` and `/metrics` concurrently, and the alarms.
+pub async fn poll_once(clients: &Clients) -> Result<ClusterSnapshot, String> {
+    let mut listed = None;
+    let mut errors = Vec::new();
+    let mut unimplemented = 0;
+    for url in clients.endpoints() {
+        let ch = clients.channel(url)?;
+        match ClusterClient::new(ch)
+            .member_list(MemberListRequest {
+                linearizable: false,
+            })
+            .await
+        {
+            Ok(resp) => {
+                listed = Some((url.clone(), resp.into_inner()));
+                break;
+            }
+            Err(s) => {
+                if s.code() == Code::Unimplemented {
+                    unimplemented += 1;
+                }
+                errors.push(format!("{url}: {}", status_text(&s)));
+            }
+        }
+    }
+    let (via, cluster_id, members) = match listed {
+        Some((via, resp)) => {
+            let members: Vec<Member> = resp
+                .members
+                .into_iter()
+                .map(|m| Member {
+                    id: m.id,
+                    name: m.name,
+                    peer_urls: m.peer_ur_ls,
+                    client_urls: m.client_ur_ls,
+                    is_learner: m.is_learner,
+                })
+                .collect();
+            (via, resp.header.map_or(0, |h| h.cluster_id), members)
+        }
+        // A server without the Cluster service: the members are the endpoints.
+        None if unimplemented > 0 => {
+            let members: Vec<Member> = clients
+                .endpoints()
+                .iter()
+                .map(|url| Member {
+                    id: 0,
+                    name: String::new(),
+                    peer_urls: Vec::new(),
+                    client_urls: vec![url.clone()],
+                    is_learner: false,
+                })
+                .collect();
+            (String::new(), 0, members)
+        }
+        None => return Err(errors.join("; ")),
+    };
+    let probes = futures::future::join_all(members.into_iter().map(|m| probe(clients, m))).await;
+    let mut probes: Vec<MemberProbe> = probes;
+    let mut cluster_id = cluster_id;
+    for p in &mut probes {
+        if let Ok(s) = &p.status {
+            if p.member.id == 0 {
+                p.member.id = s.member_id;
+            }
+            if cluster_id == 0 {
+                cluster_id = s.cluster_id;
+            }
+        }
+    }
+    // Alarms come from the members' Status errors (etcd lists every active
+    // alarm there): a poll then costs no Raft proposal, which an Alarm GET
+    // would on etcd 3.4.
+    let mut alarms: Vec<Alarm> = Vec::new();
+    for p in &probes {
+        if let Ok(s) = &p.status {
+            for e in &s.errors {
+                if let Some(alarm) = parse_alarm(e)
+                    && !alarms.contains(&alarm)
+                {
+                    alarms.push(alarm);
+                }
+            }
+        }
+    }
+    let alarms = Ok(alarms);
+    let alarm_via = clients.endpoints().first().cloned().unwrap_or_default();
+    let via = if via.is_empty() {
+        format!(
+            "{} (no member list: {})",
+            alarm_via,
+            errors.first().cloned().unwrap_or_default()
+        )
+    } else {
+        via
+    };
+    Ok(ClusterSnapshot {
+        via,
+        cluster_id,
+        members: probes,
+        alarms,
+    })
+}
+
+/// An alarm as etcd writes it in Status errors: `memberID:123 alarm:NOSPACE`.
+pub fn parse_alarm(text: &str) -> Option<Alarm> {
+    let mut member_id = None;
+    let mut kind = None;
+    for word in text.split_whitespace() {
+        if let Some(id) = word.strip_prefix("memberID:") {
+            member_id = id.parse().ok();
+        } else if let Some(k) = word.strip_prefix("alarm:") {
+            kind = Some(k.to_string());
+        }
+    }
+    Some(Alarm {
+        member_id: member_id?,
+        kind: kind?,
+    })
+}
+
+async fn probe(clients: &Clients, member: Member) -> MemberProbe {
+    let Some(url) = member.client_urls.first().cloned() else {
+        return MemberProbe {
+            member,
+            status: Err("not started".to_string()),
+            health: None,
+            stats: None,
+            metrics: None,
+        };
+    };
+    let status = async {
+        let ch = clients.channel(&url)?;
+        let resp = MaintenanceClient::new(ch)
+            .status(StatusRequest {})
+            .await
+            .map_err(|s| status_text(&s))?
+            .into_inner();
+        let header = resp.header.unwrap_or_default();
+        Ok(MemberStatus {
+            version: resp.version,
+            db_size: resp.db_size,
+            db_size_in_use: resp.db_size_in_use,
+            leader: resp.leader,
+            raft_index: resp.raft_index,
+            raft_term: resp.raft_term,
+            raft_applied_index: resp.raft_applied_index,
+            errors: resp.errors,
+            is_learner: resp.is_learner,
+            cluster_id: header.cluster_id,
+            member_id: header.member_id,
+            revision: header.revision,
+        })
+    };
+    let health = clients.get_text(format!("{url}/health"));
+    let stats = clients.get_text(format!("{url}/v2/stats/self"));
+    let metrics = clients.get_text(format!("{url}/metrics"));
+    let (status, health, stats, metrics) = tokio::join!(status, health, stats, metrics);
+    MemberProbe {
+        member,
+        status,
+        health: health.map(|(code, body)| code == 200 && parse_health(&body)),
+        stats: stats
+            .filter(|(code, _)| *code == 200)
+            .and_then(|(_, b)| parse_self_stats(&b)),
+        metrics: metrics
+            .filter(|(code, _)| *code == 200)
+            .map(|(_, b)| parse_metrics(&b)),
+    }
+}
+
+/// `{"health":"true"}` -> true.
+pub fn parse_health(body: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("health").cloned())
+        .is_some_and(|h| h == "true" || h == true)
+}
+
+/// The fields of `/v2/stats/self` the console shows.
+pub fn parse_self_stats(body: &str) -> Option<SelfStats> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    Some(SelfStats {
+        state: v.get("state")?.as_str()?.to_string(),
+        start_time: v
+            .get("startTime")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        recv_append: v
+            .get("recvAppendRequestCnt")
+            .and_then(|n| n.as_u64())
+            .unwrap_or(0),
+        send_append: v
+            .get("sendAppendRequestCnt")
+            .and_then(|n| n.as_u64())
+            .unwrap_or(0),
+    })
+}
+
+/// The few Prometheus samples the console shows (unlabelled ones only).
+pub fn parse_metrics(body: &str) -> Metrics {
+    let mut m = Metrics::default();
+    for line in body.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((name, value)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let slot = match name {
+            "process_start_time_seconds" => &mut m.process_start,
+            "etcd_server_proposals_committed_total" => &mut m.proposals_committed,
+            "etcd_server_proposals_applied_total" => &mut m.proposals_applied,
+            "etcd_server_proposals_pending" => &mut m.proposals_pending,
+            "etcd_server_proposals_failed_total" => &mut m.proposals_failed,
+            "etcd_server_leader_changes_seen_total" => &mut m.leader_changes,
+            "etcd_server_has_leader" => &mut m.has_leader,
+            _ => continue,
+        };
+        *slot = Some(value);
+    }
+    m
+}
+
+fn kv_from(kv: mvccpb::KeyValue) -> KeyValue {
+    KeyValue {
+        key: kv.key,
+        value: kv.value,
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        lease: kv.lease,
+    }
+}
+
+/// Runs commands other than polling, each in its own task.
+#[derive(Debug)]
+pub struct Exec {
+    clients: Arc<Clients>,
+    tx: mpsc::UnboundedSender<Event>,
+    poller: mpsc::UnboundedSender<PollCtl>,
+    watches: HashMap<u64, AbortHandle>,
+}
+
+impl Drop for Exec {
+    fn drop(&mut self) {
+        for (_, h) in self.watches.drain() {
+            h.abort();
+        }
+    }
+}
+
+impl Exec {
+    /// An executor reporting to `tx` and steering `poller`.
+    pub fn new(
+        clients: Arc<Clients>,
+        tx: mpsc::UnboundedSender<Event>,
+        poller: mpsc::UnboundedSender<PollCtl>,
+    ) -> Self {
+        Self {
+            clients,
+            tx,
+            poller,
+            watches: HashMap::new(),
+        }
+    }
+
+    /// Starts `cmd` (returns at once; the answer arrives as an event).
+    pub fn run(&mut self, cmd: Command) {
+        let clients = self.clients.clone();
+        let tx = self.tx.clone();
+        match cmd {
+            Command::Quit => {}
+            Command::Poll => {
+                let _ = self.poller.send(PollCtl::Now);
+            }
+            Command::SetPaused(p) => {
+                let _ = self.poller.send(PollCtl::Pause(p));
+            }
+            Command::ListKeys {
+                req,
+                prefix,
+                start,
+                limit,
+            } => {
+                tokio::spawn(async move {
+                    let at = Instant::now();
+                    let result = list_keys(&clients, &prefix, start, limit).await;
+                    let _ = tx.send(Event::Keys { req, at, result });
+                });
+            }
+            Command::GetKey { req, key } => {
+                tokio::spawn(async move {
+                    let at = Instant::now();
+                    let result = get_key(&clients, &key, 0).await;
+                    let _ = tx.send(Event::Value { req, at, result });
+                });
+            }
+            Command::GetHistory {
+                req,
+                key,
+                current,
+                limit,
+            } => {
+                tokio::spawn(async move {
+                    let at = Instant::now();
+                    let result = history(&clients, &key, current, limit).await;
+                    let _ = tx.send(Event::History { req, at, result });
+                });
+            }
+            Command::Watch { id, prefix } => {
+                let handle = tokio::spawn(watch(clients, id, prefix, tx));
+                self.watches.insert(id, handle.abort_handle());
+            }
+            Command::Unwatch { id } => {
+                if let Some(h) = self.watches.remove(&id) {
+                    h.abort();
+                }
+            }
+            Command::ListLeases { req } => {
+                tokio::spawn(async move {
+                    let at = Instant::now();
+                    let result = leases(&clients).await;
+                    let _ = tx.send(Event::Leases { req, at, result });
+                });
+            }
+            Command::Run(op) => {
+                tokio::spawn(async move {
+                    let result = run_op(&clients, &op).await;
+                    let _ = tx.send(Event::Done { op, result });
+                });
+            }
+        }
+    }
+}
+
+async fn list_keys(
+    clients: &Clients,
+    prefix: &[u8],
+    start: Vec<u8>,
+    limit: i64,
+) -> Result<KeyPage, String> {
+    let key = if start.is_empty() { vec![0] } else { start };
+    let range_end = prefix_end(prefix);
+    let resp = clients
+        .any(|ch| {
+            let req = RangeRequest {
+                key: key.clone(),
+                range_end: range_end.clone(),
+                limit,
+                keys_only: true,
+                ..RangeRequest::default()
+            };
+            async move { KvClient::new(ch).range(req).await }
+        })
+        .await?
+        .into_inner();
+    Ok(KeyPage {
+        keys: resp.kvs.into_iter().map(|kv| kv.key).collect(),
+        more: resp.more,
+        revision: resp.header.map_or(0, |h| h.revision),
+    })
+}
+
+async fn get_key(clients: &Clients, key: &[u8], revision: i64) -> Result<Option<KeyValue>, String> {
+    let resp = clients
+        .any(|ch| {
+            let req = RangeRequest {
+                key: key.to_vec(),
+                revision,
+                ..RangeRequest::default()
+            };
+            async move { KvClient::new(ch).range(req).await }
+        })
+        .await?
+        .into_inner();
+    Ok(resp.kvs.into_iter().next().map(kv_from))
+}
+
+/// Older revisions of `key`, newest first: reads at `mod_revision - 1` of
+/// each entry until the key did not exist, the revisions are compacted, or
+/// `limit` entries are read.
+async fn history(
+    clients: &Clients,
+    key: &[u8],
+    current: KeyValue,
+    limit: usize,
+) -> Result<History, String> {
+    let mut rev = current.mod_revision - 1;
+    let mut entries = vec![current];
+    let mut end = String::new();
+    while entries.len() < limit {
+        if rev <= 0 {
+            end = "start of the keyspace".to_string();
+            break;
+        }
+        match get_key(clients, key, rev).await {
+            Ok(Some(kv)) => {
+                rev = kv.mod_revision - 1;
+                entries.push(kv);
+            }
+            Ok(None) => {
+                end = format!("key absent at revision {rev}");
+                break;
+            }
+            Err(e) if e.contains("compacted") => {
+                end = format!("revisions up to {rev} compacted");
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if end.is_empty() {
+        end = format!("latest {limit} revisions");
+    }
+    Ok(History { entries, end })
+}
+
+async fn watch(clients: Arc<Clients>, id: u64, prefix: Vec<u8>, tx: mpsc::UnboundedSender<Event>) {
+    let send = |update| {
+        let _ = tx.send(Event::Watch {
+            id,
+            at: Instant::now(),
+            update,
+        });
+    };
+    let create = WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+            key: if prefix.is_empty() {
+                vec![0]
+            } else {
+                prefix.clone()
+            },
+            range_end: prefix_end(&prefix),
+            ..WatchCreateRequest::default()
+        })),
+    };
+    let mut errors = Vec::new();
+    let mut stream = None;
+    for url in clients.endpoints() {
+        let ch = match clients.channel(url) {
+            Ok(ch) => ch,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        // The request stream stays open (pending) for the life of the watch.
+        let requests = futures::stream::iter([create.clone()]).chain(futures::stream::pending());
+        match WatchClient::new(ch)
+            .watch(tonic::Request::new(requests))
+            .await
+        {
+            Ok(resp) => {
+                stream = Some(resp.into_inner());
+                break;
+            }
+            Err(s) if unreachable(&s) => errors.push(format!("{url}: {}", status_text(&s))),
+            Err(s) => {
+                send(WatchUpdate::Failed(status_text(&s)));
+                return;
+            }
+        }
+    }
+    let Some(mut stream) = stream else {
+        send(WatchUpdate::Failed(errors.join("; ")));
+        return;
+    };
+    loop {
+        match stream.message().await {
+            Ok(Some(resp)) => {
+                if resp.created {
+                    send(WatchUpdate::Started);
+                }
+                if resp.canceled {
+                    send(WatchUpdate::Failed(format!(
+                        "watch cancelled: {}",
+                        resp.cancel_reason
+                    )));
+                    return;
+                }
+                if !resp.events.is_empty() {
+                    let events = resp
+                        .events
+                        .into_iter()
+                        .map(|e| WatchEvent {
+                            delete: e.r#type == mvccpb::event::EventType::Delete as i32,
+                            kv: e.kv.map(kv_from).unwrap_or_default(),
+                        })
+                        .collect();
+                    send(WatchUpdate::Events(events));
+                }
+            }
+            Ok(None) => {
+                send(WatchUpdate::Failed(
+                    "the server closed the watch".to_string(),
+                ));
+                return;
+            }
+            Err(s) => {
+                send(WatchUpdate::Failed(status_text(&s)));
+                return;
+            }
+        }
+    }
+}
+
+async fn leases(clients: &Clients) -> Result<Vec<Lease>, String> {
+    let ids: Vec<i64> = clients
+        .any(|ch| async move {
+            LeaseClient::new(ch)
+                .lease_leases(LeaseLeasesRequest {})
+                .await
+        })
+        .await?
+        .into_inner()
+        .leases
+        .into_iter()
+        .map(|l| l.id)
+        .take(MAX_LEASES)
+        .collect();
+    let details = futures::stream::iter(ids)
+        .map(|id| async move {
+            clients
+                .any(|ch| async move {
+                    LeaseClient::new(ch)
+                        .lease_time_to_live(LeaseTimeToLiveRequest { id, keys: true })
+                        .await
+                })
+                .await
+                .map(|r| {
+                    let r = r.into_inner();
+                    Lease {
+                        id,
+                        ttl: r.ttl,
+                        granted_ttl: r.granted_ttl,
+                        keys: r.keys,
+                    }
+                })
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    details.into_iter().collect()
+}
+
+async fn run_op(clients: &Clients, op: &Op) -> Result<String, String> {
+    match op {
+        Op::Put { key, value } => {
+            let r = clients
+                .any(|ch| {
+                    let req = PutRequest {
+                        key: key.clone(),
+                        value: value.clone(),
+                        ..PutRequest::default()
+                    };
+                    async move { KvClient::new(ch).put(req).await }
+                })
+                .await?
+                .into_inner();
+            Ok(format!("revision {}", r.header.map_or(0, |h| h.revision)))
+        }
+        Op::Delete { key } => {
+            let r = clients
+                .any(|ch| {
+                    let req = DeleteRangeRequest {
+                        key: key.clone(),
+                        ..DeleteRangeRequest::default()
+                    };
+                    async move { KvClient::new(ch).delete_range(req).await }
+                })
+                .await?
+                .into_inner();
+            Ok(format!("{} key(s) deleted", r.deleted))
+        }
+        Op::MemberAdd {
+            peer_urls,
+            learner,
+            name,
+        } => {
+            let r = clients
+                .any(|ch| {
+                    let req = MemberAddRequest {
+                        peer_ur_ls: peer_urls.clone(),
+                        is_learner: *learner,
+                    };
+                    async move { ClusterClient::new(ch).member_add(req).await }
+                })
+                .await?
+                .into_inner();
+            let id = r.member.as_ref().map_or(0, |m| m.id);
+            let mut initial = Vec::new();
+            for m in &r.members {
+                let member_name = if m.id == id {
+                    name.clone()
+                } else {
+                    m.name.clone()
+                };
+                for url in &m.peer_ur_ls {
+                    initial.push(format!("{member_name}={url}"));
+                }
+            }
+            Ok(format!(
+                "Added {name} ({id:016x}) as a {}.\nStart it with these flags:\n--name {name} --initial-advertise-peer-urls {}\n--initial-cluster {}\n--initial-cluster-state existing{}",
+                if *learner { "learner" } else { "voter" },
+                peer_urls.join(","),
+                initial.join(","),
+                if *learner {
+                    "\nThen promote it once it has caught up."
+                } else {
+                    ""
+                }
+            ))
+        }
+        Op::MemberRemove { id } => {
+            clients
+                .any(|ch| async move {
+                    ClusterClient::new(ch)
+                        .member_remove(MemberRemoveRequest { id: *id })
+                        .await
+                })
+                .await?;
+            Ok(format!("member {id:016x} removed"))
+        }
+        Op::MemberPromote { id } => {
+            clients
+                .any(|ch| async move {
+                    ClusterClient::new(ch)
+                        .member_promote(MemberPromoteRequest { id: *id })
+                        .await
+                })
+                .await?;
+            Ok(format!("member {id:016x} promoted"))
+        }
+        Op::MoveLeader {
+            id,
+            leader_endpoint,
+        } => {
+            let ch = clients.channel(leader_endpoint)?;
+            MaintenanceClient::new(ch)
+                .move_leader(MoveLeaderRequest { target_id: *id })
+                .await
+                .map_err(|s| status_text(&s))?;
+            Ok(format!("leadership moved to {id:016x}"))
+        }
+        Op::Compact { revision } => {
+            clients
+                .any(|ch| async move {
+                    KvClient::new(ch)
+                        .compact(CompactionRequest {
+                            revision: *revision,
+                            physical: false,
+                        })
+                        .await
+                })
+                .await?;
+            Ok(format!("compacted to revision {revision}"))
+        }
+        Op::Defrag { endpoint } => {
+            let ch = clients.channel(endpoint)?;
+            MaintenanceClient::new(ch)
+                .defragment(DefragmentRequest {})
+                .await
+                .map_err(|s| status_text(&s))?;
+            Ok("defragmented".to_string())
+        }
+        Op::AlarmDisarm => {
+            let alarms = clients
+                .any(|ch| async move {
+                    MaintenanceClient::new(ch)
+                        .alarm(AlarmRequest {
+                            action: AlarmAction::Get as i32,
+                            member_id: 0,
+                            alarm: 0,
+                        })
+                        .await
+                })
+                .await?
+                .into_inner()
+                .alarms;
+            let n = alarms.len();
+            for a in alarms {
+                clients
+                    .any(|ch| async move {
+                        MaintenanceClient::new(ch)
+                            .alarm(AlarmRequest {
+                                action: AlarmAction::Deactivate as i32,
+                                member_id: a.member_id,
+                                alarm: a.alarm,
+                            })
+                            .await
+                    })
+                    .await?;
+            }
+            Ok(format!("{n} alarm(s) disarmed"))
+        }
+        Op::LeaseRevoke { id } => {
+            clients
+                .any(|ch| async move {
+                    LeaseClient::new(ch)
+                        .lease_revoke(LeaseRevokeRequest { id: *id })
+                        .await
+                })
+                .await?;
+            Ok("revoked".to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alarms_from_status_errors() {
+        assert_eq!(
+            parse_alarm("memberID:5457584563187937584 alarm:NOSPACE "),
+            Some(Alarm {
+                member_id: 5457584563187937584,
+                kind: "NOSPACE".into()
+            })
+        );
+        assert_eq!(parse_alarm("some other error"), None);
+    }
+
+    #[test]
+    fn endpoints_get_a_scheme() {
+        assert_eq!(
+            normalize_endpoint("127.0.0.1:2379"),
+            "http://127.0.0.1:2379"
+        );
+        assert_eq!(normalize_endpoint("https://h:1/"), "https://h:1");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        let r = Duration::from_secs(2);
+        assert_eq!(backoff(r, 0), r);
+        assert_eq!(backoff(r, 1), Duration::from_secs(4));
+        assert_eq!(backoff(r, 2), Duration::from_secs(8));
+        assert_eq!(backoff(r, 9), MAX_BACKOFF);
+        assert_eq!(backoff(Duration::from_secs(30), 3), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn parses_http_endpoints() {
+        assert!(parse_health(r#"{"health":"true"}"#));
+        assert!(!parse_health(r#"{"health":"false","reason":"no leader"}"#));
+        let s = parse_self_stats(
+            r#"{"name":"m3","id":"61112e7e314be265","state":"StateFollower","startTime":"2026-11-22T01:49:46.337817427Z","leaderInfo":{"leader":"a8b4","uptime":"3.3s","startTime":"2026-11-22T01:49:47.046547942Z"},"recvAppendRequestCnt":3,"sendAppendRequestCnt":0}"#,
+        )
+        .unwrap();
+        assert_eq!(s.state, "StateFollower");
+        assert_eq!(s.recv_append, 3);
+        let m = parse_metrics(
+            "# HELP x\netcd_server_has_leader 1\netcd_server_proposals_committed_total 8\nprocess_start_time_seconds 1.79531968996e+09\netcd_network_peer_sent_bytes_total{To=\"a\"} 60\n",
+        );
+        assert_eq!(m.has_leader, Some(1.0));
+        assert_eq!(m.proposals_committed, Some(8.0));
+        assert_eq!(m.process_start, Some(1.79531968996e9));
+    }
+}

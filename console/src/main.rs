@@ -1,0 +1,30 @@
+//! `cetera-console`: see the crate docs of `console`.
+
+use clap::Parser;
+use console::cli::Args;
+use console::term;
+use console::ui::Theme;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = args.config();
+    if config.endpoints.is_empty() {
+        anyhow::bail!("--endpoints is empty");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if args.once {
+        let text = runtime.block_on(term::once(config))?;
+        print!("{text}");
+        return Ok(());
+    }
+    let theme = Theme {
+        color: args.color(),
+    };
+    let result = runtime.block_on(term::run(config, theme, args.mouse));
+    // Background tasks (polls in flight) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
+}
