@@ -16,6 +16,7 @@
 //! - [`diff`]: readable line diffs for differential tests.
 //! - [`kv`]: small conveniences over the generated gRPC clients.
 //! - [`spawn`]: child processes that die with the test process.
+//! - [`watch`]: a Watch stream client with time limits.
 //!
 //! Tests are written once as `async fn name(flavor: Flavor) -> anyhow::Result<()>`
 //! and instantiated per flavor with [`flavor_tests!`], which produces
@@ -29,6 +30,7 @@ pub mod etcdctl;
 pub mod kv;
 pub mod ports;
 pub mod spawn;
+pub mod watch;
 
 pub use binaries::Flavor;
 pub use cluster::{ClusterBuilder, Member, TestCluster};
