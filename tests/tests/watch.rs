@@ -82,7 +82,7 @@ async fn a_watch_sees_puts_and_deletes_on_its_key_and_prefix(flavor: Flavor) -> 
         ]
     );
     for response in &responses {
-        let header = response.header.clone().unwrap_or_default();
+        let header = response.header.unwrap_or_default();
         let last = response
             .events
             .last()

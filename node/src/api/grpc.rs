@@ -7,6 +7,7 @@ use tonic::service::Routes;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::to_status;
+use crate::proto::etcdserverpb::cluster_server::{Cluster, ClusterServer};
 use crate::proto::etcdserverpb::kv_server::{Kv, KvServer};
 use crate::proto::etcdserverpb::lease_server::{Lease, LeaseServer};
 use crate::proto::etcdserverpb::maintenance_server::{Maintenance, MaintenanceServer};
@@ -29,6 +30,11 @@ pub(super) fn routes(node: Arc<Node>) -> Routes {
     )
     .add_service(
         LeaseServer::new(LeaseApi(node.clone()))
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        ClusterServer::new(ClusterApi(node.clone()))
             .max_decoding_message_size(max_recv)
             .max_encoding_message_size(usize::MAX),
     )
@@ -76,6 +82,54 @@ impl Kv for KvApi {
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         answer(self.0.compact(request.into_inner()).await)
+    }
+}
+
+/// `etcdserverpb.Cluster`: the member list today; membership changes
+/// arrive with the cluster-operations work and say so until then.
+struct ClusterApi(Arc<Node>);
+
+fn membership_not_yet(method: &str) -> Status {
+    Status::unimplemented(format!(
+        "etcdserver: Cluster.{method} is not supported by this cetera version yet"
+    ))
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterApi {
+    async fn member_add(
+        &self,
+        _: Request<MemberAddRequest>,
+    ) -> Result<Response<MemberAddResponse>, Status> {
+        Err(membership_not_yet("MemberAdd"))
+    }
+
+    async fn member_remove(
+        &self,
+        _: Request<MemberRemoveRequest>,
+    ) -> Result<Response<MemberRemoveResponse>, Status> {
+        Err(membership_not_yet("MemberRemove"))
+    }
+
+    async fn member_update(
+        &self,
+        _: Request<MemberUpdateRequest>,
+    ) -> Result<Response<MemberUpdateResponse>, Status> {
+        Err(membership_not_yet("MemberUpdate"))
+    }
+
+    async fn member_list(
+        &self,
+        _: Request<MemberListRequest>,
+    ) -> Result<Response<MemberListResponse>, Status> {
+        answer(self.0.member_list().await)
+    }
+
+    async fn member_promote(
+        &self,
+        _: Request<MemberPromoteRequest>,
+    ) -> Result<Response<MemberPromoteResponse>, Status> {
+        Err(membership_not_yet("MemberPromote"))
     }
 }
 
@@ -200,15 +254,18 @@ impl Maintenance for MaintenanceApi {
         &self,
         _: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        Err(not_yet("Defragment"))
+        answer(self.0.defragment().await)
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        Err(not_yet("Hash"))
+        answer(self.0.hash().await)
     }
 
-    async fn hash_kv(&self, _: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        Err(not_yet("HashKV"))
+    async fn hash_kv(
+        &self,
+        request: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        answer(self.0.hash_kv(request.into_inner()).await)
     }
 
     type SnapshotStream = SnapshotStream;

@@ -18,6 +18,7 @@ pub(super) fn routes(
 + Send
 + Sync
 + 'static {
+    let node_for_stats = node.clone();
     let health = warp::path!("health").and(warp::get()).then(move || {
         let node = node.clone();
         async move {
@@ -54,6 +55,8 @@ pub(super) fn routes(
         .map(warp::Reply::into_response)
         .or(version.map(warp::Reply::into_response))
         .unify()
+        .or(observability(node_for_stats))
+        .unify()
         .recover(|_rejection: warp::Rejection| async {
             Ok::<_, std::convert::Infallible>(
                 warp::reply::with_status("404 page not found\n", StatusCode::NOT_FOUND)
@@ -61,6 +64,33 @@ pub(super) fn routes(
             )
         })
         .unify()
+}
+
+/// `/v2/stats/self` and `/metrics`.
+fn observability(
+    node: Arc<Node>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
++ Clone
++ Send
++ Sync
++ 'static {
+    let stats_node = node.clone();
+    let self_stats = warp::path!("v2" / "stats" / "self")
+        .and(warp::get())
+        .map(move || warp::reply::json(&stats_node.self_stats()).into_response());
+    let metrics = warp::path!("metrics").and(warp::get()).then(move || {
+        let node = node.clone();
+        async move {
+            let text = node.metrics_text().await;
+            warp::reply::with_header(
+                text,
+                "content-type",
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+            .into_response()
+        }
+    });
+    self_stats.or(metrics).unify()
 }
 
 use warp::Reply as _;

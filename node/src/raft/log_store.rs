@@ -268,7 +268,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 cache.entries.insert(index, entry);
             }
         }
-        tracing::trace!(first = rows.first().map(|r| r.0), n = rows.len(), "append enqueued");
+        tracing::trace!(
+            first = rows.first().map(|r| r.0),
+            n = rows.len(),
+            "append enqueued"
+        );
         self.enqueue(LogWrite::Append {
             rows,
             flushed: callback,

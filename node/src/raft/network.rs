@@ -5,6 +5,7 @@
 //! reused). Every request names the cluster it belongs to, so a member of
 //! another cluster is refused instead of corrupting this one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
@@ -17,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{MemberId, MemberNode, TypeConfig};
+use crate::server::PeerStats;
 
 /// The header that carries the sender's cluster id (hex).
 pub const CLUSTER_ID_HEADER: &str = "x-cetera-cluster-id";
@@ -127,11 +129,12 @@ fn classify(url: &str, e: reqwest::Error) -> PeerError {
 #[derive(Clone)]
 pub struct PeerNetwork {
     client: PeerClient,
+    stats: Arc<PeerStats>,
 }
 
 impl PeerNetwork {
-    pub fn new(client: PeerClient) -> Self {
-        Self { client }
+    pub fn new(client: PeerClient, stats: Arc<PeerStats>) -> Self {
+        Self { client, stats }
     }
 }
 
@@ -141,6 +144,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     async fn new_client(&mut self, target: MemberId, node: &MemberNode) -> PeerConnection {
         PeerConnection {
             client: self.client.clone(),
+            stats: self.stats.clone(),
             target,
             url: node.peer_urls.first().cloned().unwrap_or_default(),
         }
@@ -150,6 +154,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 /// Raft RPCs to one member.
 pub struct PeerConnection {
     client: PeerClient,
+    stats: Arc<PeerStats>,
     target: MemberId,
     url: String,
 }
@@ -183,6 +188,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<MemberId>, RaftError<MemberId>> {
+        self.stats.count_sent_append();
         self.rpc(paths::APPEND, &rpc, &option).await
     }
 

@@ -10,12 +10,15 @@
 mod error;
 mod lease;
 mod lessor;
+mod maintenance;
+mod observability;
 mod observer;
 mod peer_api;
 mod propose;
 mod proposer;
 mod read_index;
 mod startup;
+mod stats;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -25,6 +28,8 @@ use tokio::sync::watch;
 
 pub use error::ServerError;
 pub use startup::{RunningNode, StartError, start, wait_for_stop};
+use stats::LeaderHistory;
+pub use stats::{PeerStats, SelfStats};
 
 use crate::cluster::Identity;
 use crate::config::Config;
@@ -53,6 +58,8 @@ pub struct Node {
     proposer: proposer::Proposer,
     hub: Arc<WatchHub>,
     lessor: Arc<Lessor>,
+    peer_stats: Arc<PeerStats>,
+    leaders: LeaderHistory,
     started_at: SystemTime,
 }
 

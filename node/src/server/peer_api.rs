@@ -100,6 +100,7 @@ async fn dispatch(node: &Node, path: &str, body: Bytes) -> Response<Bytes> {
     let raft = node.raft();
     match path {
         paths::APPEND => {
+            node.peer_stats.count_received_append();
             handle(&body, |rpc: AppendEntriesRequest<TypeConfig>| {
                 raft.append_entries(rpc)
             })

@@ -32,7 +32,9 @@ impl Node {
         loop {
             let attempt = tokio::time::timeout_at(deadline, self.propose_once(&command))
                 .await
-                .map_err(|_| self.timeout_error())??;
+                .map_err(|_| self.timeout_error())
+                .and_then(|attempt| attempt)
+                .inspect_err(|_| self.leaders.count_failed_proposal())?;
             match attempt {
                 Attempt::Done(result) => return Ok(result),
                 Attempt::Retry => {
@@ -113,7 +115,9 @@ impl Node {
         }
         match self.proposer.propose(command).await {
             Ok(result) => Ok(result),
-            Err(ProposeFailure::NotLeader | ProposeFailure::Other(_)) => Err(PeerRefusal::NotLeader),
+            Err(ProposeFailure::NotLeader | ProposeFailure::Other(_)) => {
+                Err(PeerRefusal::NotLeader)
+            }
             Err(ProposeFailure::Stopped) => Err(PeerRefusal::Stopped),
         }
     }

@@ -105,13 +105,18 @@ async fn commit(raft: &Raft, mut batch: Vec<Pending>) {
     let (commands, replies): (Vec<Command>, Vec<Reply>) =
         batch.drain(..).map(|p| (p.command, p.reply)).unzip();
     let entry = if single {
-        commands.into_iter().next().unwrap_or(Command::Batch(Vec::new()))
+        commands
+            .into_iter()
+            .next()
+            .unwrap_or(Command::Batch(Vec::new()))
     } else {
         Command::Batch(commands)
     };
     let outcome = match raft.client_write(entry).await {
         Ok(response) => Ok(response.data),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeFailure::NotLeader),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+            Err(ProposeFailure::NotLeader)
+        }
         Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
             Err(ProposeFailure::Other(e.to_string()))
         }

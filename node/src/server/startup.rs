@@ -20,7 +20,7 @@ use super::lessor::Lessor;
 use super::observer::Observers;
 use super::proposer::Proposer;
 use super::read_index::ReadBarrier;
-use super::{Node, peer_api};
+use super::{Node, PeerStats, peer_api};
 use crate::cluster::{Identity, cluster_id};
 use crate::config::Config;
 use crate::mvcc::KvRead;
@@ -193,10 +193,11 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     });
 
     let peers = PeerClient::new(identity.cluster_id);
+    let peer_stats = Arc::new(PeerStats::default());
     let raft = Raft::new(
         identity.member_id,
         Arc::new(raft_config(&config)?),
-        PeerNetwork::new(peers.clone()),
+        PeerNetwork::new(peers.clone(), peer_stats.clone()),
         LogStore::open(db.clone()).await?,
         StateMachine::open(db.clone(), &member_dir.join("snap"), observers).await?,
     )
@@ -228,6 +229,8 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         peers,
         hub,
         lessor,
+        peer_stats,
+        leaders: Default::default(),
         started_at: SystemTime::now(),
     });
 
@@ -282,6 +285,7 @@ async fn follow_leadership(node: Arc<Node>, stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         let leading = {
             let m = metrics.borrow_and_update();
+            node.leaders.observe(m.current_leader);
             m.current_leader == Some(me) && m.state == openraft::ServerState::Leader
         };
         node.lessor.set_leading(leading);

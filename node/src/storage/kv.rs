@@ -127,6 +127,26 @@ impl SqliteKv<'_> {
         Ok(events)
     }
 
+    /// A CRC-32 over every stored version (tombstones included) up to
+    /// `revision`, in revision order: equal on members that applied the
+    /// same history and compactions.
+    pub fn hash_versions(&self, revision: i64) -> Result<u32, StorageError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key, mod_rev, sub_rev, create_rev, version, lease, tombstone, value FROM kv \
+             WHERE mod_rev <= ?1 ORDER BY mod_rev, sub_rev",
+        )?;
+        let mut hasher = crc32fast::Hasher::new();
+        let mut rows = stmt.query([revision])?;
+        while let Some(row) = rows.next()? {
+            hasher.update(&row.get::<_, Vec<u8>>(0)?);
+            for column in 1..=6 {
+                hasher.update(&row.get::<_, i64>(column)?.to_be_bytes());
+            }
+            hasher.update(&row.get::<_, Vec<u8>>(7)?);
+        }
+        Ok(hasher.finalize())
+    }
+
     /// The live version of `key` just before `revision`, if it had one.
     fn version_before(&self, key: &[u8], revision: i64) -> Result<Option<KeyValue>, StorageError> {
         let mut stmt = self.conn.prepare_cached(

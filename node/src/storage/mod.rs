@@ -136,6 +136,17 @@ impl Db {
         Ok(self.readers[i].call(f).await?)
     }
 
+    /// Rewrites the database without free pages (Defragment). Writes wait
+    /// for it; reads continue on the reader connections.
+    pub async fn vacuum(&self) -> Result<(), StorageError> {
+        self.write(|conn| {
+            conn.execute_batch("VACUUM")?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Size of the database file plus its write-ahead log, in bytes.
     pub fn size_on_disk(&self) -> u64 {
         let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);

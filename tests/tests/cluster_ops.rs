@@ -1,0 +1,193 @@
+//! What operators read from a running cluster: the member list, cluster
+//! wide status and consistency hashes, defragmentation, `/v2/stats/self`
+//! and `/metrics`. Every body runs against real etcd and cetera.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value;
+use tests::{Flavor, TestCluster, flavor_tests};
+
+flavor_tests!(
+    member_list_shows_every_member_with_its_urls,
+    hashkv_is_equal_on_every_member,
+    defragment_keeps_the_data,
+    stats_self_has_etcds_shape,
+    metrics_parse_as_prometheus_text,
+);
+
+/// A plain HTTP GET, as operators' scripts do it.
+async fn http_get(url: &str) -> Result<(u16, String)> {
+    let response = reqwest::get(url)
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await?))
+}
+
+async fn member_list_shows_every_member_with_its_urls(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    cluster.etcdctl_ok(&["put", "a", "1"]).await?;
+    let listed: Value = serde_json::from_str(
+        &cluster
+            .etcdctl_ok(&["member", "list", "-w", "json"])
+            .await?,
+    )?;
+    let members = listed["members"].as_array().context("members")?;
+    assert_eq!(members.len(), 3);
+    let mut names = BTreeSet::new();
+    for member in members {
+        names.insert(member["name"].as_str().unwrap_or_default().to_string());
+        let client = member["clientURLs"][0].as_str().unwrap_or_default();
+        ensure!(
+            cluster.client_urls().iter().any(|u| u == client),
+            "unknown client URL {client}"
+        );
+        ensure!(
+            member["peerURLs"][0]
+                .as_str()
+                .is_some_and(|u| u.starts_with("http://127.0.0.1:"))
+        );
+    }
+    assert_eq!(
+        names,
+        BTreeSet::from(["n1".into(), "n2".into(), "n3".into()])
+    );
+    // The table form that scripts parse works too, through every endpoint.
+    let table = cluster
+        .etcdctl_ok(&["endpoint", "status", "--cluster", "-w", "table"])
+        .await?;
+    ensure!(table.matches("127.0.0.1").count() >= 3, "{table}");
+    Ok(())
+}
+
+async fn hashkv_is_equal_on_every_member(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    for i in 0..20 {
+        cluster
+            .etcdctl_ok(&["put", &format!("h{i}"), &i.to_string()])
+            .await?;
+    }
+    cluster.etcdctl_ok(&["del", "h1"]).await?;
+    // A linearizable read on each member so every one has applied it all.
+    for i in 0..3 {
+        cluster.etcdctl_at(i, &["get", "h2"], None).await?.ok()?;
+    }
+    let out = cluster
+        .etcdctl_ok(&["endpoint", "hashkv", "--cluster", "-w", "json"])
+        .await?;
+    let hashes: Vec<Value> = serde_json::from_str(&out)?;
+    let distinct: BTreeSet<u64> = hashes
+        .iter()
+        .map(|h| h["HashKV"]["hash"].as_u64().unwrap_or(0))
+        .collect();
+    ensure!(
+        hashes.len() == 3 && distinct.len() == 1,
+        "hashes differ: {out}"
+    );
+    Ok(())
+}
+
+async fn defragment_keeps_the_data(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let big = "x".repeat(10_000);
+    for i in 0..50 {
+        cluster.etcdctl_ok(&["put", &format!("d{i}"), &big]).await?;
+    }
+    cluster.etcdctl_ok(&["del", "d", "--prefix"]).await?;
+    cluster.etcdctl_ok(&["put", "kept", "yes"]).await?;
+    let out = cluster.etcdctl_ok(&["defrag"]).await?;
+    ensure!(out.contains("Finished defragmenting"), "{out}");
+    assert_eq!(
+        cluster
+            .etcdctl_ok(&["get", "kept", "--print-value-only"])
+            .await?,
+        "yes\n"
+    );
+    Ok(())
+}
+
+async fn stats_self_has_etcds_shape(flavor: Flavor) -> Result<()> {
+    // etcd serves /v2/* only with --enable-v2; cetera always does.
+    let mut builder = TestCluster::builder(flavor, 3);
+    if flavor == Flavor::Etcd {
+        builder = builder.arg("--enable-v2");
+    }
+    let cluster = builder.start().await?;
+    cluster.etcdctl_ok(&["put", "a", "1"]).await?;
+    let follower = cluster.follower_indices().await?[0];
+    let (status, body) =
+        http_get(&format!("{}/v2/stats/self", cluster.client_url(follower))).await?;
+    assert_eq!(status, 200);
+    let stats: Value = serde_json::from_str(&body)?;
+    let fields: BTreeSet<&str> = stats
+        .as_object()
+        .context("object")?
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for field in [
+        "name",
+        "id",
+        "state",
+        "startTime",
+        "leaderInfo",
+        "recvAppendRequestCnt",
+        "sendAppendRequestCnt",
+    ] {
+        ensure!(fields.contains(field), "missing {field} in {body}");
+    }
+    assert_eq!(stats["state"], "StateFollower");
+    assert_eq!(stats["name"], format!("n{}", follower + 1));
+    ensure!(
+        stats["recvAppendRequestCnt"].as_u64().unwrap_or(0) > 0,
+        "{body}"
+    );
+    let leader_info = stats["leaderInfo"].as_object().context("leaderInfo")?;
+    for field in ["leader", "uptime", "startTime"] {
+        ensure!(
+            leader_info.contains_key(field),
+            "missing leaderInfo.{field} in {body}"
+        );
+    }
+    ensure!(
+        leader_info["uptime"]
+            .as_str()
+            .is_some_and(|u| u.ends_with('s')),
+        "{body}"
+    );
+    Ok(())
+}
+
+async fn metrics_parse_as_prometheus_text(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    cluster.etcdctl_ok(&["put", "a", "1"]).await?;
+    let (status, body) = http_get(&format!("{}/metrics", cluster.client_url(0))).await?;
+    assert_eq!(status, 200);
+    let mut samples = std::collections::BTreeMap::new();
+    for line in body
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (name, value) = line.rsplit_once(' ').context("a sample line")?;
+        let value: f64 = value
+            .parse()
+            .with_context(|| format!("bad value in {line:?}"))?;
+        let name = name.split('{').next().unwrap_or(name);
+        ensure!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        samples.insert(name.to_string(), value);
+    }
+    assert_eq!(samples.get("etcd_server_has_leader"), Some(&1.0));
+    assert_eq!(samples.get("etcd_server_is_leader"), Some(&1.0));
+    ensure!(
+        samples
+            .get("etcd_mvcc_db_total_size_in_bytes")
+            .is_some_and(|v| *v > 0.0)
+    );
+    ensure!(samples.contains_key("etcd_server_proposals_committed_total"));
+    Ok(())
+}
