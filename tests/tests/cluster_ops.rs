@@ -14,6 +14,7 @@ flavor_tests!(
     defragment_keeps_the_data,
     stats_self_has_etcds_shape,
     metrics_parse_as_prometheus_text,
+    exceeding_the_quota_raises_nospace_until_compact_defrag_disarm,
 );
 
 /// A plain HTTP GET, as operators' scripts do it.
@@ -189,5 +190,56 @@ async fn metrics_parse_as_prometheus_text(flavor: Flavor) -> Result<()> {
             .is_some_and(|v| *v > 0.0)
     );
     ensure!(samples.contains_key("etcd_server_proposals_committed_total"));
+    Ok(())
+}
+
+async fn exceeding_the_quota_raises_nospace_until_compact_defrag_disarm(
+    flavor: Flavor,
+) -> Result<()> {
+    let cluster = TestCluster::builder(flavor, 1)
+        .args(["--quota-backend-bytes", "600000"])
+        .start()
+        .await?;
+    let value = "x".repeat(20_000);
+    let mut refused = None;
+    for i in 0..200 {
+        let out = cluster
+            .etcdctl(&["put", &format!("q{i}"), &value], None)
+            .await?;
+        if !out.status.success() {
+            refused = Some(out.stderr_messages());
+            break;
+        }
+    }
+    let refused = refused.context("the quota was never enforced")?;
+    ensure!(
+        refused.contains("etcdserver: mvcc: database space exceeded"),
+        "{refused}"
+    );
+    let alarms = cluster.etcdctl_ok(&["alarm", "list"]).await?;
+    ensure!(alarms.contains("alarm:NOSPACE"), "{alarms}");
+    // Reads keep working under the alarm.
+    assert_eq!(
+        cluster
+            .etcdctl_ok(&["get", "q0", "--keys-only"])
+            .await?
+            .trim(),
+        "q0"
+    );
+
+    let status: Value =
+        serde_json::from_str(&cluster.etcdctl_ok(&["get", "q0", "-w", "json"]).await?)?;
+    let revision = status["header"]["revision"].as_i64().context("revision")?;
+    cluster.etcdctl_ok(&["del", "q", "--prefix"]).await?;
+    cluster
+        .etcdctl_ok(&["compaction", &revision.to_string(), "--physical"])
+        .await?;
+    cluster.etcdctl_ok(&["defrag"]).await?;
+    cluster.etcdctl_ok(&["alarm", "disarm"]).await?;
+    assert_eq!(cluster.etcdctl_ok(&["alarm", "list"]).await?.trim(), "");
+    assert_eq!(
+        cluster.etcdctl_ok(&["put", "after", "ok"]).await?.trim(),
+        "OK"
+    );
     Ok(())
 }

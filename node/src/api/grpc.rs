@@ -242,8 +242,11 @@ type SnapshotStream = std::pin::Pin<
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceApi {
-    async fn alarm(&self, _: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        Err(not_yet("Alarm"))
+    async fn alarm(
+        &self,
+        request: Request<AlarmRequest>,
+    ) -> Result<Response<AlarmResponse>, Status> {
+        answer(self.0.alarm(request.into_inner()).await)
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {

@@ -14,6 +14,7 @@ pub fn to_status(error: ServerError) -> Status {
             MvccError::LeaseNotFound => Code::NotFound,
             MvccError::LeaseExists => Code::FailedPrecondition,
             MvccError::LeaseTtlTooLarge => Code::OutOfRange,
+            MvccError::NoSpace => Code::ResourceExhausted,
             MvccError::KeyNotProvided
             | MvccError::KeyNotFound
             | MvccError::ValueProvided

@@ -24,6 +24,8 @@ pub enum MvccError {
     LeaseExists,
     #[error("too large lease TTL")]
     LeaseTtlTooLarge,
+    #[error("mvcc: database space exceeded")]
+    NoSpace,
     #[error("too many operations in txn request")]
     TooManyOps,
     #[error("duplicate key given in txn request")]

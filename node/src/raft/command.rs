@@ -34,6 +34,12 @@ pub enum Command {
     LeaseRevoke {
         id: i64,
     },
+    /// Raise or clear an alarm (`activate` false clears it).
+    Alarm {
+        member_id: u64,
+        alarm: i32,
+        activate: bool,
+    },
     /// Several independent commands proposed as one entry (group commit):
     /// applied in order, each with its own revision and result.
     Batch(Vec<Command>),
@@ -78,6 +84,7 @@ impl Command {
             Command::LeaseGrant { .. } => "lease_grant",
             Command::LeaseRevoke { .. } => "lease_revoke",
             Command::Batch(_) => "batch",
+            Command::Alarm { .. } => "alarm",
         }
     }
 }

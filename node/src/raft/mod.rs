@@ -16,7 +16,7 @@ pub use command::{Command, CommandResult, MemberAttributes};
 pub use log_store::LogStore;
 pub use network::{CLUSTER_ID_HEADER, PeerClient, PeerError, PeerNetwork, paths};
 pub use observer::{AppliedChange, ApplyObserver, IgnoreApplied};
-pub use state_machine::{SnapshotStore, StateMachine};
+pub use state_machine::{SnapshotStore, StateMachine, alarms};
 
 /// A member's 64-bit id, etcd-style; shown in hex.
 pub type MemberId = u64;

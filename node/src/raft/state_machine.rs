@@ -181,6 +181,10 @@ fn apply_command(
             .collect::<Result<_, _>>()?;
         return Ok(CommandResult::Batch(results));
     }
+    // While the space alarm is raised, nothing may grow the database.
+    if grows_database(&command) && !alarms(tx)?.is_empty() {
+        return Ok(CommandResult::Rejected(MvccError::NoSpace));
+    }
     let mut savepoint = tx.savepoint()?;
     let mut kv = SqliteKv::new(&savepoint);
     let outcome = match command {
@@ -219,6 +223,14 @@ fn apply_command(
             publish_member(&savepoint, attributes)?;
             Ok(CommandResult::Done)
         }
+        Command::Alarm {
+            member_id,
+            alarm,
+            activate,
+        } => {
+            set_alarm(&savepoint, member_id, alarm, activate)?;
+            Ok(CommandResult::Done)
+        }
         // Unpacked above; a batch is never nested inside another.
         Command::Batch(_) => Err(MvccError::Backend(crate::mvcc::BackendError(
             "a batch nested in a batch".into(),
@@ -238,6 +250,43 @@ fn apply_command(
             savepoint.commit()?;
             Ok(CommandResult::Rejected(rejected))
         }
+    }
+}
+
+/// The active alarms, as (member id, alarm type).
+pub fn alarms(conn: &Connection) -> Result<Vec<(u64, i32)>, StorageError> {
+    Ok(Meta(conn).value(Meta::ALARMS)?.unwrap_or_default())
+}
+
+fn set_alarm(
+    conn: &Connection,
+    member_id: u64,
+    alarm: i32,
+    activate: bool,
+) -> Result<(), StorageError> {
+    let mut active = alarms(conn)?;
+    active.retain(|entry| *entry != (member_id, alarm));
+    if activate {
+        active.push((member_id, alarm));
+    }
+    Meta(conn).set_value(Meta::ALARMS, &active)
+}
+
+/// Whether a command could make the database bigger (what a raised space
+/// alarm refuses, as etcd does): puts, writing txns, lease grants.
+fn grows_database(command: &Command) -> bool {
+    use crate::proto::etcdserverpb::request_op::Request;
+    fn txn_puts(ops: &[crate::proto::etcdserverpb::RequestOp]) -> bool {
+        ops.iter().any(|op| match &op.request {
+            Some(Request::RequestPut(_)) => true,
+            Some(Request::RequestTxn(t)) => txn_puts(&t.success) || txn_puts(&t.failure),
+            _ => false,
+        })
+    }
+    match command {
+        Command::Put(_) | Command::LeaseGrant { .. } => true,
+        Command::Txn(t) => txn_puts(&t.success) || txn_puts(&t.failure),
+        _ => false,
     }
 }
 

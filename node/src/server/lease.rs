@@ -40,6 +40,7 @@ impl Node {
             return Err(MvccError::LeaseTtlTooLarge.into());
         }
         let ttl = req.ttl.max(minimum_ttl(self.config.election_timeout));
+        self.check_quota().await?;
         loop {
             // Ids are chosen before proposing so every member records the same one.
             let id = if req.id != 0 {

@@ -5,10 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Node, ServerError};
 use crate::mvcc::{KvRead, MvccError};
+use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::{
-    DefragmentResponse, HashKvRequest, HashKvResponse, HashResponse, Member, MemberListResponse,
+    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentResponse, HashKvRequest,
+    HashKvResponse, HashResponse, Member, MemberListResponse,
 };
-use crate::raft::{MemberAttributes, MemberId};
+use crate::raft::{Command, MemberAttributes, MemberId};
 use crate::storage::Meta;
 
 impl Node {
@@ -86,6 +88,74 @@ impl Node {
             header: Some(self.header(current)),
             hash,
         })
+    }
+
+    /// The active alarms.
+    pub(crate) async fn active_alarms(&self) -> Result<Vec<AlarmMember>, ServerError> {
+        let active = self.db.read(|tx| crate::raft::alarms(tx)).await?;
+        Ok(active
+            .into_iter()
+            .map(|(member_id, alarm)| AlarmMember { member_id, alarm })
+            .collect())
+    }
+
+    /// `Maintenance.Alarm`: list, raise or clear alarms (through Raft, so
+    /// every member agrees).
+    pub async fn alarm(&self, req: AlarmRequest) -> Result<AlarmResponse, ServerError> {
+        let action = req.action();
+        if action == AlarmAction::Get {
+            self.linearizable_barrier().await?;
+            return Ok(AlarmResponse {
+                header: Some(self.header(self.hub.revision())),
+                alarms: self.active_alarms().await?,
+            });
+        }
+        let before = self.active_alarms().await?;
+        self.propose(Command::Alarm {
+            member_id: req.member_id,
+            alarm: req.alarm,
+            activate: action == AlarmAction::Activate,
+        })
+        .await?;
+        let touched = AlarmMember {
+            member_id: req.member_id,
+            alarm: req.alarm,
+        };
+        // etcd answers with the alarms the request changed.
+        let changed = match action {
+            AlarmAction::Deactivate if !before.contains(&touched) => Vec::new(),
+            _ => vec![touched],
+        };
+        Ok(AlarmResponse {
+            header: Some(self.header(self.hub.revision())),
+            alarms: changed,
+        })
+    }
+
+    /// Refuses a command that would grow the database past the quota, and
+    /// raises the space alarm (once) so every member refuses them too.
+    pub(crate) async fn check_quota(&self) -> Result<(), ServerError> {
+        if self.db.size_on_disk() <= self.config.quota_backend_bytes {
+            return Ok(());
+        }
+        let nospace = AlarmMember {
+            member_id: self.identity.member_id,
+            alarm: AlarmType::Nospace as i32,
+        };
+        if !self.active_alarms().await?.contains(&nospace) {
+            tracing::warn!(
+                quota = self.config.quota_backend_bytes,
+                size = self.db.size_on_disk(),
+                "database space exceeded; raising the NOSPACE alarm"
+            );
+            self.propose(Command::Alarm {
+                member_id: nospace.member_id,
+                alarm: nospace.alarm,
+                activate: true,
+            })
+            .await?;
+        }
+        Err(MvccError::NoSpace.into())
     }
 
     /// `Maintenance.Defragment`: rewrites this member's database compactly.

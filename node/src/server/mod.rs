@@ -163,6 +163,7 @@ impl Node {
     pub async fn put(&self, req: PutRequest) -> Result<PutResponse, ServerError> {
         mvcc::validate_put(&req)?;
         self.check_size(&req)?;
+        self.check_quota().await?;
         match self.propose(Command::Put(req)).await? {
             CommandResult::Put(mut resp) => {
                 self.complete_header(&mut resp.header);
@@ -202,6 +203,9 @@ impl Node {
             self.read(move |kv| mvcc::apply_txn(kv, &req).map(|applied| applied.response))
                 .await?
         } else {
+            if txn_puts(&req) {
+                self.check_quota().await?;
+            }
             match self.propose(Command::Txn(req)).await? {
                 CommandResult::Txn(resp) => resp,
                 other => return Err(unexpected(other)),
@@ -237,11 +241,7 @@ impl Node {
             raft_index: metrics.last_log_index.unwrap_or(0),
             raft_term: metrics.current_term,
             raft_applied_index: metrics.last_applied.map_or(0, |l| l.index),
-            errors: if leader.is_none() {
-                vec![format!("etcdserver: {}", ServerError::NoLeader)]
-            } else {
-                Vec::new()
-            },
+            errors: self.status_errors(leader.is_none()).await?,
             db_size_in_use: self.db.size_in_use().await? as i64,
             is_learner: false,
         })
@@ -250,6 +250,20 @@ impl Node {
     /// `Watch.Watch`: a new stream and the receiver of its messages.
     pub fn watch_stream(&self) -> (WatchStream, tokio::sync::mpsc::Receiver<WatchMessage>) {
         WatchStream::new(self.hub.clone(), self.db.clone())
+    }
+
+    /// What `Status.errors` lists: no leader, and every active alarm.
+    async fn status_errors(&self, no_leader: bool) -> Result<Vec<String>, ServerError> {
+        let mut errors = Vec::new();
+        if no_leader {
+            errors.push(format!("etcdserver: {}", ServerError::NoLeader));
+        }
+        for alarm in self.active_alarms().await? {
+            let name = crate::proto::etcdserverpb::AlarmType::try_from(alarm.alarm)
+                .map_or("UNKNOWN", |a| a.as_str_name());
+            errors.push(format!("memberID:{} alarm:{name} ", alarm.member_id));
+        }
+        Ok(errors)
     }
 
     /// Whether this member can serve linearizable requests right now.
@@ -273,6 +287,17 @@ fn is_read_only(req: &TxnRequest) -> bool {
             Some(Request::RequestRange(_)) | None => true,
             Some(Request::RequestTxn(nested)) => is_read_only(nested),
             Some(_) => false,
+        })
+}
+
+fn txn_puts(req: &TxnRequest) -> bool {
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .any(|op| match &op.request {
+            Some(Request::RequestPut(_)) => true,
+            Some(Request::RequestTxn(nested)) => txn_puts(nested),
+            _ => false,
         })
 }
 

@@ -72,7 +72,10 @@ fn encoded_size(command: &Command) -> usize {
         Command::Txn(r) => r.encoded_len(),
         Command::Compact(r) => r.encoded_len(),
         Command::Batch(commands) => commands.iter().map(encoded_size).sum(),
-        Command::PublishMember(_) | Command::LeaseGrant { .. } | Command::LeaseRevoke { .. } => 64,
+        Command::PublishMember(_)
+        | Command::LeaseGrant { .. }
+        | Command::LeaseRevoke { .. }
+        | Command::Alarm { .. } => 64,
     }
 }
 

@@ -18,6 +18,8 @@ impl Meta<'_> {
     pub const APPLIED: &'static str = "sm.applied";
     pub const MEMBERSHIP: &'static str = "sm.membership";
     pub const MEMBER_ATTRIBUTES: &'static str = "sm.member_attributes";
+    /// Active alarms: (member id, alarm type).
+    pub const ALARMS: &'static str = "sm.alarms";
     pub const IDENTITY: &'static str = "member.identity";
 
     pub fn i64(&self, name: &str) -> Result<Option<i64>, StorageError> {
