@@ -160,10 +160,6 @@ pub enum ConfigError {
     ElectionTooLong(u64),
     #[error("--{flag} must be positive")]
     NotPositive { flag: &'static str },
-    #[error(
-        "--initial-cluster-state existing is not supported yet: start new members by bootstrapping the whole cluster"
-    )]
-    JoinUnsupported,
 }
 
 /// The validated configuration the node runs with.
@@ -176,6 +172,8 @@ pub struct Config {
     pub listen_peer: Vec<SocketAddr>,
     pub advertise_peer_urls: Vec<String>,
     pub initial_cluster: InitialCluster,
+    /// `new` bootstraps; `existing` joins a cluster that added this member.
+    pub initial_cluster_state: ClusterState,
     pub cluster_token: String,
     pub heartbeat: Duration,
     pub election_timeout: Duration,
@@ -328,9 +326,6 @@ impl TryFrom<Args> for Config {
     type Error = ConfigError;
 
     fn try_from(args: Args) -> Result<Config, ConfigError> {
-        if args.initial_cluster_state == ClusterState::Existing {
-            return Err(ConfigError::JoinUnsupported);
-        }
         for (flag, value) in [
             ("heartbeat-interval", args.heartbeat_interval),
             ("election-timeout", args.election_timeout),
@@ -379,6 +374,7 @@ impl TryFrom<Args> for Config {
             advertise_peer_urls,
             initial_cluster,
             cluster_token: args.initial_cluster_token,
+            initial_cluster_state: args.initial_cluster_state,
             heartbeat: Duration::from_millis(args.heartbeat_interval),
             election_timeout: Duration::from_millis(args.election_timeout),
             snapshot_count: args.snapshot_count,

@@ -33,6 +33,8 @@ pub(super) fn routes(node: Arc<Node>) -> Routes {
             .max_decoding_message_size(max_recv)
             .max_encoding_message_size(usize::MAX),
     )
+    .add_service(super::concurrency::lock_service(node.clone(), max_recv))
+    .add_service(super::concurrency::election_service(node.clone(), max_recv))
     .add_service(
         ClusterServer::new(ClusterApi(node.clone()))
             .max_decoding_message_size(max_recv)
@@ -85,8 +87,7 @@ impl Kv for KvApi {
     }
 }
 
-/// `etcdserverpb.Cluster`: the member list today; membership changes
-/// arrive with the cluster-operations work and say so until then.
+/// `etcdserverpb.Cluster` (MemberUpdate is not supported yet and says so).
 struct ClusterApi(Arc<Node>);
 
 fn membership_not_yet(method: &str) -> Status {
@@ -99,16 +100,16 @@ fn membership_not_yet(method: &str) -> Status {
 impl Cluster for ClusterApi {
     async fn member_add(
         &self,
-        _: Request<MemberAddRequest>,
+        request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
-        Err(membership_not_yet("MemberAdd"))
+        answer(self.0.member_add(request.into_inner()).await)
     }
 
     async fn member_remove(
         &self,
-        _: Request<MemberRemoveRequest>,
+        request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
-        Err(membership_not_yet("MemberRemove"))
+        answer(self.0.member_remove(request.into_inner()).await)
     }
 
     async fn member_update(
@@ -127,9 +128,9 @@ impl Cluster for ClusterApi {
 
     async fn member_promote(
         &self,
-        _: Request<MemberPromoteRequest>,
+        request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        Err(membership_not_yet("MemberPromote"))
+        answer(self.0.member_promote(request.into_inner()).await)
     }
 }
 

@@ -4,7 +4,7 @@
 use tonic::{Code, Status};
 
 use crate::mvcc::MvccError;
-use crate::server::ServerError;
+use crate::server::{MembershipError, ServerError};
 
 /// etcd's status for a failed request.
 pub fn to_status(error: ServerError) -> Status {
@@ -24,6 +24,13 @@ pub fn to_status(error: ServerError) -> Status {
             MvccError::Backend(_) => Code::Unknown,
         },
         ServerError::RequestTooLarge => Code::InvalidArgument,
+        ServerError::Membership(e) => match e {
+            MembershipError::NotFound => Code::NotFound,
+            MembershipError::BadUrls => Code::InvalidArgument,
+            MembershipError::NotLeader => Code::Unavailable,
+            MembershipError::Failed(_) => Code::Unknown,
+            _ => Code::FailedPrecondition,
+        },
         ServerError::NoLeader | ServerError::Timeout | ServerError::Stopped => Code::Unavailable,
         ServerError::Storage(_) | ServerError::Internal(_) => Code::Unknown,
     };

@@ -54,9 +54,12 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match wait_for_signal().await {
-            Ok(signal) => tracing::info!(signal, "shutting down"),
-            Err(e) => tracing::error!(error = %e, "cannot listen for signals; shutting down"),
+        tokio::select! {
+            signal = wait_for_signal() => match signal {
+                Ok(signal) => tracing::info!(signal, "shutting down"),
+                Err(e) => tracing::error!(error = %e, "cannot listen for signals; shutting down"),
+            },
+            () = running.removed() => tracing::info!("removed from the cluster; shutting down"),
         }
         running.shutdown().await;
         ExitCode::SUCCESS

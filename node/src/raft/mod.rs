@@ -14,7 +14,7 @@ mod state_machine;
 
 pub use command::{Command, CommandResult, MemberAttributes};
 pub use log_store::LogStore;
-pub use network::{CLUSTER_ID_HEADER, PeerClient, PeerError, PeerNetwork, paths};
+pub use network::{CLUSTER_ID_HEADER, MEMBER_ID_HEADER, PeerClient, PeerError, PeerNetwork, paths};
 pub use observer::{AppliedChange, ApplyObserver, IgnoreApplied};
 pub use state_machine::{SnapshotStore, StateMachine, alarms};
 

@@ -22,6 +22,8 @@ use crate::server::PeerStats;
 
 /// The header that carries the sender's cluster id (hex).
 pub const CLUSTER_ID_HEADER: &str = "x-cetera-cluster-id";
+/// The header that carries the sender's member id (hex).
+pub const MEMBER_ID_HEADER: &str = "x-cetera-member-id";
 
 /// Peer request paths, shared with the peer server.
 pub mod paths {
@@ -32,6 +34,9 @@ pub mod paths {
     pub const READ_INDEX: &str = "cetera/read-index";
     pub const IDENTITY: &str = "cetera/identity";
     pub const LEASE_CLOCK: &str = "cetera/lease-clock";
+    pub const MEMBER_CHANGE: &str = "cetera/member-change";
+    /// Read-only and open to members of no cluster yet (joining members).
+    pub const MEMBERS: &str = "cetera/members";
 }
 
 /// Why a peer request failed.
@@ -56,16 +61,26 @@ pub enum PeerError {
 pub struct PeerClient {
     http: reqwest::Client,
     cluster_id: u64,
+    member_id: u64,
 }
 
 impl PeerClient {
     pub fn new(cluster_id: u64) -> Self {
+        Self::for_member(cluster_id, 0)
+    }
+
+    /// A client whose requests name the sending member.
+    pub fn for_member(cluster_id: u64, member_id: u64) -> Self {
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { http, cluster_id }
+        Self {
+            http,
+            cluster_id,
+            member_id,
+        }
     }
 
     /// POSTs `body` to `<base>/<path>` and decodes the answer.
@@ -89,6 +104,7 @@ impl PeerClient {
             .http
             .post(&url)
             .header(CLUSTER_ID_HEADER, format!("{:x}", self.cluster_id))
+            .header(MEMBER_ID_HEADER, format!("{:x}", self.member_id))
             // Explicit even when zero: the peer server requires a length.
             .header(reqwest::header::CONTENT_LENGTH, bytes.len())
             .body(bytes)
@@ -177,7 +193,13 @@ impl PeerConnection {
             .client
             .call(&self.url, path, req, option.hard_ttl())
             .await
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+            .map_err(|e| {
+                if matches!(&e, PeerError::Refused { status: 410, .. }) {
+                    self.stats.mark_removed();
+                }
+                RPCError::Unreachable(Unreachable::new(&e))
+            })?;
+        self.stats.record_contact(self.target);
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

@@ -12,6 +12,8 @@ pub enum ServerError {
     Mvcc(#[from] MvccError),
     #[error("request is too large")]
     RequestTooLarge,
+    #[error(transparent)]
+    Membership(#[from] super::membership::MembershipError),
     #[error("no leader")]
     NoLeader,
     #[error("request timed out")]

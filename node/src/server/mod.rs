@@ -11,6 +11,7 @@ mod error;
 mod lease;
 mod lessor;
 mod maintenance;
+mod membership;
 mod observability;
 mod observer;
 mod peer_api;
@@ -27,6 +28,7 @@ use prost::Message;
 use tokio::sync::watch;
 
 pub use error::ServerError;
+pub use membership::MembershipError;
 pub use startup::{RunningNode, StartError, start, wait_for_stop};
 use stats::LeaderHistory;
 pub use stats::{PeerStats, SelfStats};
@@ -60,6 +62,10 @@ pub struct Node {
     lessor: Arc<Lessor>,
     peer_stats: Arc<PeerStats>,
     leaders: LeaderHistory,
+    /// Turns true once this member has been removed from the cluster.
+    removed: watch::Sender<bool>,
+    /// Members seen in the membership and later removed from it.
+    removed_members: std::sync::Mutex<std::collections::BTreeSet<u64>>,
     started_at: SystemTime,
 }
 
@@ -243,8 +249,20 @@ impl Node {
             raft_applied_index: metrics.last_applied.map_or(0, |l| l.index),
             errors: self.status_errors(leader.is_none()).await?,
             db_size_in_use: self.db.size_in_use().await? as i64,
-            is_learner: false,
+            is_learner: metrics
+                .membership_config
+                .membership()
+                .learner_ids()
+                .any(|id| id == self.identity.member_id),
         })
+    }
+
+    /// Whether `member` was once in the cluster and has been removed.
+    pub(crate) fn was_removed(&self, member: u64) -> bool {
+        self.removed_members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&member)
     }
 
     /// `Watch.Watch`: a new stream and the receiver of its messages.

@@ -16,7 +16,8 @@ use warp::http::{Response, StatusCode};
 
 use super::Node;
 use super::lease::LeaseClockRequest;
-use crate::raft::{CLUSTER_ID_HEADER, Command, MemberId, TypeConfig, paths};
+use super::membership::MemberChange;
+use crate::raft::{CLUSTER_ID_HEADER, Command, MEMBER_ID_HEADER, MemberId, TypeConfig, paths};
 
 /// Largest peer request accepted (snapshot chunks are far smaller).
 const MAX_PEER_BODY: u64 = 64 * 1024 * 1024;
@@ -67,13 +68,23 @@ pub(crate) fn routes(
     warp::post()
         .and(warp::path::tail())
         .and(warp::header::optional::<String>(CLUSTER_ID_HEADER))
+        .and(warp::header::optional::<String>(MEMBER_ID_HEADER))
         .and(warp::body::content_length_limit(MAX_PEER_BODY))
         .and(warp::body::bytes())
         .and_then(
-            move |tail: warp::path::Tail, cluster: Option<String>, body: Bytes| {
+            move |tail: warp::path::Tail,
+                  cluster: Option<String>,
+                  sender: Option<String>,
+                  body: Bytes| {
                 let node = node.clone();
                 async move {
-                    let response = match same_cluster(&node, cluster) {
+                    // A joining member does not know the cluster id yet.
+                    let admitted = if tail.as_str() == paths::MEMBERS {
+                        Ok(())
+                    } else {
+                        same_cluster(&node, cluster).and_then(|()| not_removed(&node, sender))
+                    };
+                    let response = match admitted {
                         Ok(()) => dispatch(&node, tail.as_str(), body).await,
                         Err((status, reason)) => reply(status, reason),
                     };
@@ -81,6 +92,21 @@ pub(crate) fn routes(
                 }
             },
         )
+}
+
+/// Refuses requests from a member removed from the cluster with 410, which
+/// tells it to stop (nothing else would tell it: it receives no entries).
+fn not_removed(node: &Node, sender: Option<String>) -> Result<(), Refusal> {
+    let sender = sender
+        .and_then(|s| u64::from_str_radix(&s, 16).ok())
+        .unwrap_or(0);
+    if node.was_removed(sender) {
+        return Err((
+            StatusCode::GONE,
+            "the member has been permanently removed from the cluster".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Decodes the request, runs `handler`, encodes its answer.
@@ -122,6 +148,13 @@ async fn dispatch(node: &Node, path: &str, body: Bytes) -> Response<Bytes> {
             .await
         }
         paths::IDENTITY => encode(node.identity()),
+        paths::MEMBERS => encode(&node.cluster_view()),
+        paths::MEMBER_CHANGE => {
+            handle(&body, |change: MemberChange| {
+                node.member_change_for_peer(change)
+            })
+            .await
+        }
         _ => reply(StatusCode::NOT_FOUND, format!("no peer route {path}")),
     }
 }

@@ -5,7 +5,7 @@
 //! dir of another member, a corrupt database) fails here, before any
 //! request is served, with a [`StartError`] that names the cause.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -17,13 +17,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::lessor::Lessor;
+use super::membership::ClusterView;
 use super::observer::Observers;
 use super::proposer::Proposer;
 use super::read_index::ReadBarrier;
 use super::{Node, PeerStats, peer_api};
 use crate::cluster::{Identity, cluster_id};
-use crate::config::Config;
+use crate::config::{ClusterState, Config};
 use crate::mvcc::KvRead;
+use crate::raft::paths;
 use crate::raft::{
     Command, LogStore, MemberAttributes, MemberId, MemberNode, PeerClient, PeerNetwork, Raft,
     StateMachine,
@@ -62,6 +64,20 @@ pub enum StartError {
     },
     #[error("raft: {0}")]
     Raft(String),
+    #[error("could not retrieve cluster information from the given URLs ({0})")]
+    NoPeers(String),
+    #[error("this member (peer URLs {0:?}) is not in the cluster: add it with `member add` first")]
+    NotAdded(Vec<String>),
+}
+
+/// How a member comes up.
+enum Bootstrap {
+    /// The data dir already holds a member.
+    Restart,
+    /// The first start of a new cluster's member.
+    New,
+    /// The first start of a member added to a running cluster.
+    Join,
 }
 
 /// A started member and the handles to stop it.
@@ -74,6 +90,13 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
+    /// Resolves once this member has been removed from the cluster (it
+    /// should then shut down, as etcd does).
+    pub async fn removed(&self) {
+        let mut removed = self.node.removed.subscribe();
+        let _ = removed.wait_for(|r| *r).await;
+    }
+
     /// Stops accepting requests, lets in-flight ones finish (briefly), and
     /// stops Raft so the log and state are left consistent on disk.
     pub async fn shutdown(self) {
@@ -126,7 +149,7 @@ async fn load_identity(
     db: &Db,
     config: &Config,
     members: &BTreeMap<MemberId, MemberNode>,
-) -> Result<(Identity, bool), StartError> {
+) -> Result<(Identity, Bootstrap), StartError> {
     let stored: Option<Identity> = db.read(|tx| Meta(tx).value(Meta::IDENTITY)).await?;
     match stored {
         Some(identity) if identity.name != config.name => Err(StartError::WrongMember {
@@ -136,7 +159,10 @@ async fn load_identity(
             cluster: identity.cluster_id,
             expected: config.name.clone(),
         }),
-        Some(identity) => Ok((identity, false)),
+        Some(identity) => Ok((identity, Bootstrap::Restart)),
+        None if config.initial_cluster_state == ClusterState::Existing => {
+            Ok((join_identity(config, members).await?, Bootstrap::Join))
+        }
         None => {
             let member_id = members
                 .iter()
@@ -150,9 +176,45 @@ async fn load_identity(
                 member_id,
                 cluster_id: cluster_id(members.keys().copied()),
             };
-            Ok((identity, true))
+            Ok((identity, Bootstrap::New))
         }
     }
+}
+
+/// Learns this member's id and the cluster's from a running member that
+/// added it (the `--initial-cluster` list names them).
+async fn join_identity(
+    config: &Config,
+    members: &BTreeMap<MemberId, MemberNode>,
+) -> Result<Identity, StartError> {
+    let mut mine = config.advertise_peer_urls.clone();
+    mine.sort();
+    let client = PeerClient::new(0);
+    let mut failures = Vec::new();
+    for node in members.values().filter(|n| n.peer_urls != mine) {
+        for url in &node.peer_urls {
+            let answer: Result<ClusterView, _> = client
+                .call(url, paths::MEMBERS, &(), Duration::from_secs(5))
+                .await;
+            match answer {
+                Ok(view) => {
+                    let found = view.members.iter().find(|(_, n)| {
+                        let mut urls = n.peer_urls.clone();
+                        urls.sort();
+                        urls == mine
+                    });
+                    let (member_id, _) = found.ok_or_else(|| StartError::NotAdded(mine.clone()))?;
+                    return Ok(Identity {
+                        name: config.name.clone(),
+                        member_id: *member_id,
+                        cluster_id: view.cluster_id,
+                    });
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+    }
+    Err(StartError::NoPeers(failures.join("; ")))
 }
 
 /// Starts a member with `config`; returns once it is serving.
@@ -167,7 +229,8 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     })?;
     let db = Db::open(&member_dir.join("cetera.db")).await?;
     let members = config.initial_cluster.members(&config.cluster_token);
-    let (identity, fresh) = load_identity(&db, &config, &members).await?;
+    let (identity, bootstrap) = load_identity(&db, &config, &members).await?;
+    let fresh = !matches!(bootstrap, Bootstrap::Restart);
     tracing::info!(
         name = %identity.name,
         member_id = %format!("{:x}", identity.member_id),
@@ -192,7 +255,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         lessor: lessor.clone(),
     });
 
-    let peers = PeerClient::new(identity.cluster_id);
+    let peers = PeerClient::for_member(identity.cluster_id, identity.member_id);
     let peer_stats = Arc::new(PeerStats::default());
     let raft = Raft::new(
         identity.member_id,
@@ -205,9 +268,12 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     .map_err(|e| StartError::Raft(e.to_string()))?;
 
     if fresh {
-        match raft.initialize(members).await {
-            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-            Err(e) => return Err(StartError::Raft(e.to_string())),
+        // A joining member waits for the leader to replicate to it instead.
+        if matches!(bootstrap, Bootstrap::New) {
+            match raft.initialize(members).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(StartError::Raft(e.to_string())),
+            }
         }
         let stored = identity.clone();
         db.write(move |conn| {
@@ -231,6 +297,8 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         lessor,
         peer_stats,
         leaders: Default::default(),
+        removed: watch::Sender::new(false),
+        removed_members: Default::default(),
         started_at: SystemTime::now(),
     });
 
@@ -278,16 +346,38 @@ pub async fn wait_for_stop(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Runs the lease clocks exactly while this member leads.
+/// Follows Raft's state: runs the lease clocks exactly while this member
+/// leads, remembers which members were removed, and notices when this one
+/// was (from the membership, or from a peer's 410).
 async fn follow_leadership(node: Arc<Node>, stop: watch::Receiver<bool>) {
     let mut metrics = node.raft.metrics();
     let me = node.identity.member_id;
+    let mut was_member = false;
+    let mut known: BTreeSet<MemberId> = BTreeSet::new();
     while !*stop.borrow() {
-        let leading = {
+        let (leading, member, current) = {
             let m = metrics.borrow_and_update();
             node.leaders.observe(m.current_leader);
-            m.current_leader == Some(me) && m.state == openraft::ServerState::Leader
+            let current: BTreeSet<MemberId> = m
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect();
+            let leading = m.current_leader == Some(me) && m.state == openraft::ServerState::Leader;
+            (leading, current.contains(&me), current)
         };
+        node.removed_members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(known.difference(&current).copied());
+        known.extend(current);
+        if (was_member && !member) || node.peer_stats.is_removed() {
+            tracing::warn!("this member was removed from the cluster; stopping");
+            node.removed.send_replace(true);
+            return;
+        }
+        was_member |= member;
         node.lessor.set_leading(leading);
         if metrics.changed().await.is_err() {
             return;

@@ -5,11 +5,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-/// Append-request counts of the peer protocol, shared with the network.
+/// Append-request counts of the peer protocol, shared with the network,
+/// and when each peer last answered.
 #[derive(Debug, Default)]
 pub struct PeerStats {
     received_appends: AtomicU64,
     sent_appends: AtomicU64,
+    last_contact: Mutex<std::collections::HashMap<u64, std::time::Instant>>,
+    /// Set when a peer told this member it was removed from the cluster.
+    removed: std::sync::atomic::AtomicBool,
 }
 
 impl PeerStats {
@@ -19,6 +23,25 @@ impl PeerStats {
 
     pub fn count_sent_append(&self) {
         self.sent_appends.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_contact(&self, peer: u64) {
+        let mut contacts = self.last_contact.lock().unwrap_or_else(|p| p.into_inner());
+        contacts.insert(peer, std::time::Instant::now());
+    }
+
+    /// Whether `peer` answered within `window`.
+    pub fn contacted_within(&self, peer: u64, window: std::time::Duration) -> bool {
+        let contacts = self.last_contact.lock().unwrap_or_else(|p| p.into_inner());
+        contacts.get(&peer).is_some_and(|at| at.elapsed() <= window)
+    }
+
+    pub fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
     }
 
     pub fn received_appends(&self) -> u64 {
