@@ -1,0 +1,1019 @@
+//! `ceteractl` against the real `etcdctl`: the same commands run through
+//! both tools and must print the same bytes and exit with the same codes.
+//!
+//! - Commands that write run against two fresh clusters of the same flavor
+//!   (etcdctl on one, ceteractl on the other, the same sequence), so only
+//!   cluster and member ids (and raft terms) differ and are masked.
+//! - Read-only commands run against one cluster and compare byte for byte
+//!   (only `took` durations are masked).
+//!
+//! Tests made with `flavor_tests!` run on etcd and on cetera: they cover
+//! what cetera serves today (KV and Maintenance.Status). The `etcd_only`
+//! tests cover Lease, Watch, Cluster, the rest of Maintenance, lock, elect
+//! and snapshots, which cetera does not serve yet: they run against real
+//! etcd only for now and should become flavor tests as cetera grows.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use tests::binaries::ceteractl_bin;
+use tests::diff::line_diff;
+use tests::etcdctl::{self, CtlOutput, strip_client_logs};
+use tests::{Flavor, TestCluster, flavor_tests};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+
+flavor_tests!(
+    kv_commands_print_what_etcdctl_prints,
+    reads_match_etcdctl_byte_for_byte,
+    errors_and_exit_codes_match_etcdctl,
+    environment_variables_follow_etcdctl,
+    import_export_round_trip,
+);
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `ceteractl --endpoints=<endpoints> <args>` with the same timeouts
+/// the harness gives etcdctl, a clean `ETCDCTL_*` environment plus `env`.
+async fn ceteractl_env(
+    endpoints: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Result<CtlOutput> {
+    let mut cmd = Command::new(ceteractl_bin()?);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ETCDCTL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    if !endpoints.is_empty() {
+        cmd.arg(format!("--endpoints={endpoints}"));
+    }
+    cmd.arg("--dial-timeout=5s")
+        .arg("--command-timeout=20s")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().context("spawning ceteractl")?;
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().context("ceteractl stdin")?;
+        pipe.write_all(input.as_bytes()).await?;
+        drop(pipe);
+    }
+    let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
+        .await
+        .with_context(|| format!("ceteractl {args:?} did not finish"))??;
+    Ok(CtlOutput {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+async fn ceteractl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Result<CtlOutput> {
+    ceteractl_env(endpoints, args, stdin, &[]).await
+}
+
+/// Replaces the digits after every `marker` with `N`.
+fn mask_after(text: &str, marker: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(marker) {
+        out.push_str(&rest[..i + marker.len()]);
+        rest = &rest[i + marker.len()..];
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '-')
+            .unwrap_or(rest.len());
+        if digits > 0 {
+            out.push('N');
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Masks what differs between two clusters: their ids (decimal and hex),
+/// raft terms, and `extra` strings.
+fn normalize(text: &str, ids: &[u64], extra: &[String]) -> String {
+    let mut s = text.to_string();
+    for id in ids {
+        s = s
+            .replace(&id.to_string(), "<ID>")
+            .replace(&format!("{id:x}"), "<ID>");
+    }
+    for e in extra {
+        if !e.is_empty() {
+            s = s.replace(e.as_str(), "<X>");
+        }
+    }
+    for marker in ["\"raft_term\":", "\"RaftTerm\" : "] {
+        s = mask_after(&s, marker);
+    }
+    s
+}
+
+/// Cluster id and member ids of a cluster.
+async fn ids(cluster: &TestCluster) -> Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for i in 0..cluster.size() {
+        let header = cluster.status(i).await?.header.context("no header")?;
+        ids.push(header.cluster_id);
+        ids.push(header.member_id);
+    }
+    Ok(ids)
+}
+
+/// One command's observable result: exit code, stdout, stderr without the
+/// Go client's log lines.
+fn transcript(out: &CtlOutput, ids: &[u64], extra: &[String]) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}\n",
+        out.status.code(),
+        normalize(&out.stdout, ids, extra),
+        normalize(&strip_client_logs(&out.stderr), ids, extra).replace("ceteractl", "etcdctl")
+    )
+}
+
+/// Runs each step with etcdctl on `a` and ceteractl on `b` and fails with
+/// a diff if any transcript differs.
+async fn differential(
+    a: &TestCluster,
+    b: &TestCluster,
+    steps: &[(&[&str], Option<&str>)],
+) -> Result<()> {
+    let (ids_a, ids_b) = (ids(a).await?, ids(b).await?);
+    let mut failures = String::new();
+    for (args, stdin) in steps {
+        let expected = a.etcdctl(args, *stdin).await?;
+        let actual = ceteractl(&b.endpoints(), args, *stdin).await?;
+        let e = transcript(&expected, &ids_a, &a.client_urls());
+        let c = transcript(&actual, &ids_b, &b.client_urls());
+        if e != c {
+            failures.push_str(&format!("$ {}\n{}\n", args.join(" "), line_diff(&e, &c)));
+        }
+    }
+    if !failures.is_empty() {
+        bail!("ceteractl differs from etcdctl (- etcdctl, + ceteractl):\n{failures}");
+    }
+    Ok(())
+}
+
+const TXN_SUCCESS: &str = "value(\"k1\") = \"v1\"\n\nput x y\nget k1\ndel nothing\n\nput z z\n\n";
+const TXN_FAILURE: &str = "value(\"k1\") = \"zz\"\nmod(\"k1\") > \"0\"\n\nput x y\n\nget k1 --keys-only\nput \"a b\" c --prev-kv\n\n";
+
+async fn kv_commands_print_what_etcdctl_prints(flavor: Flavor) -> Result<()> {
+    let (a, b) = tokio::try_join!(TestCluster::start(flavor, 1), TestCluster::start(flavor, 1))?;
+    let steps: &[(&[&str], Option<&str>)] = &[
+        (&["put", "foo", "bar"], None),
+        (&["put", "foo", "baz", "--prev-kv"], None),
+        (&["put", "foo", "qux", "--prev-kv", "-w", "json"], None),
+        (&["put", "foo", "q2", "--prev-kv", "-w", "fields"], None),
+        (&["put", "empty", ""], None),
+        (&["put", "stdin"], Some("line1\n")),
+        (&["put", "a/1", "x"], None),
+        (&["put", "a/2", "z"], None),
+        (&["put", "a/3", "y"], None),
+        (&["put", "b", "w"], None),
+        (&["put", "k1", "v1"], None),
+        (&["get", "foo"], None),
+        (&["get", "foo", "-w", "json"], None),
+        (&["get", "foo", "-w", "fields"], None),
+        (&["get", "a/", "--prefix"], None),
+        (&["get", "a/", "--prefix", "--keys-only"], None),
+        (&["get", "a/", "--prefix", "--limit=2", "-w", "json"], None),
+        (
+            &[
+                "get",
+                "a/",
+                "--prefix",
+                "--sort-by=value",
+                "--order=descend",
+            ],
+            None,
+        ),
+        (
+            &[
+                "get",
+                "a/",
+                "--prefix",
+                "--sort-by=MODIFY",
+                "--order=ASCEND",
+                "-w",
+                "json",
+            ],
+            None,
+        ),
+        (&["get", "a/1", "a/3"], None),
+        (&["get", "a/2", "--from-key", "--keys-only"], None),
+        (&["get", "", "--prefix", "--print-value-only"], None),
+        (&["get", "foo", "--hex"], None),
+        (&["get", "foo", "--rev=2", "-w", "json"], None),
+        (&["get", "foo", "--consistency=s"], None),
+        (&["get", "missing"], None),
+        (&["get", "missing", "-w", "json"], None),
+        (&["get", "stdin"], None),
+        (&["get", "empty", "-w", "json"], None),
+        (&["del", "a/1", "--prev-kv"], None),
+        (&["del", "a/", "--prefix", "--prev-kv", "-w", "json"], None),
+        (&["del", "nothing", "-w", "fields"], None),
+        (&["del", "b", "-w", "json"], None),
+        (&["txn"], Some(TXN_SUCCESS)),
+        (&["txn", "-w", "json"], Some(TXN_SUCCESS)),
+        (&["txn", "-w", "fields"], Some(TXN_FAILURE)),
+        (&["txn", "-i"], Some(TXN_FAILURE)),
+        (&["txn"], Some("bad compare\n\n\n\n")),
+        (&["txn"], Some("ver(\"a\") = \"x\"\n\n\n\n")),
+        (&["txn"], Some("\nbogus a\n\n\n")),
+        (&["txn"], Some("value(\"a\") = \"b\"\n")),
+        (&["txn", "extra"], None),
+        (&["compaction", "3"], None),
+        (&["get", "foo", "--rev=2"], None),
+        (&["compaction", "3", "--physical"], None),
+        (&["compaction", "abc"], None),
+        (&["compaction"], None),
+        (&["get"], None),
+        (&["get", "foo", "--rev=1000"], None),
+        (&["get", "a", "--prefix", "--from-key"], None),
+        (&["get", "a", "--consistency=x"], None),
+        (&["get", "a", "--sort-by=bad"], None),
+        (&["get", "a", "--order=up"], None),
+        (&["get", "foo", "-w", "table"], None),
+        (&["get", "foo", "-w", "xml"], None),
+        (&["get", "foo", "--print-value-only", "-w", "json"], None),
+        (&["put", "", "x"], None),
+        (&["put", "k"], None),
+        (&["put", "k", "--lease=zz", "v"], None),
+        (&["put", "k", "--ignore-value", "v"], None),
+        (&["del"], None),
+        (&["del", "a", "b", "c"], None),
+        (&["get", "", "--from-key", "-w", "json"], None),
+    ];
+    differential(&a, &b, steps).await
+}
+
+async fn reads_match_etcdctl_byte_for_byte(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let ep = cluster.endpoints();
+    for (k, v) in [("r/1", "one"), ("r/2", "two"), ("r/3", "three")] {
+        ceteractl(&ep, &["put", k, v], None).await?.ok()?;
+    }
+    let reads: &[&[&str]] = &[
+        &["get", "r/", "--prefix"],
+        &["get", "r/", "--prefix", "-w", "json"],
+        &["get", "r/", "--prefix", "-w", "fields"],
+        &["get", "r/", "--prefix", "-w", "protobuf"],
+        &["get", "r/", "--prefix", "--hex"],
+        &["get", "r/", "--prefix", "--hex", "-w", "fields"],
+        &["endpoint", "status"],
+        &["endpoint", "status", "-w", "json"],
+        &["endpoint", "status", "-w", "table"],
+        &["endpoint", "status", "-w", "fields"],
+        &["endpoint", "status", "-w", "protobuf"],
+        &["endpoint", "health", "-w", "protobuf"],
+    ];
+    let mut failures = String::new();
+    for args in reads {
+        let e = cluster.etcdctl(args, None).await?;
+        let c = ceteractl(&ep, args, None).await?;
+        let (te, tc) = (transcript(&e, &[], &[]), transcript(&c, &[], &[]));
+        if te != tc {
+            failures.push_str(&format!("$ {}\n{}\n", args.join(" "), line_diff(&te, &tc)));
+        }
+    }
+    ensure!(failures.is_empty(), "(- etcdctl, + ceteractl):\n{failures}");
+    // Health: the same lines but for the time the read took.
+    for w in ["simple", "json", "table", "fields"] {
+        let args = ["endpoint", "health", "-w", w];
+        let e = cluster.etcdctl(&args, None).await?;
+        let c = ceteractl(&ep, &args, None).await?;
+        let mask = |o: &CtlOutput| mask_took(&transcript(o, &[], &[]));
+        ensure!(
+            mask(&e) == mask(&c),
+            "health -w {w}:\n{}",
+            line_diff(&mask(&e), &mask(&c))
+        );
+    }
+    // --count-only (not in etcdctl 3.4): the count alone.
+    let count = ceteractl(&ep, &["get", "r/", "--prefix", "--count-only"], None).await?;
+    assert_eq!(count.ok()?, "3\n");
+    let json = ceteractl(
+        &ep,
+        &["get", "r/", "--prefix", "--count-only", "-w", "json"],
+        None,
+    )
+    .await?
+    .ok_json()?;
+    assert_eq!(json["count"], 3);
+    assert!(json.get("kvs").is_none(), "{json}");
+    Ok(())
+}
+
+/// Masks durations like `1.2ms` / `850µs` (endpoint health's `took`).
+fn mask_took(text: &str) -> String {
+    text.split_inclusive(['\n', '"', ' ', '|'])
+        .map(|piece| {
+            let core = piece.trim_end_matches(['\n', '"', ' ', '|']);
+            let is_duration = !core.is_empty()
+                && core.chars().next().is_some_and(|c| c.is_ascii_digit())
+                && ["ns", "µs", "ms", "s"].iter().any(|u| core.ends_with(u))
+                && core.contains(['.', 'm', 'µ', 'n']);
+            if is_duration {
+                format!("<T>{}", &piece[core.len()..])
+            } else {
+                piece.to_string()
+            }
+        })
+        .collect::<String>()
+        .replace([' ', '-'], "")
+}
+
+async fn errors_and_exit_codes_match_etcdctl(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let ep = cluster.endpoints();
+    // Command line errors: the same error lines and exit codes (usage text
+    // on stdout is not compared).
+    let cases: &[&[&str]] = &[
+        &["get", "foo", "--bogus"],
+        &["get", "foo", "--limit"],
+        &["get", "foo", "--limit=abc"],
+        &["get", "--prefix=maybe", "foo"],
+        &["--dial-timeout=abc", "get", "foo"],
+        &["get", "-5"],
+        &["bogus"],
+        &["lease", "grant", "abc"],
+        &["lease", "revoke", "zz"],
+        &["member", "remove", "xyz"],
+        &["member", "add"],
+        &["member", "add", "n", "http://x:1"],
+        &["move-leader"],
+        &["snapshot", "status"],
+        &["alarm", "list", "x"],
+        &["watch"],
+        &["watch", "a", "b", "--prefix"],
+        &["lock"],
+        &["elect"],
+        &["elect", "x"],
+        &["elect", "-l", "x", "y"],
+        &["check", "perf", "--load=huge"],
+        &["put", "foo", "bar", "-w", "table"],
+        &["get", "foo", "-w", "xml"],
+    ];
+    let mut failures = String::new();
+    for args in cases {
+        let e = cluster.etcdctl(args, None).await?;
+        let c = ceteractl(&ep, args, None).await?;
+        let strip = |o: &CtlOutput| {
+            format!(
+                "exit {:?}\n{}",
+                o.status.code(),
+                o.stderr_messages().replace("ceteractl", "etcdctl")
+            )
+        };
+        if strip(&e) != strip(&c) {
+            failures.push_str(&format!(
+                "$ {}\n{}\n",
+                args.join(" "),
+                line_diff(&strip(&e), &strip(&c))
+            ));
+        }
+    }
+    ensure!(failures.is_empty(), "(- etcdctl, + ceteractl):\n{failures}");
+
+    // An endpoint nobody listens on: etcdctl's deadline error and exit code.
+    let dead = "127.0.0.1:9"; // discard port, not served on loopback
+    let quick = ["--command-timeout=1s", "--dial-timeout=500ms"];
+    for (args, stdout, stderr) in [
+        (&["get", "foo"][..], "", "Error: context deadline exceeded"),
+        (
+            &["endpoint", "health"][..],
+            "",
+            "127.0.0.1:9 is unhealthy: failed to commit proposal: context deadline exceeded\nError: unhealthy cluster",
+        ),
+        (
+            &["endpoint", "status"][..],
+            "",
+            "Failed to get the status of endpoint 127.0.0.1:9 (context deadline exceeded)",
+        ),
+    ] {
+        let full: Vec<&str> = quick.iter().copied().chain(args.iter().copied()).collect();
+        let c = ceteractl(dead, &full, None).await?;
+        assert_eq!(c.status.code(), Some(1), "{args:?}: {c:?}");
+        assert_eq!(c.stdout, stdout, "{args:?}");
+        assert_eq!(c.stderr.trim_end(), stderr, "{args:?}");
+        let e = etcdctl::run(dead, &full, None).await?;
+        assert_eq!(e.status.code(), Some(1), "{args:?}: {e:?}");
+        assert_eq!(e.stderr_messages().trim_end(), stderr, "etcdctl {args:?}");
+    }
+    // Two endpoints, one dead: the live one answers.
+    let both = format!("{dead},{ep}");
+    let out = ceteractl(&both, &["put", "k", "v"], None).await?;
+    assert_eq!(out.ok()?, "OK\n");
+    Ok(())
+}
+
+async fn environment_variables_follow_etcdctl(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let ep = cluster.endpoints();
+    ceteractl(&ep, &["put", "env", "ok"], None).await?.ok()?;
+    // ETCDCTL_<FLAG> stands in for a missing flag.
+    let out = ceteractl_env(
+        "",
+        &["get", "env"],
+        None,
+        &[("ETCDCTL_ENDPOINTS", ep.as_str())],
+    )
+    .await?;
+    assert_eq!(out.ok()?, "env\nok\n");
+    let out = ceteractl_env(
+        &ep,
+        &["get", "env"],
+        None,
+        &[("ETCDCTL_WRITE_OUT", "json"), ("ETCDCTL_HEX", "true")],
+    )
+    .await?;
+    assert!(out.ok()?.starts_with("{\"header\""));
+    // A flag and its variable together: etcdctl's fatal conflict.
+    let out = ceteractl_env(
+        &ep,
+        &["get", "env"],
+        None,
+        &[("ETCDCTL_ENDPOINTS", ep.as_str())],
+    )
+    .await?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.ends_with(
+            " C | pkg/flags: conflicting environment variable \"ETCDCTL_ENDPOINTS\" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)\n"
+        ),
+        "{}",
+        out.stderr
+    );
+    // Unknown variables are warned about; values that do not parse are ignored.
+    let out = ceteractl_env(
+        &ep,
+        &["get", "env"],
+        None,
+        &[("ETCDCTL_FOO", "1"), ("ETCDCTL_KEEPALIVE_TIME", "abc")],
+    )
+    .await?;
+    assert!(
+        out.stderr
+            .ends_with(" W | pkg/flags: unrecognized environment variable ETCDCTL_FOO=1\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.ok()?, "env\nok\n");
+    // ETCDCTL_API other than 3 is refused, as etcdctl refuses unknown versions.
+    let out = ceteractl_env(&ep, &["get", "env"], None, &[("ETCDCTL_API", "5")]).await?;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.stderr, "unsupported API version 5\n");
+    // `endpoint` reads ETCDCTL_CLUSTER for its --cluster flag (etcd only:
+    // it needs MemberList).
+    if flavor == Flavor::Etcd {
+        let bare = ep.trim_start_matches("http://");
+        let plain = ceteractl(bare, &["endpoint", "status"], None).await?;
+        assert!(plain.ok()?.starts_with("127.0.0.1:"));
+        let env = [("ETCDCTL_CLUSTER", "true")];
+        let listed = ceteractl_env(bare, &["endpoint", "status"], None, &env).await?;
+        assert!(
+            listed.ok()?.starts_with("http://"),
+            "--cluster lists client URLs"
+        );
+    }
+    Ok(())
+}
+
+async fn import_export_round_trip(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let ep = cluster.endpoints();
+    let dir = tempfile::tempdir()?;
+    let n = 3000;
+    let mut ndjson = String::new();
+    for i in 0..n {
+        ndjson.push_str(&format!(
+            "{{\"key\":\"imp/{i:05}\",\"value\":\"{}\"}}\n",
+            "v".repeat(256)
+        ));
+    }
+    let file = dir.path().join("in.ndjson");
+    std::fs::write(&file, &ndjson)?;
+    let file = file.to_string_lossy().to_string();
+    let out = ceteractl(&ep, &["import", &file], None).await?;
+    assert!(out.ok()?.starts_with(&format!("imported {n} keys in ")));
+    let count = ceteractl(&ep, &["get", "imp/", "--prefix", "--count-only"], None).await?;
+    assert_eq!(count.ok()?, format!("{n}\n"));
+    // Export writes exactly the same NDJSON back.
+    let exported = ceteractl(
+        &ep,
+        &["export", "--prefix", "imp/", "--page-size=700"],
+        None,
+    )
+    .await?;
+    assert_eq!(exported.ok()?, ndjson);
+    // Resuming: existing keys are left alone and counted as skipped.
+    ceteractl(&ep, &["put", "imp/00000", "changed"], None)
+        .await?
+        .ok()?;
+    let out = ceteractl(&ep, &["import", &file, "--skip-existing"], None).await?;
+    assert!(
+        out.ok()?
+            .starts_with(&format!("imported 0 keys, skipped {n} existing keys")),
+    );
+    let v = ceteractl(&ep, &["get", "imp/00000", "--print-value-only"], None).await?;
+    assert_eq!(v.ok()?, "changed\n");
+    // A JSON object from stdin, and a JSON array with a lease-less record.
+    let out = ceteractl(
+        &ep,
+        &["import", "-"],
+        Some(r#"{"obj/a": "1", "obj/b": "2"}"#),
+    )
+    .await?;
+    assert!(out.ok()?.starts_with("imported 2 keys"));
+    let out = ceteractl(
+        &ep,
+        &["import", "-"],
+        Some(r#"[{"key": "arr/a", "value": "x"}]"#),
+    )
+    .await?;
+    assert!(out.ok()?.starts_with("imported 1 keys"));
+    let got = ceteractl(&ep, &["get", "obj/", "--prefix"], None).await?;
+    assert_eq!(got.ok()?, "obj/a\n1\nobj/b\n2\n");
+    // Bad input: the line is named, nothing is written, exit code 3.
+    let bad = "{\"key\":\"bad/1\",\"value\":\"x\"}\n{\"key\":\"bad/2\",\"value\":}\n";
+    let out = ceteractl(&ep, &["import", "-"], Some(bad)).await?;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        out.stderr.starts_with("Error: line 2: invalid JSON"),
+        "{}",
+        out.stderr
+    );
+    let none = ceteractl(&ep, &["get", "bad/", "--prefix", "--count-only"], None).await?;
+    assert_eq!(none.ok()?, "0\n");
+    // A missing file and a value over the request limit.
+    let out = ceteractl(&ep, &["import", "/nonexistent/file.json"], None).await?;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.stderr,
+        "Error: open /nonexistent/file.json: no such file or directory\n"
+    );
+    let huge = format!(
+        "{{\"key\":\"huge\",\"value\":\"{}\"}}\n",
+        "x".repeat(2 << 20)
+    );
+    let out = ceteractl(&ep, &["import", "-"], Some(&huge)).await?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.contains("do not fit in a request"),
+        "{}",
+        out.stderr
+    );
+    Ok(())
+}
+
+// ---- etcd only (the server does not serve these RPCs yet) ----
+
+mod etcd_only {
+    use super::*;
+
+    /// Member, endpoint and maintenance commands on a 3-member cluster, read
+    /// by both tools from the same cluster.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_commands_match_etcdctl() -> Result<()> {
+        let cluster = TestCluster::start(Flavor::Etcd, 3).await?;
+        let ep = cluster.endpoints();
+        // One endpoint, so that the same member answers both tools.
+        let first = cluster.client_url(0);
+        let reads: &[&[&str]] = &[
+            &["member", "list"],
+            &["member", "list", "-w", "json"],
+            &["member", "list", "-w", "table"],
+            &["member", "list", "-w", "fields"],
+            &["member", "list", "-w", "protobuf"],
+            &["endpoint", "status", "--cluster", "-w", "table"],
+            &["endpoint", "status", "--cluster", "-w", "json"],
+            &["endpoint", "hashkv", "--cluster"],
+            &["endpoint", "hashkv", "-w", "json"],
+            &["endpoint", "hashkv", "-w", "table"],
+            &["endpoint", "hashkv", "-w", "fields"],
+            &["alarm", "list"],
+            &["alarm", "list", "-w", "json"],
+            &["alarm", "disarm"],
+            &["defrag"],
+            &["defrag", "--cluster"],
+        ];
+        let mut failures = String::new();
+        for args in reads {
+            let e = cluster.etcdctl_at(0, args, None).await?;
+            let c = ceteractl(&first, args, None).await?;
+            let (te, tc) = (transcript(&e, &[], &[]), transcript(&c, &[], &[]));
+            if te != tc {
+                failures.push_str(&format!("$ {}\n{}\n", args.join(" "), line_diff(&te, &tc)));
+            }
+        }
+        ensure!(failures.is_empty(), "(- etcdctl, + ceteractl):\n{failures}");
+
+        // Membership changes: a learner that never starts is added,
+        // updated, refused promotion and removed, by each tool in turn.
+        let ids = ids(&cluster).await?;
+        let mut transcripts = Vec::new();
+        for tool in ["etcdctl", "ceteractl"] {
+            // Each tool adds its own learner (etcd may still be forgetting
+            // the first one's peer URL when the second is added).
+            let host = if tool == "etcdctl" {
+                "learner-a"
+            } else {
+                "learner-b"
+            };
+            let update_urls = format!("--peer-urls=http://{host}:2");
+            let run = |args: Vec<String>| {
+                let ep = ep.clone();
+                let cluster = &cluster;
+                async move {
+                    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                    if tool == "etcdctl" {
+                        cluster.etcdctl(&refs, None).await
+                    } else {
+                        ceteractl(&ep, &refs, None).await
+                    }
+                }
+            };
+            // etcd refuses reconfiguration until its members have been
+            // connected for a few seconds ("unhealthy cluster").
+            let mut attempts = 0;
+            let add = loop {
+                let add = run(vec![
+                    "member".into(),
+                    "add".into(),
+                    "learner".into(),
+                    "--learner".into(),
+                    format!("--peer-urls=http://{host}:1"),
+                ])
+                .await?;
+                attempts += 1;
+                if !add.stderr.contains("unhealthy cluster") || attempts > 40 {
+                    break add;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            };
+            let id = add
+                .stdout
+                .split_whitespace()
+                .nth(1)
+                .with_context(|| format!("{tool} member add printed no id: {add:?}"))?
+                .to_string();
+            let extra = [id.clone(), host.to_string()];
+            let mut t = transcript(&add, &ids, &extra);
+            for args in [
+                vec!["member", "update", &id, &update_urls],
+                vec!["member", "promote", &id],
+                vec!["member", "remove", &id],
+                vec!["member", "remove", &id],
+            ] {
+                let out = run(args.iter().map(|s| s.to_string()).collect()).await?;
+                t.push_str(&transcript(&out, &ids, &extra));
+            }
+            transcripts.push(t);
+        }
+        // Member ids are random: `%16x` pads short ones with spaces, and the
+        // new member's place in ETCD_INITIAL_CLUSTER follows id order.
+        let canonical = |t: &str| -> String {
+            t.lines()
+                .map(|line| match line.strip_prefix("ETCD_INITIAL_CLUSTER=") {
+                    Some(list) => {
+                        let mut items: Vec<&str> = list.trim_matches('"').split(',').collect();
+                        items.sort_unstable();
+                        format!("ETCD_INITIAL_CLUSTER={}", items.join(","))
+                    }
+                    None => line.split_whitespace().collect::<Vec<_>>().join(" "),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let (te, tc) = (canonical(&transcripts[0]), canonical(&transcripts[1]));
+        ensure!(te == tc, "{}", line_diff(&te, &tc));
+
+        // move-leader to a follower, then back with etcdctl's own output shape.
+        let followers = cluster.follower_indices().await?;
+        let target = cluster
+            .status(followers[0])
+            .await?
+            .header
+            .context("header")?
+            .member_id;
+        let out = ceteractl(&ep, &["move-leader", &format!("{target:x}")], None).await?;
+        let text = out.ok()?;
+        assert!(
+            text.starts_with("Leadership transferred from ")
+                && text.ends_with(&format!(" to {target:x}\n")),
+            "{text}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lease_commands_match_etcdctl() -> Result<()> {
+        let (a, b) = tokio::try_join!(
+            TestCluster::start(Flavor::Etcd, 1),
+            TestCluster::start(Flavor::Etcd, 1)
+        )?;
+        let (ids_a, ids_b) = (ids(&a).await?, ids(&b).await?);
+        let grant_a = a.etcdctl(&["lease", "grant", "600"], None).await?.ok()?;
+        let grant_b = ceteractl(&b.endpoints(), &["lease", "grant", "600"], None)
+            .await?
+            .ok()?;
+        let lease = |s: &str| s.split_whitespace().nth(1).unwrap_or_default().to_string();
+        let (la, lb) = (lease(&grant_a), lease(&grant_b));
+        let dec = |h: &str| i64::from_str_radix(h, 16).unwrap_or_default().to_string();
+        let extra_a = vec![la.clone(), dec(&la)];
+        let extra_b = vec![lb.clone(), dec(&lb)];
+        let steps: &[&[&str]] = &[
+            &["put", "lk", "v", "--lease=L"],
+            &["lease", "timetolive", "L"],
+            &["lease", "timetolive", "L", "--keys"],
+            &["lease", "timetolive", "L", "--keys", "-w", "json"],
+            &["lease", "timetolive", "L", "--keys", "-w", "fields"],
+            &["lease", "keep-alive", "--once", "L"],
+            &["lease", "keep-alive", "--once", "L", "-w", "json"],
+            &["lease", "keep-alive", "--once", "L", "-w", "fields"],
+            &["lease", "list"],
+            &["lease", "list", "-w", "json"],
+            &["lease", "list", "-w", "fields"],
+            &["lease", "revoke", "L"],
+            &["lease", "revoke", "L"],
+            &["lease", "timetolive", "L"],
+            &["lease", "timetolive", "L", "-w", "json"],
+            &["lease", "keep-alive", "--once", "L"],
+            &["lease", "keep-alive", "L"],
+            &["lease", "list", "-w", "json"],
+            &["get", "lk"],
+            &["lease", "grant", "abc"],
+            &["lease", "revoke", "zz"],
+        ];
+        let mut failures = String::new();
+        for step in steps {
+            let args_a = with_lease(step, &la);
+            let args_b = with_lease(step, &lb);
+            let ra: Vec<&str> = args_a.iter().map(String::as_str).collect();
+            let rb: Vec<&str> = args_b.iter().map(String::as_str).collect();
+            let e = a.etcdctl(&ra, None).await?;
+            let c = ceteractl(&b.endpoints(), &rb, None).await?;
+            // Remaining TTLs may differ by a second between the clusters.
+            let mask = |t: String| {
+                mask_after(
+                    &mask_after(&mask_after(&t, "remaining("), "\"ttl\":"),
+                    "\"TTL\" : ",
+                )
+            };
+            let te = mask(transcript(&e, &ids_a, &extra_a));
+            let tc = mask(transcript(&c, &ids_b, &extra_b));
+            if te != tc {
+                failures.push_str(&format!("$ {}\n{}\n", step.join(" "), line_diff(&te, &tc)));
+            }
+        }
+        ensure!(failures.is_empty(), "(- etcdctl, + ceteractl):\n{failures}");
+        Ok(())
+    }
+
+    /// The step's arguments with the placeholder `L` replaced by a lease ID.
+    fn with_lease(step: &[&str], lease: &str) -> Vec<String> {
+        step.iter()
+            .map(|arg| match arg.strip_suffix('L') {
+                Some("") => lease.to_string(),
+                Some(flag) if flag.ends_with('=') => format!("{flag}{lease}"),
+                _ => arg.to_string(),
+            })
+            .collect()
+    }
+
+    fn spawn_tool(tool: &str, endpoints: &str, args: &[&str]) -> Result<Child> {
+        let program = if tool == "etcdctl" {
+            tests::binaries::etcdctl_bin()?
+        } else {
+            ceteractl_bin()?
+        };
+        let mut cmd = Command::new(program);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ETCDCTL_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoints}"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        Ok(cmd.spawn()?)
+    }
+
+    /// SIGINTs a spawned tool and returns what it printed.
+    async fn interrupt(child: Child) -> Result<CtlOutput> {
+        if let Some(pid) = child.id() {
+            let pid = rustix_pid(pid)?;
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        }
+        let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output()).await??;
+        Ok(CtlOutput {
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    fn rustix_pid(pid: u32) -> Result<rustix::process::Pid> {
+        rustix::process::Pid::from_raw(pid as i32).context("bad pid")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watch_prints_what_etcdctl_prints() -> Result<()> {
+        let cluster = TestCluster::start(Flavor::Etcd, 1).await?;
+        let ep = cluster.endpoints();
+        let formats = ["simple", "json", "fields"];
+        let mut watchers = Vec::new();
+        for w in formats {
+            for tool in ["etcdctl", "ceteractl"] {
+                let args = ["watch", "w", "--prefix", "--prev-kv", "-w", w];
+                watchers.push((tool, w, spawn_tool(tool, &ep, &args)?));
+            }
+        }
+        let exec = "env | grep ^ETCD_WATCH_ | sort";
+        let e_exec = spawn_tool("etcdctl", &ep, &["watch", "w1", "--", "sh", "-c", exec])?;
+        let c_exec = spawn_tool("ceteractl", &ep, &["watch", "w1", "--", "sh", "-c", exec])?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for args in [
+            &["put", "w1", "a"][..],
+            &["put", "w1", "b"],
+            &["del", "w1"],
+            &["put", "w2", "c"],
+        ] {
+            cluster.etcdctl_ok(args).await?;
+        }
+        cluster
+            .etcdctl(&["txn"], Some("\nput w3 x\nput w4 y\n\n\n"))
+            .await?
+            .ok()?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut outputs = Vec::new();
+        for (tool, w, child) in watchers {
+            outputs.push((tool, w, interrupt(child).await?.stdout));
+        }
+        for pair in outputs.chunks(2) {
+            let (e, c) = (&pair[0], &pair[1]);
+            assert!(!e.2.is_empty(), "etcdctl watch -w {} printed nothing", e.1);
+            ensure!(e.2 == c.2, "watch -w {}:\n{}", e.1, line_diff(&e.2, &c.2));
+        }
+        let (e, c) = (interrupt(e_exec).await?, interrupt(c_exec).await?);
+        ensure!(
+            e.stdout == c.stdout,
+            "watch -- cmd:\n{}",
+            line_diff(&e.stdout, &c.stdout)
+        );
+        assert!(
+            c.stdout.contains("ETCD_WATCH_EVENT_TYPE=\"DELETE\""),
+            "{}",
+            c.stdout
+        );
+
+        // A watch from a compacted revision ends with etcdctl's messages and exit code 5.
+        let rev = cluster
+            .etcdctl(&["get", "w1", "-w", "json"], None)
+            .await?
+            .ok_json()?["header"]["revision"]
+            .as_i64()
+            .context("revision")?;
+        cluster
+            .etcdctl_ok(&["compaction", &rev.to_string()])
+            .await?;
+        let args = ["watch", "w", "--rev=2", "-w", "json"];
+        let e = cluster.etcdctl(&args, None).await?;
+        let c = ceteractl(&ep, &args, None).await?;
+        let (te, tc) = (transcript(&e, &[], &[]), transcript(&c, &[], &[]));
+        ensure!(te == tc, "{}", line_diff(&te, &tc));
+        assert_eq!(c.status.code(), Some(5));
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lock_and_elect_interoperate_with_etcdctl() -> Result<()> {
+        let cluster = TestCluster::start(Flavor::Etcd, 1).await?;
+        let ep = cluster.endpoints();
+        // etcdctl holds the lock; ceteractl's command runs only once it is released.
+        let holder = spawn_tool("etcdctl", &ep, &["lock", "mylock"])?;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let waiter = spawn_tool(
+            "ceteractl",
+            &ep,
+            &["lock", "mylock", "sh", "-c", "echo got $ETCD_LOCK_KEY"],
+        )?;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let held = interrupt(holder).await?;
+        let key = held
+            .stdout
+            .lines()
+            .next()
+            .context("etcdctl printed no lock key")?
+            .to_string();
+        assert!(key.starts_with("mylock/"), "{}", held.stdout);
+        let waited = tokio::time::timeout(RUN_TIMEOUT, waiter.wait_with_output()).await??;
+        let text = String::from_utf8_lossy(&waited.stdout);
+        assert!(waited.status.success(), "{text}");
+        assert!(
+            text.starts_with("got mylock/") && !text.contains(&key),
+            "{text}"
+        );
+        // The lock is free again.
+        let left = cluster
+            .etcdctl_ok(&["get", "mylock/", "--prefix", "--keys-only"])
+            .await?;
+        assert_eq!(left, "");
+
+        // A ceteractl campaign is seen by an etcdctl observer and vice versa.
+        let observer = spawn_tool("etcdctl", &ep, &["elect", "-l", "el"])?;
+        let our_observer = spawn_tool("ceteractl", &ep, &["elect", "-l", "el"])?;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let leader = spawn_tool("ceteractl", &ep, &["elect", "el", "p1"])?;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let next = spawn_tool("etcdctl", &ep, &["elect", "el", "p2"])?;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let led = interrupt(leader).await?;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let followed = interrupt(next).await?;
+        let seen = interrupt(observer).await?;
+        let our_seen = interrupt(our_observer).await?;
+        assert!(
+            led.stdout.starts_with("el/") && led.stdout.ends_with("\np1\n"),
+            "{led:?}"
+        );
+        assert!(followed.stdout.ends_with("\np2\n"), "{followed:?}");
+        assert_eq!(seen.stdout, format!("{}{}", led.stdout, followed.stdout));
+        assert_eq!(our_seen.stdout, seen.stdout);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn snapshot_save_and_status_match_etcdctl() -> Result<()> {
+        let cluster = TestCluster::start(Flavor::Etcd, 1).await?;
+        let ep = cluster.endpoints();
+        for i in 0..20 {
+            cluster
+                .etcdctl_ok(&["put", &format!("s/{i}"), "value"])
+                .await?;
+        }
+        let dir = tempfile::tempdir()?;
+        let path = |name: &str| dir.path().join(name).to_string_lossy().to_string();
+        let (ours, theirs) = (path("ours.db"), path("theirs.db"));
+        let saved = ceteractl(&ep, &["snapshot", "save", &ours], None).await?;
+        assert_eq!(saved.ok()?, format!("Snapshot saved at {ours}\n"));
+        assert!(!Path::new(&format!("{ours}.part")).exists());
+        cluster
+            .etcdctl(&["snapshot", "save", &theirs], None)
+            .await?
+            .ok()?;
+        for file in [&ours, &theirs] {
+            for w in ["simple", "json", "table", "fields"] {
+                let args = ["snapshot", "status", file.as_str(), "-w", w];
+                let e = etcdctl::run(&ep, &args, None).await?;
+                let c = ceteractl(&ep, &args, None).await?;
+                ensure!(
+                    e.stdout == c.stdout && e.status.code() == c.status.code(),
+                    "snapshot status -w {w}:\n{}",
+                    line_diff(&e.stdout, &c.stdout)
+                );
+            }
+        }
+        let missing = ceteractl(&ep, &["snapshot", "status", "/nonexistent.db"], None).await?;
+        assert_eq!(missing.status.code(), Some(1));
+        assert_eq!(
+            missing.stderr,
+            "Error: stat /nonexistent.db: no such file or directory\n"
+        );
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn check_perf_passes_on_a_healthy_cluster() -> Result<()> {
+        let cluster = TestCluster::start(Flavor::Etcd, 1).await?;
+        let ep = cluster.endpoints();
+        let out = ceteractl(&ep, &["check", "perf", "--duration=2"], None).await?;
+        let text = out.ok()?;
+        assert!(text.starts_with("PASS: Throughput is "), "{text}");
+        assert!(text.ends_with("\nPASS\n"), "{text}");
+        let left = cluster
+            .etcdctl_ok(&["get", "/etcdctl-check-perf/", "--prefix", "--keys-only"])
+            .await?;
+        assert_eq!(left, "", "check perf deletes its keys");
+        Ok(())
+    }
+}

@@ -1,0 +1,278 @@
+//! Scripted resizing through the real etcdctl, as operators do it: add a
+//! learner, start it with the flags `member add` printed, promote it once
+//! it caught up; remove a member, which then stops. A writer runs the whole
+//! time; no acknowledged write may be lost and the members' HashKV must
+//! agree at the end. Every body runs against real etcd and cetera.
+
+use std::process::Child;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use cetera::proto::etcdserverpb::PutRequest;
+use tests::ports::{self, PortLease};
+use tests::spawn::{guarded_command, spawn};
+use tests::{Flavor, TestCluster, flavor_tests};
+
+flavor_tests!(grow_one_to_three_with_learners_then_shrink_under_writes);
+
+/// A member started after the cluster, with `--initial-cluster-state existing`.
+struct AddedMember {
+    child: Child,
+    client_url: String,
+    peer_url: String,
+    _ports: (PortLease, PortLease),
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for AddedMember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl AddedMember {
+    fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+/// Runs a membership command, retrying while the cluster refuses it for
+/// being in transition (etcd: `unhealthy cluster` until every member has
+/// been connected for a few seconds; both: a learner not yet in sync).
+async fn membership_command(cluster: &TestCluster, args: &[&str]) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = cluster.etcdctl(args, None).await?;
+        if out.status.success() {
+            return Ok(out.stdout);
+        }
+        let reason = out.stderr_messages();
+        let transient = ["in sync", "unhealthy cluster", "not started"]
+            .iter()
+            .any(|r| reason.contains(r));
+        ensure!(transient, "`etcdctl {}` failed: {reason}", args.join(" "));
+        ensure!(
+            Instant::now() < deadline,
+            "`etcdctl {}` kept failing: {reason}",
+            args.join(" ")
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// `member add` (as a learner), then starts the member with the
+/// `ETCD_INITIAL_CLUSTER` line it printed.
+async fn add_learner(cluster: &TestCluster, endpoints: &str, name: &str) -> Result<AddedMember> {
+    let (client, peer) = (ports::lease()?, ports::lease()?);
+    let client_url = format!("http://127.0.0.1:{}", client.port());
+    let peer_url = format!("http://127.0.0.1:{}", peer.port());
+    let printed = membership_command(
+        cluster,
+        &[
+            &format!("--endpoints={endpoints}"),
+            "member",
+            "add",
+            name,
+            "--learner",
+            "--peer-urls",
+            &peer_url,
+        ],
+    )
+    .await?;
+    let initial_cluster = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
+        .and_then(|l| l.strip_suffix('"'))
+        .with_context(|| format!("no ETCD_INITIAL_CLUSTER in {printed}"))?
+        .to_string();
+    let dir = tempfile::tempdir()?;
+    let log = std::fs::File::create(dir.path().join("member.log"))?;
+    let mut command = guarded_command(&cluster.flavor().binary()?);
+    command
+        .args(["--name", name])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args([
+            "--listen-client-urls",
+            &client_url,
+            "--advertise-client-urls",
+            &client_url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer_url,
+            "--initial-advertise-peer-urls",
+            &peer_url,
+        ])
+        .args([
+            "--initial-cluster",
+            &initial_cluster,
+            "--initial-cluster-state",
+            "existing",
+        ])
+        .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let child = spawn(command)?;
+    Ok(AddedMember {
+        child,
+        client_url,
+        peer_url,
+        _ports: (client, peer),
+        _dir: dir,
+    })
+}
+
+/// The member id `member list` shows for a peer URL.
+async fn id_of(cluster: &TestCluster, endpoints: &str, peer_url: &str) -> Result<String> {
+    let list = cluster
+        .etcdctl(
+            &[&format!("--endpoints={endpoints}"), "member", "list"],
+            None,
+        )
+        .await?
+        .ok()?;
+    list.lines()
+        .find(|l| l.contains(peer_url))
+        .and_then(|l| l.split(',').next())
+        .map(str::to_string)
+        .with_context(|| format!("{peer_url} not in {list}"))
+}
+
+/// Promotes the learner, retrying while it is still catching up.
+async fn promote(cluster: &TestCluster, endpoints: &str, id: &str) -> Result<()> {
+    membership_command(
+        cluster,
+        &[&format!("--endpoints={endpoints}"), "member", "promote", id],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn grow_one_to_three_with_learners_then_shrink_under_writes(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let endpoints = cluster.client_url(0);
+
+    // A writer on the original member the whole time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, mut kv) = (stop.clone(), cluster.kv(0)?);
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("w/{i:05}");
+                let put = PutRequest {
+                    key: key.clone().into_bytes(),
+                    value: b"v".to_vec(),
+                    ..Default::default()
+                };
+                if kv.put(put).await.is_ok() {
+                    acknowledged.push(key);
+                }
+                i += 1;
+            }
+            acknowledged
+        })
+    };
+
+    let mut second = add_learner(&cluster, &endpoints, "m2").await?;
+    let second_id = id_of(&cluster, &endpoints, &second.peer_url).await?;
+    promote(&cluster, &endpoints, &second_id).await?;
+    let endpoints = format!("{endpoints},{}", second.client_url);
+    let third = add_learner(&cluster, &endpoints, "m3").await?;
+    let third_id = id_of(&cluster, &endpoints, &third.peer_url).await?;
+    promote(&cluster, &endpoints, &third_id).await?;
+
+    let list = cluster
+        .etcdctl(
+            &[&format!("--endpoints={endpoints}"), "member", "list"],
+            None,
+        )
+        .await?
+        .ok()?;
+    ensure!(
+        list.lines().count() == 3 && !list.contains("true"),
+        "expected three voters:\n{list}"
+    );
+
+    // Shrink: the removed member stops by itself.
+    membership_command(
+        &cluster,
+        &[
+            &format!("--endpoints={endpoints}"),
+            "member",
+            "remove",
+            &second_id,
+        ],
+    )
+    .await?;
+    let removed_at = Instant::now();
+    while !second.has_exited() {
+        if removed_at.elapsed() > Duration::from_secs(30) {
+            bail!("the removed member kept running");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = writer.await?;
+    ensure!(
+        acknowledged.len() > 20,
+        "the writer made too little progress: {}",
+        acknowledged.len()
+    );
+
+    // Every acknowledged write is on both remaining members.
+    let remaining = format!("{},{}", cluster.client_url(0), third.client_url);
+    for url in [cluster.client_url(0), third.client_url.clone()] {
+        let out = cluster
+            .etcdctl(
+                &[
+                    &format!("--endpoints={url}"),
+                    "get",
+                    "w/",
+                    "--prefix",
+                    "--keys-only",
+                    "--consistency=l",
+                ],
+                None,
+            )
+            .await?
+            .ok()?;
+        let keys: std::collections::BTreeSet<&str> =
+            out.lines().filter(|l| !l.is_empty()).collect();
+        for key in &acknowledged {
+            ensure!(
+                keys.contains(key.as_str()),
+                "{url} lost acknowledged write {key}"
+            );
+        }
+    }
+    let hashes = cluster
+        .etcdctl(
+            &[
+                &format!("--endpoints={remaining}"),
+                "endpoint",
+                "hashkv",
+                "-w",
+                "json",
+            ],
+            None,
+        )
+        .await?
+        .ok()?;
+    let parsed: Vec<serde_json::Value> = serde_json::from_str(&hashes)?;
+    let distinct: std::collections::BTreeSet<u64> = parsed
+        .iter()
+        .map(|h| h["HashKV"]["hash"].as_u64().unwrap_or(0))
+        .collect();
+    ensure!(
+        parsed.len() >= 2 && distinct.len() == 1,
+        "hashes differ: {hashes}"
+    );
+    Ok(())
+}
