@@ -238,3 +238,10 @@ mod on_etcd {
         super::console_shows_members_leader_and_keys(tests::Flavor::Etcd).await
     }
 }
+
+mod on_cetera {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn console_shows_members_leader_and_keys() -> anyhow::Result<()> {
+        super::console_shows_members_leader_and_keys(tests::Flavor::Cetera).await
+    }
+}
