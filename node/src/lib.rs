@@ -10,11 +10,14 @@
 //! - [`raft`]: openraft's types, the SQLite log and state machine, peer RPCs.
 //! - [`mvcc`]: etcd's revision/version/compaction rules, storage-agnostic.
 //! - [`watch`]: watchers and event delivery (the Watch service's core).
+//! - [`concurrency`]: etcd's lock and election recipes (the Lock and
+//!   Election services' core), built only on `server`'s public requests.
 //! - [`storage`]: the member's SQLite database.
 //! - [`proto`]: wire types generated from our own `.proto` files.
 
 pub mod api;
 pub mod cluster;
+pub mod concurrency;
 pub mod config;
 pub mod mvcc;
 pub mod proto;

@@ -278,7 +278,10 @@ impl Maintenance for MaintenanceApi {
         &self,
         _: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
-        Err(not_yet("Snapshot"))
+        let pieces = self.0.snapshot().await.map_err(to_status)?;
+        Ok(Response::new(Box::pin(
+            pieces.map(|piece| piece.map_err(to_status)),
+        )))
     }
 
     async fn move_leader(

@@ -19,6 +19,7 @@ pub(super) fn routes(
 + Sync
 + 'static {
     let node_for_stats = node.clone();
+    let gateway = super::gateway::routes(node.clone());
     let health = warp::path!("health").and(warp::get()).then(move || {
         let node = node.clone();
         async move {
@@ -51,8 +52,9 @@ pub(super) fn routes(
             "cetera": env!("CARGO_PKG_VERSION"),
         }))
     });
-    health
-        .map(warp::Reply::into_response)
+    gateway
+        .or(health.map(warp::Reply::into_response))
+        .unify()
         .or(version.map(warp::Reply::into_response))
         .unify()
         .or(observability(node_for_stats))
@@ -64,6 +66,7 @@ pub(super) fn routes(
             )
         })
         .unify()
+        .map(super::gateway::with_cors)
 }
 
 /// `/v2/stats/self` and `/metrics`.

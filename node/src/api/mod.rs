@@ -6,6 +6,8 @@
 //! [`Node`](crate::server::Node): no request is interpreted here, and every
 //! error is mapped to etcd's code and message in one place (`status`).
 
+mod concurrency;
+pub mod gateway;
 mod grpc;
 mod h2_authority;
 mod http;

@@ -16,7 +16,7 @@ pub use command::{Command, CommandResult, MemberAttributes};
 pub use log_store::LogStore;
 pub use network::{CLUSTER_ID_HEADER, MEMBER_ID_HEADER, PeerClient, PeerError, PeerNetwork, paths};
 pub use observer::{AppliedChange, ApplyObserver, IgnoreApplied};
-pub use state_machine::{SnapshotStore, StateMachine, alarms};
+pub use state_machine::{SnapshotStore, StateMachine, alarms, restore_backup, write_backup};
 
 /// A member's 64-bit id, etcd-style; shown in hex.
 pub type MemberId = u64;

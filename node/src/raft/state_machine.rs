@@ -487,17 +487,27 @@ pub struct SnapshotBuilder {
     snapshots: SnapshotStore,
 }
 
-/// Builds the snapshot file inside one read transaction; returns its meta.
-fn copy_state(conn: &mut Connection, dir: &Path) -> Result<SnapshotMeta, StorageError> {
-    let partial = dir.join("building.partial");
-    let _ = std::fs::remove_file(&partial);
-    // The snapshot file gets the full schema, so it is also a valid
-    // database to restore from.
+fn file_error(e: std::io::Error) -> StorageError {
+    StorageError::Decode {
+        what: "snapshot file",
+        detail: e.to_string(),
+    }
+}
+
+/// Writes the state tables to a new database at `target` inside one read
+/// transaction (so the copy is consistent), fsyncs it, and returns the
+/// applied log id and membership it reflects.
+fn copy_state_to(
+    conn: &mut Connection,
+    target: &Path,
+) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+    let _ = std::fs::remove_file(target);
+    // The copy gets the full schema, so it is also a database to restore from.
     {
-        let snap = Connection::open(&partial)?;
+        let snap = Connection::open(target)?;
         snap.execute_batch(crate::storage::SCHEMA)?;
     }
-    conn.execute("ATTACH DATABASE ?1 AS snap", [partial.to_string_lossy()])?;
+    conn.execute("ATTACH DATABASE ?1 AS snap", [target.to_string_lossy()])?;
     let copied = (|| {
         let tx = conn.transaction()?;
         let meta = Meta(&tx);
@@ -517,33 +527,69 @@ fn copy_state(conn: &mut Connection, dir: &Path) -> Result<SnapshotMeta, Storage
         Ok::<_, StorageError>((applied, membership))
     })();
     conn.execute("DETACH DATABASE snap", [])?;
-    let (last_log_id, last_membership) = copied?;
+    let copied = copied?;
+    std::fs::File::open(target)
+        .and_then(|f| f.sync_all())
+        .map_err(file_error)?;
+    Ok(copied)
+}
+
+/// Builds a Raft snapshot file in `dir`; returns its meta.
+fn copy_state(conn: &mut Connection, dir: &Path) -> Result<SnapshotMeta, StorageError> {
+    let partial = dir.join("building.partial");
+    let (last_log_id, last_membership) = copy_state_to(conn, &partial)?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let (term, index) = last_log_id.map_or((0, 0), |id| (id.leader_id.term, id.index));
     let snapshot_id = format!("{term}-{index}-{nanos}");
-    {
-        let file = std::fs::File::open(&partial).map_err(|e| StorageError::Decode {
-            what: "snapshot file",
-            detail: e.to_string(),
-        })?;
-        file.sync_all().map_err(|e| StorageError::Decode {
-            what: "snapshot file",
-            detail: e.to_string(),
-        })?;
-    }
-    std::fs::rename(&partial, dir.join(format!("{snapshot_id}.db"))).map_err(|e| {
-        StorageError::Decode {
-            what: "snapshot file",
-            detail: e.to_string(),
-        }
-    })?;
+    std::fs::rename(&partial, dir.join(format!("{snapshot_id}.db"))).map_err(file_error)?;
     Ok(SnapshotMeta {
         last_log_id,
         last_membership,
         snapshot_id,
     })
+}
+
+/// Writes a consistent copy of the keyspace to `target` (the payload of
+/// `Maintenance.Snapshot`, and what `restore_backup` reads).
+pub async fn write_backup(db: &Db, target: PathBuf) -> Result<(), StorageError> {
+    db.read_raw(move |conn| copy_state_to(conn, &target).map(|_| ()))
+        .await
+}
+
+/// Makes `data_dir` the data dir of a member of a *new* cluster holding the
+/// keyspace of `backup` (etcd's `snapshot restore`): the keys, revisions
+/// and leases stay; Raft state, membership and identity are left out, so
+/// the member bootstraps with its own `--initial-cluster`.
+pub fn restore_backup(backup: &Path, data_dir: &Path) -> Result<(), StorageError> {
+    let member = data_dir.join("member");
+    if member.exists() {
+        return Err(StorageError::Decode {
+            what: "restore target",
+            detail: format!("data dir {} already holds a member", data_dir.display()),
+        });
+    }
+    std::fs::create_dir_all(&member).map_err(file_error)?;
+    let target = member.join("cetera.db");
+    std::fs::copy(backup, &target).map_err(file_error)?;
+    let conn = Connection::open(&target)?;
+    let verdict: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if verdict != "ok" {
+        return Err(StorageError::Corrupt {
+            path: backup.to_path_buf(),
+            detail: verdict,
+        });
+    }
+    conn.execute_batch(
+        "DELETE FROM raft_log; \
+         DELETE FROM meta WHERE name NOT LIKE 'mvcc.%';",
+    )?;
+    drop(conn);
+    std::fs::File::open(&target)
+        .and_then(|f| f.sync_all())
+        .map_err(file_error)?;
+    Ok(())
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {

@@ -2,13 +2,18 @@
 //! the member list, consistency hashes and defragmentation.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
 
 use super::{Node, ServerError};
 use crate::mvcc::{KvRead, MvccError};
 use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::{
     AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentResponse, HashKvRequest,
-    HashKvResponse, HashResponse, Member, MemberListResponse,
+    HashKvResponse, HashResponse, Member, MemberListResponse, ResponseHeader, SnapshotResponse,
 };
 use crate::raft::{Command, MemberAttributes, MemberId};
 use crate::storage::Meta;
@@ -158,11 +163,94 @@ impl Node {
         Err(MvccError::NoSpace.into())
     }
 
+    /// `Maintenance.Snapshot`: a consistent copy of the keyspace, streamed
+    /// in 32 KiB pieces and closed by its SHA-256 (as etcd does; `etcdctl
+    /// snapshot save` checks it). The copy lives in the data dir only
+    /// while it streams.
+    pub async fn snapshot(&self) -> Result<SnapshotStream, ServerError> {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = self
+            .config
+            .data_dir
+            .join("member")
+            .join(format!("backup-{nanos}.partial"));
+        crate::raft::write_backup(&self.db, path.clone()).await?;
+        let file = tokio::fs::File::open(&path).await.map_err(io_error)?;
+        let size = file.metadata().await.map_err(io_error)?.len();
+        let header = self.header(self.hub.revision());
+        let state = BackupReader {
+            file: Some(file),
+            path,
+            remaining: size,
+            hasher: Sha256::new(),
+            header,
+        };
+        Ok(Box::pin(futures::stream::unfold(state, BackupReader::next)))
+    }
+
     /// `Maintenance.Defragment`: rewrites this member's database compactly.
     pub async fn defragment(&self) -> Result<DefragmentResponse, ServerError> {
         self.db.vacuum().await?;
         Ok(DefragmentResponse {
             header: Some(self.header(self.hub.revision())),
         })
+    }
+}
+
+/// The pieces of a `Maintenance.Snapshot` stream.
+pub type SnapshotStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<SnapshotResponse, ServerError>> + Send>>;
+
+/// Size of one snapshot piece, as etcd sends them.
+const SNAPSHOT_CHUNK: usize = 32 * 1024;
+
+fn io_error(e: std::io::Error) -> ServerError {
+    ServerError::Internal(format!("snapshot file: {e}"))
+}
+
+/// Reads the backup file piece by piece, then sends its hash; deletes the
+/// file when done.
+struct BackupReader {
+    file: Option<tokio::fs::File>,
+    path: PathBuf,
+    remaining: u64,
+    hasher: Sha256,
+    header: ResponseHeader,
+}
+
+impl BackupReader {
+    async fn next(mut self) -> Option<(Result<SnapshotResponse, ServerError>, Self)> {
+        let mut file = self.file.take()?;
+        let mut chunk = vec![0u8; SNAPSHOT_CHUNK];
+        let read = match file.read(&mut chunk).await {
+            Ok(read) => read,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&self.path).await;
+                return Some((Err(io_error(e)), self));
+            }
+        };
+        if read == 0 {
+            // The end: the hash of everything sent, then nothing more.
+            let _ = tokio::fs::remove_file(&self.path).await;
+            let digest = std::mem::take(&mut self.hasher).finalize().to_vec();
+            let last = SnapshotResponse {
+                header: Some(self.header),
+                remaining_bytes: 0,
+                blob: digest,
+            };
+            return Some((Ok(last), self));
+        }
+        chunk.truncate(read);
+        self.hasher.update(&chunk);
+        self.remaining = self.remaining.saturating_sub(read as u64);
+        let piece = SnapshotResponse {
+            header: Some(self.header),
+            remaining_bytes: self.remaining,
+            blob: chunk,
+        };
+        self.file = Some(file);
+        Some((Ok(piece), self))
     }
 }

@@ -28,6 +28,7 @@ use prost::Message;
 use tokio::sync::watch;
 
 pub use error::ServerError;
+pub use maintenance::SnapshotStream;
 pub use membership::MembershipError;
 pub use startup::{RunningNode, StartError, start, wait_for_stop};
 use stats::LeaderHistory;

@@ -26,7 +26,8 @@ pub(crate) enum SnapshotCommand {
         /// <filename>
         args: Vec<String>,
     },
-    /// Restores an etcd member snapshot to an etcd directory (not supported yet)
+    /// Restores a snapshot into a new member's data directory (the member
+    /// then bootstraps a new cluster with its own --initial-cluster)
     Restore {
         /// <filename>
         args: Vec<String>,
@@ -82,15 +83,24 @@ pub(crate) async fn run(ctx: &Ctx, cmd: SnapshotCommand) -> CtlResult<()> {
             let status = bolt_status(&bytes).map_err(CtlError::error)?;
             printer.db_status(&status)
         }
-        SnapshotCommand::Restore { args, .. } => {
+        SnapshotCommand::Restore {
+            args,
+            data_dir,
+            name,
+            skip_hash_check,
+            ..
+        } => {
             if args.len() != 1 {
                 return Err(CtlError::bad_args(
                     "snapshot restore requires exactly one argument",
                 ));
             }
-            Err(CtlError::error(
-                "snapshot restore is not supported by ceteractl yet",
-            ))
+            let data_dir = if data_dir.is_empty() {
+                format!("{name}.cetera")
+            } else {
+                data_dir
+            };
+            restore(&args[0], &data_dir, skip_hash_check)
         }
     }
 }
@@ -370,6 +380,46 @@ mod crc32c {
             assert_eq!(h.finish(), 0xE306_9283);
         }
     }
+}
+
+/// Restores a snapshot file saved by `snapshot save` (cetera's or
+/// etcdctl's, which ends in the SHA-256 of the database) into `data_dir`.
+fn restore(path: &str, data_dir: &str, skip_hash_check: bool) -> CtlResult<()> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path)
+        .map_err(|e| CtlError::error(crate::gofmt::io_error("open", path, &e)))?;
+    // etcd's rule: a trailing hash makes the size 32 more than a multiple of 512.
+    let has_hash = bytes.len() % 512 == 32;
+    let database = if has_hash {
+        let (database, expected) = bytes.split_at(bytes.len() - 32);
+        if !skip_hash_check && Sha256::digest(database).as_slice() != expected {
+            return Err(CtlError::error(
+                "expected sha256 [...], got [...]: snapshot file is corrupt",
+            ));
+        }
+        database
+    } else if skip_hash_check {
+        &bytes[..]
+    } else {
+        return Err(CtlError::error(
+            "snapshot missing hash but --skip-hash-check=false",
+        ));
+    };
+    let staged = std::path::Path::new(data_dir).with_extension("restore.partial");
+    std::fs::write(&staged, database).map_err(|e| {
+        CtlError::error(crate::gofmt::io_error(
+            "write",
+            &staged.to_string_lossy(),
+            &e,
+        ))
+    })?;
+    let restored = cetera::raft::restore_backup(&staged, std::path::Path::new(data_dir));
+    let _ = std::fs::remove_file(&staged);
+    restored.map_err(|e| CtlError::error(format!("restoring {path}: {e}")))?;
+    println!(
+        "restored snapshot {path} into {data_dir}; start the member with its --initial-cluster to bootstrap a new cluster"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
