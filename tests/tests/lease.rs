@@ -23,6 +23,8 @@ flavor_tests!(
     kept_alive_leases_survive_a_leader_kill,
     bad_lease_requests_get_etcds_answers,
     etcdctl_lease_commands_work,
+    leases_and_their_keys_survive_restarting_every_member,
+    txn_compares_on_a_keys_lease,
 );
 
 /// Election timeout the harness gives every cluster (ms).
@@ -236,6 +238,14 @@ async fn bad_lease_requests_get_etcds_answers(flavor: Flavor) -> Result<()> {
         tiny.ttl >= 1,
         "a TTL below the minimum is raised, not refused"
     );
+    let negative = lease
+        .lease_grant(LeaseGrantRequest { ttl: -5, id: 0 })
+        .await?
+        .into_inner();
+    assert_eq!(
+        negative.ttl, tiny.ttl,
+        "a negative TTL is raised to the minimum too"
+    );
     expect_status(
         cluster
             .kv(0)?
@@ -279,5 +289,67 @@ async fn etcdctl_lease_commands_work(flavor: Flavor) -> Result<()> {
     let revoked = cluster.etcdctl_ok(&["lease", "revoke", &id]).await?;
     assert_eq!(revoked.trim(), format!("lease {id} revoked"));
     assert_eq!(cluster.etcdctl_ok(&["get", "ctl/key"]).await?, "");
+    Ok(())
+}
+
+async fn leases_and_their_keys_survive_restarting_every_member(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let mut lease = LeaseClient::new(cluster.grpc_channel(0)?);
+    let id = grant(&mut lease, 60).await?;
+    put_with_lease(&cluster, 0, "survivor", id).await?;
+    cluster.stop_all().await?;
+    cluster.restart_all().await?;
+    let mut lease = LeaseClient::new(cluster.grpc_channel(1)?);
+    let ttl = lease
+        .lease_time_to_live(LeaseTimeToLiveRequest { id, keys: true })
+        .await?
+        .into_inner();
+    assert_eq!(ttl.granted_ttl, 60);
+    ensure!(ttl.ttl > 0, "the lease expired across the restart: {ttl:?}");
+    assert_eq!(ttl.keys, vec![b"survivor".to_vec()]);
+    assert_eq!(
+        get(&mut cluster.kv(2)?, "survivor")
+            .await?
+            .context("key")?
+            .lease,
+        id
+    );
+    // And it still expires normally once revoked.
+    lease.lease_revoke(LeaseRevokeRequest { id }).await?;
+    assert!(get(&mut cluster.kv(0)?, "survivor").await?.is_none());
+    Ok(())
+}
+
+async fn txn_compares_on_a_keys_lease(flavor: Flavor) -> Result<()> {
+    use cetera::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+    use cetera::proto::etcdserverpb::{Compare, TxnRequest};
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let mut lease = LeaseClient::new(cluster.grpc_channel(0)?);
+    let id = grant(&mut lease, 60).await?;
+    put_with_lease(&cluster, 0, "held", id).await?;
+    let compare = |value: i64| Compare {
+        result: CompareResult::Equal as i32,
+        target: CompareTarget::Lease as i32,
+        key: b"held".to_vec(),
+        target_union: Some(TargetUnion::Lease(value)),
+        ..Default::default()
+    };
+    let mut kv = cluster.kv(0)?;
+    let same = kv
+        .txn(TxnRequest {
+            compare: vec![compare(id)],
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    ensure!(same.succeeded, "lease == granted id should hold");
+    let other = kv
+        .txn(TxnRequest {
+            compare: vec![compare(id + 1)],
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    ensure!(!other.succeeded, "lease == another id should fail");
     Ok(())
 }
