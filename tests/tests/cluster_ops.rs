@@ -227,10 +227,12 @@ async fn exceeding_the_quota_raises_nospace_until_compact_defrag_disarm(
         "q0"
     );
 
+    // Delete first, then compact at the revision after the delete, so no
+    // read at or after the compaction can still see the big values.
+    cluster.etcdctl_ok(&["del", "q", "--prefix"]).await?;
     let status: Value =
         serde_json::from_str(&cluster.etcdctl_ok(&["get", "q0", "-w", "json"]).await?)?;
     let revision = status["header"]["revision"].as_i64().context("revision")?;
-    cluster.etcdctl_ok(&["del", "q", "--prefix"]).await?;
     cluster
         .etcdctl_ok(&["compaction", &revision.to_string(), "--physical"])
         .await?;
