@@ -21,6 +21,19 @@ pub fn validate_put(req: &PutRequest) -> Result<(), MvccError> {
     Ok(())
 }
 
+/// Whether a txn puts any key on either branch, nested txns included
+/// (what a raised space alarm refuses).
+pub fn txn_has_puts(req: &TxnRequest) -> bool {
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .any(|op| match &op.request {
+            Some(Request::RequestPut(_)) => true,
+            Some(Request::RequestTxn(nested)) => txn_has_puts(nested),
+            _ => false,
+        })
+}
+
 /// Checks a `Txn`: operation counts against `max_ops` (nested txns share
 /// the budget, as in etcd), keys present, and no key written twice in a
 /// branch.
@@ -205,6 +218,15 @@ mod tests {
             validate_txn(&nested_delete, 128),
             Err(MvccError::DuplicateKey)
         );
+    }
+
+    #[test]
+    fn puts_are_found_in_nested_branches() {
+        assert!(!txn_has_puts(&txn(vec![del("a", "")], vec![])));
+        assert!(txn_has_puts(&txn(
+            vec![],
+            vec![nested(txn(vec![], vec![put("a")]))]
+        )));
     }
 
     #[test]

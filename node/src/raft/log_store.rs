@@ -268,11 +268,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 cache.entries.insert(index, entry);
             }
         }
-        tracing::trace!(
-            first = rows.first().map(|r| r.0),
-            n = rows.len(),
-            "append enqueued"
-        );
         self.enqueue(LogWrite::Append {
             rows,
             flushed: callback,
@@ -329,7 +324,6 @@ async fn run_writer(
             let keep = cache.entries.split_off(&keep_from);
             cache.entries = keep;
         }
-        tracing::trace!("log batch written");
         if let Err(e) = &result {
             tracing::error!(error = %e, "writing the raft log failed");
         }

@@ -275,17 +275,9 @@ fn set_alarm(
 /// Whether a command could make the database bigger (what a raised space
 /// alarm refuses, as etcd does): puts, writing txns, lease grants.
 fn grows_database(command: &Command) -> bool {
-    use crate::proto::etcdserverpb::request_op::Request;
-    fn txn_puts(ops: &[crate::proto::etcdserverpb::RequestOp]) -> bool {
-        ops.iter().any(|op| match &op.request {
-            Some(Request::RequestPut(_)) => true,
-            Some(Request::RequestTxn(t)) => txn_puts(&t.success) || txn_puts(&t.failure),
-            _ => false,
-        })
-    }
     match command {
         Command::Put(_) | Command::LeaseGrant { .. } => true,
-        Command::Txn(t) => txn_puts(&t.success) || txn_puts(&t.failure),
+        Command::Txn(t) => mvcc::txn_has_puts(t),
         _ => false,
     }
 }

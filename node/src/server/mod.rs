@@ -210,7 +210,7 @@ impl Node {
             self.read(move |kv| mvcc::apply_txn(kv, &req).map(|applied| applied.response))
                 .await?
         } else {
-            if txn_puts(&req) {
+            if mvcc::txn_has_puts(&req) {
                 self.check_quota().await?;
             }
             match self.propose(Command::Txn(req)).await? {
@@ -306,17 +306,6 @@ fn is_read_only(req: &TxnRequest) -> bool {
             Some(Request::RequestRange(_)) | None => true,
             Some(Request::RequestTxn(nested)) => is_read_only(nested),
             Some(_) => false,
-        })
-}
-
-fn txn_puts(req: &TxnRequest) -> bool {
-    req.success
-        .iter()
-        .chain(&req.failure)
-        .any(|op| match &op.request {
-            Some(Request::RequestPut(_)) => true,
-            Some(Request::RequestTxn(nested)) => txn_puts(nested),
-            _ => false,
         })
 }
 

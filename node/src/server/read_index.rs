@@ -81,18 +81,10 @@ impl Node {
                 Ok(index) => return Ok(index),
                 Err(PeerRefusal::Stopped) => return Err(ServerError::Stopped),
                 Err(_) if tokio::time::Instant::now() >= deadline => {
-                    return Err(self.timeout_error_for_reads());
+                    return Err(self.timeout_error());
                 }
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
             }
-        }
-    }
-
-    fn timeout_error_for_reads(&self) -> ServerError {
-        if self.leader().is_none() {
-            ServerError::NoLeader
-        } else {
-            ServerError::Timeout
         }
     }
 
