@@ -360,7 +360,9 @@ impl TryFrom<Args> for Config {
                     .join(","),
             )?,
         };
-        initial_cluster.check_self(&args.name, &advertise_peer_urls)?;
+        // Whether this member is in --initial-cluster matters only on a
+        // first start (see `server::startup`): a restarted member ignores
+        // the bootstrap flags, as etcd does, so it can move (member update).
         Ok(Config {
             data_dir: args
                 .data_dir
@@ -422,9 +424,12 @@ mod tests {
         assert!(err(&["--listen-client-urls", "https://127.0.0.1:1"]).contains("TLS"));
         assert!(err(&["--listen-client-urls", "127.0.0.1:1"]).contains("http://host:port"));
         assert!(err(&["--election-timeout", "100"]).contains("at least as 5 times"));
-        assert!(
-            err(&["--initial-cluster", "other=http://127.0.0.1:2380"]).contains("no member named")
-        );
+        let elsewhere = parse(&["--initial-cluster", "other=http://127.0.0.1:2380"]).unwrap();
+        let missing = elsewhere
+            .initial_cluster
+            .check_self(&elsewhere.name, &elsewhere.advertise_peer_urls)
+            .unwrap_err();
+        assert!(missing.to_string().contains("no member named"));
         assert!(err(&["--max-txn-ops", "0"]).contains("positive"));
         assert!(!err(&["--election-timeout", "100"]).contains('\n'));
     }

@@ -220,6 +220,7 @@ impl ClusterBuilder {
                     args,
                     env: self.env.clone(),
                     process: Mutex::new(Process::default()),
+                    moved_peer_port: Mutex::new(None),
                 }
             })
             .collect();
@@ -600,6 +601,9 @@ pub struct Member {
     args: Vec<String>,
     env: Vec<(String, String)>,
     process: Mutex<Process>,
+    /// A peer port the member moved to (after `member update`), used from
+    /// its next start on.
+    moved_peer_port: Mutex<Option<PortLease>>,
 }
 
 impl Member {
@@ -618,9 +622,46 @@ impl Member {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
-    /// `http://127.0.0.1:<peer port>`.
+    /// `http://127.0.0.1:<peer port>` (the moved one, once moved).
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!("http://127.0.0.1:{}", self.peer_port())
+    }
+
+    fn peer_port(&self) -> u16 {
+        let moved = self
+            .moved_peer_port
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        moved.as_ref().map_or(self.peer_port, PortLease::port)
+    }
+
+    /// Makes the member listen on and advertise a new peer port from its
+    /// next start on, as an operator does after `member update`. The member
+    /// must be down.
+    pub fn move_peer_port(&self, lease: PortLease) -> Result<()> {
+        if self.is_running() {
+            bail!("{} must be stopped before it moves", self.name);
+        }
+        *self
+            .moved_peer_port
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(lease);
+        Ok(())
+    }
+
+    /// The command line for the next start: the peer listener and
+    /// advertised URL follow a moved peer port.
+    fn current_args(&self) -> Vec<String> {
+        let original = format!("http://127.0.0.1:{}", self.peer_port);
+        let current = self.peer_url();
+        let mut args = self.args.clone();
+        for i in 1..args.len() {
+            let flag = args[i - 1].as_str();
+            if flag == "--listen-peer-urls" || flag == "--initial-advertise-peer-urls" {
+                args[i] = args[i].replace(&original, &current);
+            }
+        }
+        args
     }
 
     /// `--data-dir`.
@@ -729,13 +770,14 @@ impl Member {
             .append(true)
             .open(&self.log_path)
             .with_context(|| format!("opening {}", self.log_path.display()))?;
+        let args = self.current_args();
         writeln!(
             log,
             "==== harness: start #{} of {}: {} {} ====",
             process.starts,
             self.name,
             self.program.display(),
-            self.args.join(" ")
+            args.join(" ")
         )?;
         let mut cmd = spawn::guarded_command(&self.program);
         // etcd reads ETCD_* variables as flags: only the command line counts.
@@ -744,7 +786,7 @@ impl Member {
                 cmd.env_remove(key);
             }
         }
-        cmd.args(&self.args)
+        cmd.args(&args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -4,7 +4,7 @@
 use tonic::{Code, Status};
 
 use crate::mvcc::MvccError;
-use crate::server::{MembershipError, ServerError};
+use crate::server::{LeadershipError, MembershipError, ServerError};
 
 /// etcd's status for a failed request.
 pub fn to_status(error: ServerError) -> Status {
@@ -30,6 +30,10 @@ pub fn to_status(error: ServerError) -> Status {
             MembershipError::NotLeader => Code::Unavailable,
             MembershipError::Failed(_) => Code::Unknown,
             _ => Code::FailedPrecondition,
+        },
+        ServerError::Leadership(e) => match e {
+            LeadershipError::NotLeader | LeadershipError::BadTransferee => Code::FailedPrecondition,
+            LeadershipError::TransferTimeout => Code::Unavailable,
         },
         ServerError::NoLeader | ServerError::Timeout | ServerError::Stopped => Code::Unavailable,
         ServerError::Storage(_) | ServerError::Internal(_) => Code::Unknown,

@@ -35,6 +35,9 @@ pub mod paths {
     pub const IDENTITY: &str = "cetera/identity";
     pub const LEASE_CLOCK: &str = "cetera/lease-clock";
     pub const MEMBER_CHANGE: &str = "cetera/member-change";
+    /// The leader asks a member to start an election now (leadership
+    /// transfer).
+    pub const CAMPAIGN: &str = "cetera/campaign";
     /// Read-only and open to members of no cluster yet (joining members).
     pub const MEMBERS: &str = "cetera/members";
 }

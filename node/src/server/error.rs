@@ -14,6 +14,8 @@ pub enum ServerError {
     RequestTooLarge,
     #[error(transparent)]
     Membership(#[from] super::membership::MembershipError),
+    #[error(transparent)]
+    Leadership(#[from] super::leadership::LeadershipError),
     #[error("no leader")]
     NoLeader,
     #[error("request timed out")]

@@ -1,5 +1,6 @@
-//! Runtime membership: MemberAdd, MemberRemove and MemberPromote, as
-//! openraft membership changes made on the leader (followers forward them).
+//! Runtime membership: MemberAdd, MemberRemove, MemberUpdate and
+//! MemberPromote, as openraft membership changes made on the leader
+//! (followers forward them).
 //!
 //! A new member joins as a learner; a voter add then promotes it through
 //! joint consensus, which completes once the new member runs (with three or
@@ -7,7 +8,7 @@
 //! a removal that would leave too few started voters for a quorum is
 //! refused, as etcd's strict reconfiguration check does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use openraft::ChangeMembers;
@@ -18,7 +19,7 @@ use super::{Node, ServerError};
 use crate::cluster::member_id;
 use crate::proto::etcdserverpb::{
     Member, MemberAddRequest, MemberAddResponse, MemberPromoteRequest, MemberPromoteResponse,
-    MemberRemoveRequest, MemberRemoveResponse,
+    MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
 };
 use crate::raft::{MemberId, MemberNode, PeerError, paths};
 
@@ -40,6 +41,11 @@ pub(crate) enum MemberChange {
     },
     Promote {
         id: MemberId,
+    },
+    /// New peer URLs for a member (sorted, validated).
+    Update {
+        id: MemberId,
+        peer_urls: Vec<String>,
     },
 }
 
@@ -74,21 +80,27 @@ fn valid_peer_url(url: &str) -> bool {
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
+/// Peer URLs as a request gives them: without trailing slashes, sorted,
+/// and each one `http://host:port`.
+fn normalized_peer_urls(given: &[String]) -> Result<Vec<String>, MembershipError> {
+    let mut urls: Vec<String> = given
+        .iter()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .collect();
+    if urls.is_empty() || !urls.iter().all(|u| valid_peer_url(u)) {
+        return Err(MembershipError::BadUrls);
+    }
+    urls.sort();
+    Ok(urls)
+}
+
 impl Node {
     /// `Cluster.MemberAdd`.
     pub async fn member_add(
         &self,
         req: MemberAddRequest,
     ) -> Result<MemberAddResponse, ServerError> {
-        let mut urls: Vec<String> = req
-            .peer_ur_ls
-            .iter()
-            .map(|u| u.trim_end_matches('/').to_string())
-            .collect();
-        if urls.is_empty() || !urls.iter().all(|u| valid_peer_url(u)) {
-            return Err(MembershipError::BadUrls.into());
-        }
-        urls.sort();
+        let urls = normalized_peer_urls(&req.peer_ur_ls)?;
         let metrics = self.metrics();
         let membership = metrics.membership_config.membership();
         if membership
@@ -140,6 +152,26 @@ impl Node {
             .await?;
         let list = self.member_list().await?;
         Ok(MemberRemoveResponse {
+            header: list.header,
+            members: list.members,
+        })
+    }
+
+    /// `Cluster.MemberUpdate`: the member keeps its id and name; peers
+    /// reach it at the new URLs from the moment the change is applied (the
+    /// operator restarts it listening there, as with etcd).
+    pub async fn member_update(
+        &self,
+        req: MemberUpdateRequest,
+    ) -> Result<MemberUpdateResponse, ServerError> {
+        let peer_urls = normalized_peer_urls(&req.peer_ur_ls)?;
+        self.change_members(MemberChange::Update {
+            id: req.id,
+            peer_urls,
+        })
+        .await?;
+        let list = self.member_list().await?;
+        Ok(MemberUpdateResponse {
             header: list.header,
             members: list.members,
         })
@@ -267,6 +299,28 @@ impl Node {
                 }
                 self.raft
                     .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
+                    .await
+                    .map_err(failed)?;
+                Ok(())
+            }
+            MemberChange::Update { id, peer_urls } => {
+                let metrics = self.metrics();
+                let membership = metrics.membership_config.membership();
+                let Some(current) = membership.get_node(&id) else {
+                    return Err(MembershipError::NotFound);
+                };
+                let taken = membership.nodes().any(|(other, node)| {
+                    *other != id && node.peer_urls.iter().any(|u| peer_urls.contains(u))
+                });
+                if taken {
+                    return Err(MembershipError::PeerUrlsExist);
+                }
+                let node = MemberNode {
+                    name: current.name.clone(),
+                    peer_urls,
+                };
+                self.raft
+                    .change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])), false)
                     .await
                     .map_err(failed)?;
                 Ok(())

@@ -8,6 +8,7 @@
 //! those are translated at the edge, in `api`.
 
 mod error;
+mod leadership;
 mod lease;
 mod lessor;
 mod maintenance;
@@ -28,6 +29,7 @@ use prost::Message;
 use tokio::sync::watch;
 
 pub use error::ServerError;
+pub use leadership::LeadershipError;
 pub use maintenance::SnapshotStream;
 pub use membership::MembershipError;
 pub use startup::{RunningNode, StartError, start, wait_for_stop};
@@ -68,6 +70,8 @@ pub struct Node {
     /// Members seen in the membership and later removed from it.
     removed_members: std::sync::Mutex<std::collections::BTreeSet<u64>>,
     started_at: SystemTime,
+    /// One leadership transfer at a time.
+    transfer_lock: tokio::sync::Mutex<()>,
 }
 
 impl Node {

@@ -155,6 +155,7 @@ async fn dispatch(node: &Node, path: &str, body: Bytes) -> Response<Bytes> {
             })
             .await
         }
+        paths::CAMPAIGN => encode(&node.campaign_for_peer().await),
         _ => reply(StatusCode::NOT_FOUND, format!("no peer route {path}")),
     }
 }

@@ -8,12 +8,17 @@
 //! transaction serve the whole batch, while each command still gets its own
 //! revision and result. A few batches may be in flight, so the next one
 //! forms while the previous one commits.
+//!
+//! Proposals can be held for a while ([`Proposer::hold`]): a leader handing
+//! over leadership stops adding entries so the new leader's log is complete
+//! and followers stop hearing from it; held proposals continue (and find the
+//! new leader) once the hold ends.
 
 use std::sync::Arc;
 
 use openraft::error::{ClientWriteError, RaftError};
 use prost::Message;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::raft::{Command, CommandResult, Raft};
 
@@ -44,13 +49,34 @@ struct Pending {
 /// The queue in front of `Raft::client_write`.
 pub(crate) struct Proposer {
     queue: mpsc::UnboundedSender<Pending>,
+    /// True while proposals are held.
+    held: watch::Sender<bool>,
+}
+
+/// Proposals wait until this is dropped.
+pub(crate) struct ProposalHold<'a> {
+    held: &'a watch::Sender<bool>,
+}
+
+impl Drop for ProposalHold<'_> {
+    fn drop(&mut self) {
+        self.held.send_replace(false);
+    }
 }
 
 impl Proposer {
     pub(crate) fn start(raft: Raft) -> Self {
         let (queue, pending) = mpsc::unbounded_channel();
-        tokio::spawn(run(raft, pending));
-        Self { queue }
+        let (held, gate) = watch::channel(false);
+        tokio::spawn(run(raft, pending, gate));
+        Self { queue, held }
+    }
+
+    /// Holds new batches back until the returned guard is dropped (batches
+    /// already handed to Raft go on).
+    pub(crate) fn hold(&self) -> ProposalHold<'_> {
+        self.held.send_replace(true);
+        ProposalHold { held: &self.held }
     }
 
     /// Commits `command` (batched with whatever else is waiting) and
@@ -79,7 +105,11 @@ fn encoded_size(command: &Command) -> usize {
     }
 }
 
-async fn run(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>) {
+async fn run(
+    raft: Raft,
+    mut pending: mpsc::UnboundedReceiver<Pending>,
+    mut gate: watch::Receiver<bool>,
+) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -88,6 +118,9 @@ async fn run(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>) {
         let Some(first) = pending.recv().await else {
             return;
         };
+        if gate.wait_for(|held| !held).await.is_err() {
+            return;
+        }
         let mut bytes = encoded_size(&first.command);
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {

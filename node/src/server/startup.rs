@@ -62,6 +62,8 @@ pub enum StartError {
         cluster: u64,
         expected: String,
     },
+    #[error(transparent)]
+    InitialCluster(#[from] crate::cluster::ClusterError),
     #[error("raft: {0}")]
     Raft(String),
     #[error("could not retrieve cluster information from the given URLs ({0})")]
@@ -161,9 +163,15 @@ async fn load_identity(
         }),
         Some(identity) => Ok((identity, Bootstrap::Restart)),
         None if config.initial_cluster_state == ClusterState::Existing => {
+            config
+                .initial_cluster
+                .check_self(&config.name, &config.advertise_peer_urls)?;
             Ok((join_identity(config, members).await?, Bootstrap::Join))
         }
         None => {
+            config
+                .initial_cluster
+                .check_self(&config.name, &config.advertise_peer_urls)?;
             let member_id = members
                 .iter()
                 .find(|(_, node)| node.name == config.name)
@@ -299,6 +307,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         leaders: Default::default(),
         removed: watch::Sender::new(false),
         removed_members: Default::default(),
+        transfer_lock: Default::default(),
         started_at: SystemTime::now(),
     });
 
