@@ -1,6 +1,7 @@
-//! Scripted resizing through the real etcdctl, as operators do it: add a
-//! learner, start it with the flags `member add` printed, promote it once
-//! it caught up; remove a member, which then stops. A writer runs the whole
+//! Scripted resizing through the real etcdctl, as operators do it: grow
+//! from one member to five (add a learner, start it with the flags `member
+//! add` printed, promote it once it caught up), then shrink to three by
+//! removing a follower and the leader, each of which then stops. A writer runs the whole
 //! time; no acknowledged write may be lost and the members' HashKV must
 //! agree at the end. Every body runs against real etcd and cetera.
 
@@ -15,7 +16,7 @@ use tests::ports::{self, PortLease};
 use tests::spawn::{guarded_command, spawn};
 use tests::{Flavor, TestCluster, flavor_tests};
 
-flavor_tests!(grow_one_to_three_with_learners_then_shrink_under_writes);
+flavor_tests!(grow_one_to_five_with_learners_then_shrink_to_three_under_writes);
 
 /// A member started after the cluster, with `--initial-cluster-state existing`.
 struct AddedMember {
@@ -152,11 +153,13 @@ async fn promote(cluster: &TestCluster, endpoints: &str, id: &str) -> Result<()>
     Ok(())
 }
 
-async fn grow_one_to_three_with_learners_then_shrink_under_writes(flavor: Flavor) -> Result<()> {
+async fn grow_one_to_five_with_learners_then_shrink_to_three_under_writes(
+    flavor: Flavor,
+) -> Result<()> {
     let cluster = TestCluster::start(flavor, 1).await?;
-    let endpoints = cluster.client_url(0);
+    let mut endpoints = cluster.client_url(0);
 
-    // A writer on the original member the whole time.
+    // A writer on the original member, which stays, the whole time.
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (stop, mut kv) = (stop.clone(), cluster.kv(0)?);
@@ -179,14 +182,17 @@ async fn grow_one_to_three_with_learners_then_shrink_under_writes(flavor: Flavor
         })
     };
 
-    let mut second = add_learner(&cluster, &endpoints, "m2").await?;
-    let second_id = id_of(&cluster, &endpoints, &second.peer_url).await?;
-    promote(&cluster, &endpoints, &second_id).await?;
-    let endpoints = format!("{endpoints},{}", second.client_url);
-    let third = add_learner(&cluster, &endpoints, "m3").await?;
-    let third_id = id_of(&cluster, &endpoints, &third.peer_url).await?;
-    promote(&cluster, &endpoints, &third_id).await?;
-
+    // Grow one at a time: a learner first, promoted once it caught up.
+    let mut added = Vec::new();
+    let mut ids = Vec::new();
+    for name in ["m2", "m3", "m4", "m5"] {
+        let member = add_learner(&cluster, &endpoints, name).await?;
+        let id = id_of(&cluster, &endpoints, &member.peer_url).await?;
+        promote(&cluster, &endpoints, &id).await?;
+        endpoints = format!("{endpoints},{}", member.client_url);
+        added.push(member);
+        ids.push(id);
+    }
     let list = cluster
         .etcdctl(
             &[&format!("--endpoints={endpoints}"), "member", "list"],
@@ -195,29 +201,28 @@ async fn grow_one_to_three_with_learners_then_shrink_under_writes(flavor: Flavor
         .await?
         .ok()?;
     ensure!(
-        list.lines().count() == 3 && !list.contains("true"),
-        "expected three voters:\n{list}"
+        list.lines().count() == 5 && !list.contains("true"),
+        "expected five voters:\n{list}"
     );
 
-    // Shrink: the removed member stops by itself. Ask a member that stays,
-    // or the answer may come from the one that is stopping.
-    membership_command(
-        &cluster,
-        &[
-            &format!("--endpoints={}", cluster.client_url(0)),
-            "member",
-            "remove",
-            &second_id,
-        ],
-    )
-    .await?;
-    let removed_at = Instant::now();
-    while !second.has_exited() {
-        if removed_at.elapsed() > Duration::from_secs(30) {
-            bail!("the removed member kept running");
+    // Shrink to three: a follower, then the leader itself (moved to m3
+    // first), which must hand leadership over before it goes. Ask a
+    // member that stays, or the answer may come from one that is stopping.
+    let ask = format!("--endpoints={}", cluster.client_url(0));
+    cluster
+        .etcdctl_ok(&[&format!("--endpoints={endpoints}"), "move-leader", &ids[1]])
+        .await?;
+    for (index, id) in [(0, &ids[0]), (1, &ids[1])] {
+        membership_command(&cluster, &[&ask, "member", "remove", id]).await?;
+        let removed_at = Instant::now();
+        while !added[index].has_exited() {
+            if removed_at.elapsed() > Duration::from_secs(30) {
+                bail!("removed member {id} kept running");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let (second, third) = (&added[2], &added[3]);
 
     stop.store(true, Ordering::Relaxed);
     let acknowledged = writer.await?;
@@ -227,9 +232,14 @@ async fn grow_one_to_three_with_learners_then_shrink_under_writes(flavor: Flavor
         acknowledged.len()
     );
 
-    // Every acknowledged write is on both remaining members.
-    let remaining = format!("{},{}", cluster.client_url(0), third.client_url);
-    for url in [cluster.client_url(0), third.client_url.clone()] {
+    // Every acknowledged write is on every remaining member.
+    let remaining_urls = [
+        cluster.client_url(0),
+        second.client_url.clone(),
+        third.client_url.clone(),
+    ];
+    let remaining = remaining_urls.join(",");
+    for url in &remaining_urls {
         let out = cluster
             .etcdctl(
                 &[
@@ -271,8 +281,12 @@ async fn grow_one_to_three_with_learners_then_shrink_under_writes(flavor: Flavor
         .iter()
         .map(|h| h["HashKV"]["hash"].as_u64().unwrap_or(0))
         .collect();
+    let answered: std::collections::BTreeSet<&str> = parsed
+        .iter()
+        .filter_map(|h| h["Endpoint"].as_str())
+        .collect();
     ensure!(
-        parsed.len() >= 2 && distinct.len() == 1,
+        answered.len() == 3 && distinct.len() == 1,
         "hashes differ: {hashes}"
     );
     Ok(())

@@ -85,6 +85,40 @@ impl Node {
         })
     }
 
+    /// Moves leadership to the most caught-up other voter that answered
+    /// recently, if this member leads and there is one: before it leaves
+    /// the cluster or shuts down, so the cluster does not wait out an
+    /// election timeout.
+    pub(crate) async fn hand_over_leadership(&self) -> Result<(), ServerError> {
+        let me = self.identity.member_id;
+        if self.leader() != Some(me) {
+            return Ok(());
+        }
+        let metrics = self.metrics();
+        let recent = 2 * self.config.election_timeout;
+        let matched = |id: MemberId| {
+            metrics
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&id).cloned().flatten())
+                .map_or(0, |l| l.index)
+        };
+        let target = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|v| *v != me && self.peer_stats.contacted_within(*v, recent))
+            .max_by_key(|v| matched(*v));
+        let Some(target) = target else {
+            return Ok(());
+        };
+        let _one_at_a_time = self.transfer_lock.lock().await;
+        let deadline = Instant::now() + self.config.request_timeout();
+        self.transfer_to(target, deadline).await?;
+        tracing::info!(target = %format!("{target:x}"), "handed leadership over");
+        Ok(())
+    }
+
     async fn transfer_to(&self, target: MemberId, deadline: Instant) -> Result<(), ServerError> {
         let _held = self.proposer.hold();
         let _quiet = Quiet::start(self);

@@ -332,6 +332,14 @@ impl Node {
                     return Err(MembershipError::NotFound);
                 }
                 let voters: BTreeSet<MemberId> = membership.voter_ids().collect();
+                if id == self.identity.member_id && voters.len() > 1 {
+                    // A leader removing itself hands leadership over first;
+                    // the new leader then makes the change.
+                    self.hand_over_leadership()
+                        .await
+                        .map_err(|e| MembershipError::Failed(e.to_string()))?;
+                    return Err(MembershipError::NotLeader);
+                }
                 let change = if voters.contains(&id) {
                     self.check_enough_started(&voters, id)?;
                     ChangeMembers::RemoveVoters(BTreeSet::from([id]))

@@ -102,6 +102,11 @@ impl RunningNode {
     /// Stops accepting requests, lets in-flight ones finish (briefly), and
     /// stops Raft so the log and state are left consistent on disk.
     pub async fn shutdown(self) {
+        // A leader hands over first, as etcd does, so the others need not
+        // wait out an election timeout.
+        if let Err(e) = self.node.hand_over_leadership().await {
+            tracing::warn!(error = %e, "could not hand leadership over before stopping");
+        }
         let _ = self.stop.send(true);
         let drain = futures::future::join_all(self.servers);
         if tokio::time::timeout(Duration::from_secs(5), drain)
