@@ -218,6 +218,16 @@ async fn exceeding_the_quota_raises_nospace_until_compact_defrag_disarm(
     );
     let alarms = cluster.etcdctl_ok(&["alarm", "list"]).await?;
     ensure!(alarms.contains("alarm:NOSPACE"), "{alarms}");
+    // `/health` says false under the alarm, unless told to ignore it.
+    let health = format!("{}/health", cluster.client_url(0));
+    let (status, body) = http_get(&health).await?;
+    let verdict: Value = serde_json::from_str(&body)?;
+    ensure!(
+        status == 503 && verdict["health"] == "false",
+        "{status} {body}"
+    );
+    let (status, body) = http_get(&format!("{health}?exclude=NOSPACE")).await?;
+    ensure!(status == 200 && body == r#"{"health":"true"}"#, "{status} {body}");
     // Reads keep working under the alarm.
     assert_eq!(
         cluster
@@ -239,6 +249,8 @@ async fn exceeding_the_quota_raises_nospace_until_compact_defrag_disarm(
     cluster.etcdctl_ok(&["defrag"]).await?;
     cluster.etcdctl_ok(&["alarm", "disarm"]).await?;
     assert_eq!(cluster.etcdctl_ok(&["alarm", "list"]).await?.trim(), "");
+    let (status, body) = http_get(&health).await?;
+    ensure!(status == 200 && body == r#"{"health":"true"}"#, "{status} {body}");
     assert_eq!(
         cluster.etcdctl_ok(&["put", "after", "ok"]).await?.trim(),
         "OK"

@@ -1,15 +1,12 @@
 //! HTTP endpoints on the client URL: `/health` and `/version`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use warp::Filter;
 use warp::http::StatusCode;
 
-use crate::server::Node;
+use crate::server::{Health, Node};
 
-/// How long `/health` waits for a linearizable read before saying no.
-const HEALTH_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub(super) fn routes(
     node: Arc<Node>,
@@ -20,31 +17,20 @@ pub(super) fn routes(
 + 'static {
     let node_for_stats = node.clone();
     let gateway = super::gateway::routes(node.clone());
-    let health = warp::path!("health").and(warp::get()).then(move || {
-        let node = node.clone();
-        async move {
-            let healthy = tokio::time::timeout(HEALTH_READ_TIMEOUT, node.is_healthy())
-                .await
-                .unwrap_or(false);
-            let (status, body) = if healthy {
-                (
-                    StatusCode::OK,
-                    serde_json::json!({"health": "true", "reason": ""}),
-                )
-            } else {
-                let reason = if node.leader().is_none() {
-                    "no leader"
-                } else {
-                    "linearizable read failed"
-                };
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    serde_json::json!({"health": "false", "reason": reason}),
-                )
-            };
-            warp::reply::with_status(warp::reply::json(&body), status)
-        }
-    });
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and(warp::query::<Vec<(String, String)>>())
+        .then(move |query: Vec<(String, String)>| {
+            let node = node.clone();
+            async move {
+                let excluded: Vec<String> = query
+                    .into_iter()
+                    .filter(|(k, _)| k == "exclude")
+                    .map(|(_, v)| v)
+                    .collect();
+                health_reply(node.health(&excluded).await)
+            }
+        });
     let version = warp::path!("version").and(warp::get()).map(|| {
         warp::reply::json(&serde_json::json!({
             "etcdserver": crate::ETCD_VERSION,
@@ -67,6 +53,22 @@ pub(super) fn routes(
         })
         .unify()
         .map(super::gateway::with_cors)
+}
+
+/// etcd's `/health` answer: 200 `{"health":"true"}`, or 503 with the
+/// reason (etcd 3.5's field; 3.4 clients ignore it) and Go's `http.Error`
+/// newline.
+fn health_reply(health: Health) -> warp::reply::Response {
+    let text_plain = "text/plain; charset=utf-8";
+    match health {
+        Health::Healthy => warp::reply::with_header(r#"{"health":"true"}"#, "content-type", text_plain)
+            .into_response(),
+        Health::Unhealthy(reason) => {
+            let body = serde_json::json!({"health": "false", "reason": reason});
+            let reply = warp::reply::with_header(format!("{body}\n"), "content-type", text_plain);
+            warp::reply::with_status(reply, StatusCode::SERVICE_UNAVAILABLE).into_response()
+        }
+    }
 }
 
 /// `/v2/stats/self` and `/metrics`.

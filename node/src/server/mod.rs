@@ -51,6 +51,17 @@ use crate::watch::{WatchHub, WatchMessage, WatchStream};
 use lessor::Lessor;
 use read_index::ReadBarrier;
 
+/// How long `/health` waits for a linearizable read before saying no.
+const HEALTH_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What `/health` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    /// Why not, in etcd's words (`ALARM NOSPACE`, `RAFT NO LEADER`, ...).
+    Unhealthy(String),
+}
+
 /// A running member, shared by every API handler.
 pub struct Node {
     config: Config,
@@ -289,9 +300,29 @@ impl Node {
         Ok(errors)
     }
 
-    /// Whether this member can serve linearizable requests right now.
-    pub async fn is_healthy(&self) -> bool {
-        self.leader().is_some() && self.linearizable_barrier().await.is_ok()
+    /// `/health`, as etcd decides it: no active alarm (but those named in
+    /// `excluded`), a leader, and a linearizable read within a second.
+    pub async fn health(&self, excluded: &[String]) -> Health {
+        let alarms = match self.active_alarms().await {
+            Ok(alarms) => alarms,
+            Err(e) => return Health::Unhealthy(format!("ALARM ERROR:{e}")),
+        };
+        for alarm in alarms {
+            let name = crate::proto::etcdserverpb::AlarmType::try_from(alarm.alarm)
+                .map_or("UNKNOWN", |a| a.as_str_name())
+                .to_string();
+            if !excluded.contains(&name) {
+                return Health::Unhealthy(format!("ALARM {name}"));
+            }
+        }
+        if self.leader().is_none() {
+            return Health::Unhealthy("RAFT NO LEADER".into());
+        }
+        match tokio::time::timeout(HEALTH_READ_TIMEOUT, self.linearizable_barrier()).await {
+            Ok(Ok(())) => Health::Healthy,
+            Ok(Err(e)) => Health::Unhealthy(format!("QGET ERROR:etcdserver: {e}")),
+            Err(_) => Health::Unhealthy("QGET ERROR:etcdserver: request timed out".into()),
+        }
     }
 }
 
