@@ -14,11 +14,13 @@
 //!   Election services' core), built only on `server`'s public requests.
 //! - [`storage`]: the member's SQLite database.
 //! - [`proto`]: wire types generated from our own `.proto` files.
+//! - [`histogram`]: the Prometheus histogram `/metrics` renders.
 
 pub mod api;
 pub mod cluster;
 pub mod concurrency;
 pub mod config;
+pub mod histogram;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;

@@ -157,6 +157,44 @@ async fn stats_self_has_etcds_shape(flavor: Flavor) -> Result<()> {
             .is_some_and(|u| u.ends_with('s')),
         "{body}"
     );
+
+    // `/v2/stats/leader`: the leader's view of each follower; a follower
+    // refuses.
+    let (status, body) =
+        http_get(&format!("{}/v2/stats/leader", cluster.client_url(follower))).await?;
+    ensure!(
+        status == 403
+            && serde_json::from_str::<Value>(&body)?
+                == serde_json::json!({"message": "not current leader"}),
+        "{status} {body}"
+    );
+    let leader = cluster.leader_index().await?;
+    let (status, body) =
+        http_get(&format!("{}/v2/stats/leader", cluster.client_url(leader))).await?;
+    ensure!(status == 200, "{status} {body}");
+    let stats: Value = serde_json::from_str(&body)?;
+    let followers = stats["followers"].as_object().context("followers")?;
+    ensure!(followers.len() == 2, "{body}");
+    ensure!(stats["leader"].is_string(), "{body}");
+    for follower in followers.values() {
+        for field in [
+            "current",
+            "average",
+            "standardDeviation",
+            "minimum",
+            "maximum",
+        ] {
+            ensure!(
+                follower["latency"][field].is_number(),
+                "no latency.{field}: {body}"
+            );
+        }
+        ensure!(
+            follower["counts"]["success"].as_u64().unwrap_or(0) > 0,
+            "{body}"
+        );
+        ensure!(follower["counts"]["fail"].is_u64(), "{body}");
+    }
     Ok(())
 }
 
@@ -166,6 +204,7 @@ async fn metrics_parse_as_prometheus_text(flavor: Flavor) -> Result<()> {
     let (status, body) = http_get(&format!("{}/metrics", cluster.client_url(0))).await?;
     assert_eq!(status, 200);
     let mut samples = std::collections::BTreeMap::new();
+    let mut series = std::collections::BTreeMap::new();
     for line in body
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -181,6 +220,10 @@ async fn metrics_parse_as_prometheus_text(flavor: Flavor) -> Result<()> {
             "bad metric name in {line:?}"
         );
         samples.insert(name.to_string(), value);
+        series.insert(
+            line.rsplit_once(' ').map_or(line, |(s, _)| s).to_string(),
+            value,
+        );
     }
     assert_eq!(samples.get("etcd_server_has_leader"), Some(&1.0));
     assert_eq!(samples.get("etcd_server_is_leader"), Some(&1.0));
@@ -190,6 +233,33 @@ async fn metrics_parse_as_prometheus_text(flavor: Flavor) -> Result<()> {
             .is_some_and(|v| *v > 0.0)
     );
     ensure!(samples.contains_key("etcd_server_proposals_committed_total"));
+    ensure!(samples.contains_key("etcd_server_proposals_pending"));
+    assert_eq!(samples.get("etcd_debugging_mvcc_keys_total"), Some(&1.0));
+    ensure!(
+        samples
+            .get("etcd_disk_wal_fsync_duration_seconds_count")
+            .is_some_and(|v| *v > 0.0)
+    );
+    for process in [
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_max_fds",
+    ] {
+        ensure!(samples.contains_key(process), "no {process}");
+    }
+    // go-grpc-prometheus' counters, labelled as etcd's dashboards expect.
+    let put = r#"{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}"#;
+    ensure!(
+        series
+            .get(&format!("grpc_server_started_total{put}"))
+            .is_some_and(|v| *v >= 1.0),
+        "no started Put in {body}"
+    );
+    let handled = format!("grpc_server_handled_total{{grpc_code=\"OK\",{}", &put[1..]);
+    ensure!(
+        series.get(&handled).is_some_and(|v| *v >= 1.0),
+        "no handled Put in {body}"
+    );
     Ok(())
 }
 
@@ -227,7 +297,10 @@ async fn exceeding_the_quota_raises_nospace_until_compact_defrag_disarm(
         "{status} {body}"
     );
     let (status, body) = http_get(&format!("{health}?exclude=NOSPACE")).await?;
-    ensure!(status == 200 && body == r#"{"health":"true"}"#, "{status} {body}");
+    ensure!(
+        status == 200 && body == r#"{"health":"true"}"#,
+        "{status} {body}"
+    );
     // Reads keep working under the alarm.
     assert_eq!(
         cluster
@@ -250,7 +323,10 @@ async fn exceeding_the_quota_raises_nospace_until_compact_defrag_disarm(
     cluster.etcdctl_ok(&["alarm", "disarm"]).await?;
     assert_eq!(cluster.etcdctl_ok(&["alarm", "list"]).await?.trim(), "");
     let (status, body) = http_get(&health).await?;
-    ensure!(status == 200 && body == r#"{"health":"true"}"#, "{status} {body}");
+    ensure!(
+        status == 200 && body == r#"{"health":"true"}"#,
+        "{status} {body}"
+    );
     assert_eq!(
         cluster.etcdctl_ok(&["put", "after", "ok"]).await?.trim(),
         "OK"

@@ -7,7 +7,6 @@ use warp::http::StatusCode;
 
 use crate::server::{Health, Node};
 
-
 pub(super) fn routes(
     node: Arc<Node>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
@@ -61,8 +60,10 @@ pub(super) fn routes(
 fn health_reply(health: Health) -> warp::reply::Response {
     let text_plain = "text/plain; charset=utf-8";
     match health {
-        Health::Healthy => warp::reply::with_header(r#"{"health":"true"}"#, "content-type", text_plain)
-            .into_response(),
+        Health::Healthy => {
+            warp::reply::with_header(r#"{"health":"true"}"#, "content-type", text_plain)
+                .into_response()
+        }
         Health::Unhealthy(reason) => {
             let body = serde_json::json!({"health": "false", "reason": reason});
             let reply = warp::reply::with_header(format!("{body}\n"), "content-type", text_plain);
@@ -71,7 +72,7 @@ fn health_reply(health: Health) -> warp::reply::Response {
     }
 }
 
-/// `/v2/stats/self` and `/metrics`.
+/// `/v2/stats/self`, `/v2/stats/leader` and `/metrics`.
 fn observability(
     node: Arc<Node>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
@@ -83,6 +84,17 @@ fn observability(
     let self_stats = warp::path!("v2" / "stats" / "self")
         .and(warp::get())
         .map(move || warp::reply::json(&stats_node.self_stats()).into_response());
+    let leader_node = node.clone();
+    let leader_stats = warp::path!("v2" / "stats" / "leader")
+        .and(warp::get())
+        .map(move || match leader_node.leader_stats() {
+            Some(stats) => warp::reply::json(&stats).into_response(),
+            None => warp::reply::with_status(
+                warp::reply::json(&serde_json::json!({"message": "not current leader"})),
+                StatusCode::FORBIDDEN,
+            )
+            .into_response(),
+        });
     let metrics = warp::path!("metrics").and(warp::get()).then(move || {
         let node = node.clone();
         async move {
@@ -95,7 +107,7 @@ fn observability(
             .into_response()
         }
     });
-    self_stats.or(metrics).unify()
+    self_stats.or(leader_stats).unify().or(metrics).unify()
 }
 
 use warp::Reply as _;

@@ -9,6 +9,7 @@
 mod concurrency;
 pub mod gateway;
 mod grpc;
+mod grpc_metrics;
 mod h2_authority;
 mod http;
 mod status;
@@ -63,12 +64,20 @@ pub async fn serve_client(listener: TcpListener, node: Arc<Node>, stop: watch::R
             () = &mut stopped => break,
         };
         let _ = stream.set_nodelay(true);
-        let (grpc, http) = (grpc.clone(), http.clone());
+        let (grpc, http, counters) = (grpc.clone(), http.clone(), node.grpc_counters());
         let service = hyper::service::service_fn(move |req: ::http::Request<Incoming>| {
-            let (grpc, http) = (grpc.clone(), http.clone());
+            let (grpc, http, counters) = (grpc.clone(), http.clone(), counters.clone());
             async move {
                 let response = if is_grpc(&req) {
-                    grpc.oneshot(req).await?.map(tonic::body::Body::new)
+                    let method = grpc_metrics::method_of(req.uri().path());
+                    if let Some(method) = &method {
+                        counters.started(method);
+                    }
+                    let response = grpc.oneshot(req).await?.map(tonic::body::Body::new);
+                    match method {
+                        Some(method) => grpc_metrics::count(counters, method, response),
+                        None => response,
+                    }
                 } else {
                     http.oneshot(req).await?.map(tonic::body::Body::new)
                 };

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_rusqlite::rusqlite::{Connection, params};
 
 use super::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
+use crate::histogram::Histogram;
 use crate::storage::{Db, Meta, StorageError};
 
 /// How many flushed entries stay cached behind the newest one.
@@ -33,6 +34,8 @@ pub struct LogStore {
     db: Db,
     cache: Arc<Mutex<LogCache>>,
     writes: mpsc::UnboundedSender<LogWrite>,
+    /// How long each durable batch took (`etcd_disk_wal_fsync_duration_seconds`).
+    fsync: Arc<Histogram>,
 }
 
 /// Entries not yet purged, newest last; the unflushed ones among them.
@@ -103,8 +106,19 @@ impl LogStore {
         };
         let (writes, queue) = mpsc::unbounded_channel();
         let cache = Arc::new(Mutex::new(cache));
-        tokio::spawn(run_writer(db.clone(), queue, cache.clone()));
-        Ok(Self { db, cache, writes })
+        let fsync = Arc::new(Histogram::fsync());
+        tokio::spawn(run_writer(db.clone(), queue, cache.clone(), fsync.clone()));
+        Ok(Self {
+            db,
+            cache,
+            writes,
+            fsync,
+        })
+    }
+
+    /// Durations of the log's durable writes, for `/metrics`.
+    pub fn fsync_durations(&self) -> Arc<Histogram> {
+        self.fsync.clone()
     }
 
     fn cache(&self) -> MutexGuard<'_, LogCache> {
@@ -302,6 +316,7 @@ async fn run_writer(
     db: Db,
     mut queue: mpsc::UnboundedReceiver<LogWrite>,
     cache: Arc<Mutex<LogCache>>,
+    fsync: Arc<Histogram>,
 ) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
@@ -313,8 +328,16 @@ async fn run_writer(
         }
         tracing::trace!(writes = batch.len(), "log batch");
         let (tables, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(split_write).unzip();
+        // Timed on the connection's thread: the wait for the shared writer
+        // connection is not the disk's.
+        let durations = fsync.clone();
         let result = db
-            .write(move |conn| write_batch(conn, tables))
+            .write(move |conn| {
+                let started = std::time::Instant::now();
+                let written = write_batch(conn, tables);
+                durations.observe(started.elapsed());
+                written
+            })
             .await
             .map_err(|e| e.to_string());
         if let Ok(Some(flushed)) = &result {

@@ -214,7 +214,11 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<MemberId>, RaftError<MemberId>> {
         self.stats.count_sent_append();
-        self.rpc(paths::APPEND, &rpc, &option).await
+        let started = std::time::Instant::now();
+        let answer = self.rpc(paths::APPEND, &rpc, &option).await;
+        self.stats
+            .record_append(self.target, started.elapsed(), answer.is_ok());
+        answer
     }
 
     async fn install_snapshot(

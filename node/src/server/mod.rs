@@ -34,7 +34,7 @@ pub use maintenance::SnapshotStream;
 pub use membership::MembershipError;
 pub use startup::{RunningNode, StartError, start, wait_for_stop};
 use stats::LeaderHistory;
-pub use stats::{PeerStats, SelfStats};
+pub use stats::{GrpcCounters, GrpcMethod, LeaderStats, PeerStats, SelfStats};
 
 use crate::cluster::Identity;
 use crate::config::Config;
@@ -83,6 +83,9 @@ pub struct Node {
     started_at: SystemTime,
     /// One leadership transfer at a time.
     transfer_lock: tokio::sync::Mutex<()>,
+    grpc_counters: Arc<GrpcCounters>,
+    /// Durations of the Raft log's durable writes.
+    wal_fsync: Arc<crate::histogram::Histogram>,
 }
 
 impl Node {
@@ -100,6 +103,11 @@ impl Node {
 
     pub fn started_at(&self) -> SystemTime {
         self.started_at
+    }
+
+    /// Where the API layer counts gRPC calls.
+    pub fn grpc_counters(&self) -> Arc<GrpcCounters> {
+        self.grpc_counters.clone()
     }
 
     /// The latest Raft metrics (term, leader, indexes).

@@ -1,11 +1,13 @@
-//! What operators' tools read: `/v2/stats/self` and the Prometheus
-//! metrics, under etcd's names.
+//! What operators' tools read: `/v2/stats/self`, `/v2/stats/leader` and
+//! the Prometheus metrics, under etcd's names.
 
 use std::fmt::Write;
 use std::time::SystemTime;
 
 use super::Node;
-use super::stats::{LeaderInfo, SelfStats, go_duration, rfc3339};
+use super::stats::{LeaderInfo, LeaderStats, SelfStats, go_duration, rfc3339};
+use crate::mvcc::{KeyRange, KvRead};
+use crate::storage::SqliteKv;
 use openraft::ServerState;
 
 impl Node {
@@ -32,6 +34,16 @@ impl Node {
             recv_append_request_cnt: self.peer_stats.received_appends(),
             send_append_request_cnt: self.peer_stats.sent_appends(),
         }
+    }
+
+    /// `/v2/stats/leader`: what the leader measured of its followers'
+    /// append requests; `None` on a follower (etcd answers 403).
+    pub fn leader_stats(&self) -> Option<LeaderStats> {
+        let me = self.identity.member_id;
+        (self.leader() == Some(me)).then(|| LeaderStats {
+            leader: format!("{me:x}"),
+            followers: self.peer_stats.follower_stats(),
+        })
     }
 
     /// `/metrics` in Prometheus' text format, with etcd's metric names.
@@ -83,6 +95,12 @@ impl Node {
             self.leaders.failed_proposals().to_string(),
         );
         gauge(
+            "etcd_server_proposals_pending",
+            "The current number of pending proposals to commit.",
+            "gauge",
+            self.proposer.pending().to_string(),
+        );
+        gauge(
             "etcd_server_term",
             "The current Raft term.",
             "gauge",
@@ -105,6 +123,17 @@ impl Node {
             "The current revision of store.",
             "gauge",
             self.hub.revision().to_string(),
+        );
+        let keys = self
+            .db
+            .read(|tx| Ok(SqliteKv::new(tx).count(&KeyRange::new(b"\0", b"\0"), None)?))
+            .await
+            .unwrap_or(0);
+        gauge(
+            "etcd_debugging_mvcc_keys_total",
+            "Total number of keys.",
+            "gauge",
+            keys.to_string(),
         );
         gauge(
             "etcd_server_quota_backend_bytes",
@@ -134,7 +163,8 @@ impl Node {
             "gauge",
             format!("{started:.3}"),
         );
-        if let Some(rss) = resident_bytes() {
+        let process = ProcessStats::read();
+        if let Some(rss) = process.resident_bytes {
             gauge(
                 "process_resident_memory_bytes",
                 "Resident memory size in bytes.",
@@ -142,6 +172,46 @@ impl Node {
                 rss.to_string(),
             );
         }
+        if let Some(virtual_bytes) = process.virtual_bytes {
+            gauge(
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                "gauge",
+                virtual_bytes.to_string(),
+            );
+        }
+        if let Some(cpu) = process.cpu_seconds {
+            gauge(
+                "process_cpu_seconds_total",
+                "Total user and system CPU time spent in seconds.",
+                "counter",
+                format!("{cpu:.2}"),
+            );
+        }
+        if let Some(fds) = process.open_fds {
+            gauge(
+                "process_open_fds",
+                "Number of open file descriptors.",
+                "gauge",
+                fds.to_string(),
+            );
+        }
+        if let Some(max) = process.max_fds {
+            gauge(
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                "gauge",
+                max.to_string(),
+            );
+        }
+        let fsync = "etcd_disk_wal_fsync_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {fsync} The latency distributions of fsync called by WAL.\n# TYPE {fsync} histogram"
+        );
+        self.wal_fsync.render_series(&mut out, fsync, "");
+        self.peer_stats.render_round_trips(&mut out);
+        self.grpc_counters.render(&mut out);
         let _ = writeln!(
             out,
             "# HELP etcd_server_version Which version is running. 1 for 'server_version' label with current version.\n\
@@ -152,10 +222,48 @@ impl Node {
     }
 }
 
-/// This process's resident memory, from /proc (Linux).
-fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+/// What `/proc` says of this process (Linux; `None` elsewhere).
+#[derive(Debug, Default)]
+struct ProcessStats {
+    resident_bytes: Option<u64>,
+    virtual_bytes: Option<u64>,
+    cpu_seconds: Option<f64>,
+    open_fds: Option<u64>,
+    max_fds: Option<u64>,
+}
+
+impl ProcessStats {
+    fn read() -> Self {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kib = |field: &str| -> Option<u64> {
+            let line = status.lines().find(|l| l.starts_with(field))?;
+            Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+        };
+        ProcessStats {
+            resident_bytes: kib("VmRSS:"),
+            virtual_bytes: kib("VmSize:"),
+            cpu_seconds: cpu_seconds(),
+            open_fds: std::fs::read_dir("/proc/self/fd")
+                .ok()
+                .map(|dir| dir.count() as u64),
+            max_fds: std::fs::read_to_string("/proc/self/limits")
+                .ok()
+                .and_then(|limits| {
+                    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+                    line.split_whitespace().nth(3)?.parse().ok()
+                }),
+        }
+    }
+}
+
+/// User plus system CPU time, from `/proc/self/stat` (fields 14 and 15,
+/// in clock ticks of 1/100 s on Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; fields start after its ')'.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }

@@ -51,6 +51,8 @@ pub(crate) struct Proposer {
     queue: mpsc::UnboundedSender<Pending>,
     /// True while proposals are held.
     held: watch::Sender<bool>,
+    /// Proposals waiting for their result (`etcd_server_proposals_pending`).
+    pending: std::sync::atomic::AtomicU64,
 }
 
 /// Proposals wait until this is dropped.
@@ -69,7 +71,11 @@ impl Proposer {
         let (queue, pending) = mpsc::unbounded_channel();
         let (held, gate) = watch::channel(false);
         tokio::spawn(run(raft, pending, gate));
-        Self { queue, held }
+        Self {
+            queue,
+            held,
+            pending: Default::default(),
+        }
     }
 
     /// Holds new batches back until the returned guard is dropped (batches
@@ -82,11 +88,20 @@ impl Proposer {
     /// Commits `command` (batched with whatever else is waiting) and
     /// returns its applied result.
     pub(crate) async fn propose(&self, command: Command) -> Result<CommandResult, ProposeFailure> {
+        use std::sync::atomic::Ordering::Relaxed;
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Pending { command, reply })
             .map_err(|_| ProposeFailure::Stopped)?;
-        answer.await.map_err(|_| ProposeFailure::Stopped)?
+        self.pending.fetch_add(1, Relaxed);
+        let result = answer.await;
+        self.pending.fetch_sub(1, Relaxed);
+        result.map_err(|_| ProposeFailure::Stopped)?
+    }
+
+    /// Proposals handed in and not answered yet.
+    pub(crate) fn pending(&self) -> u64 {
+        self.pending.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

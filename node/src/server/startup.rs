@@ -270,11 +270,13 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
 
     let peers = PeerClient::for_member(identity.cluster_id, identity.member_id);
     let peer_stats = Arc::new(PeerStats::default());
+    let log = LogStore::open(db.clone()).await?;
+    let wal_fsync = log.fsync_durations();
     let raft = Raft::new(
         identity.member_id,
         Arc::new(raft_config(&config)?),
         PeerNetwork::new(peers.clone(), peer_stats.clone()),
-        LogStore::open(db.clone()).await?,
+        log,
         StateMachine::open(db.clone(), &member_dir.join("snap"), observers).await?,
     )
     .await
@@ -313,6 +315,8 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         removed: watch::Sender::new(false),
         removed_members: Default::default(),
         transfer_lock: Default::default(),
+        grpc_counters: Default::default(),
+        wal_fsync,
         started_at: SystemTime::now(),
     });
 

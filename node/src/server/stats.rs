@@ -5,13 +5,16 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use crate::histogram::Histogram;
+
 /// Append-request counts of the peer protocol, shared with the network,
-/// and when each peer last answered.
+/// when each peer last answered, and how fast it answers appends.
 #[derive(Debug, Default)]
 pub struct PeerStats {
     received_appends: AtomicU64,
     sent_appends: AtomicU64,
     last_contact: Mutex<std::collections::HashMap<u64, std::time::Instant>>,
+    followers: Mutex<std::collections::BTreeMap<u64, FollowerRecord>>,
     /// Set when a peer told this member it was removed from the cluster.
     removed: std::sync::atomic::AtomicBool,
 }
@@ -36,6 +39,48 @@ impl PeerStats {
         contacts.get(&peer).is_some_and(|at| at.elapsed() <= window)
     }
 
+    /// Records the outcome of an append request to `peer` that took
+    /// `elapsed` (a failure counts, but has no latency).
+    pub fn record_append(&self, peer: u64, elapsed: std::time::Duration, succeeded: bool) {
+        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        let record = followers.entry(peer).or_default();
+        if succeeded {
+            record.latency.add(elapsed);
+            record.round_trip.observe(elapsed);
+            record.success += 1;
+        } else {
+            record.fail += 1;
+        }
+    }
+
+    /// `/v2/stats/leader`'s followers, by hex id.
+    pub fn follower_stats(&self) -> std::collections::BTreeMap<String, FollowerStats> {
+        let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        followers
+            .iter()
+            .map(|(id, record)| (format!("{id:x}"), record.stats()))
+            .collect()
+    }
+
+    /// Renders `etcd_network_peer_round_trip_time_seconds` for every peer.
+    pub fn render_round_trips(&self, out: &mut String) {
+        let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        let name = "etcd_network_peer_round_trip_time_seconds";
+        let _ = std::fmt::Write::write_fmt(
+            out,
+            format_args!(
+                "# HELP {name} Round-Trip-Time histogram between peers
+# TYPE {name} histogram
+"
+            ),
+        );
+        for (id, record) in followers.iter() {
+            record
+                .round_trip
+                .render_series(out, name, &format!("To=\"{id:x}\""));
+        }
+    }
+
     pub fn mark_removed(&self) {
         self.removed.store(true, Ordering::Relaxed);
     }
@@ -51,6 +96,201 @@ impl PeerStats {
     pub fn sent_appends(&self) -> u64 {
         self.sent_appends.load(Ordering::Relaxed)
     }
+}
+
+/// What this member measured of its append requests to one peer.
+#[derive(Debug)]
+struct FollowerRecord {
+    latency: Latency,
+    round_trip: Histogram,
+    success: u64,
+    fail: u64,
+}
+
+impl Default for FollowerRecord {
+    fn default() -> Self {
+        FollowerRecord {
+            latency: Latency::default(),
+            round_trip: Histogram::round_trip(),
+            success: 0,
+            fail: 0,
+        }
+    }
+}
+
+impl FollowerRecord {
+    fn stats(&self) -> FollowerStats {
+        FollowerStats {
+            latency: self.latency.stats(),
+            counts: FollowerCounts {
+                fail: self.fail,
+                success: self.success,
+            },
+        }
+    }
+}
+
+/// Running latency statistics in milliseconds, etcd's unit here (Welford's
+/// method, so the deviation needs no stored samples).
+#[derive(Debug, Default)]
+struct Latency {
+    count: u64,
+    current: f64,
+    mean: f64,
+    squares: f64,
+    minimum: f64,
+    maximum: f64,
+}
+
+impl Latency {
+    fn add(&mut self, elapsed: std::time::Duration) {
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        self.count += 1;
+        let delta = ms - self.mean;
+        self.mean += delta / self.count as f64;
+        self.squares += delta * (ms - self.mean);
+        self.current = ms;
+        self.minimum = if self.count == 1 {
+            ms
+        } else {
+            self.minimum.min(ms)
+        };
+        self.maximum = self.maximum.max(ms);
+    }
+
+    fn stats(&self) -> LatencyStats {
+        let variance = if self.count > 0 {
+            self.squares / self.count as f64
+        } else {
+            0.0
+        };
+        LatencyStats {
+            current: self.current,
+            average: self.mean,
+            standard_deviation: variance.sqrt(),
+            minimum: self.minimum,
+            maximum: self.maximum,
+        }
+    }
+}
+
+/// `/v2/stats/leader`, with etcd's field names.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LeaderStats {
+    pub leader: String,
+    pub followers: std::collections::BTreeMap<String, FollowerStats>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FollowerStats {
+    pub latency: LatencyStats,
+    pub counts: FollowerCounts,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyStats {
+    pub current: f64,
+    pub average: f64,
+    pub standard_deviation: f64,
+    pub minimum: f64,
+    pub maximum: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FollowerCounts {
+    pub fail: u64,
+    pub success: u64,
+}
+
+/// gRPC requests by method and outcome, in go-grpc-prometheus' terms
+/// (`grpc_server_started_total`, `grpc_server_handled_total`), which
+/// etcd's dashboards read. The API layer records; `/metrics` renders.
+#[derive(Debug, Default)]
+pub struct GrpcCounters {
+    started: Mutex<std::collections::BTreeMap<GrpcMethod, u64>>,
+    handled: Mutex<std::collections::BTreeMap<(GrpcMethod, &'static str), u64>>,
+}
+
+/// One gRPC method: `grpc_type`, `grpc_service`, `grpc_method`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GrpcMethod {
+    pub kind: &'static str,
+    pub service: String,
+    pub method: String,
+}
+
+impl GrpcCounters {
+    pub fn started(&self, method: &GrpcMethod) {
+        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        *started.entry(method.clone()).or_default() += 1;
+    }
+
+    /// Counts a finished call with gRPC status `code` (its number).
+    pub fn handled(&self, method: &GrpcMethod, code: i32) {
+        let mut handled = self.handled.lock().unwrap_or_else(|p| p.into_inner());
+        *handled
+            .entry((method.clone(), grpc_code_name(code)))
+            .or_default() += 1;
+    }
+
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(
+            out,
+            "# HELP grpc_server_started_total Total number of RPCs started on the server.\n\
+             # TYPE grpc_server_started_total counter"
+        );
+        for (m, count) in started.iter() {
+            let _ = writeln!(
+                out,
+                "grpc_server_started_total{{grpc_method=\"{}\",grpc_service=\"{}\",grpc_type=\"{}\"}} {count}",
+                m.method, m.service, m.kind
+            );
+        }
+        drop(started);
+        let handled = self.handled.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(
+            out,
+            "# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.\n\
+             # TYPE grpc_server_handled_total counter"
+        );
+        for ((m, code), count) in handled.iter() {
+            let _ = writeln!(
+                out,
+                "grpc_server_handled_total{{grpc_code=\"{code}\",grpc_method=\"{}\",grpc_service=\"{}\",grpc_type=\"{}\"}} {count}",
+                m.method, m.service, m.kind
+            );
+        }
+    }
+}
+
+/// gRPC's name for a status code, as grpc-prometheus labels it.
+fn grpc_code_name(code: i32) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "Canceled",
+        "Unknown",
+        "InvalidArgument",
+        "DeadlineExceeded",
+        "NotFound",
+        "AlreadyExists",
+        "PermissionDenied",
+        "ResourceExhausted",
+        "FailedPrecondition",
+        "Aborted",
+        "OutOfRange",
+        "Unimplemented",
+        "Internal",
+        "Unavailable",
+        "DataLoss",
+        "Unauthenticated",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| NAMES.get(i).copied())
+        .unwrap_or("Unknown")
 }
 
 /// Which leader this member follows and since when, and how often it
@@ -162,6 +402,47 @@ mod tests {
         assert_eq!(go_duration(Duration::from_secs(3723)), "1h2m3s");
         assert_eq!(go_duration(Duration::from_secs(120)), "2m0s");
         assert_eq!(go_duration(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn follower_latency_is_in_milliseconds_with_its_deviation() {
+        let stats = PeerStats::default();
+        stats.record_append(0xab, Duration::from_millis(2), true);
+        stats.record_append(0xab, Duration::from_millis(4), true);
+        stats.record_append(0xab, Duration::from_millis(9), false);
+        let followers = stats.follower_stats();
+        let ab = &followers["ab"];
+        assert_eq!((ab.counts.success, ab.counts.fail), (2, 1));
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(ab.latency.current, 4.0));
+        assert!(close(ab.latency.average, 3.0));
+        assert!(close(ab.latency.standard_deviation, 1.0));
+        assert!(close(ab.latency.minimum, 2.0) && close(ab.latency.maximum, 4.0));
+    }
+
+    #[test]
+    fn grpc_counters_render_with_grpc_prometheus_labels() {
+        let counters = GrpcCounters::default();
+        let range = GrpcMethod {
+            kind: "unary",
+            service: "etcdserverpb.KV".into(),
+            method: "Range".into(),
+        };
+        counters.started(&range);
+        counters.started(&range);
+        counters.handled(&range, 0);
+        counters.handled(&range, 11);
+        counters.handled(&range, 99);
+        let mut out = String::new();
+        counters.render(&mut out);
+        assert!(out.contains(
+            "grpc_server_started_total{grpc_method=\"Range\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"} 2\n"
+        ));
+        for code in ["OK", "OutOfRange", "Unknown"] {
+            assert!(out.contains(&format!(
+                "grpc_server_handled_total{{grpc_code=\"{code}\",grpc_method=\"Range\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"}} 1\n"
+            )));
+        }
     }
 
     #[test]
