@@ -116,6 +116,11 @@ pub struct Args {
     #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub experimental_watch_progress_notify_interval: Duration,
 
+    /// How often the leader compares every member's HashKV with its own
+    /// and raises a CORRUPT alarm for a member that differs (0s: never).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME", default_value = "0s", value_parser = parse_duration_or_zero)]
+    pub experimental_corrupt_check_time: Duration,
+
     /// Log level: debug, info, warn or error.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -182,6 +187,8 @@ pub struct Config {
     pub max_txn_ops: usize,
     pub quota_backend_bytes: u64,
     pub watch_progress_notify_interval: Duration,
+    /// Zero: no periodic corruption check.
+    pub corrupt_check_interval: Duration,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -248,6 +255,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("the duration must be positive".into());
     }
     Ok(duration)
+}
+
+/// Like [`parse_duration`], where `0s` turns the feature off.
+fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
 
 fn split_urls(list: &str) -> Vec<String> {
@@ -387,6 +399,7 @@ impl TryFrom<Args> for Config {
                 bytes => bytes,
             },
             watch_progress_notify_interval: args.experimental_watch_progress_notify_interval,
+            corrupt_check_interval: args.experimental_corrupt_check_time,
             log_level: args.log_level,
             log_format: args.log_format,
             name: args.name,

@@ -8,6 +8,78 @@ use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use tests::{Flavor, TestCluster, flavor_tests};
 
+/// etcd's bbolt files cannot be tampered with as simply: cetera only.
+#[tokio::test]
+async fn a_member_whose_data_differs_is_flagged_corrupt() -> Result<()> {
+    let cluster = TestCluster::builder(Flavor::Cetera, 3)
+        .args(["--experimental-corrupt-check-time", "300ms"])
+        .start()
+        .await?;
+    for i in 0..5 {
+        cluster.etcdctl_ok(&["put", &format!("k{i}"), "v"]).await?;
+    }
+    // Healthy members agree: several rounds raise nothing.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    ensure!(
+        cluster
+            .etcdctl_ok(&["alarm", "list"])
+            .await?
+            .trim()
+            .is_empty()
+    );
+    let follower = cluster.follower_indices().await?[0];
+    let follower_id = cluster
+        .status(follower)
+        .await?
+        .header
+        .context("header")?
+        .member_id;
+    let member = cluster.member(follower);
+    member.stop().await?;
+    let db = member.data_dir().join("member").join("cetera.db");
+    let tampered = tokio_rusqlite::rusqlite::Connection::open(&db)?
+        .execute("UPDATE kv SET value = x'626164' WHERE key = x'6b32'", [])?;
+    ensure!(tampered == 1, "no row tampered with");
+    member.restart().await?;
+    cluster.wait_ready(follower).await?;
+
+    let expected = format!("memberID:{follower_id} alarm:CORRUPT");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let alarms = cluster.etcdctl_ok(&["alarm", "list"]).await?;
+        if alarms.contains(&expected) {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no CORRUPT alarm for {follower_id:x}: {alarms:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The keyspace is frozen; reads go on; /health says why.
+    let refused = cluster.etcdctl(&["put", "after", "x"], None).await?;
+    ensure!(
+        refused
+            .stderr_messages()
+            .contains("etcdserver: corrupt cluster"),
+        "{}",
+        refused.stderr_messages()
+    );
+    ensure!(
+        cluster
+            .etcdctl_ok(&["get", "k0", "--print-value-only"])
+            .await?
+            .trim()
+            == "v"
+    );
+    let (status, body) = http_get(&format!("{}/health", cluster.client_url(0))).await?;
+    ensure!(
+        status == 503 && body.contains("ALARM CORRUPT"),
+        "{status} {body}"
+    );
+    Ok(())
+}
+
 flavor_tests!(
     member_list_shows_every_member_with_its_urls,
     hashkv_is_equal_on_every_member,

@@ -23,7 +23,7 @@ pub use error::MvccError;
 pub use key_range::{KeyRange, prefix_end};
 pub use lease::{MAX_LEASE_TTL, apply_lease_grant, apply_lease_revoke};
 pub use read::range;
-pub use validate::{txn_has_puts, validate_put, validate_txn};
+pub use validate::{txn_has_puts, txn_is_read_only, validate_put, validate_txn};
 pub use write::{Applied, WriteTxn, apply_compaction, apply_delete_range, apply_put, apply_txn};
 
 /// A key's value and metadata at one revision, as etcd's `mvccpb.KeyValue`.

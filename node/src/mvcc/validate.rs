@@ -34,6 +34,18 @@ pub fn txn_has_puts(req: &TxnRequest) -> bool {
         })
 }
 
+/// Whether a `Txn` only reads (in every branch, nested ones included).
+pub fn txn_is_read_only(req: &TxnRequest) -> bool {
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .all(|op| match &op.request {
+            Some(Request::RequestRange(_)) | None => true,
+            Some(Request::RequestTxn(nested)) => txn_is_read_only(nested),
+            Some(_) => false,
+        })
+}
+
 /// Checks a `Txn`: operation counts against `max_ops` (nested txns share
 /// the budget, as in etcd), keys present, and no key written twice in a
 /// branch.

@@ -38,6 +38,8 @@ pub mod paths {
     /// The leader asks a member to start an election now (leadership
     /// transfer).
     pub const CAMPAIGN: &str = "cetera/campaign";
+    /// The leader's corruption check asks a member for its HashKV.
+    pub const HASH_KV: &str = "cetera/hash-kv";
     /// Read-only and open to members of no cluster yet (joining members).
     pub const MEMBERS: &str = "cetera/members";
 }

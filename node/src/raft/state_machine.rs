@@ -23,7 +23,7 @@ use super::{
     RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig,
 };
 use crate::mvcc::{self, KvRead, MvccError};
-use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::etcdserverpb::{AlarmType, ResponseHeader};
 use crate::proto::mvccpb::Event;
 use crate::storage::{Db, Meta, SqliteKv, StorageError};
 
@@ -181,9 +181,19 @@ fn apply_command(
             .collect::<Result<_, _>>()?;
         return Ok(CommandResult::Batch(results));
     }
-    // While the space alarm is raised, nothing may grow the database.
-    if grows_database(&command) && !alarms(tx)?.is_empty() {
-        return Ok(CommandResult::Rejected(MvccError::NoSpace));
+    // While a CORRUPT alarm is raised nothing may change the keyspace, and
+    // while a NOSPACE one is, nothing may grow the database (etcd's rules).
+    if changes_keyspace(&command) {
+        let active = alarms(tx)?;
+        if active
+            .iter()
+            .any(|(_, alarm)| *alarm == AlarmType::Corrupt as i32)
+        {
+            return Ok(CommandResult::Rejected(MvccError::Corrupt));
+        }
+        if grows_database(&command) && !active.is_empty() {
+            return Ok(CommandResult::Rejected(MvccError::NoSpace));
+        }
     }
     let mut savepoint = tx.savepoint()?;
     let mut kv = SqliteKv::new(&savepoint);
@@ -274,6 +284,19 @@ fn set_alarm(
 
 /// Whether a command could make the database bigger (what a raised space
 /// alarm refuses, as etcd does): puts, writing txns, lease grants.
+/// Commands a CORRUPT alarm refuses: every keyspace and lease change.
+fn changes_keyspace(command: &Command) -> bool {
+    match command {
+        Command::Put(_)
+        | Command::DeleteRange(_)
+        | Command::Compact(_)
+        | Command::LeaseGrant { .. }
+        | Command::LeaseRevoke { .. } => true,
+        Command::Txn(t) => !mvcc::txn_is_read_only(t),
+        _ => false,
+    }
+}
+
 fn grows_database(command: &Command) -> bool {
     match command {
         Command::Put(_) | Command::LeaseGrant { .. } => true,

@@ -7,6 +7,7 @@
 //! response header. It must never hold protocol details of gRPC or HTTP:
 //! those are translated at the edge, in `api`.
 
+mod corruption;
 mod error;
 mod leadership;
 mod lease;
@@ -226,7 +227,7 @@ impl Node {
     pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, ServerError> {
         mvcc::validate_txn(&req, self.config.max_txn_ops)?;
         self.check_size(&req)?;
-        let mut resp = if is_read_only(&req) {
+        let mut resp = if crate::mvcc::txn_is_read_only(&req) {
             if !is_serializable(&req) {
                 self.linearizable_barrier().await?;
             }
@@ -339,17 +340,6 @@ pub(crate) fn unexpected(result: CommandResult) -> ServerError {
         CommandResult::Rejected(e) => ServerError::Mvcc(e),
         other => ServerError::Internal(format!("unexpected apply result {other:?}")),
     }
-}
-
-fn is_read_only(req: &TxnRequest) -> bool {
-    req.success
-        .iter()
-        .chain(&req.failure)
-        .all(|op| match &op.request {
-            Some(Request::RequestRange(_)) | None => true,
-            Some(Request::RequestTxn(nested)) => is_read_only(nested),
-            Some(_) => false,
-        })
 }
 
 fn is_serializable(req: &TxnRequest) -> bool {

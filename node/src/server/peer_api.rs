@@ -156,6 +156,7 @@ async fn dispatch(node: &Node, path: &str, body: Bytes) -> Response<Bytes> {
             .await
         }
         paths::CAMPAIGN => encode(&node.campaign_for_peer().await),
+        paths::HASH_KV => handle(&body, |revision: i64| node.hash_for_peer(revision)).await,
         _ => reply(StatusCode::NOT_FOUND, format!("no peer route {path}")),
     }
 }

@@ -348,6 +348,9 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     tokio::spawn(follow_leadership(node.clone(), stopped.clone()));
     tokio::spawn(expire_leases(node.clone(), stopped.clone()));
     tokio::spawn(notify_watch_progress(node.clone(), stopped.clone()));
+    if !node.config.corrupt_check_interval.is_zero() {
+        tokio::spawn(check_corruption(node.clone(), stopped.clone()));
+    }
     tokio::spawn(publish_attributes(node.clone(), stopped));
     tracing::info!(client = ?client_addrs, peer = ?peer_addrs, "serving");
     Ok(RunningNode {
@@ -409,6 +412,18 @@ async fn expire_leases(node: Arc<Node>, stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         tick.tick().await;
         node.expire_leases().await;
+    }
+}
+
+/// Runs the leader's consistency check every `--experimental-corrupt-check-time`.
+async fn check_corruption(node: Arc<Node>, stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(node.config.corrupt_check_interval);
+    tick.tick().await;
+    while !*stop.borrow() {
+        tick.tick().await;
+        if let Err(e) = node.check_corruption().await {
+            tracing::warn!(error = %e, "the corruption check failed");
+        }
     }
 }
 

@@ -4,14 +4,17 @@
 //! fsyncs it and renames it into place, as etcdctl does. `status` reads an
 //! etcd (bbolt) snapshot file: etcd's CRC-32C hash over every bucket name,
 //! key and value, the latest revision in the `key` bucket, the number of
-//! keys and the file's size. `restore` (writing a new etcd data directory)
-//! is not supported yet.
+//! keys and the file's size. `restore` verifies a cetera snapshot's
+//! trailing SHA-256 while staging it, then builds a new member's data dir
+//! from it (an etcd bbolt file cannot be restored into cetera). Save and
+//! restore show a progress bar on a terminal.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 
 use cetera::proto::etcdserverpb::SnapshotRequest;
 use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
 use tokio_stream::StreamExt as _;
 
 use crate::cli::Ctx;
@@ -132,11 +135,16 @@ async fn save(ctx: &Ctx, path: &str) -> CtlResult<()> {
                 .await
                 .map_err(CtlError::from)?
                 .into_inner();
+            let bar = byte_bar(0, "receiving");
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(CtlError::from)?;
                 file.write_all(&chunk.blob)?;
+                bar.inc(chunk.blob.len() as u64);
+                // Each response says how much is still to come.
+                bar.set_length(bar.position() + chunk.remaining_bytes);
             }
             file.sync_all()?;
+            bar.finish_and_clear();
             Ok::<(), CtlError>(())
         };
         if with_timeout {
@@ -382,43 +390,93 @@ mod crc32c {
     }
 }
 
+/// A progress bar over `total` bytes (0: not known yet) on stderr, drawn
+/// only when stderr is a terminal.
+fn byte_bar(total: u64, verb: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{verb} {{bar:40}} {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// Restores a snapshot file saved by `snapshot save` (cetera's or
 /// etcdctl's, which ends in the SHA-256 of the database) into `data_dir`.
 fn restore(path: &str, data_dir: &str, skip_hash_check: bool) -> CtlResult<()> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path)
-        .map_err(|e| CtlError::error(crate::gofmt::io_error("open", path, &e)))?;
+    let open_error = |e: std::io::Error| CtlError::error(crate::gofmt::io_error("open", path, &e));
+    let size = std::fs::metadata(path).map_err(open_error)?.len();
     // etcd's rule: a trailing hash makes the size 32 more than a multiple of 512.
-    let has_hash = bytes.len() % 512 == 32;
-    let database = if has_hash {
-        let (database, expected) = bytes.split_at(bytes.len() - 32);
-        if !skip_hash_check && Sha256::digest(database).as_slice() != expected {
+    let has_hash = size % 512 == 32;
+    if !has_hash && !skip_hash_check {
+        return Err(CtlError::error(
+            "snapshot missing hash but --skip-hash-check=false",
+        ));
+    }
+    let database_len = if has_hash { size - 32 } else { size };
+    let staged = std::path::Path::new(data_dir).with_extension("restore.partial");
+    let staging = stage(path, &staged, database_len, has_hash && !skip_hash_check);
+    let restored = staging.and_then(|()| {
+        let checking = ProgressBar::new_spinner().with_message("checking the database");
+        checking.enable_steady_tick(std::time::Duration::from_millis(100));
+        let restored = cetera::raft::restore_backup(&staged, std::path::Path::new(data_dir))
+            .map_err(|e| CtlError::error(format!("restoring {path}: {e}")));
+        checking.finish_and_clear();
+        restored
+    });
+    let _ = std::fs::remove_file(&staged);
+    restored?;
+    println!(
+        "restored snapshot {path} into {data_dir}; start the member with its --initial-cluster to bootstrap a new cluster"
+    );
+    Ok(())
+}
+
+/// Copies the first `database_len` bytes of `path` to `staged`, checking
+/// them against the file's trailing SHA-256 when `verify` is set.
+fn stage(path: &str, staged: &std::path::Path, database_len: u64, verify: bool) -> CtlResult<()> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read as _;
+    let io =
+        |op: &str, at: &str, e: std::io::Error| CtlError::error(crate::gofmt::io_error(op, at, &e));
+    let staged_name = staged.to_string_lossy().to_string();
+    let mut input = std::fs::File::open(path).map_err(|e| io("open", path, e))?;
+    let mut output = std::fs::File::create(staged).map_err(|e| io("open", &staged_name, e))?;
+    let mut hasher = Sha256::new();
+    let bar = byte_bar(database_len, "restoring");
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut left = database_len;
+    while left > 0 {
+        let want = buffer
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        let read = input
+            .read(&mut buffer[..want])
+            .map_err(|e| io("read", path, e))?;
+        if read == 0 {
+            return Err(CtlError::error(format!("{path}: unexpected end of file")));
+        }
+        hasher.update(&buffer[..read]);
+        output
+            .write_all(&buffer[..read])
+            .map_err(|e| io("write", &staged_name, e))?;
+        left -= read as u64;
+        bar.inc(read as u64);
+    }
+    bar.finish_and_clear();
+    if verify {
+        let mut expected = [0u8; 32];
+        input
+            .read_exact(&mut expected)
+            .map_err(|e| io("read", path, e))?;
+        if hasher.finalize().as_slice() != expected {
             return Err(CtlError::error(
                 "expected sha256 [...], got [...]: snapshot file is corrupt",
             ));
         }
-        database
-    } else if skip_hash_check {
-        &bytes[..]
-    } else {
-        return Err(CtlError::error(
-            "snapshot missing hash but --skip-hash-check=false",
-        ));
-    };
-    let staged = std::path::Path::new(data_dir).with_extension("restore.partial");
-    std::fs::write(&staged, database).map_err(|e| {
-        CtlError::error(crate::gofmt::io_error(
-            "write",
-            &staged.to_string_lossy(),
-            &e,
-        ))
-    })?;
-    let restored = cetera::raft::restore_backup(&staged, std::path::Path::new(data_dir));
-    let _ = std::fs::remove_file(&staged);
-    restored.map_err(|e| CtlError::error(format!("restoring {path}: {e}")))?;
-    println!(
-        "restored snapshot {path} into {data_dir}; start the member with its --initial-cluster to bootstrap a new cluster"
-    );
+    }
     Ok(())
 }
 
