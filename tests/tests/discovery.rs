@@ -237,6 +237,22 @@ impl Discovery {
         }
     }
 
+    /// Waits until `n` long polls have blocked waiting for an event.
+    async fn wait_blocked_polls(&self, n: u64) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let blocked = self.metric("cetera_discovery_waits_blocked_total").await?;
+            if blocked >= n {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{blocked} of {n} long polls blocked after {READY_TIMEOUT:?}"
+            );
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The registrations' values (`<name>=<peer URL>`), in listing order.
     async fn registered_values(&self, token: &str) -> Result<Vec<String>> {
         Ok(self
@@ -598,41 +614,21 @@ async fn three_etcd_members_bootstrap_and_a_fourth_is_refused() -> Result<()> {
         Etcd::start(dir.path(), "e2", &url, &[])?,
     ];
     // Both register and then wait for the third.
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while discovery.registrations(&token).await?.len() < 2 {
-        ensure!(Instant::now() < deadline, "e1 and e2 did not register");
-        sleep(Duration::from_millis(50)).await;
-    }
+    discovery.wait_registered(&token, 2).await?;
     // Each long poll ends empty after 300 ms and etcd's client polls again
     // from the same index: wait for a few of those rounds.
-    while discovery
-        .metric("cetera_discovery_waits_blocked_total")
-        .await?
-        < 6
-    {
-        ensure!(
-            Instant::now() < deadline,
-            "e1 and e2 are not long-polling for the third member"
-        );
-        sleep(Duration::from_millis(50)).await;
-    }
+    discovery.wait_blocked_polls(6).await?;
     members.push(Etcd::start(dir.path(), "e3", &url, &[])?);
     wait_cluster_healthy(&mut members).await?;
     check_one_cluster(&members).await?;
 
     // The token lists the three registrations in order, `<name>=<peer URL>`.
     let registered = discovery.registrations(&token).await?;
-    let values: Vec<&str> = registered
-        .iter()
-        .filter_map(|n| n["value"].as_str())
-        .collect();
+    let values = discovery.registered_values(&token).await?;
     ensure!(values.len() == 3, "registrations: {registered:?}");
     for member in &members {
         let expected = format!("{}={}", member.name, member.peer_url());
-        ensure!(
-            values.contains(&expected.as_str()),
-            "{values:?} lacks {expected}"
-        );
+        ensure!(values.contains(&expected), "{values:?} lacks {expected}");
     }
     let last = format!("e3={}", members[2].peer_url());
     ensure!(values[2] == last, "{values:?} should end with {last}");
@@ -671,11 +667,7 @@ async fn restart_mid_bootstrap_keeps_tokens() -> Result<()> {
         Etcd::start(dir.path(), "r1", &url, &[])?,
         Etcd::start(dir.path(), "r2", &url, &[])?,
     ];
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while discovery.registrations(&token).await?.len() < 2 {
-        ensure!(Instant::now() < deadline, "r1 and r2 did not register");
-        sleep(Duration::from_millis(50)).await;
-    }
+    discovery.wait_registered(&token, 2).await?;
     let before = discovery.get(&format!("/{token}")).await?;
 
     discovery.restart().await?;
@@ -1187,18 +1179,7 @@ async fn cetera_members_ride_out_a_discovery_crash() -> Result<()> {
     cluster.member(0).start().await?;
     cluster.member(1).start().await?;
     discovery.wait_registered(&token, 2).await?;
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while discovery
-        .metric("cetera_discovery_waits_blocked_total")
-        .await?
-        < 2
-    {
-        ensure!(
-            Instant::now() < deadline,
-            "n1 and n2 are not long-polling for the third member"
-        );
-        sleep(Duration::from_millis(50)).await;
-    }
+    discovery.wait_blocked_polls(2).await?;
 
     discovery.kill()?;
     cluster.member(2).start().await?;
@@ -1251,32 +1232,29 @@ async fn bad_tokens_end_cetera_start_up_with_etcds_errors() -> Result<()> {
         put.status,
         put.body
     );
-    let cluster = TestCluster::builder(Flavor::Cetera, 1)
-        .discovery(&url)
-        .spawn_members(false)
-        .start()
-        .await?;
-    cluster.member(0).start().await?;
-    expect_refused(
-        &cluster,
-        0,
+    lone_member_is_refused(
+        &url,
         "failed to join discovery cluster (discovery: found duplicate name)",
     )
     .await?;
-
     let unknown = format!("http://127.0.0.1:{}/{}", discovery.port(), "0".repeat(32));
+    lone_member_is_refused(
+        &unknown,
+        "failed to join discovery cluster (discovery: size key not found)",
+    )
+    .await
+}
+
+/// Starts one cetera member with `--discovery <url>` and expects it to end
+/// start-up with `expected`.
+async fn lone_member_is_refused(url: &str, expected: &str) -> Result<()> {
     let cluster = TestCluster::builder(Flavor::Cetera, 1)
-        .discovery(&unknown)
+        .discovery(url)
         .spawn_members(false)
         .start()
         .await?;
     cluster.member(0).start().await?;
-    expect_refused(
-        &cluster,
-        0,
-        "failed to join discovery cluster (discovery: size key not found)",
-    )
-    .await?;
+    expect_refused(&cluster, 0, expected).await?;
     Ok(())
 }
 
