@@ -39,6 +39,8 @@ struct Token {
     puts: u32,
     /// Answer everything with a web page instead of v2 JSON.
     not_v2: bool,
+    /// Register the next member but answer 503, as if the answer was lost.
+    lose_next_create: bool,
 }
 
 impl Token {
@@ -144,6 +146,9 @@ impl Token {
                     .map(|(_, v)| v.into_owned())
                     .unwrap_or_default();
                 self.register(name, &value);
+                if std::mem::take(&mut self.lose_next_create) {
+                    return (503, "lost".into());
+                }
                 let created = create_event(name, &value, self.index);
                 if let Some((name, value)) = self.after_ours.take() {
                     self.register(&name, &value);
@@ -295,6 +300,19 @@ async fn server_errors_are_retried() {
     let (result, token) = join(token).await;
     assert_eq!(result.unwrap().to_string(), MY_REGISTRATION);
     assert_eq!(token.lock().unwrap().puts, 1);
+}
+
+/// A registration whose answer was lost is found again on the retry, not
+/// taken for a duplicate.
+#[tokio::test]
+async fn a_registration_with_a_lost_answer_is_ours() {
+    let mut token = Token::with_size("1");
+    token.lose_next_create = true;
+    let (result, token) = join(token).await;
+    assert_eq!(result.unwrap().to_string(), MY_REGISTRATION);
+    let token = token.lock().unwrap();
+    assert_eq!(token.puts, 2);
+    assert_eq!(token.members.len(), 1);
 }
 
 #[tokio::test]
