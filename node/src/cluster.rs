@@ -90,6 +90,16 @@ impl InitialCluster {
         Ok(())
     }
 
+    /// How many members (names) it lists.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Never true for a parsed cluster (parsing refuses an empty one).
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
     /// Every member with its id, derived from its URLs and the token.
     pub fn members(&self, token: &str) -> BTreeMap<MemberId, MemberNode> {
         self.members
@@ -102,6 +112,20 @@ impl InitialCluster {
                 (member_id(urls, token, None), node)
             })
             .collect()
+    }
+}
+
+/// `name=url,...` with the pairs sorted, as etcd writes a cluster (what a
+/// member registers under a discovery token).
+impl std::fmt::Display for InitialCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut pairs: Vec<String> = self
+            .members
+            .iter()
+            .flat_map(|(name, urls)| urls.iter().map(move |url| format!("{name}={url}")))
+            .collect();
+        pairs.sort();
+        f.write_str(&pairs.join(","))
     }
 }
 
@@ -160,6 +184,26 @@ mod tests {
         let id = member_id(&["http://localhost:2380".to_string()], "etcd-cluster", None);
         assert_eq!(format!("{id:x}"), "8e9e05c52164694d");
         assert_eq!(format!("{:x}", cluster_id([id])), "cdf818194e3a8c32");
+    }
+
+    /// Ids captured from etcd 3.4.23 bootstrapped through cetera-discovery:
+    /// with `--discovery`, the discovery URL is the token.
+    #[test]
+    fn ids_match_etcd_for_a_discovery_bootstrap() {
+        let url = "http://127.0.0.1:19087/0abbbd251c2c107a4c84ac5f2cdeebe3";
+        let id = member_id(&["http://127.0.0.1:19380".to_string()], url, None);
+        assert_eq!(format!("{id:x}"), "7316d62661347453");
+        assert_eq!(format!("{:x}", cluster_id([id])), "bdaa96c579d04ad7");
+    }
+
+    #[test]
+    fn writes_a_cluster_as_sorted_pairs() {
+        let c = InitialCluster::parse("b=http://2:2380,a=http://3:2380,a=http://1:2380").unwrap();
+        assert_eq!(
+            c.to_string(),
+            "a=http://1:2380,a=http://3:2380,b=http://2:2380"
+        );
+        assert_eq!(InitialCluster::parse(&c.to_string()).unwrap(), c);
     }
 
     #[test]

@@ -78,13 +78,35 @@ pub struct Args {
     )]
     pub initial_cluster_state: ClusterState,
 
-    /// Token that makes ids unique to this cluster during bootstrap.
+    /// Token that makes ids unique to this cluster during bootstrap
+    /// (with --discovery, the discovery URL takes its place, as in etcd).
     #[arg(
         long,
         env = "ETCD_INITIAL_CLUSTER_TOKEN",
         default_value = "etcd-cluster"
     )]
     pub initial_cluster_token: String,
+
+    /// Discovery URL used to bootstrap the cluster instead of
+    /// --initial-cluster (`http://host:port/<token>`, from
+    /// `ceteractl discovery new`). Used only while the data dir is empty.
+    #[arg(long, env = "ETCD_DISCOVERY", default_value = "")]
+    pub discovery: String,
+
+    /// What to do when the discovery token already has all its members:
+    /// `exit`. etcd's default, `proxy`, starts a v2 proxy, which cetera does
+    /// not have: it is accepted, and then exits with a message saying so.
+    #[arg(
+        long,
+        env = "ETCD_DISCOVERY_FALLBACK",
+        value_enum,
+        default_value = "exit"
+    )]
+    pub discovery_fallback: DiscoveryFallback,
+
+    /// HTTP proxy for the discovery service (not supported: must be empty).
+    #[arg(long, env = "ETCD_DISCOVERY_PROXY", default_value = "")]
+    pub discovery_proxy: String,
 
     /// Time (in milliseconds) of a heartbeat interval.
     #[arg(long, env = "ETCD_HEARTBEAT_INTERVAL", default_value_t = 100)]
@@ -136,6 +158,25 @@ pub enum ClusterState {
     Existing,
 }
 
+/// `--discovery-fallback`: what a member does when its discovery token is
+/// already full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiscoveryFallback {
+    /// Exit with `discovery: cluster is full`.
+    Exit,
+    /// etcd starts a v2-only proxy; cetera has none, so it exits too, and
+    /// says why.
+    Proxy,
+}
+
+/// How a new member finds its cluster through a discovery service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// The discovery URL exactly as given: it is also the cluster token.
+    pub url: String,
+    pub fallback: DiscoveryFallback,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -165,6 +206,14 @@ pub enum ConfigError {
     ElectionTooLong(u64),
     #[error("--{flag} must be positive")]
     NotPositive { flag: &'static str },
+    #[error(
+        "multiple discovery or bootstrap flags are set. Choose one of \"initial-cluster\", \"discovery\" or \"discovery-srv\""
+    )]
+    ConflictingBootstrap,
+    #[error(
+        "--discovery-proxy {0:?} is not supported: cetera reaches the discovery service directly (unset the flag and ETCD_DISCOVERY_PROXY)"
+    )]
+    DiscoveryProxy(String),
 }
 
 /// The validated configuration the node runs with.
@@ -179,7 +228,12 @@ pub struct Config {
     pub initial_cluster: InitialCluster,
     /// `new` bootstraps; `existing` joins a cluster that added this member.
     pub initial_cluster_state: ClusterState,
+    /// Seeds the member and cluster ids: `--initial-cluster-token`, or the
+    /// discovery URL when bootstrapping through discovery.
     pub cluster_token: String,
+    /// Set with `--discovery`; `initial_cluster` then lists only this
+    /// member until discovery answers (as in etcd).
+    pub discovery: Option<DiscoveryConfig>,
     pub heartbeat: Duration,
     pub election_timeout: Duration,
     pub snapshot_count: u64,
@@ -308,6 +362,30 @@ fn bind_addresses(flag: &'static str, list: &str) -> Result<Vec<SocketAddr>, Con
     Ok(addrs)
 }
 
+/// Checks a discovery URL is `http://host[:port]/<token>`.
+fn discovery_url(url: &str) -> Result<String, ConfigError> {
+    let bad = |reason: &str| ConfigError::BadUrl {
+        flag: "--discovery",
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let rest = match url.split_once("://") {
+        Some(("http", rest)) => rest,
+        Some(("https", _)) => return Err(bad("TLS is not supported yet; use http://")),
+        _ => return Err(bad("expected http://host:port/<token>")),
+    };
+    let (host, token) = rest
+        .split_once('/')
+        .ok_or_else(|| bad("the URL has no token path (expected http://host:port/<token>)"))?;
+    if host.is_empty() || token.trim_matches('/').is_empty() {
+        return Err(bad("expected http://host:port/<token>"));
+    }
+    if url.contains(['?', '#', ' ']) {
+        return Err(bad("a discovery URL has no query, fragment or spaces"));
+    }
+    Ok(url.to_string())
+}
+
 /// Checks advertised URLs are well-formed `http://host:port`.
 fn advertised(flag: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
     let urls = split_urls(list);
@@ -362,6 +440,17 @@ impl TryFrom<Args> for Config {
             "--initial-advertise-peer-urls",
             &args.initial_advertise_peer_urls,
         )?;
+        if !args.discovery_proxy.is_empty() {
+            return Err(ConfigError::DiscoveryProxy(args.discovery_proxy));
+        }
+        let discovery = match args.discovery.as_str() {
+            "" => None,
+            _ if args.initial_cluster.is_some() => return Err(ConfigError::ConflictingBootstrap),
+            url => Some(DiscoveryConfig {
+                url: discovery_url(url)?,
+                fallback: args.discovery_fallback,
+            }),
+        };
         let initial_cluster = match &args.initial_cluster {
             Some(spec) => InitialCluster::parse(spec)?,
             None => InitialCluster::parse(
@@ -375,6 +464,11 @@ impl TryFrom<Args> for Config {
         // Whether this member is in --initial-cluster matters only on a
         // first start (see `server::startup`): a restarted member ignores
         // the bootstrap flags, as etcd does, so it can move (member update).
+        // etcd seeds the ids with the discovery URL instead of the token.
+        let cluster_token = match &discovery {
+            Some(discovery) => discovery.url.clone(),
+            None => args.initial_cluster_token,
+        };
         Ok(Config {
             data_dir: args
                 .data_dir
@@ -387,7 +481,8 @@ impl TryFrom<Args> for Config {
             listen_peer: bind_addresses("--listen-peer-urls", &args.listen_peer_urls)?,
             advertise_peer_urls,
             initial_cluster,
-            cluster_token: args.initial_cluster_token,
+            cluster_token,
+            discovery,
             initial_cluster_state: args.initial_cluster_state,
             heartbeat: Duration::from_millis(args.heartbeat_interval),
             election_timeout: Duration::from_millis(args.election_timeout),
@@ -445,5 +540,43 @@ mod tests {
         assert!(missing.to_string().contains("no member named"));
         assert!(err(&["--max-txn-ops", "0"]).contains("positive"));
         assert!(!err(&["--election-timeout", "100"]).contains('\n'));
+    }
+
+    #[test]
+    fn discovery_seeds_ids_with_its_url_and_starts_from_self() {
+        let url = "http://127.0.0.1:8087/0abbbd251c2c107a4c84ac5f2cdeebe3";
+        let c = parse(&["--name", "n1", "--discovery", url]).unwrap();
+        let discovery = c.discovery.as_ref().expect("discovery configured");
+        assert_eq!(discovery.url, url);
+        assert_eq!(discovery.fallback, DiscoveryFallback::Exit);
+        assert_eq!(c.cluster_token, url);
+        assert_eq!(c.initial_cluster.to_string(), "n1=http://127.0.0.1:2380");
+        let c = parse(&["--discovery", url, "--discovery-fallback", "proxy"]).unwrap();
+        assert_eq!(c.discovery.unwrap().fallback, DiscoveryFallback::Proxy);
+        // An empty URL is no discovery, as in etcd.
+        assert!(parse(&["--discovery", ""]).unwrap().discovery.is_none());
+    }
+
+    #[test]
+    fn discovery_flags_that_cannot_work_are_refused() {
+        let url = "http://127.0.0.1:8087/tok";
+        let err = |args: &[&str]| parse(args).unwrap_err().to_string();
+        assert_eq!(
+            err(&[
+                "--discovery",
+                url,
+                "--initial-cluster",
+                "default=http://127.0.0.1:2380"
+            ]),
+            "multiple discovery or bootstrap flags are set. Choose one of \"initial-cluster\", \"discovery\" or \"discovery-srv\""
+        );
+        assert!(
+            err(&["--discovery", url, "--discovery-proxy", "http://proxy:3128"])
+                .contains("--discovery-proxy \"http://proxy:3128\" is not supported")
+        );
+        assert!(err(&["--discovery", "https://discovery.etcd.io/tok"]).contains("TLS"));
+        assert!(err(&["--discovery", "http://127.0.0.1:8087"]).contains("token"));
+        assert!(err(&["--discovery", "http://127.0.0.1:8087/"]).contains("token"));
+        assert!(err(&["--discovery", "127.0.0.1:8087/tok"]).contains("http://host:port/<token>"));
     }
 }

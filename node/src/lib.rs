@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`config`]: etcd's flags and `ETCD_*` variables, validated into a `Config`.
 //! - [`cluster`]: member and cluster ids, derived exactly as etcd derives them.
+//! - [`discovery_client`]: etcd's v2 discovery protocol, to bootstrap a new
+//!   member through a discovery URL.
 //! - [`server`]: the running member: start-up, the write path (Raft) and the
 //!   read path (read index), shutdown.
 //! - [`api`]: the client URL: etcd's gRPC services and HTTP endpoints,
@@ -20,6 +22,7 @@ pub mod api;
 pub mod cluster;
 pub mod concurrency;
 pub mod config;
+pub mod discovery_client;
 pub mod histogram;
 pub mod mvcc;
 pub mod proto;

@@ -15,6 +15,13 @@
 //! <extra flags of the cluster>
 //! ```
 //!
+//! With [`ClusterBuilder::discovery`] the members bootstrap through a
+//! discovery URL instead: `--discovery <url>` takes the place of
+//! `--initial-cluster`, `--initial-cluster-state` and
+//! `--initial-cluster-token`. With [`ClusterBuilder::spawn_members`]`(false)`
+//! the members are prepared but not started; the test starts each with
+//! [`Member::start`], in any order and at any time.
+//!
 //! A restart runs exactly the same command line with the same data dir and
 //! ports (etcd ignores the `--initial-*` flags once its data dir exists, and
 //! cetera must do the same). Ports are leased for the cluster's lifetime (see
@@ -74,9 +81,26 @@ pub struct ClusterBuilder {
     env: Vec<(String, String)>,
     ready_timeout: Duration,
     wait_ready: bool,
+    discovery: Option<String>,
+    spawn_members: bool,
 }
 
 impl ClusterBuilder {
+    /// Bootstraps through this discovery URL (`--discovery <url>`) instead
+    /// of a static `--initial-cluster`.
+    pub fn discovery(mut self, url: impl Into<String>) -> Self {
+        self.discovery = Some(url.into());
+        self
+    }
+
+    /// Whether [`ClusterBuilder::start`] starts the members (default true).
+    /// With false it only prepares them (ports, directories, command
+    /// lines), and the test starts each with [`Member::start`].
+    pub fn spawn_members(mut self, spawn: bool) -> Self {
+        self.spawn_members = spawn;
+        self
+    }
+
     /// `--heartbeat-interval` in milliseconds (default 50).
     pub fn heartbeat_ms(mut self, ms: u64) -> Self {
         self.heartbeat_ms = ms;
@@ -132,6 +156,9 @@ impl ClusterBuilder {
             bail!("a cluster needs at least one member");
         }
         let program = self.flavor.binary()?;
+        if !self.spawn_members {
+            return self.launch(&program);
+        }
         let mut last_error = None;
         for attempt in 1..=START_ATTEMPTS {
             let cluster = self.launch(&program)?;
@@ -197,17 +224,24 @@ impl ClusterBuilder {
                     peer_url.clone(),
                     "--initial-advertise-peer-urls".into(),
                     peer_url.clone(),
-                    "--initial-cluster".into(),
-                    initial_cluster.clone(),
-                    "--initial-cluster-state".into(),
-                    "new".into(),
-                    "--initial-cluster-token".into(),
-                    token.clone(),
+                ];
+                match &self.discovery {
+                    Some(url) => args.extend(["--discovery".into(), url.clone()]),
+                    None => args.extend([
+                        "--initial-cluster".into(),
+                        initial_cluster.clone(),
+                        "--initial-cluster-state".into(),
+                        "new".into(),
+                        "--initial-cluster-token".into(),
+                        token.clone(),
+                    ]),
+                }
+                args.extend([
                     "--heartbeat-interval".into(),
                     self.heartbeat_ms.to_string(),
                     "--election-timeout".into(),
                     self.election_ms.to_string(),
-                ];
+                ]);
                 args.extend(self.extra_args.iter().cloned());
                 Member {
                     index: i,
@@ -232,8 +266,10 @@ impl ClusterBuilder {
             _leases: leases,
             quiet: false,
         };
-        for member in &cluster.members {
-            member.spawn()?;
+        if self.spawn_members {
+            for member in &cluster.members {
+                member.spawn()?;
+            }
         }
         Ok(cluster)
     }
@@ -268,6 +304,8 @@ impl TestCluster {
             env: Vec::new(),
             ready_timeout: DEFAULT_READY_TIMEOUT,
             wait_ready: true,
+            discovery: None,
+            spawn_members: true,
         }
     }
 
@@ -720,10 +758,24 @@ impl Member {
     /// ports. Does not wait for readiness: use [`TestCluster::wait_ready`]
     /// (a lone member of a cluster without quorum never becomes healthy).
     pub async fn restart(&self) -> Result<()> {
+        self.start().await
+    }
+
+    /// Starts the member's process: its first start in a cluster built
+    /// with [`ClusterBuilder::spawn_members`]`(false)`, otherwise the same
+    /// as [`Member::restart`]. Does not wait for readiness.
+    pub async fn start(&self) -> Result<()> {
         if self.is_running() {
             bail!("{} is still running", self.name);
         }
         self.spawn()
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; its status.
+    pub async fn wait_for_exit(&self, limit: Duration) -> Result<ExitStatus> {
+        self.wait_exit(limit).await?;
+        self.exit_status()?
+            .with_context(|| format!("{} was never started", self.name))
     }
 
     /// The last `n` lines of the member's log.

@@ -1,9 +1,12 @@
-//! `cetera-discovery` against the real etcd 3.4 discovery client.
+//! Discovery bootstrap end to end: `cetera-discovery` against the real etcd
+//! 3.4 discovery client, and cetera members (`cetera --discovery=<url>`)
+//! against `cetera-discovery`.
 //!
 //! Every test starts its own `cetera-discovery` on a leased loopback port
 //! with its data dir in a fresh `cetera-test-discovery-*` directory, and
-//! (for the compatibility tests) real `etcd` members with
-//! `--discovery=<url>`, each on leased ports with its own data dir there.
+//! either real `etcd` members with `--discovery=<url>`, each on leased ports
+//! with its own data dir there, or cetera members through the shared
+//! [`TestCluster`] harness (`ClusterBuilder::discovery`).
 //! Every process is SIGKILLed and reaped when its handle drops (and dies
 //! with the test process through `setpriv --pdeathsig`, see
 //! `tests::spawn`); its log tail goes to stderr, which the runner shows for
@@ -13,6 +16,7 @@
 //! tests see exactly what a client sees: status, `X-Etcd-Index`, and a long
 //! poll's headers arriving before its body.
 
+use std::collections::BTreeSet;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
@@ -23,7 +27,7 @@ use rustix::process::{Pid, Signal, kill_process};
 use serde_json::Value;
 use tempfile::TempDir;
 use tests::ports::{self, PortLease};
-use tests::{binaries, etcdctl, spawn};
+use tests::{Flavor, TestCluster, binaries, etcdctl, spawn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
@@ -199,6 +203,64 @@ impl Discovery {
         }
         self.proc = Some(proc);
         Ok(())
+    }
+
+    /// SIGKILL (like `kill -9`): open long polls break mid-answer.
+    fn kill(&mut self) -> Result<()> {
+        let mut proc = self
+            .proc
+            .take()
+            .context("cetera-discovery is not running")?;
+        proc.kill();
+        Ok(())
+    }
+
+    /// Starts it again after [`Discovery::kill`]: same port, flags and data.
+    async fn relaunch(&mut self) -> Result<()> {
+        ensure!(self.proc.is_none(), "cetera-discovery is still running");
+        self.launch().await
+    }
+
+    /// Waits until `token` has `n` registrations.
+    async fn wait_registered(&self, token: &str, n: usize) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let count = self.registrations(token).await?.len();
+            if count >= n {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{count} of {n} members registered after {READY_TIMEOUT:?}"
+            );
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `n` long polls have blocked waiting for an event.
+    async fn wait_blocked_polls(&self, n: u64) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let blocked = self.metric("cetera_discovery_waits_blocked_total").await?;
+            if blocked >= n {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{blocked} of {n} long polls blocked after {READY_TIMEOUT:?}"
+            );
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The registrations' values (`<name>=<peer URL>`), in listing order.
+    async fn registered_values(&self, token: &str) -> Result<Vec<String>> {
+        Ok(self
+            .registrations(token)
+            .await?
+            .iter()
+            .filter_map(|n| n["value"].as_str().map(String::from))
+            .collect())
     }
 
     /// SIGTERM, wait for the exit, start again with the same flags and data.
@@ -552,41 +614,21 @@ async fn three_etcd_members_bootstrap_and_a_fourth_is_refused() -> Result<()> {
         Etcd::start(dir.path(), "e2", &url, &[])?,
     ];
     // Both register and then wait for the third.
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while discovery.registrations(&token).await?.len() < 2 {
-        ensure!(Instant::now() < deadline, "e1 and e2 did not register");
-        sleep(Duration::from_millis(50)).await;
-    }
+    discovery.wait_registered(&token, 2).await?;
     // Each long poll ends empty after 300 ms and etcd's client polls again
     // from the same index: wait for a few of those rounds.
-    while discovery
-        .metric("cetera_discovery_waits_blocked_total")
-        .await?
-        < 6
-    {
-        ensure!(
-            Instant::now() < deadline,
-            "e1 and e2 are not long-polling for the third member"
-        );
-        sleep(Duration::from_millis(50)).await;
-    }
+    discovery.wait_blocked_polls(6).await?;
     members.push(Etcd::start(dir.path(), "e3", &url, &[])?);
     wait_cluster_healthy(&mut members).await?;
     check_one_cluster(&members).await?;
 
     // The token lists the three registrations in order, `<name>=<peer URL>`.
     let registered = discovery.registrations(&token).await?;
-    let values: Vec<&str> = registered
-        .iter()
-        .filter_map(|n| n["value"].as_str())
-        .collect();
+    let values = discovery.registered_values(&token).await?;
     ensure!(values.len() == 3, "registrations: {registered:?}");
     for member in &members {
         let expected = format!("{}={}", member.name, member.peer_url());
-        ensure!(
-            values.contains(&expected.as_str()),
-            "{values:?} lacks {expected}"
-        );
+        ensure!(values.contains(&expected), "{values:?} lacks {expected}");
     }
     let last = format!("e3={}", members[2].peer_url());
     ensure!(values[2] == last, "{values:?} should end with {last}");
@@ -625,11 +667,7 @@ async fn restart_mid_bootstrap_keeps_tokens() -> Result<()> {
         Etcd::start(dir.path(), "r1", &url, &[])?,
         Etcd::start(dir.path(), "r2", &url, &[])?,
     ];
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while discovery.registrations(&token).await?.len() < 2 {
-        ensure!(Instant::now() < deadline, "r1 and r2 did not register");
-        sleep(Duration::from_millis(50)).await;
-    }
+    discovery.wait_registered(&token, 2).await?;
     let before = discovery.get(&format!("/{token}")).await?;
 
     discovery.restart().await?;
@@ -852,5 +890,445 @@ async fn expired_tokens_are_not_found() -> Result<()> {
         );
         sleep(Duration::from_millis(100)).await;
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// cetera members
+
+/// The id etcd derives for a member bootstrapping through `url` (the
+/// discovery URL takes the place of the cluster token).
+fn expected_member_id(peer_url: &str, url: &str) -> u64 {
+    cetera::cluster::member_id(&[peer_url.to_string()], url, None)
+}
+
+/// A member as `member list -w json` shows it: id, name, peer and client URL.
+type Listed = (u64, String, String, String);
+
+fn listed_members(list: &Value) -> Result<BTreeSet<Listed>> {
+    let members = list["members"]
+        .as_array()
+        .context("no members in the list")?;
+    Ok(members
+        .iter()
+        .map(|m| {
+            (
+                m["ID"].as_u64().unwrap_or(0),
+                m["name"].as_str().unwrap_or("").to_string(),
+                m["peerURLs"][0].as_str().unwrap_or("").to_string(),
+                m["clientURLs"][0].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect())
+}
+
+/// Checks that `members` (indices) form one cluster: each lists exactly
+/// them, with the ids etcd would derive from the discovery URL and the
+/// cluster id that follows from those; a put through the first is read
+/// through the last.
+async fn check_one_cetera_cluster(
+    cluster: &TestCluster,
+    members: &[usize],
+    url: &str,
+) -> Result<()> {
+    let expected: BTreeSet<Listed> = members
+        .iter()
+        .map(|&i| {
+            let m = cluster.member(i);
+            (
+                expected_member_id(&m.peer_url(), url),
+                m.name().to_string(),
+                m.peer_url(),
+                m.client_url(),
+            )
+        })
+        .collect();
+    let cluster_id = cetera::cluster::cluster_id(expected.iter().map(|m| m.0));
+    for &i in members {
+        // Client URLs appear once each member has published them.
+        let deadline = Instant::now() + BOOTSTRAP_TIMEOUT;
+        loop {
+            let list = cluster
+                .etcdctl_at(i, &["member", "list", "-w", "json"], None)
+                .await?
+                .ok_json()?;
+            let listed = listed_members(&list)?;
+            if listed == expected {
+                ensure!(
+                    list["header"]["cluster_id"].as_u64() == Some(cluster_id),
+                    "{} reports cluster id {}, etcd would derive {cluster_id}",
+                    cluster.member(i).name(),
+                    list["header"]["cluster_id"]
+                );
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{} lists {listed:?}\nexpected {expected:?}",
+                cluster.member(i).name()
+            );
+            sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (first, last) = (members[0], members[members.len() - 1]);
+    cluster
+        .etcdctl_at(first, &["put", "greeting", "hello"], None)
+        .await?
+        .ok()?;
+    let got = cluster
+        .etcdctl_at(last, &["get", "greeting", "--print-value-only"], None)
+        .await?
+        .ok()?;
+    ensure!(
+        got.trim() == "hello",
+        "{} read {got:?}",
+        cluster.member(last).name()
+    );
+    Ok(())
+}
+
+/// Waits until member `i` exits by itself; checks that it failed, that its
+/// last line on stderr says `expected`, and that it did not panic.
+async fn expect_refused(cluster: &TestCluster, i: usize, expected: &str) -> Result<String> {
+    let member = cluster.member(i);
+    let status = member.wait_for_exit(Duration::from_secs(60)).await?;
+    let log = std::fs::read_to_string(member.log_path()).context("reading the log")?;
+    ensure!(
+        !status.success(),
+        "{} exited with {status}:\n{log}",
+        member.name()
+    );
+    ensure!(
+        !log.contains("panicked"),
+        "{} panicked:\n{log}",
+        member.name()
+    );
+    let last = log.lines().last().unwrap_or("");
+    ensure!(
+        last.starts_with("cetera: ") && last.contains(expected),
+        "{}'s last line does not say {expected:?}:\n{log}",
+        member.name()
+    );
+    Ok(last.to_string())
+}
+
+/// Three cetera members started together bootstrap through a token into
+/// one cluster with etcd's ids. Then: a member whose data dir was lost
+/// finds its id already registered and stops (`found duplicate id`); and a
+/// member with data restarts while the discovery service is gone, because
+/// a member with a data dir ignores `--discovery`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_cetera_members_bootstrap_together() -> Result<()> {
+    let dir = temp_dir()?;
+    let mut discovery = Discovery::start(dir.path(), &[]).await?;
+    let (url, token) = discovery.new_token(3).await?;
+    let cluster = TestCluster::builder(Flavor::Cetera, 3)
+        .discovery(&url)
+        .ready_timeout(BOOTSTRAP_TIMEOUT)
+        .start()
+        .await?;
+    check_one_cetera_cluster(&cluster, &[0, 1, 2], &url).await?;
+    let mut values = discovery.registered_values(&token).await?;
+    values.sort();
+    let expected: Vec<String> = cluster
+        .members()
+        .iter()
+        .map(|m| format!("{}={}", m.name(), m.peer_url()))
+        .collect();
+    ensure!(values == expected, "registrations {values:?}");
+
+    // n3 loses its data dir: discovery runs again and finds its id taken.
+    cluster.member(2).stop().await?;
+    std::fs::remove_dir_all(cluster.member(2).data_dir())?;
+    cluster.member(2).start().await?;
+    let line = expect_refused(&cluster, 2, "discovery: found duplicate id").await?;
+    ensure!(
+        line.contains("failed to join discovery cluster (discovery: found duplicate id)"),
+        "{line}"
+    );
+    ensure!(discovery.registrations(&token).await?.len() == 3);
+
+    // The service is gone for good; n1 (killed) still restarts from its data.
+    discovery.kill()?;
+    cluster.member(0).kill().await?;
+    cluster.member(0).restart().await?;
+    cluster.wait_ready(0).await?;
+    let got = cluster
+        .etcdctl_at(0, &["get", "greeting", "--print-value-only"], None)
+        .await?
+        .ok()?;
+    ensure!(got.trim() == "hello", "n1 read {got:?} after its restart");
+    let log = std::fs::read_to_string(cluster.member(0).log_path())?;
+    let starts = log
+        .matches("bootstrapping through the discovery service")
+        .count();
+    ensure!(starts == 1, "n1 used discovery on {starts} starts:\n{log}");
+    Ok(())
+}
+
+/// Five members started one at a time, in a shuffled order and with pauses,
+/// each after the previous one registered: the early ones wait in long
+/// polls, and all five converge on one cluster whose registrations are in
+/// start order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_cetera_members_in_any_order_and_with_delays() -> Result<()> {
+    let dir = temp_dir()?;
+    let discovery = Discovery::start(dir.path(), &["--wait-timeout", "1s"]).await?;
+    let (url, token) = discovery.new_token(5).await?;
+    let cluster = TestCluster::builder(Flavor::Cetera, 5)
+        .discovery(&url)
+        .spawn_members(false)
+        .ready_timeout(BOOTSTRAP_TIMEOUT)
+        .start()
+        .await?;
+    let order = [3, 0, 4, 1, 2];
+    for (started, &i) in order.iter().enumerate() {
+        cluster.member(i).start().await?;
+        discovery.wait_registered(&token, started + 1).await?;
+        // The waiting members sit in long polls across this pause (and
+        // renew them when the 1 s poll ends empty).
+        sleep(Duration::from_millis(300 * started as u64)).await;
+    }
+    cluster.wait_all_ready().await?;
+    check_one_cetera_cluster(&cluster, &[0, 1, 2, 3, 4], &url).await?;
+    let values = discovery.registered_values(&token).await?;
+    let expected: Vec<String> = order
+        .iter()
+        .map(|&i| {
+            let m = cluster.member(i);
+            format!("{}={}", m.name(), m.peer_url())
+        })
+        .collect();
+    ensure!(values == expected, "registrations {values:?}");
+    Ok(())
+}
+
+/// A fourth member on a token of three is refused with etcd's full-cluster
+/// error and a non-zero exit, whatever `--discovery-fallback` says (cetera
+/// has no proxy to fall back to), and is never registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_cetera_member_finds_the_token_full() -> Result<()> {
+    let dir = temp_dir()?;
+    let discovery = Discovery::start(dir.path(), &[]).await?;
+    let (url, token) = discovery.new_token(3).await?;
+    // etcd's default fallback, through its environment variable; it only
+    // matters to the member that finds the token full.
+    let cluster = TestCluster::builder(Flavor::Cetera, 5)
+        .discovery(&url)
+        .env("ETCD_DISCOVERY_FALLBACK", "proxy")
+        .spawn_members(false)
+        .ready_timeout(BOOTSTRAP_TIMEOUT)
+        .start()
+        .await?;
+    for i in 0..3 {
+        cluster.member(i).start().await?;
+    }
+    for i in 0..3 {
+        cluster.wait_ready(i).await?;
+    }
+    check_one_cetera_cluster(&cluster, &[0, 1, 2], &url).await?;
+
+    cluster.member(3).start().await?;
+    let line = expect_refused(
+        &cluster,
+        3,
+        "failed to join discovery cluster (discovery: cluster is full)",
+    )
+    .await?;
+    ensure!(line.contains("proxy"), "no word on the proxy: {line}");
+
+    // The same with the default fallback, `exit`, on the command line.
+    let fifth = cluster.member(4);
+    let mut args = fifth.args().to_vec();
+    args.extend(["--discovery-fallback".to_string(), "exit".to_string()]);
+    let mut proc = Proc::start(
+        "n5",
+        &binaries::cetera_bin()?,
+        &args,
+        &dir.path().join("n5-exit.log"),
+    )?;
+    let status = proc.wait_exit(Duration::from_secs(60)).await?;
+    let log = proc.log_text();
+    ensure!(!status.success(), "n5 exited with {status}:\n{log}");
+    ensure!(
+        log.contains("cetera: failed to join discovery cluster (discovery: cluster is full)"),
+        "n5's log lacks the full-cluster error:\n{log}"
+    );
+    ensure!(
+        discovery.registrations(&token).await?.len() == 3,
+        "a refused member registered"
+    );
+    check_one_cetera_cluster(&cluster, &[0, 1, 2], &url).await
+}
+
+/// The discovery service is SIGKILLed while two members wait for the third,
+/// and the third starts while it is down: all three retry with backoff
+/// (logging each retry), and once the service is back on the same port and
+/// data dir, with the token and its registrations intact, they finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cetera_members_ride_out_a_discovery_crash() -> Result<()> {
+    let dir = temp_dir()?;
+    let mut discovery = Discovery::start(dir.path(), &[]).await?;
+    let (url, token) = discovery.new_token(3).await?;
+    let cluster = TestCluster::builder(Flavor::Cetera, 3)
+        .discovery(&url)
+        .spawn_members(false)
+        .ready_timeout(BOOTSTRAP_TIMEOUT)
+        .start()
+        .await?;
+    cluster.member(0).start().await?;
+    cluster.member(1).start().await?;
+    discovery.wait_registered(&token, 2).await?;
+    discovery.wait_blocked_polls(2).await?;
+
+    discovery.kill()?;
+    cluster.member(2).start().await?;
+    let retrying = "discovery service unavailable; retrying";
+    let deadline = Instant::now() + BOOTSTRAP_TIMEOUT;
+    for member in cluster.members() {
+        loop {
+            let log = std::fs::read_to_string(member.log_path())?;
+            if log.contains(retrying) {
+                break;
+            }
+            ensure!(
+                member.is_running(),
+                "{} exited while the service was down:\n{log}",
+                member.name()
+            );
+            ensure!(
+                Instant::now() < deadline,
+                "{} did not retry:\n{log}",
+                member.name()
+            );
+            sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    discovery.relaunch().await?;
+    cluster.wait_all_ready().await?;
+    check_one_cetera_cluster(&cluster, &[0, 1, 2], &url).await?;
+    ensure!(discovery.registrations(&token).await?.len() == 3);
+    Ok(())
+}
+
+/// Tokens that cannot make a cluster end start-up with etcd's errors: two
+/// registrations with one name, and a token the service does not know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_end_cetera_start_up_with_etcds_errors() -> Result<()> {
+    let dir = temp_dir()?;
+    let discovery = Discovery::start(dir.path(), &[]).await?;
+    let (url, token) = discovery.new_token(2).await?;
+    // Someone else registered as `n1` already.
+    let put = discovery
+        .put(
+            &format!("/{token}/123abc?prevExist=false"),
+            "value=n1%3Dhttp%3A%2F%2F127.0.0.1%3A9",
+        )
+        .await?;
+    ensure!(
+        put.status == 201,
+        "registering: {} {}",
+        put.status,
+        put.body
+    );
+    lone_member_is_refused(
+        &url,
+        "failed to join discovery cluster (discovery: found duplicate name)",
+    )
+    .await?;
+    let unknown = format!("http://127.0.0.1:{}/{}", discovery.port(), "0".repeat(32));
+    lone_member_is_refused(
+        &unknown,
+        "failed to join discovery cluster (discovery: size key not found)",
+    )
+    .await
+}
+
+/// Starts one cetera member with `--discovery <url>` and expects it to end
+/// start-up with `expected`.
+async fn lone_member_is_refused(url: &str, expected: &str) -> Result<()> {
+    let cluster = TestCluster::builder(Flavor::Cetera, 1)
+        .discovery(url)
+        .spawn_members(false)
+        .start()
+        .await?;
+    cluster.member(0).start().await?;
+    expect_refused(&cluster, 0, expected).await?;
+    Ok(())
+}
+
+/// Runs `ceteractl <args>`; returns (exit code, stdout, stderr).
+async fn ceteractl(args: &[&str]) -> Result<(i32, String, String)> {
+    let output = tokio::process::Command::new(binaries::ceteractl_bin()?)
+        .args(args)
+        .output()
+        .await?;
+    Ok((
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+/// `ceteractl discovery new` prints a fresh token URL of the requested
+/// size, and says why when the service refuses or is not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ceteractl_discovery_new_prints_a_token_url() -> Result<()> {
+    let dir = temp_dir()?;
+    let discovery = Discovery::start(dir.path(), &["--max-size", "7"]).await?;
+    let endpoint = format!("http://127.0.0.1:{}", discovery.port());
+    let (code, out, err) = ceteractl(&[
+        "discovery",
+        "new",
+        "--size",
+        "5",
+        "--discovery-endpoint",
+        &endpoint,
+    ])
+    .await?;
+    ensure!(code == 0, "exit {code}: {err}");
+    let url = out.trim();
+    let token = url
+        .strip_prefix(&format!("{endpoint}/"))
+        .with_context(|| format!("{url:?} is not a token URL of {endpoint}"))?;
+    let size = discovery.get(&format!("/{token}/_config/size")).await?;
+    ensure!(size.json()?["node"]["value"] == "5", "size: {}", size.body);
+    let (_, again, _) = ceteractl(&[
+        "discovery",
+        "new",
+        "--size",
+        "5",
+        "--discovery-endpoint",
+        &endpoint,
+    ])
+    .await?;
+    ensure!(again.trim() != url, "the same token twice: {url}");
+
+    let (code, _, err) = ceteractl(&[
+        "discovery",
+        "new",
+        "--size",
+        "8",
+        "--discovery-endpoint",
+        &endpoint,
+    ])
+    .await?;
+    ensure!(
+        code == 1 && err.starts_with("Error: 209: Invalid field"),
+        "a size over --max-size: exit {code}, {err}"
+    );
+    let (code, _, err) = ceteractl(&["discovery", "new", "--size", "0"]).await?;
+    ensure!(
+        code == 128 && err.contains("--size must be at least 1"),
+        "size 0: exit {code}, {err}"
+    );
+    drop(discovery);
+    let (code, _, err) =
+        ceteractl(&["discovery", "new", "--discovery-endpoint", &endpoint]).await?;
+    ensure!(
+        code == 2 && err.contains("cannot reach the discovery service"),
+        "no service: exit {code}, {err}"
+    );
     Ok(())
 }

@@ -22,8 +22,9 @@ use super::observer::Observers;
 use super::proposer::Proposer;
 use super::read_index::ReadBarrier;
 use super::{Node, PeerStats, peer_api};
-use crate::cluster::{Identity, cluster_id};
-use crate::config::{ClusterState, Config};
+use crate::cluster::{ClusterError, Identity, cluster_id};
+use crate::config::{ClusterState, Config, DiscoveryConfig, DiscoveryFallback};
+use crate::discovery_client::{self, DiscoveryError, RetryPolicy};
 use crate::mvcc::KvRead;
 use crate::raft::paths;
 use crate::raft::{
@@ -70,14 +71,49 @@ pub enum StartError {
     NoPeers(String),
     #[error("this member (peer URLs {0:?}) is not in the cluster: add it with `member add` first")]
     NotAdded(Vec<String>),
+    #[error("failed to join discovery cluster ({source}){advice}")]
+    Discovery {
+        source: DiscoveryError,
+        advice: &'static str,
+    },
+    #[error("the cluster found through discovery does not fit this member: {0}")]
+    Discovered(ClusterError),
+}
+
+impl StartError {
+    /// etcd's "failed to join discovery cluster (...)", plus what to do.
+    fn discovery(source: DiscoveryError, fallback: DiscoveryFallback) -> StartError {
+        let advice = match (&source, fallback) {
+            (DiscoveryError::FullCluster { .. }, DiscoveryFallback::Exit) => {
+                "; the token already has all its members: add this member with `member add`, or bootstrap another cluster with a new token"
+            }
+            (DiscoveryError::FullCluster { .. }, DiscoveryFallback::Proxy) => {
+                "; etcd would now start a v2 proxy (--discovery-fallback=proxy), which cetera does not have: add this member with `member add`, or bootstrap another cluster with a new token"
+            }
+            (DiscoveryError::DuplicateId, _) => {
+                "; this member registered with the token before but its data dir is empty: check --data-dir if that bootstrap succeeded, or use a new token if it failed"
+            }
+            (DiscoveryError::DuplicateName, _) => {
+                "; another member registered with the same name (see the token URL): do not reuse a token, generate a new one"
+            }
+            (DiscoveryError::SizeNotFound, _) => {
+                "; the token does not exist or has expired: generate one with `ceteractl discovery new`"
+            }
+            (DiscoveryError::TooManyRetries { .. }, _) => {
+                "; the discovery service stayed unavailable: check the URL and the service, then start again"
+            }
+            _ => "; do not reuse the token: generate a new one and bootstrap again",
+        };
+        StartError::Discovery { source, advice }
+    }
 }
 
 /// How a member comes up.
 enum Bootstrap {
     /// The data dir already holds a member.
     Restart,
-    /// The first start of a new cluster's member.
-    New,
+    /// The first start of a new cluster's member, with the initial members.
+    New(BTreeMap<MemberId, MemberNode>),
     /// The first start of a member added to a running cluster.
     Join,
 }
@@ -152,11 +188,9 @@ fn raft_config(config: &Config) -> Result<openraft::Config, StartError> {
 }
 
 /// The identity recorded in the data dir, or a new one for a fresh member.
-async fn load_identity(
-    db: &Db,
-    config: &Config,
-    members: &BTreeMap<MemberId, MemberNode>,
-) -> Result<(Identity, Bootstrap), StartError> {
+/// Only a fresh member of a new cluster talks to the discovery service: a
+/// member with data ignores `--discovery`, as etcd does once it has a WAL.
+async fn load_identity(db: &Db, config: &Config) -> Result<(Identity, Bootstrap), StartError> {
     let stored: Option<Identity> = db.read(|tx| Meta(tx).value(Meta::IDENTITY)).await?;
     match stored {
         Some(identity) if identity.name != config.name => Err(StartError::WrongMember {
@@ -171,27 +205,69 @@ async fn load_identity(
             config
                 .initial_cluster
                 .check_self(&config.name, &config.advertise_peer_urls)?;
-            Ok((join_identity(config, members).await?, Bootstrap::Join))
+            let members = config.initial_cluster.members(&config.cluster_token);
+            Ok((join_identity(config, &members).await?, Bootstrap::Join))
         }
         None => {
-            config
-                .initial_cluster
-                .check_self(&config.name, &config.advertise_peer_urls)?;
-            let member_id = members
-                .iter()
-                .find(|(_, node)| node.name == config.name)
-                .map(|(id, _)| *id)
-                .ok_or_else(|| {
-                    StartError::Raft("this member is missing from --initial-cluster".into())
-                })?;
+            let members = match &config.discovery {
+                Some(discovery) => discover_members(config, discovery).await?,
+                None => {
+                    config
+                        .initial_cluster
+                        .check_self(&config.name, &config.advertise_peer_urls)?;
+                    config.initial_cluster.members(&config.cluster_token)
+                }
+            };
+            let member_id = own_id(config, &members)?;
             let identity = Identity {
                 name: config.name.clone(),
                 member_id,
                 cluster_id: cluster_id(members.keys().copied()),
             };
-            Ok((identity, Bootstrap::New))
+            Ok((identity, Bootstrap::New(members)))
         }
     }
+}
+
+/// This member's id among `members` (found by name, as etcd does).
+fn own_id(
+    config: &Config,
+    members: &BTreeMap<MemberId, MemberNode>,
+) -> Result<MemberId, StartError> {
+    members
+        .iter()
+        .find(|(_, node)| node.name == config.name)
+        .map(|(id, _)| *id)
+        .ok_or_else(|| StartError::Raft("this member is missing from --initial-cluster".into()))
+}
+
+/// Registers with the discovery service and waits for the token's other
+/// members; returns the initial members, with ids seeded by the URL.
+async fn discover_members(
+    config: &Config,
+    discovery: &DiscoveryConfig,
+) -> Result<BTreeMap<MemberId, MemberNode>, StartError> {
+    // Until discovery answers, the cluster is just this member.
+    let member_id = own_id(
+        config,
+        &config.initial_cluster.members(&config.cluster_token),
+    )?;
+    let registration = config.initial_cluster.to_string();
+    tracing::info!(
+        url = %discovery.url,
+        member_id = %format!("{member_id:x}"),
+        registration = %registration,
+        "bootstrapping through the discovery service"
+    );
+    let cluster =
+        discovery_client::join_cluster(&discovery.url, member_id, &registration, RetryPolicy::ETCD)
+            .await
+            .map_err(|e| StartError::discovery(e, discovery.fallback))?;
+    cluster
+        .check_self(&config.name, &config.advertise_peer_urls)
+        .map_err(StartError::Discovered)?;
+    tracing::info!(initial_cluster = %cluster, "discovery found the initial cluster");
+    Ok(cluster.members(&config.cluster_token))
 }
 
 /// Learns this member's id and the cluster's from a running member that
@@ -241,8 +317,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         source,
     })?;
     let db = Db::open(&member_dir.join("cetera.db")).await?;
-    let members = config.initial_cluster.members(&config.cluster_token);
-    let (identity, bootstrap) = load_identity(&db, &config, &members).await?;
+    let (identity, bootstrap) = load_identity(&db, &config).await?;
     let fresh = !matches!(bootstrap, Bootstrap::Restart);
     tracing::info!(
         name = %identity.name,
@@ -284,7 +359,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
 
     if fresh {
         // A joining member waits for the leader to replicate to it instead.
-        if matches!(bootstrap, Bootstrap::New) {
+        if let Bootstrap::New(members) = bootstrap {
             match raft.initialize(members).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
                 Err(e) => return Err(StartError::Raft(e.to_string())),

@@ -148,6 +148,9 @@ pub(crate) enum Command {
     Import(crate::bulk::ImportArgs),
     /// Writes keys as NDJSON ({"key","value","lease"} per line), the format import reads
     Export(crate::bulk::ExportArgs),
+    /// Discovery service commands (a token URL for cetera --discovery)
+    #[command(subcommand, arg_required_else_help = true)]
+    Discovery(crate::discovery::DiscoveryCommand),
 }
 
 /// What the command line asked for, with the environment applied.
@@ -539,6 +542,7 @@ async fn run_command(ctx: &Ctx, command: Command) -> CtlResult<()> {
         Command::Check(c) => crate::check::run(ctx, c).await,
         Command::Import(a) => crate::bulk::import(ctx, a).await,
         Command::Export(a) => crate::bulk::export(ctx, a).await,
+        Command::Discovery(c) => crate::discovery::run(c).await,
         Command::Version | Command::Endpoint(_) | Command::Watch(_) => Ok(()),
     }
 }

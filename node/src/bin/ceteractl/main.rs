@@ -3,7 +3,8 @@
 //! environment variables, output formats and exit codes, so scripts port
 //! by renaming the binary. It talks to any etcd-API server.
 //!
-//! Beyond etcdctl: `get --count-only`, `import` and `export`.
+//! Beyond etcdctl: `get --count-only`, `import`, `export` and
+//! `discovery new`.
 //!
 //! Modules: `cli` (the command line and the environment), `client` (the
 //! connection, timeouts and retries), `printer`/`json`/`gofmt` (etcdctl's
@@ -14,6 +15,7 @@ mod check;
 mod cli;
 mod client;
 mod concurrency;
+mod discovery;
 mod endpoint;
 mod error;
 mod gofmt;
