@@ -116,6 +116,11 @@ pub struct Args {
     #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub experimental_watch_progress_notify_interval: Duration,
 
+    /// Origins allowed to read client URL responses from a browser (CORS):
+    /// `*` for any, or a comma-separated list of `scheme://host:port`.
+    #[arg(long, env = "ETCD_CORS", default_value = "*")]
+    pub cors: String,
+
     /// Log level: debug, info, warn or error.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -129,6 +134,15 @@ pub struct Args {
 pub enum ClusterState {
     New,
     Existing,
+}
+
+/// Which browser origins the client URL's HTTP answers admit (`--cors`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cors {
+    /// `*` (etcd's default): every response says any origin may read it.
+    AnyOrigin,
+    /// Only a request whose `Origin` is exactly one of these is told so.
+    Origins(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -182,6 +196,7 @@ pub struct Config {
     pub max_txn_ops: usize,
     pub quota_backend_bytes: u64,
     pub watch_progress_notify_interval: Duration,
+    pub cors: Cors,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -296,6 +311,51 @@ fn bind_addresses(flag: &'static str, list: &str) -> Result<Vec<SocketAddr>, Con
     Ok(addrs)
 }
 
+/// `--cors`: `*`, or origins that etcd's URL-list flag accepts (a scheme
+/// of http, https, unix or unixs, a `host:port` address, no path). Every
+/// entry counts, so an empty one is an error, as in etcd; white space
+/// around an entry is dropped.
+fn cors_origins(list: &str) -> Result<Cors, ConfigError> {
+    if list == "*" {
+        return Ok(Cors::AnyOrigin);
+    }
+    let mut origins = Vec::new();
+    for entry in list.split(',').map(str::trim) {
+        let bad = |reason: &str| ConfigError::BadUrl {
+            flag: "--cors",
+            url: entry.to_string(),
+            reason: reason.to_string(),
+        };
+        let (scheme, rest) = entry.split_once("://").unwrap_or(("", entry));
+        let scheme = scheme.to_ascii_lowercase();
+        if !["http", "https", "unix", "unixs"].contains(&scheme.as_str()) {
+            return Err(bad("URL scheme must be http, https, unix, or unixs"));
+        }
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let address = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        if !is_host_port(address) {
+            return Err(bad("URL address does not have the form \"host:port\""));
+        }
+        if tail.starts_with('/') {
+            return Err(bad("URL must not contain a path"));
+        }
+        // Go's URL parser lowercases the scheme and nothing else.
+        origins.push(format!("{scheme}://{rest}"));
+    }
+    Ok(Cors::Origins(origins))
+}
+
+/// Go's `net.SplitHostPort` succeeds: `host:port` or `[v6]:port`.
+fn is_host_port(address: &str) -> bool {
+    match address.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').is_some_and(|(host, port)| {
+            !host.contains(']') && port.starts_with(':') && !port[1..].contains([':', '[', ']'])
+        }),
+        None => address.matches(':').count() == 1 && !address.contains(['[', ']']),
+    }
+}
+
 /// Checks advertised URLs are well-formed `http://host:port`.
 fn advertised(flag: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
     let urls = split_urls(list);
@@ -385,6 +445,7 @@ impl TryFrom<Args> for Config {
                 bytes => bytes,
             },
             watch_progress_notify_interval: args.experimental_watch_progress_notify_interval,
+            cors: cors_origins(&args.cors)?,
             log_level: args.log_level,
             log_format: args.log_format,
             name: args.name,
@@ -427,5 +488,54 @@ mod tests {
         );
         assert!(err(&["--max-txn-ops", "0"]).contains("positive"));
         assert!(!err(&["--election-timeout", "100"]).contains('\n'));
+    }
+
+    #[test]
+    fn cors_takes_a_star_or_origins_as_etcd_does() {
+        assert_eq!(parse(&[]).unwrap().cors, Cors::AnyOrigin);
+        let origins = |value: &str| parse(&["--cors", value]).map(|c| c.cors);
+        assert_eq!(
+            origins("http://a.example:80, HTTPS://B.example:8443,http://[::1]:1,http://u@c:2?q")
+                .unwrap(),
+            Cors::Origins(vec![
+                "http://a.example:80".into(),
+                "https://B.example:8443".into(),
+                "http://[::1]:1".into(),
+                "http://u@c:2?q".into(),
+            ])
+        );
+        // What etcd 3.4 refuses, with its reasons.
+        let cases = [
+            ("", "URL scheme must be http, https, unix, or unixs"),
+            (
+                "http://a:1,*",
+                "URL scheme must be http, https, unix, or unixs",
+            ),
+            (
+                "http://a:1,,http://b:2",
+                "URL scheme must be http, https, unix, or unixs",
+            ),
+            (
+                "a.example:80",
+                "URL scheme must be http, https, unix, or unixs",
+            ),
+            (
+                "http://a.example",
+                "URL address does not have the form \"host:port\"",
+            ),
+            (
+                "http://::1:80",
+                "URL address does not have the form \"host:port\"",
+            ),
+            ("http://a.example:80/", "URL must not contain a path"),
+            ("http://a.example:80/x", "URL must not contain a path"),
+        ];
+        for (value, reason) in cases {
+            let err = origins(value).unwrap_err().to_string();
+            assert!(
+                err.contains(reason) && err.contains("--cors"),
+                "{value}: {err}"
+            );
+        }
     }
 }

@@ -36,10 +36,10 @@
 //!
 //! The `Authorization` header goes to the gRPC call as `authorization`
 //! metadata and `Grpc-Metadata-<key>` headers as `<key>`, as grpc-gateway
-//! forwards them (auth itself does not exist yet). The CORS headers etcd
-//! puts on every HTTP response of the client URL, and its answer to
-//! `OPTIONS`, are here too ([`with_cors`], [`routes`]). Websocket upgrades
-//! of streams (etcd's `grpc-websocket-proxy`) are not supported.
+//! forwards them. etcd's `200` to `OPTIONS` on any path is here too
+//! ([`routes`]); the CORS headers on every answer are `api::http`'s.
+//! Websocket upgrades of streams (etcd's `grpc-websocket-proxy`) are not
+//! supported.
 
 mod codec;
 mod json;
@@ -178,22 +178,6 @@ pub(crate) fn http_status(code: Code) -> StatusCode {
         Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
-}
-
-/// Adds the CORS headers etcd puts on every HTTP response of the client URL
-/// (its default `--cors` is `*`).
-pub(super) fn with_cors(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        "access-control-allow-methods",
-        HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
-    );
-    headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    headers.insert(
-        "access-control-allow-headers",
-        HeaderValue::from_static("accept, content-type, authorization"),
-    );
-    response
 }
 
 /// Where a path goes.
@@ -373,7 +357,11 @@ fn request_wire(input: &str, raw: &[u8]) -> Result<Wire, String> {
 }
 
 /// How many body bytes one request may take while it is being read: JSON
-/// spells bytes in base64, so allow well over the message limit.
+/// spells bytes in base64, so allow well over the message limit. Go's
+/// gateway buffers any body and reports the encoded message's size; past
+/// this cap cetera stops buffering and reports the body's size instead.
+/// (Only a body made mostly of white space or unknown fields could be this
+/// large and still encode within the limit; etcd would accept it.)
 fn body_limit(limit: usize) -> usize {
     limit.saturating_mul(4).saturating_add(64 * 1024)
 }
@@ -400,7 +388,8 @@ async fn read_request(
             Read::NeedMore => {}
         }
         if decoder.buffered() > body_limit(limit) {
-            return Err(too_large(decoder.buffered(), limit));
+            let size = decoder.buffered() + drain(body).await;
+            return Err(too_large(size, limit));
         }
         match body.next().await {
             Some(Ok(chunk)) => decoder.push(&chunk),
@@ -408,6 +397,16 @@ async fn read_request(
             None => eof = true,
         }
     }
+}
+
+/// Reads and drops the rest of a body, so that the client, still sending,
+/// gets the answer rather than a reset connection; returns its size.
+async fn drain(body: &mut BoxStream<Result<Bytes, String>>) -> usize {
+    let mut size = 0usize;
+    while let Some(Ok(chunk)) = body.next().await {
+        size = size.saturating_add(chunk.len());
+    }
+    size
 }
 
 /// Reads the requests of a client stream as they arrive. A request that

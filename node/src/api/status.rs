@@ -4,7 +4,7 @@
 use tonic::{Code, Status};
 
 use crate::mvcc::MvccError;
-use crate::server::{MembershipError, ServerError};
+use crate::server::{AuthError, MembershipError, ServerError};
 
 /// etcd's status for a failed request.
 pub fn to_status(error: ServerError) -> Status {
@@ -29,6 +29,11 @@ pub fn to_status(error: ServerError) -> Status {
             MembershipError::BadUrls => Code::InvalidArgument,
             MembershipError::NotLeader => Code::Unavailable,
             MembershipError::Failed(_) => Code::Unknown,
+            _ => Code::FailedPrecondition,
+        },
+        ServerError::Auth(e) => match e {
+            AuthError::UserEmpty | AuthError::RoleEmpty => Code::InvalidArgument,
+            AuthError::NotSupported(_) => Code::Unimplemented,
             _ => Code::FailedPrecondition,
         },
         ServerError::NoLeader | ServerError::Timeout | ServerError::Stopped => Code::Unavailable,
@@ -66,6 +71,23 @@ mod tests {
         assert_eq!(
             (s.code(), s.message()),
             (Code::Unavailable, "etcdserver: no leader")
+        );
+        let s = to_status(AuthError::NotEnabled.into());
+        assert_eq!(
+            (s.code(), s.message()),
+            (
+                Code::FailedPrecondition,
+                "etcdserver: authentication is not enabled"
+            )
+        );
+        let s = to_status(AuthError::UserEmpty.into());
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::InvalidArgument, "etcdserver: user name is empty")
+        );
+        assert_eq!(
+            to_status(AuthError::NotSupported("UserAdd").into()).code(),
+            Code::Unimplemented
         );
         let s = to_status(MvccError::DuplicateKey.into());
         assert_eq!(

@@ -14,6 +14,8 @@ pub enum ServerError {
     RequestTooLarge,
     #[error(transparent)]
     Membership(#[from] super::membership::MembershipError),
+    #[error(transparent)]
+    Auth(#[from] super::auth::AuthError),
     #[error("no leader")]
     NoLeader,
     #[error("request timed out")]

@@ -7,6 +7,7 @@
 //! response header. It must never hold protocol details of gRPC or HTTP:
 //! those are translated at the edge, in `api`.
 
+mod auth;
 mod error;
 mod lease;
 mod lessor;
@@ -27,6 +28,7 @@ use std::time::SystemTime;
 use prost::Message;
 use tokio::sync::watch;
 
+pub use auth::AuthError;
 pub use error::ServerError;
 pub use maintenance::SnapshotStream;
 pub use membership::MembershipError;
