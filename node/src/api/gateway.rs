@@ -188,15 +188,23 @@ enum Target {
     Gateway(String),
 }
 
+/// etcd 3.4 serves `/v3beta/...` as `/v3/...` (older clients pick the
+/// prefix from `/version`); the rewrite happens before Go's mux cleans the
+/// path, so it applies to the decoded path.
+pub(super) fn rewrite_beta(path: &str) -> String {
+    match path.strip_prefix("/v3beta/") {
+        Some(rest) => format!("/v3/{rest}"),
+        None => path.to_string(),
+    }
+}
+
+/// Where a decoded path goes, if to the gateway.
 fn target(path: &str) -> Option<Target> {
     if path == "/v3" {
         return Some(Target::Redirect);
     }
-    if let Some(rest) = path.strip_prefix("/v3beta/") {
-        return Some(Target::Gateway(format!("/v3/{rest}")));
-    }
-    path.starts_with("/v3/")
-        .then(|| Target::Gateway(path.to_string()))
+    let path = rewrite_beta(path);
+    path.starts_with("/v3/").then_some(Target::Gateway(path))
 }
 
 /// The gateway's routes, and etcd's `200` to an `OPTIONS` request on any
@@ -209,7 +217,9 @@ pub(super) fn routes(
     let preflight = warp::options().map(|| Response::new(Bytes::new().into()));
     let gateway = warp::path::full()
         .and_then(|path: warp::path::FullPath| async move {
-            target(path.as_str()).ok_or_else(warp::reject::not_found)
+            super::go_mux::decode(path.as_str())
+                .and_then(|path| target(&path))
+                .ok_or_else(warp::reject::not_found)
         })
         .and(warp::method())
         .and(warp::header::headers_cloned())
@@ -251,25 +261,6 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    response
-}
-
-fn redirect(method: &Method) -> Response {
-    let body = if method == Method::GET {
-        "<a href=\"/v3/\">Moved Permanently</a>.\n\n"
-    } else {
-        ""
-    };
-    let mut response = Response::new(body.into());
-    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
-    let headers = response.headers_mut();
-    headers.insert(header::LOCATION, HeaderValue::from_static("/v3/"));
-    if method == Method::GET || method == Method::HEAD {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-    }
     response
 }
 
@@ -545,7 +536,7 @@ async fn serve(
     mut body: BoxStream<Result<Bytes, String>>,
 ) -> Response {
     let path = match target {
-        Target::Redirect => return redirect(&method),
+        Target::Redirect => return super::go_mux::redirect("/v3/", &method),
         Target::Gateway(path) => path,
     };
     let Some(grpc_method) = route(&path).map(str::to_string) else {
@@ -622,6 +613,7 @@ mod tests {
     #[test]
     fn paths_rewrite_and_redirect_as_etcd() {
         assert!(matches!(target("/v3beta/kv/put"), Some(Target::Gateway(p)) if p == "/v3/kv/put"));
+        assert!(target("/v3beta").is_none());
         assert!(matches!(target("/v3"), Some(Target::Redirect)));
         assert!(target("/v3alpha/kv/put").is_none());
         assert!(target("/health").is_none());

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use warp::Filter;
-use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
+use super::go_mux::{self, PathCheck};
 use crate::config::Cors;
 use crate::server::Node;
 
@@ -67,9 +68,50 @@ pub(super) fn routes(
             Ok::<_, std::convert::Infallible>(not_found())
         })
         .unify();
-    warp::header::headers_cloned()
-        .and(answers)
-        .map(move |request: HeaderMap, response| with_cors(&cors, &request, response))
+    let answers = unclean_path().or(answers).unify();
+    // Go refuses an undecodable path before any handler, so with no CORS.
+    undecodable_path()
+        .or(warp::header::headers_cloned()
+            .and(answers)
+            .map(move |request: HeaderMap, response| with_cors(&cors, &request, response)))
+        .unify()
+}
+
+fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Go's `400 Bad Request` for a path with a malformed escape.
+fn undecodable_path()
+-> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    warp::path::full().and_then(|path: warp::path::FullPath| async move {
+        match go_mux::check(path.as_str(), None, str::to_string) {
+            PathCheck::BadRequest => Ok(go_mux::bad_request()),
+            _ => Err(warp::reject::not_found()),
+        }
+    })
+}
+
+/// Go's mux redirect of a path that is not clean to its clean form
+/// (after the gateway's `/v3beta/` rewrite, as in etcd); `OPTIONS` is
+/// answered on any path.
+fn unclean_path() -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone
+{
+    warp::path::full()
+        .and(raw_query())
+        .and(warp::method())
+        .and_then(
+            |path: warp::path::FullPath, query: String, method: Method| async move {
+                match go_mux::check(path.as_str(), Some(&query), super::gateway::rewrite_beta) {
+                    // etcd answers OPTIONS ahead of its mux, on any path.
+                    PathCheck::Redirect(_) if method == Method::OPTIONS => {
+                        Err(warp::reject::not_found())
+                    }
+                    PathCheck::Redirect(location) => Ok(go_mux::redirect(&location, &method)),
+                    _ => Err(warp::reject::not_found()),
+                }
+            },
+        )
 }
 
 /// Go's `http.NotFound`, which etcd answers for paths it does not serve.

@@ -8,6 +8,7 @@
 
 mod concurrency;
 pub mod gateway;
+mod go_mux;
 mod grpc;
 mod h2_authority;
 mod http;
