@@ -15,6 +15,7 @@ pub fn to_status(error: ServerError) -> Status {
             MvccError::LeaseExists => Code::FailedPrecondition,
             MvccError::LeaseTtlTooLarge => Code::OutOfRange,
             MvccError::NoSpace => Code::ResourceExhausted,
+            MvccError::Corrupt => Code::DataLoss,
             MvccError::KeyNotProvided
             | MvccError::KeyNotFound
             | MvccError::ValueProvided

@@ -26,6 +26,9 @@ pub enum MvccError {
     LeaseTtlTooLarge,
     #[error("mvcc: database space exceeded")]
     NoSpace,
+    /// A CORRUPT alarm is raised: etcd refuses every write.
+    #[error("corrupt cluster")]
+    Corrupt,
     #[error("too many operations in txn request")]
     TooManyOps,
     #[error("duplicate key given in txn request")]

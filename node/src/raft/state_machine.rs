@@ -23,7 +23,7 @@ use super::{
     RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig,
 };
 use crate::mvcc::{self, KvRead, MvccError};
-use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::etcdserverpb::{AlarmType, ResponseHeader};
 use crate::proto::mvccpb::Event;
 use crate::storage::{Db, Meta, SqliteKv, StorageError};
 
@@ -181,9 +181,8 @@ fn apply_command(
             .collect::<Result<_, _>>()?;
         return Ok(CommandResult::Batch(results));
     }
-    // While the space alarm is raised, nothing may grow the database.
-    if grows_database(&command) && !alarms(tx)?.is_empty() {
-        return Ok(CommandResult::Rejected(MvccError::NoSpace));
+    if let Some(refusal) = refused_by_alarms(&command, &alarms(tx)?) {
+        return Ok(CommandResult::Rejected(refusal));
     }
     let mut savepoint = tx.savepoint()?;
     let mut kv = SqliteKv::new(&savepoint);
@@ -274,6 +273,33 @@ fn set_alarm(
 
 /// Whether a command could make the database bigger (what a raised space
 /// alarm refuses, as etcd does): puts, writing txns, lease grants.
+/// What etcd's appliers refuse while alarms are raised: a CORRUPT alarm
+/// stops every write, a NOSPACE alarm those that grow the database; other
+/// alarm types stop nothing.
+fn refused_by_alarms(command: &Command, active: &[(u64, i32)]) -> Option<MvccError> {
+    let raised = |alarm: AlarmType| active.iter().any(|&(_, a)| a == alarm as i32);
+    if raised(AlarmType::Corrupt) && is_client_write(command) {
+        return Some(MvccError::Corrupt);
+    }
+    if raised(AlarmType::Nospace) && grows_database(command) {
+        return Some(MvccError::NoSpace);
+    }
+    None
+}
+
+/// A keyspace or lease change a client asked for (or lease expiry).
+fn is_client_write(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Put(_)
+            | Command::DeleteRange(_)
+            | Command::Txn(_)
+            | Command::Compact(_)
+            | Command::LeaseGrant { .. }
+            | Command::LeaseRevoke { .. }
+    )
+}
+
 fn grows_database(command: &Command) -> bool {
     match command {
         Command::Put(_) | Command::LeaseGrant { .. } => true,

@@ -110,10 +110,15 @@ impl Node {
         let action = req.action();
         if action == AlarmAction::Get {
             self.linearizable_barrier().await?;
-            // etcd 3.4 answers alarm calls without a header.
+            // etcd 3.4 answers alarm calls without a header. An alarm type
+            // other than NONE lists only the alarms of that type.
+            let mut alarms = self.active_alarms().await?;
+            if req.alarm != AlarmType::None as i32 {
+                alarms.retain(|a| a.alarm == req.alarm);
+            }
             return Ok(AlarmResponse {
                 header: None,
-                alarms: self.active_alarms().await?,
+                alarms,
             });
         }
         let before = self.active_alarms().await?;
