@@ -44,6 +44,8 @@
 mod codec;
 mod json;
 mod loopback;
+#[cfg(test)]
+mod proptests;
 mod schema;
 
 use std::convert::Infallible;
