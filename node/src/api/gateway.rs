@@ -8,8 +8,9 @@
 //! - every route is `POST`; another method on a known route answers
 //!   `405 Method Not Allowed`, an unknown `/v3/` path `404 Not Found`
 //!   (plain text, as Go's `http.Error`); `/v3beta/` is rewritten to `/v3/`
-//!   (older clients pick the prefix from `/version`); `/v3` redirects to
-//!   `/v3/` like Go's `ServeMux`;
+//!   (older clients pick the prefix from `/version`), `/v3alpha/` is not
+//!   served (etcd 3.4 dropped it); `/v3` redirects to `/v3/` like Go's
+//!   `ServeMux`. Paths arrive percent-decoded and clean (`api::go_mux`);
 //! - the body is read as Go's `json.Decoder` reads it: an empty body is an
 //!   empty request, only the first value counts for a unary call, and a
 //!   streaming call reads values one after another as they arrive;
@@ -20,7 +21,10 @@
 //!   are the gRPC handler's (`api::to_status`); malformed input gets Go's
 //!   own error text (code 3, or 2 on the first message of a client stream,
 //!   as etcd answers), and a request over the gRPC receive limit etcd's
-//!   `grpc: received message larger than max` (code 8);
+//!   `grpc: received message larger than max` (code 8, the rest of the
+//!   body read and dropped so the client sees the answer); Go also
+//!   announces a `Grpc-Trailer-Content-Type` trailer on errors, which
+//!   carries nothing clients read and is not sent here;
 //! - a stream that fails before its first response answers like a unary
 //!   error; one that fails later ends with
 //!   `{"error":{"grpc_code":..,"http_code":..,"message":..,"http_status":..}}`.
