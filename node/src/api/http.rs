@@ -85,9 +85,9 @@ fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infalli
 fn undecodable_path()
 -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     warp::path::full().and_then(|path: warp::path::FullPath| async move {
-        match go_mux::check(path.as_str(), None, str::to_string) {
-            PathCheck::BadRequest => Ok(go_mux::bad_request()),
-            _ => Err(warp::reject::not_found()),
+        match go_mux::decode(path.as_str()) {
+            None => Ok(go_mux::bad_request()),
+            Some(_) => Err(warp::reject::not_found()),
         }
     })
 }
