@@ -143,6 +143,11 @@ pub struct Args {
     #[arg(long, env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME", default_value = "0s", value_parser = parse_duration_or_zero)]
     pub experimental_corrupt_check_time: Duration,
 
+    /// Origins allowed to read client URL responses from a browser (CORS):
+    /// `*` for any, or a comma-separated list of `scheme://host:port`.
+    #[arg(long, env = "ETCD_CORS", default_value = "*")]
+    pub cors: String,
+
     /// Log level: debug, info, warn or error.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -175,6 +180,15 @@ pub struct DiscoveryConfig {
     /// The discovery URL exactly as given: it is also the cluster token.
     pub url: String,
     pub fallback: DiscoveryFallback,
+}
+
+/// Which browser origins the client URL's HTTP answers admit (`--cors`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cors {
+    /// `*` (etcd's default): every response says any origin may read it.
+    AnyOrigin,
+    /// Only a request whose `Origin` is exactly one of these is told so.
+    Origins(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -243,6 +257,7 @@ pub struct Config {
     pub watch_progress_notify_interval: Duration,
     /// Zero: no periodic corruption check.
     pub corrupt_check_interval: Duration,
+    pub cors: Cors,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -386,6 +401,51 @@ fn discovery_url(url: &str) -> Result<String, ConfigError> {
     Ok(url.to_string())
 }
 
+/// `--cors`: `*`, or origins that etcd's URL-list flag accepts (a scheme
+/// of http, https, unix or unixs, a `host:port` address, no path). Every
+/// entry counts, so an empty one is an error, as in etcd; white space
+/// around an entry is dropped.
+fn cors_origins(list: &str) -> Result<Cors, ConfigError> {
+    if list == "*" {
+        return Ok(Cors::AnyOrigin);
+    }
+    let mut origins = Vec::new();
+    for entry in list.split(',').map(str::trim) {
+        let bad = |reason: &str| ConfigError::BadUrl {
+            flag: "--cors",
+            url: entry.to_string(),
+            reason: reason.to_string(),
+        };
+        let (scheme, rest) = entry.split_once("://").unwrap_or(("", entry));
+        let scheme = scheme.to_ascii_lowercase();
+        if !["http", "https", "unix", "unixs"].contains(&scheme.as_str()) {
+            return Err(bad("URL scheme must be http, https, unix, or unixs"));
+        }
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let address = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        if !is_host_port(address) {
+            return Err(bad("URL address does not have the form \"host:port\""));
+        }
+        if tail.starts_with('/') {
+            return Err(bad("URL must not contain a path"));
+        }
+        // Go's URL parser lowercases the scheme and nothing else.
+        origins.push(format!("{scheme}://{rest}"));
+    }
+    Ok(Cors::Origins(origins))
+}
+
+/// Go's `net.SplitHostPort` succeeds: `host:port` or `[v6]:port`.
+fn is_host_port(address: &str) -> bool {
+    match address.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').is_some_and(|(host, port)| {
+            !host.contains(']') && port.starts_with(':') && !port[1..].contains([':', '[', ']'])
+        }),
+        None => address.matches(':').count() == 1 && !address.contains(['[', ']']),
+    }
+}
+
 /// Checks advertised URLs are well-formed `http://host:port`.
 fn advertised(flag: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
     let urls = split_urls(list);
@@ -495,6 +555,7 @@ impl TryFrom<Args> for Config {
             },
             watch_progress_notify_interval: args.experimental_watch_progress_notify_interval,
             corrupt_check_interval: args.experimental_corrupt_check_time,
+            cors: cors_origins(&args.cors)?,
             log_level: args.log_level,
             log_format: args.log_format,
             name: args.name,
@@ -578,5 +639,54 @@ mod tests {
         assert!(err(&["--discovery", "http://127.0.0.1:8087"]).contains("token"));
         assert!(err(&["--discovery", "http://127.0.0.1:8087/"]).contains("token"));
         assert!(err(&["--discovery", "127.0.0.1:8087/tok"]).contains("http://host:port/<token>"));
+    }
+
+    #[test]
+    fn cors_takes_a_star_or_origins_as_etcd_does() {
+        assert_eq!(parse(&[]).unwrap().cors, Cors::AnyOrigin);
+        let origins = |value: &str| parse(&["--cors", value]).map(|c| c.cors);
+        assert_eq!(
+            origins("http://a.example:80, HTTPS://B.example:8443,http://[::1]:1,http://u@c:2?q")
+                .unwrap(),
+            Cors::Origins(vec![
+                "http://a.example:80".into(),
+                "https://B.example:8443".into(),
+                "http://[::1]:1".into(),
+                "http://u@c:2?q".into(),
+            ])
+        );
+        // What etcd 3.4 refuses, with its reasons.
+        let cases = [
+            ("", "URL scheme must be http, https, unix, or unixs"),
+            (
+                "http://a:1,*",
+                "URL scheme must be http, https, unix, or unixs",
+            ),
+            (
+                "http://a:1,,http://b:2",
+                "URL scheme must be http, https, unix, or unixs",
+            ),
+            (
+                "a.example:80",
+                "URL scheme must be http, https, unix, or unixs",
+            ),
+            (
+                "http://a.example",
+                "URL address does not have the form \"host:port\"",
+            ),
+            (
+                "http://::1:80",
+                "URL address does not have the form \"host:port\"",
+            ),
+            ("http://a.example:80/", "URL must not contain a path"),
+            ("http://a.example:80/x", "URL must not contain a path"),
+        ];
+        for (value, reason) in cases {
+            let err = origins(value).unwrap_err().to_string();
+            assert!(
+                err.contains(reason) && err.contains("--cors"),
+                "{value}: {err}"
+            );
+        }
     }
 }

@@ -8,8 +8,9 @@
 //! - every route is `POST`; another method on a known route answers
 //!   `405 Method Not Allowed`, an unknown `/v3/` path `404 Not Found`
 //!   (plain text, as Go's `http.Error`); `/v3beta/` is rewritten to `/v3/`
-//!   (older clients pick the prefix from `/version`); `/v3` redirects to
-//!   `/v3/` like Go's `ServeMux`;
+//!   (older clients pick the prefix from `/version`), `/v3alpha/` is not
+//!   served (etcd 3.4 dropped it); `/v3` redirects to `/v3/` like Go's
+//!   `ServeMux`. Paths arrive percent-decoded and clean (`api::go_mux`);
 //! - the body is read as Go's `json.Decoder` reads it: an empty body is an
 //!   empty request, only the first value counts for a unary call, and a
 //!   streaming call reads values one after another as they arrive;
@@ -20,7 +21,10 @@
 //!   are the gRPC handler's (`api::to_status`); malformed input gets Go's
 //!   own error text (code 3, or 2 on the first message of a client stream,
 //!   as etcd answers), and a request over the gRPC receive limit etcd's
-//!   `grpc: received message larger than max` (code 8);
+//!   `grpc: received message larger than max` (code 8, the rest of the
+//!   body read and dropped so the client sees the answer); Go also
+//!   announces a `Grpc-Trailer-Content-Type` trailer on errors, which
+//!   carries nothing clients read and is not sent here;
 //! - a stream that fails before its first response answers like a unary
 //!   error; one that fails later ends with
 //!   `{"error":{"grpc_code":..,"http_code":..,"message":..,"http_status":..}}`.
@@ -36,14 +40,16 @@
 //!
 //! The `Authorization` header goes to the gRPC call as `authorization`
 //! metadata and `Grpc-Metadata-<key>` headers as `<key>`, as grpc-gateway
-//! forwards them (auth itself does not exist yet). The CORS headers etcd
-//! puts on every HTTP response of the client URL, and its answer to
-//! `OPTIONS`, are here too ([`with_cors`], [`routes`]). Websocket upgrades
-//! of streams (etcd's `grpc-websocket-proxy`) are not supported.
+//! forwards them. etcd's `200` to `OPTIONS` on any path is here too
+//! ([`routes`]); the CORS headers on every answer are `api::http`'s.
+//! Websocket upgrades of streams (etcd's `grpc-websocket-proxy`) are not
+//! supported.
 
 mod codec;
 mod json;
 mod loopback;
+#[cfg(test)]
+mod proptests;
 mod schema;
 
 use std::convert::Infallible;
@@ -180,22 +186,6 @@ pub(crate) fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// Adds the CORS headers etcd puts on every HTTP response of the client URL
-/// (its default `--cors` is `*`).
-pub(super) fn with_cors(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        "access-control-allow-methods",
-        HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
-    );
-    headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    headers.insert(
-        "access-control-allow-headers",
-        HeaderValue::from_static("accept, content-type, authorization"),
-    );
-    response
-}
-
 /// Where a path goes.
 enum Target {
     /// `/v3`: Go's `ServeMux` redirects to the `/v3/` subtree.
@@ -204,15 +194,23 @@ enum Target {
     Gateway(String),
 }
 
+/// etcd 3.4 serves `/v3beta/...` as `/v3/...` (older clients pick the
+/// prefix from `/version`); the rewrite happens before Go's mux cleans the
+/// path, so it applies to the decoded path.
+pub(super) fn rewrite_beta(path: &str) -> String {
+    match path.strip_prefix("/v3beta/") {
+        Some(rest) => format!("/v3/{rest}"),
+        None => path.to_string(),
+    }
+}
+
+/// Where a decoded path goes, if to the gateway.
 fn target(path: &str) -> Option<Target> {
     if path == "/v3" {
         return Some(Target::Redirect);
     }
-    if let Some(rest) = path.strip_prefix("/v3beta/") {
-        return Some(Target::Gateway(format!("/v3/{rest}")));
-    }
-    path.starts_with("/v3/")
-        .then(|| Target::Gateway(path.to_string()))
+    let path = rewrite_beta(path);
+    path.starts_with("/v3/").then_some(Target::Gateway(path))
 }
 
 /// The gateway's routes, and etcd's `200` to an `OPTIONS` request on any
@@ -225,7 +223,9 @@ pub(super) fn routes(
     let preflight = warp::options().map(|| Response::new(Bytes::new().into()));
     let gateway = warp::path::full()
         .and_then(|path: warp::path::FullPath| async move {
-            target(path.as_str()).ok_or_else(warp::reject::not_found)
+            super::go_mux::decode(path.as_str())
+                .and_then(|path| target(&path))
+                .ok_or_else(warp::reject::not_found)
         })
         .and(warp::method())
         .and(warp::header::headers_cloned())
@@ -267,25 +267,6 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    response
-}
-
-fn redirect(method: &Method) -> Response {
-    let body = if method == Method::GET {
-        "<a href=\"/v3/\">Moved Permanently</a>.\n\n"
-    } else {
-        ""
-    };
-    let mut response = Response::new(body.into());
-    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
-    let headers = response.headers_mut();
-    headers.insert(header::LOCATION, HeaderValue::from_static("/v3/"));
-    if method == Method::GET || method == Method::HEAD {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-    }
     response
 }
 
@@ -373,7 +354,11 @@ fn request_wire(input: &str, raw: &[u8]) -> Result<Wire, String> {
 }
 
 /// How many body bytes one request may take while it is being read: JSON
-/// spells bytes in base64, so allow well over the message limit.
+/// spells bytes in base64, so allow well over the message limit. Go's
+/// gateway buffers any body and reports the encoded message's size; past
+/// this cap cetera stops buffering and reports the body's size instead.
+/// (Only a body made mostly of white space or unknown fields could be this
+/// large and still encode within the limit; etcd would accept it.)
 fn body_limit(limit: usize) -> usize {
     limit.saturating_mul(4).saturating_add(64 * 1024)
 }
@@ -400,7 +385,8 @@ async fn read_request(
             Read::NeedMore => {}
         }
         if decoder.buffered() > body_limit(limit) {
-            return Err(too_large(decoder.buffered(), limit));
+            let size = decoder.buffered() + drain(body).await;
+            return Err(too_large(size, limit));
         }
         match body.next().await {
             Some(Ok(chunk)) => decoder.push(&chunk),
@@ -408,6 +394,16 @@ async fn read_request(
             None => eof = true,
         }
     }
+}
+
+/// Reads and drops the rest of a body, so that the client, still sending,
+/// gets the answer rather than a reset connection; returns its size.
+async fn drain(body: &mut BoxStream<Result<Bytes, String>>) -> usize {
+    let mut size = 0usize;
+    while let Some(Ok(chunk)) = body.next().await {
+        size = size.saturating_add(chunk.len());
+    }
+    size
 }
 
 /// Reads the requests of a client stream as they arrive. A request that
@@ -546,7 +542,7 @@ async fn serve(
     mut body: BoxStream<Result<Bytes, String>>,
 ) -> Response {
     let path = match target {
-        Target::Redirect => return redirect(&method),
+        Target::Redirect => return super::go_mux::redirect("/v3/", &method),
         Target::Gateway(path) => path,
     };
     let Some(grpc_method) = route(&path).map(str::to_string) else {
@@ -623,6 +619,7 @@ mod tests {
     #[test]
     fn paths_rewrite_and_redirect_as_etcd() {
         assert!(matches!(target("/v3beta/kv/put"), Some(Target::Gateway(p)) if p == "/v3/kv/put"));
+        assert!(target("/v3beta").is_none());
         assert!(matches!(target("/v3"), Some(Target::Redirect)));
         assert!(target("/v3alpha/kv/put").is_none());
         assert!(target("/health").is_none());

@@ -7,6 +7,7 @@ use tonic::service::Routes;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::to_status;
+use crate::proto::etcdserverpb::auth_server::{Auth, AuthServer};
 use crate::proto::etcdserverpb::cluster_server::{Cluster, ClusterServer};
 use crate::proto::etcdserverpb::kv_server::{Kv, KvServer};
 use crate::proto::etcdserverpb::lease_server::{Lease, LeaseServer};
@@ -41,7 +42,12 @@ pub(super) fn routes(node: Arc<Node>) -> Routes {
             .max_encoding_message_size(usize::MAX),
     )
     .add_service(
-        MaintenanceServer::new(MaintenanceApi(node))
+        MaintenanceServer::new(MaintenanceApi(node.clone()))
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        AuthServer::new(AuthApi(node))
             .max_decoding_message_size(max_recv)
             .max_encoding_message_size(usize::MAX),
     )
@@ -290,5 +296,134 @@ impl Maintenance for MaintenanceApi {
         _: Request<DowngradeRequest>,
     ) -> Result<Response<DowngradeResponse>, Status> {
         Err(not_yet("Downgrade"))
+    }
+}
+
+/// `etcdserverpb.Auth`, as far as cetera has auth: see `server::auth`.
+struct AuthApi(Arc<Node>);
+
+#[tonic::async_trait]
+impl Auth for AuthApi {
+    async fn auth_enable(
+        &self,
+        _: Request<AuthEnableRequest>,
+    ) -> Result<Response<AuthEnableResponse>, Status> {
+        answer(self.0.auth_enable().await)
+    }
+
+    async fn auth_disable(
+        &self,
+        _: Request<AuthDisableRequest>,
+    ) -> Result<Response<AuthDisableResponse>, Status> {
+        answer(self.0.auth_disable().await)
+    }
+
+    /// Not an etcd 3.4 method: answered as etcd 3.4's gRPC server answers
+    /// a method it does not have.
+    async fn auth_status(
+        &self,
+        _: Request<AuthStatusRequest>,
+    ) -> Result<Response<AuthStatusResponse>, Status> {
+        Err(Status::unimplemented(
+            "unknown method AuthStatus for service etcdserverpb.Auth",
+        ))
+    }
+
+    async fn authenticate(
+        &self,
+        _: Request<AuthenticateRequest>,
+    ) -> Result<Response<AuthenticateResponse>, Status> {
+        answer(self.0.authenticate().await)
+    }
+
+    async fn user_add(
+        &self,
+        request: Request<AuthUserAddRequest>,
+    ) -> Result<Response<AuthUserAddResponse>, Status> {
+        answer(self.0.auth_user_add(&request.into_inner().name).await)
+    }
+
+    async fn user_get(
+        &self,
+        _: Request<AuthUserGetRequest>,
+    ) -> Result<Response<AuthUserGetResponse>, Status> {
+        answer(self.0.auth_user_call().await)
+    }
+
+    async fn user_list(
+        &self,
+        _: Request<AuthUserListRequest>,
+    ) -> Result<Response<AuthUserListResponse>, Status> {
+        answer(self.0.auth_user_list().await)
+    }
+
+    async fn user_delete(
+        &self,
+        _: Request<AuthUserDeleteRequest>,
+    ) -> Result<Response<AuthUserDeleteResponse>, Status> {
+        answer(self.0.auth_user_call().await)
+    }
+
+    async fn user_change_password(
+        &self,
+        _: Request<AuthUserChangePasswordRequest>,
+    ) -> Result<Response<AuthUserChangePasswordResponse>, Status> {
+        answer(self.0.auth_user_call().await)
+    }
+
+    async fn user_grant_role(
+        &self,
+        _: Request<AuthUserGrantRoleRequest>,
+    ) -> Result<Response<AuthUserGrantRoleResponse>, Status> {
+        answer(self.0.auth_user_call().await)
+    }
+
+    async fn user_revoke_role(
+        &self,
+        _: Request<AuthUserRevokeRoleRequest>,
+    ) -> Result<Response<AuthUserRevokeRoleResponse>, Status> {
+        answer(self.0.auth_user_call().await)
+    }
+
+    async fn role_add(
+        &self,
+        request: Request<AuthRoleAddRequest>,
+    ) -> Result<Response<AuthRoleAddResponse>, Status> {
+        answer(self.0.auth_role_add(&request.into_inner().name).await)
+    }
+
+    async fn role_get(
+        &self,
+        _: Request<AuthRoleGetRequest>,
+    ) -> Result<Response<AuthRoleGetResponse>, Status> {
+        answer(self.0.auth_role_call().await)
+    }
+
+    async fn role_list(
+        &self,
+        _: Request<AuthRoleListRequest>,
+    ) -> Result<Response<AuthRoleListResponse>, Status> {
+        answer(self.0.auth_role_list().await)
+    }
+
+    async fn role_delete(
+        &self,
+        _: Request<AuthRoleDeleteRequest>,
+    ) -> Result<Response<AuthRoleDeleteResponse>, Status> {
+        answer(self.0.auth_role_call().await)
+    }
+
+    async fn role_grant_permission(
+        &self,
+        _: Request<AuthRoleGrantPermissionRequest>,
+    ) -> Result<Response<AuthRoleGrantPermissionResponse>, Status> {
+        answer(self.0.auth_role_call().await)
+    }
+
+    async fn role_revoke_permission(
+        &self,
+        _: Request<AuthRoleRevokePermissionRequest>,
+    ) -> Result<Response<AuthRoleRevokePermissionResponse>, Status> {
+        answer(self.0.auth_role_call().await)
     }
 }

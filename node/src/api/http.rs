@@ -1,10 +1,14 @@
-//! HTTP endpoints on the client URL: `/health` and `/version`.
+//! HTTP endpoints on the client URL: `/health`, `/version`, `/metrics`,
+//! `/v2/stats/self` and the v3 JSON gateway, with etcd's CORS headers
+//! (`--cors`) on every answer and Go's `404 page not found` for the rest.
 
 use std::sync::Arc;
 
 use warp::Filter;
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
+use super::go_mux::{self, PathCheck};
+use crate::config::Cors;
 use crate::server::{Health, Node};
 
 pub(super) fn routes(
@@ -15,6 +19,7 @@ pub(super) fn routes(
 + Sync
 + 'static {
     let node_for_stats = node.clone();
+    let cors = node.config().cors.clone();
     let gateway = super::gateway::routes(node.clone());
     let health = warp::path!("health")
         .and(warp::get())
@@ -37,7 +42,7 @@ pub(super) fn routes(
             "cetera": env!("CARGO_PKG_VERSION"),
         }))
     });
-    gateway
+    let answers = gateway
         .or(health.map(warp::Reply::into_response))
         .unify()
         .or(version.map(warp::Reply::into_response))
@@ -45,13 +50,99 @@ pub(super) fn routes(
         .or(observability(node_for_stats))
         .unify()
         .recover(|_rejection: warp::Rejection| async {
-            Ok::<_, std::convert::Infallible>(
-                warp::reply::with_status("404 page not found\n", StatusCode::NOT_FOUND)
-                    .into_response(),
-            )
+            Ok::<_, std::convert::Infallible>(not_found())
         })
+        .unify();
+    let answers = unclean_path().or(answers).unify();
+    // Go refuses an undecodable path before any handler, so with no CORS.
+    undecodable_path()
+        .or(warp::header::headers_cloned()
+            .and(answers)
+            .map(move |request: HeaderMap, response| with_cors(&cors, &request, response)))
         .unify()
-        .map(super::gateway::with_cors)
+}
+
+fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Go's `400 Bad Request` for a path with a malformed escape.
+fn undecodable_path()
+-> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    warp::path::full().and_then(|path: warp::path::FullPath| async move {
+        match go_mux::decode(path.as_str()) {
+            None => Ok(go_mux::bad_request()),
+            Some(_) => Err(warp::reject::not_found()),
+        }
+    })
+}
+
+/// Go's mux redirect of a path that is not clean to its clean form
+/// (after the gateway's `/v3beta/` rewrite, as in etcd); `OPTIONS` is
+/// answered on any path.
+fn unclean_path() -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone
+{
+    warp::path::full()
+        .and(raw_query())
+        .and(warp::method())
+        .and_then(
+            |path: warp::path::FullPath, query: String, method: Method| async move {
+                match go_mux::check(path.as_str(), Some(&query), super::gateway::rewrite_beta) {
+                    // etcd answers OPTIONS ahead of its mux, on any path.
+                    PathCheck::Redirect(_) if method == Method::OPTIONS => {
+                        Err(warp::reject::not_found())
+                    }
+                    PathCheck::Redirect(location) => Ok(go_mux::redirect(&location, &method)),
+                    _ => Err(warp::reject::not_found()),
+                }
+            },
+        )
+}
+
+/// Go's `http.NotFound`, which etcd answers for paths it does not serve.
+fn not_found() -> warp::reply::Response {
+    let mut response =
+        warp::reply::with_status("404 page not found\n", StatusCode::NOT_FOUND).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Adds the CORS headers etcd puts on the client URL's HTTP answers: with
+/// `--cors '*'` (the default) on every answer, otherwise only when the
+/// request's `Origin` is one of the listed origins, which is echoed back.
+fn with_cors(
+    cors: &Cors,
+    request: &HeaderMap,
+    mut response: warp::reply::Response,
+) -> warp::reply::Response {
+    let allowed = match cors {
+        Cors::AnyOrigin => HeaderValue::from_static("*"),
+        Cors::Origins(origins) => match request.get(header::ORIGIN) {
+            Some(origin) if origins.iter().any(|o| o.as_bytes() == origin.as_bytes()) => {
+                origin.clone()
+            }
+            _ => return response,
+        },
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+    );
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("accept, content-type, authorization"),
+    );
+    response
 }
 
 /// etcd's `/health` answer: 200 `{"health":"true"}`, or 503 with the
@@ -111,3 +202,50 @@ fn observability(
 }
 
 use warp::Reply as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(cors: &Cors, origin: Option<&'static str>) -> HeaderMap {
+        let mut request = HeaderMap::new();
+        if let Some(origin) = origin {
+            request.insert(header::ORIGIN, HeaderValue::from_static(origin));
+        }
+        with_cors(cors, &request, not_found()).headers().clone()
+    }
+
+    #[test]
+    fn cors_headers_follow_the_flag() {
+        let any = answered(&Cors::AnyOrigin, None);
+        assert_eq!(any[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        assert_eq!(
+            any[header::ACCESS_CONTROL_ALLOW_METHODS],
+            "POST, GET, OPTIONS, PUT, DELETE"
+        );
+        assert_eq!(
+            any[header::ACCESS_CONTROL_ALLOW_HEADERS],
+            "accept, content-type, authorization"
+        );
+        let listed = Cors::Origins(vec!["http://a.example:80".into()]);
+        let echoed = answered(&listed, Some("http://a.example:80"));
+        assert_eq!(
+            echoed[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "http://a.example:80"
+        );
+        assert!(echoed.contains_key(header::ACCESS_CONTROL_ALLOW_HEADERS));
+        for origin in [
+            None,
+            Some("http://a.example"),
+            Some("http://evil.example:80"),
+        ] {
+            let headers = answered(&listed, origin);
+            assert!(
+                !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                    && !headers.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS),
+                "{origin:?}"
+            );
+        }
+        assert_eq!(answered(&listed, None)["x-content-type-options"], "nosniff");
+    }
+}

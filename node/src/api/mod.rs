@@ -8,6 +8,7 @@
 
 mod concurrency;
 pub mod gateway;
+mod go_mux;
 mod grpc;
 mod grpc_metrics;
 mod h2_authority;

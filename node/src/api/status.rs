@@ -4,7 +4,7 @@
 use tonic::{Code, Status};
 
 use crate::mvcc::MvccError;
-use crate::server::{LeadershipError, MembershipError, ServerError};
+use crate::server::{AuthError, LeadershipError, MembershipError, ServerError};
 
 /// etcd's status for a failed request.
 pub fn to_status(error: ServerError) -> Status {
@@ -35,6 +35,11 @@ pub fn to_status(error: ServerError) -> Status {
         ServerError::Leadership(e) => match e {
             LeadershipError::NotLeader | LeadershipError::BadTransferee => Code::FailedPrecondition,
             LeadershipError::TransferTimeout => Code::Unavailable,
+        },
+        ServerError::Auth(e) => match e {
+            AuthError::UserEmpty | AuthError::RoleEmpty => Code::InvalidArgument,
+            AuthError::NotSupported(_) => Code::Unimplemented,
+            _ => Code::FailedPrecondition,
         },
         ServerError::NoLeader | ServerError::Timeout | ServerError::Stopped => Code::Unavailable,
         ServerError::Storage(_) | ServerError::Internal(_) => Code::Unknown,
@@ -71,6 +76,23 @@ mod tests {
         assert_eq!(
             (s.code(), s.message()),
             (Code::Unavailable, "etcdserver: no leader")
+        );
+        let s = to_status(AuthError::NotEnabled.into());
+        assert_eq!(
+            (s.code(), s.message()),
+            (
+                Code::FailedPrecondition,
+                "etcdserver: authentication is not enabled"
+            )
+        );
+        let s = to_status(AuthError::UserEmpty.into());
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::InvalidArgument, "etcdserver: user name is empty")
+        );
+        assert_eq!(
+            to_status(AuthError::NotSupported("UserAdd").into()).code(),
+            Code::Unimplemented
         );
         let s = to_status(MvccError::DuplicateKey.into());
         assert_eq!(

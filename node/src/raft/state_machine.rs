@@ -181,19 +181,8 @@ fn apply_command(
             .collect::<Result<_, _>>()?;
         return Ok(CommandResult::Batch(results));
     }
-    // While a CORRUPT alarm is raised nothing may change the keyspace, and
-    // while a NOSPACE one is, nothing may grow the database (etcd's rules).
-    if changes_keyspace(&command) {
-        let active = alarms(tx)?;
-        if active
-            .iter()
-            .any(|(_, alarm)| *alarm == AlarmType::Corrupt as i32)
-        {
-            return Ok(CommandResult::Rejected(MvccError::Corrupt));
-        }
-        if grows_database(&command) && !active.is_empty() {
-            return Ok(CommandResult::Rejected(MvccError::NoSpace));
-        }
+    if let Some(refusal) = refused_by_alarms(&command, &alarms(tx)?) {
+        return Ok(CommandResult::Rejected(refusal));
     }
     let mut savepoint = tx.savepoint()?;
     let mut kv = SqliteKv::new(&savepoint);
@@ -282,21 +271,35 @@ fn set_alarm(
     Meta(conn).set_value(Meta::ALARMS, &active)
 }
 
-/// Whether a command could make the database bigger (what a raised space
-/// alarm refuses, as etcd does): puts, writing txns, lease grants.
-/// Commands a CORRUPT alarm refuses: every keyspace and lease change.
-fn changes_keyspace(command: &Command) -> bool {
-    match command {
-        Command::Put(_)
-        | Command::DeleteRange(_)
-        | Command::Compact(_)
-        | Command::LeaseGrant { .. }
-        | Command::LeaseRevoke { .. } => true,
-        Command::Txn(t) => !mvcc::txn_is_read_only(t),
-        _ => false,
+/// What etcd's appliers refuse while alarms are raised: a CORRUPT alarm
+/// stops every write, a NOSPACE alarm those that grow the database; other
+/// alarm types stop nothing.
+fn refused_by_alarms(command: &Command, active: &[(u64, i32)]) -> Option<MvccError> {
+    let raised = |alarm: AlarmType| active.iter().any(|&(_, a)| a == alarm as i32);
+    if raised(AlarmType::Corrupt) && is_client_write(command) {
+        return Some(MvccError::Corrupt);
     }
+    if raised(AlarmType::Nospace) && grows_database(command) {
+        return Some(MvccError::NoSpace);
+    }
+    None
 }
 
+/// A keyspace or lease change a client asked for (or lease expiry).
+fn is_client_write(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Put(_)
+            | Command::DeleteRange(_)
+            | Command::Txn(_)
+            | Command::Compact(_)
+            | Command::LeaseGrant { .. }
+            | Command::LeaseRevoke { .. }
+    )
+}
+
+/// Whether a command could make the database bigger (what a raised space
+/// alarm refuses, as etcd does): puts, writing txns, lease grants.
 fn grows_database(command: &Command) -> bool {
     match command {
         Command::Put(_) | Command::LeaseGrant { .. } => true,

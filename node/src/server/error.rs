@@ -16,6 +16,8 @@ pub enum ServerError {
     Membership(#[from] super::membership::MembershipError),
     #[error(transparent)]
     Leadership(#[from] super::leadership::LeadershipError),
+    #[error(transparent)]
+    Auth(#[from] super::auth::AuthError),
     #[error("no leader")]
     NoLeader,
     #[error("request timed out")]

@@ -13,7 +13,7 @@ use crate::mvcc::{KvRead, MvccError};
 use crate::proto::etcdserverpb::alarm_request::AlarmAction;
 use crate::proto::etcdserverpb::{
     AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentResponse, HashKvRequest,
-    HashKvResponse, HashResponse, Member, MemberListResponse, ResponseHeader, SnapshotResponse,
+    HashKvResponse, HashResponse, Member, MemberListResponse, SnapshotResponse,
 };
 use crate::raft::{Command, MemberAttributes, MemberId};
 use crate::storage::Meta;
@@ -110,9 +110,15 @@ impl Node {
         let action = req.action();
         if action == AlarmAction::Get {
             self.linearizable_barrier().await?;
+            // etcd 3.4 answers alarm calls without a header. An alarm type
+            // other than NONE lists only the alarms of that type.
+            let mut alarms = self.active_alarms().await?;
+            if req.alarm != AlarmType::None as i32 {
+                alarms.retain(|a| a.alarm == req.alarm);
+            }
             return Ok(AlarmResponse {
-                header: Some(self.header(self.hub.revision())),
-                alarms: self.active_alarms().await?,
+                header: None,
+                alarms,
             });
         }
         let before = self.active_alarms().await?;
@@ -132,7 +138,7 @@ impl Node {
             _ => vec![touched],
         };
         Ok(AlarmResponse {
-            header: Some(self.header(self.hub.revision())),
+            header: None,
             alarms: changed,
         })
     }
@@ -179,13 +185,11 @@ impl Node {
         crate::raft::write_backup(&self.db, path.clone()).await?;
         let file = tokio::fs::File::open(&path).await.map_err(io_error)?;
         let size = file.metadata().await.map_err(io_error)?.len();
-        let header = self.header(self.hub.revision());
         let state = BackupReader {
             file: Some(file),
             path,
             remaining: size,
             hasher: Sha256::new(),
-            header,
         };
         Ok(Box::pin(futures::stream::unfold(state, BackupReader::next)))
     }
@@ -193,9 +197,8 @@ impl Node {
     /// `Maintenance.Defragment`: rewrites this member's database compactly.
     pub async fn defragment(&self) -> Result<DefragmentResponse, ServerError> {
         self.db.vacuum().await?;
-        Ok(DefragmentResponse {
-            header: Some(self.header(self.hub.revision())),
-        })
+        // etcd 3.4 answers `{}`: no header.
+        Ok(DefragmentResponse { header: None })
     }
 }
 
@@ -217,7 +220,6 @@ struct BackupReader {
     path: PathBuf,
     remaining: u64,
     hasher: Sha256,
-    header: ResponseHeader,
 }
 
 impl BackupReader {
@@ -236,7 +238,7 @@ impl BackupReader {
             let _ = tokio::fs::remove_file(&self.path).await;
             let digest = std::mem::take(&mut self.hasher).finalize().to_vec();
             let last = SnapshotResponse {
-                header: Some(self.header),
+                header: None,
                 remaining_bytes: 0,
                 blob: digest,
             };
@@ -245,8 +247,9 @@ impl BackupReader {
         chunk.truncate(read);
         self.hasher.update(&chunk);
         self.remaining = self.remaining.saturating_sub(read as u64);
+        // etcd 3.4's pieces carry no header.
         let piece = SnapshotResponse {
-            header: Some(self.header),
+            header: None,
             remaining_bytes: self.remaining,
             blob: chunk,
         };

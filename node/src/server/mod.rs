@@ -7,6 +7,7 @@
 //! response header. It must never hold protocol details of gRPC or HTTP:
 //! those are translated at the edge, in `api`.
 
+mod auth;
 mod corruption;
 mod error;
 mod leadership;
@@ -29,6 +30,7 @@ use std::time::SystemTime;
 use prost::Message;
 use tokio::sync::watch;
 
+pub use auth::AuthError;
 pub use error::ServerError;
 pub use leadership::LeadershipError;
 pub use maintenance::SnapshotStream;
@@ -302,9 +304,7 @@ impl Node {
             errors.push(format!("etcdserver: {}", ServerError::NoLeader));
         }
         for alarm in self.active_alarms().await? {
-            let name = crate::proto::etcdserverpb::AlarmType::try_from(alarm.alarm)
-                .map_or("UNKNOWN", |a| a.as_str_name());
-            errors.push(format!("memberID:{} alarm:{name} ", alarm.member_id));
+            errors.push(alarm_text(&alarm));
         }
         Ok(errors)
     }
@@ -335,6 +335,22 @@ impl Node {
     }
 }
 
+/// An alarm as etcd lists it in `Status.errors`: Go's compact protobuf
+/// text, which leaves out zero fields and names known enum values.
+fn alarm_text(alarm: &crate::proto::etcdserverpb::AlarmMember) -> String {
+    let mut text = String::new();
+    if alarm.member_id != 0 {
+        text.push_str(&format!("memberID:{} ", alarm.member_id));
+    }
+    if alarm.alarm != 0 {
+        match crate::proto::etcdserverpb::AlarmType::try_from(alarm.alarm) {
+            Ok(known) => text.push_str(&format!("alarm:{} ", known.as_str_name())),
+            Err(_) => text.push_str(&format!("alarm:{} ", alarm.alarm)),
+        }
+    }
+    text
+}
+
 pub(crate) fn unexpected(result: CommandResult) -> ServerError {
     match result {
         CommandResult::Rejected(e) => ServerError::Mvcc(e),
@@ -355,3 +371,18 @@ fn is_serializable(req: &TxnRequest) -> bool {
 
 /// Shared handle type used by the API layers.
 pub type SharedNode = Arc<Node>;
+
+#[cfg(test)]
+mod tests {
+    use super::alarm_text;
+    use crate::proto::etcdserverpb::AlarmMember;
+
+    #[test]
+    fn alarms_are_listed_in_gos_compact_text() {
+        let text = |member_id, alarm| alarm_text(&AlarmMember { member_id, alarm });
+        assert_eq!(text(1, 1), "memberID:1 alarm:NOSPACE ");
+        assert_eq!(text(2, 0), "memberID:2 ");
+        assert_eq!(text(0, 2), "alarm:CORRUPT ");
+        assert_eq!(text(3, 9), "memberID:3 alarm:9 ");
+    }
+}

@@ -390,6 +390,9 @@ fn read_field(
         };
         for item in items {
             if let Type::Message(name) = &field.ty {
+                // A null element is an empty message. (Go's gateway keeps a
+                // nil element, which its gRPC client cannot marshal: the
+                // handler panics and etcd drops the connection.)
                 let mut nested = Vec::new();
                 read_message(schema, name, item, depth + 1, &mut nested)?;
                 put_len(out, field.number, &nested);
