@@ -15,6 +15,7 @@
 //! - [`etcdctl`]: running the real `etcdctl` and normalising its output.
 //! - [`diff`]: readable line diffs for differential tests.
 //! - [`kv`]: small conveniences over the generated gRPC clients.
+//! - [`python`]: Python scripts using the `etcd3` client from the venv.
 //! - [`spawn`]: child processes that die with the test process.
 //! - [`watch`]: a Watch stream client with time limits.
 //!
@@ -29,6 +30,7 @@ pub mod diff;
 pub mod etcdctl;
 pub mod kv;
 pub mod ports;
+pub mod python;
 pub mod spawn;
 pub mod watch;
 

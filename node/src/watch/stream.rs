@@ -40,6 +40,7 @@ impl WatchStream {
     /// A new stream and the receiver of what it sends.
     pub fn new(hub: Arc<WatchHub>, db: Db) -> (Self, mpsc::Receiver<WatchMessage>) {
         let (out, messages) = mpsc::channel(STREAM_BUFFER);
+        hub.counts().streams.fetch_add(1, Ordering::Relaxed);
         let stream = Self {
             hub,
             db,
@@ -141,6 +142,7 @@ impl WatchStream {
         };
         let id = self.hub.register(watcher, next);
         self.watches.insert(watch_id, Registered { id, canceled });
+        self.hub.counts().watches.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -151,6 +153,7 @@ impl WatchStream {
         };
         registered.canceled.store(true, Ordering::Relaxed);
         self.hub.unregister(registered.id);
+        self.hub.counts().watches.fetch_sub(1, Ordering::Relaxed);
         let revision = self.hub.revision();
         self.send(WatchMessage::Canceled {
             watch_id,
@@ -167,6 +170,11 @@ impl Drop for WatchStream {
             registered.canceled.store(true, Ordering::Relaxed);
             self.hub.unregister(registered.id);
         }
+        let counts = self.hub.counts();
+        counts
+            .watches
+            .fetch_sub(self.watches.len(), Ordering::Relaxed);
+        counts.streams.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
