@@ -507,16 +507,22 @@ impl TestCluster {
     /// clients such as etcdctl open in the background exist. Fails after
     /// the ready timeout.
     pub async fn wait_watchers(&self, i: usize, count: usize) -> Result<()> {
-        const WATCHERS: &str = "etcd_debugging_mvcc_watcher_total";
+        self.wait_metric(i, "etcd_debugging_mvcc_watcher_total", count as f64)
+            .await
+    }
+
+    /// Waits until the unlabelled metric `name` of member `i` equals
+    /// `value`. Fails after the ready timeout, naming the last value seen.
+    pub async fn wait_metric(&self, i: usize, name: &str, value: f64) -> Result<()> {
         let deadline = Instant::now() + self.ready_timeout;
         loop {
-            let now = self.metric(i, WATCHERS).await;
-            if now == Some(count as f64) {
+            let now = self.metric(i, name).await;
+            if now == Some(value) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "member {i} has {now:?} watchers, not {count}, after {:?}",
+                    "member {i}: {name} is {now:?}, not {value}, after {:?}",
                     self.ready_timeout
                 );
             }

@@ -25,6 +25,7 @@ flavor_tests!(
     one_revision_arrives_in_one_response,
     a_slow_reader_loses_nothing,
     watches_see_every_acknowledged_write_across_a_leader_kill,
+    watcher_and_stream_gauges_follow_creates_cancels_and_closes,
 );
 
 fn watch_key(key: &str) -> WatchCreateRequest {
@@ -380,4 +381,26 @@ async fn watches_see_every_acknowledged_write_across_a_leader_kill(flavor: Flavo
         );
     }
     Ok(())
+}
+
+async fn watcher_and_stream_gauges_follow_creates_cancels_and_closes(flavor: Flavor) -> Result<()> {
+    const WATCHERS: &str = "etcd_debugging_mvcc_watcher_total";
+    const STREAMS: &str = "etcd_debugging_mvcc_watch_stream_total";
+    let cluster = TestCluster::start(flavor, 1).await?;
+    cluster.wait_metric(0, WATCHERS, 0.0).await?;
+    let (mut first, created) = WatchSession::open(cluster.grpc_channel(0)?, watch_key("a")).await?;
+    first.create(watch_prefix("b/")).await?;
+    let (second, _) = WatchSession::open(cluster.grpc_channel(0)?, watch_key("c")).await?;
+    cluster.wait_metric(0, WATCHERS, 3.0).await?;
+    cluster.wait_metric(0, STREAMS, 2.0).await?;
+
+    first.cancel(created.watch_id).await?;
+    ensure!(first.next().await?.canceled, "the cancel is answered");
+    cluster.wait_metric(0, WATCHERS, 2.0).await?;
+    drop(second);
+    cluster.wait_metric(0, WATCHERS, 1.0).await?;
+    cluster.wait_metric(0, STREAMS, 1.0).await?;
+    drop(first);
+    cluster.wait_metric(0, WATCHERS, 0.0).await?;
+    cluster.wait_metric(0, STREAMS, 0.0).await
 }

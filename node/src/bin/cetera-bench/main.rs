@@ -60,8 +60,8 @@ fn main() -> ExitCode {
 
 /// The report of whichever workload ran.
 enum Outcome {
-    Load(Report),
-    Watch(DeliveryReport),
+    Load(Box<Report>),
+    Watch(Box<DeliveryReport>),
     Idle(IdleReport),
 }
 
@@ -110,9 +110,11 @@ fn build_runtime(threads: Option<u32>) -> Result<tokio::runtime::Runtime> {
 /// Connects, runs the workload and returns its report.
 async fn bench(cli: &Cli) -> Result<Outcome> {
     match &cli.workload {
-        Workload::Watch(args) => Ok(Outcome::Watch(watch::delivery(&cli.opts, args).await?)),
+        Workload::Watch(args) => Ok(Outcome::Watch(Box::new(
+            watch::delivery(&cli.opts, args).await?,
+        ))),
         Workload::WatchIdle(args) => Ok(Outcome::Idle(watch::idle(&cli.opts, args).await?)),
-        _ => kv_bench(cli).await.map(Outcome::Load),
+        _ => Ok(Outcome::Load(Box::new(kv_bench(cli).await?))),
     }
 }
 
