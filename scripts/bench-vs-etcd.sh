@@ -15,7 +15,9 @@
 #   --out FILE     also write the final table (markdown) to FILE
 #
 # Environment: ETCD_BIN (default /usr/bin/etcd), CETERA_BIN and BENCH_BIN
-# (default target/release/{cetera,cetera-bench}).
+# (default target/release/{cetera,cetera-bench}); ETCD_BASE_PORT and
+# CETERA_BASE_PORT (defaults 32379 and 42379) move the clusters' ports, so
+# two runs on one machine need not collide.
 #
 # Everything listens on 127.0.0.1 only: etcd on 32379-32384, cetera on
 # 42379-42384. Every process started here is stopped on exit, even on failure.
@@ -30,7 +32,8 @@ KEEP=0
 OUT=""
 ONLY=all
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+# The comment block at the top of this file, without its '# '.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -59,8 +62,8 @@ ETCD_BIN=${ETCD_BIN:-/usr/bin/etcd}
 CETERA_BIN=${CETERA_BIN:-$ROOT/target/release/cetera}
 BENCH_BIN=${BENCH_BIN:-$ROOT/target/release/cetera-bench}
 HOST=127.0.0.1
-ETCD_BASE_PORT=32379
-CETERA_BASE_PORT=42379
+ETCD_BASE_PORT=${ETCD_BASE_PORT:-32379}
+CETERA_BASE_PORT=${CETERA_BASE_PORT:-42379}
 # Both clusters get the same raft timing; --snapshot-count stays at its default.
 RAFT_FLAGS=(--heartbeat-interval 100 --election-timeout 1000)
 
