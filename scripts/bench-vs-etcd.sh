@@ -3,9 +3,11 @@
 # 3-node etcd cluster on this machine, side by side, and prints a comparison.
 #
 # Usage: scripts/bench-vs-etcd.sh [--quick] [--etcd-only | --cetera-only]
-#                                 [--no-build] [--keep] [--out FILE]
+#                                 [--only kv|watch] [--no-build] [--keep]
+#                                 [--out FILE]
 #
 #   --quick        small totals, for smoke tests (about a minute)
+#   --only kv      only the KV workloads; --only watch: only the watch ones
 #   --etcd-only    benchmark etcd alone (cetera columns show "-")
 #   --cetera-only  benchmark cetera alone (etcd columns show "-")
 #   --no-build     use the binaries already in target/release
@@ -13,7 +15,9 @@
 #   --out FILE     also write the final table (markdown) to FILE
 #
 # Environment: ETCD_BIN (default /usr/bin/etcd), CETERA_BIN and BENCH_BIN
-# (default target/release/{cetera,cetera-bench}).
+# (default target/release/{cetera,cetera-bench}); ETCD_BASE_PORT and
+# CETERA_BASE_PORT (defaults 32379 and 42379) move the clusters' ports, so
+# two runs on one machine need not collide.
 #
 # Everything listens on 127.0.0.1 only: etcd on 32379-32384, cetera on
 # 42379-42384. Every process started here is stopped on exit, even on failure.
@@ -26,8 +30,10 @@ RUN_CETERA=1
 BUILD=1
 KEEP=0
 OUT=""
+ONLY=all
 
-usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+# The comment block at the top of this file, without its '# '.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -37,11 +43,16 @@ while [[ $# -gt 0 ]]; do
         --no-build) BUILD=0 ;;
         --keep) KEEP=1 ;;
         --out) OUT=${2:?--out needs a file}; shift ;;
+        --only) ONLY=${2:?--only needs kv or watch}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
+if [[ $ONLY != all && $ONLY != kv && $ONLY != watch ]]; then
+    echo "--only takes kv or watch, not $ONLY" >&2
+    exit 2
+fi
 if [[ $RUN_ETCD == 0 && $RUN_CETERA == 0 ]]; then
     echo "--etcd-only and --cetera-only exclude each other" >&2
     exit 2
@@ -51,8 +62,8 @@ ETCD_BIN=${ETCD_BIN:-/usr/bin/etcd}
 CETERA_BIN=${CETERA_BIN:-$ROOT/target/release/cetera}
 BENCH_BIN=${BENCH_BIN:-$ROOT/target/release/cetera-bench}
 HOST=127.0.0.1
-ETCD_BASE_PORT=32379
-CETERA_BASE_PORT=42379
+ETCD_BASE_PORT=${ETCD_BASE_PORT:-32379}
+CETERA_BASE_PORT=${CETERA_BASE_PORT:-42379}
 # Both clusters get the same raft timing; --snapshot-count stays at its default.
 RAFT_FLAGS=(--heartbeat-interval 100 --election-timeout 1000)
 
@@ -72,6 +83,26 @@ WORKLOADS=(
     "get-s-64|range --consistency s --skip-populate --clients 64 --conns 9 --total $T_GET"
     "txn-64|txn --clients 64 --conns 8 --target-leader --total $T_TXN"
 )
+[[ $ONLY == watch ]] && WORKLOADS=()
+
+# Watch delivery: 100 watchers on one prefix, one stream each, spread over
+# one connection per member, while one writer (on its own connection to the
+# leader) puts T_WATCH keys under the prefix: with one put in flight
+# (watch-100) and with 16 (watch-100-w16, so the write path is less of the
+# bottleneck and delivery more). watch-1000-w16 has 1000 watchers on 100
+# streams and fewer puts, so delivery dominates. Latency is from each put's
+# send to each event's arrival.
+if [[ $QUICK == 1 ]]; then
+    T_WATCH=500 T_WATCH_WIDE=200 IDLE_WATCHES=2000
+else
+    T_WATCH=2000 T_WATCH_WIDE=500 IDLE_WATCHES=10000
+fi
+WATCH_WORKLOADS=(
+    "watch-100|watch --watchers 100 --conns 3 --target-leader --clients 1 --total $T_WATCH --prefix bw1/"
+    "watch-100-w16|watch --watchers 100 --conns 3 --target-leader --clients 16 --total $T_WATCH --prefix bw16/"
+    "watch-1000-w16|watch --watchers 1000 --streams 100 --conns 3 --target-leader --clients 16 --total $T_WATCH_WIDE --prefix bwide/"
+)
+[[ $ONLY == kv ]] && WATCH_WORKLOADS=()
 
 # ---------------------------------------------------------------- processes
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-vs-etcd.XXXXXX")
@@ -241,6 +272,71 @@ print_table() {
     echo "| RSS per member, MiB | $cr | $er | $(ratio "$cr" "$er") | | | | | |"
 }
 
+# run_watch SYSTEM BASE_PORT NAME ARGS...: one watch delivery run.
+run_watch() {
+    local system=$1 base=$2 name=$3
+    shift 3
+    local out=$WORK/results/$system-$name.json
+    printf '%-7s %-13s ' "$system" "$name" >&2
+    "$BENCH_BIN" "$@" --key-size 8 --val-size 256 --endpoints "$(endpoints "$base")" \
+        --duration "$CAP" --json >"$out" 2>"$out.err" &
+    PIDS+=($!)
+    if wait $!; then
+        printf 'events/s=%-7s p50=%7sms p99=%7sms events=%s/%s' \
+            "$(fmt "$(json_field "$out" events_per_s)" 0)" \
+            "$(fmt "$(json_field "$out" p50_ms)" 2)" "$(fmt "$(json_field "$out" p99_ms)" 2)" \
+            "$(json_field "$out" events)" "$(json_field "$out" expected_events)" >&2
+        local anomalies
+        anomalies=$(json_field "$out" anomalies)
+        [[ ${anomalies:-0} == 0 ]] || printf '  ANOMALIES=%s' "$anomalies" >&2
+        echo >&2
+    else
+        echo "FAILED: $(tail -n 1 "$out.err")" >&2
+        : >"$out"
+    fi
+}
+
+# run_idle SYSTEM BASE_PORT: IDLE_WATCHES idle watches on member 1 (100
+# streams over 10 connections); its RSS growth per watch.
+run_idle() {
+    local system=$1 base=$2
+    local out=$WORK/results/$system-watch-idle.json
+    printf '%-7s %-13s ' "$system" "watch-idle" >&2
+    "$BENCH_BIN" watch-idle --watchers "$IDLE_WATCHES" --streams 100 --conns 10 \
+        --endpoints "$HOST:$(client_port "$base" 1)" --rss-pid "${MEMBER_PIDS[${system}1]}" \
+        --settle 3s --duration "$CAP" --json >"$out" 2>"$out.err" &
+    PIDS+=($!)
+    if wait $!; then
+        printf 'rss growth=%sMiB per watch=%sB created in %ss\n' \
+            "$(json_field "$out" rss_growth_mib)" "$(json_field "$out" bytes_per_watch)" \
+            "$(json_field "$out" create_s)" >&2
+    else
+        echo "FAILED: $(tail -n 1 "$out.err")" >&2
+        : >"$out"
+    fi
+}
+
+print_watch_table() {
+    echo "| watch workload | cetera events/s | etcd events/s | events/s ratio | cetera p50 ms | etcd p50 ms | cetera p99 ms | etcd p99 ms | p99 ratio |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    local entry name
+    for entry in "${WATCH_WORKLOADS[@]}"; do
+        name=${entry%%|*}
+        local ce ee c50 e50 c99 e99
+        ce=$(value cetera "$name" events_per_s) ee=$(value etcd "$name" events_per_s)
+        c50=$(value cetera "$name" p50_ms) e50=$(value etcd "$name" p50_ms)
+        c99=$(value cetera "$name" p99_ms) e99=$(value etcd "$name" p99_ms)
+        echo "| $name | $(fmt "$ce" 0) | $(fmt "$ee" 0) | $(ratio "$ce" "$ee") |" \
+            "$(fmt "$c50" 2) | $(fmt "$e50" 2) | $(fmt "$c99" 2) | $(fmt "$e99" 2) |" \
+            "$(ratio "$c99" "$e99") |"
+    done
+    local cg eg cb eb
+    cg=$(value cetera watch-idle rss_growth_mib) eg=$(value etcd watch-idle rss_growth_mib)
+    cb=$(value cetera watch-idle bytes_per_watch) eb=$(value etcd watch-idle bytes_per_watch)
+    echo "| $IDLE_WATCHES idle watches: RSS growth MiB | $(fmt "$cg" 1) | $(fmt "$eg" 1) | $(ratio "$cg" "$eg") | | | | | |"
+    echo "| bytes per idle watch | $(fmt "$cb" 0) | $(fmt "$eb" 0) | $(ratio "$cb" "$eb") | | | | | |"
+}
+
 # ---------------------------------------------------------------- main
 if [[ $BUILD == 1 ]]; then
     log "building (cargo build --release -p node)"
@@ -275,8 +371,27 @@ for system in "${SYSTEMS[@]}"; do
 done
 
 log "machine: $(nproc) cores; $("$ETCD_BIN" --version 2>/dev/null | head -n 1 || true)"
-log "workloads ($([[ $QUICK == 1 ]] && echo quick || echo full); key 8 B, value 256 B, keyspace 10000)"
 round=0
+if [[ $ONLY != kv ]]; then
+    # Idle watches first, on fresh members: a heap grown by earlier
+    # workloads would absorb (and hide) what the watches cost.
+    log "watch workloads ($([[ $QUICK == 1 ]] && echo quick || echo full); $IDLE_WATCHES idle watches, $T_WATCH puts)"
+    for system in "${SYSTEMS[@]}"; do
+        run_idle "$system" "$(base_of "$system")"
+    done
+    for entry in "${WATCH_WORKLOADS[@]}"; do
+        name=${entry%%|*}
+        read -r -a args <<<"${entry#*|}"
+        order=("${SYSTEMS[@]}")
+        if ((round % 2 == 1 && ${#SYSTEMS[@]} == 2)); then order=("${SYSTEMS[1]}" "${SYSTEMS[0]}"); fi
+        for system in "${order[@]}"; do
+            run_watch "$system" "$(base_of "$system")" "$name" "${args[@]}"
+        done
+        round=$((round + 1))
+    done
+fi
+[[ ${#WORKLOADS[@]} == 0 ]] ||
+    log "workloads ($([[ $QUICK == 1 ]] && echo quick || echo full); key 8 B, value 256 B, keyspace 10000)"
 for entry in "${WORKLOADS[@]}"; do
     name=${entry%%|*}
     read -r -a args <<<"${entry#*|}"
@@ -300,7 +415,13 @@ for system in "${SYSTEMS[@]}"; do
 done
 
 echo
-table=$(print_table)
+table=""
+if [[ ${#WORKLOADS[@]} -gt 0 ]]; then
+    table=$(print_table)
+fi
+if [[ $ONLY != kv ]]; then
+    table+=${table:+$'\n\n'}$(print_watch_table)
+fi
 echo "$table"
 if [[ -n $OUT ]]; then
     echo "$table" >"$OUT"

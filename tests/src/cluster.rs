@@ -30,6 +30,10 @@
 //! Readiness is `GET /health` on the client URL answering 200 with a body
 //! containing `"health":"true"`. Every wait has a deadline; nothing hangs.
 //!
+//! [`Member::freeze`] and [`Member::resume`] SIGSTOP and SIGCONT a member,
+//! which cuts it off from its peers and clients while its process and
+//! sockets stay.
+//!
 //! Dropping the cluster SIGKILLs and reaps every member and prints the tail
 //! of each member's log to stderr (shown by the test runner only for failing
 //! tests). Set `CETERA_TEST_KEEP=1` to keep the temporary directory.
@@ -529,6 +533,42 @@ impl TestCluster {
             .collect())
     }
 
+    /// The value of the unlabelled metric `name` in member `i`'s
+    /// `/metrics`, or `None` if the member does not answer or has no such
+    /// metric.
+    pub async fn metric(&self, i: usize, name: &str) -> Option<f64> {
+        let text = http_get(self.members[i].client_port, "/metrics").await?;
+        metric_value(&text, name)
+    }
+
+    /// Waits until member `i` holds exactly `count` watches (etcd's
+    /// `etcd_debugging_mvcc_watcher_total`), e.g. until watches that
+    /// clients such as etcdctl open in the background exist. Fails after
+    /// the ready timeout.
+    pub async fn wait_watchers(&self, i: usize, count: usize) -> Result<()> {
+        self.wait_metric(i, "etcd_debugging_mvcc_watcher_total", count as f64)
+            .await
+    }
+
+    /// Waits until the unlabelled metric `name` of member `i` equals
+    /// `value`. Fails after the ready timeout, naming the last value seen.
+    pub async fn wait_metric(&self, i: usize, name: &str, value: f64) -> Result<()> {
+        let deadline = Instant::now() + self.ready_timeout;
+        loop {
+            let now = self.metric(i, name).await;
+            if now == Some(value) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "member {i}: {name} is {now:?}, not {value}, after {:?}",
+                    self.ready_timeout
+                );
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Runs `ETCDCTL_API=3 etcdctl --endpoints=<all members> <args>` with
     /// `stdin` (or no input), returning exit status, stdout and stderr.
     pub async fn etcdctl(&self, args: &[&str], stdin: Option<&str>) -> Result<CtlOutput> {
@@ -738,6 +778,19 @@ impl Member {
             .with_context(|| format!("{} survived SIGKILL", self.name))
     }
 
+    /// SIGSTOPs the member: the process stays, with its sockets open, but
+    /// does nothing (no heartbeats, no answers) until [`Member::resume`].
+    /// Its peers see a member cut off; clients see requests hang. Dropping
+    /// the cluster still SIGKILLs it.
+    pub fn freeze(&self) -> Result<()> {
+        self.signal(Signal::STOP)
+    }
+
+    /// SIGCONTs a member frozen by [`Member::freeze`].
+    pub fn resume(&self) -> Result<()> {
+        self.signal(Signal::CONT)
+    }
+
     /// SIGTERMs the member and waits (up to [`STOP_TIMEOUT`]) for a clean
     /// exit. If it does not exit in time it is SIGKILLed and this fails.
     pub async fn stop(&self) -> Result<()> {
@@ -909,12 +962,27 @@ fn unique_token() -> String {
 /// `GET /health` on a loopback client port: true on 200 with
 /// `"health":"true"`. Never takes more than a few seconds.
 async fn health(port: u16) -> bool {
+    match http_get(port, "/health").await {
+        Some(text) => {
+            let status_ok = text
+                .lines()
+                .next()
+                .is_some_and(|l| l.starts_with("HTTP/1.") && l.split(' ').nth(1) == Some("200"));
+            status_ok && text.contains(r#""health":"true""#)
+        }
+        None => false,
+    }
+}
+
+/// The whole HTTP/1.1 response (status line, headers, body) to `GET path`
+/// on a loopback port, or `None` if there is none within a few seconds.
+async fn http_get(port: u16, path: &str) -> Option<String> {
     let attempt = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
         stream
             .write_all(
                 format!(
-                    "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+                    "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
                 )
                 .as_bytes(),
             )
@@ -924,14 +992,30 @@ async fn health(port: u16) -> bool {
         anyhow::Ok(response)
     };
     match timeout(Duration::from_secs(3), attempt).await {
-        Ok(Ok(response)) => {
-            let text = String::from_utf8_lossy(&response);
-            let status_ok = text
-                .lines()
-                .next()
-                .is_some_and(|l| l.starts_with("HTTP/1.") && l.split(' ').nth(1) == Some("200"));
-            status_ok && text.contains(r#""health":"true""#)
-        }
-        _ => false,
+        Ok(Ok(response)) => Some(String::from_utf8_lossy(&response).into_owned()),
+        _ => None,
+    }
+}
+
+/// The value of an unlabelled metric in a Prometheus text exposition.
+fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (metric, value) = line.split_once(' ')?;
+            (metric == name).then(|| value.trim().parse().ok())?
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_value;
+
+    #[test]
+    fn metric_values_are_found_by_exact_name() {
+        let text = "# HELP a_total x\n# TYPE a_total gauge\na_total 3\nab_total 7\nc{l=\"v\"} 1\n";
+        assert_eq!(metric_value(text, "a_total"), Some(3.0));
+        assert_eq!(metric_value(text, "ab_total"), Some(7.0));
+        assert_eq!(metric_value(text, "b_total"), None);
     }
 }

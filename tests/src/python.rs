@@ -20,6 +20,14 @@ use crate::TestCluster;
 /// How long one script may run.
 pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What every [`etcd3`] script starts with: `client` talks to the member
+/// whose host and port are the first two arguments.
+pub const ETCD3_PRELUDE: &str = r#"
+import sys, threading, time
+import etcd3
+client = etcd3.client(host=sys.argv[1], port=int(sys.argv[2]), timeout=10)
+"#;
+
 /// The workspace's virtualenv interpreter (made by `scripts/test`).
 pub fn python() -> Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -35,14 +43,10 @@ pub fn python() -> Result<PathBuf> {
     Ok(python)
 }
 
-/// Runs `script` with member `i`'s client host and port (and `extra`) as
-/// arguments; fails with its output unless it exits 0 in time.
-pub async fn run_python(
-    cluster: &TestCluster,
-    i: usize,
-    script: &str,
-    extra: &[&str],
-) -> Result<()> {
+/// Runs a Python script with member `i`'s client host and port (and
+/// `extra`) as arguments; fails unless it exits 0 within
+/// [`SCRIPT_TIMEOUT`].
+pub async fn run(cluster: &TestCluster, i: usize, script: &str, extra: &[&str]) -> Result<()> {
     let url = cluster.client_url(i);
     let address = url.trim_start_matches("http://");
     let (host, port) = address.rsplit_once(':').context("client url")?;
@@ -69,4 +73,9 @@ pub async fn run_python(
         );
     }
     Ok(())
+}
+
+/// Runs `body` after [`ETCD3_PRELUDE`]; see [`run`].
+pub async fn etcd3(cluster: &TestCluster, i: usize, body: &str, extra: &[&str]) -> Result<()> {
+    run(cluster, i, &format!("{ETCD3_PRELUDE}{body}"), extra).await
 }

@@ -73,6 +73,42 @@ impl WatchSession {
         Ok(response)
     }
 
+    /// Sends every create request while reading their `created`
+    /// responses, and returns those responses in order (a stream answers
+    /// creates in the order it got them).
+    pub async fn create_many(
+        &mut self,
+        creates: Vec<WatchCreateRequest>,
+    ) -> Result<Vec<WatchResponse>> {
+        let count = creates.len();
+        let requests = self.requests.clone();
+        let sending = async move {
+            for create in creates {
+                requests
+                    .send(WatchRequest {
+                        request_union: Some(RequestUnion::CreateRequest(create)),
+                    })
+                    .await
+                    .context("watch stream closed")?;
+            }
+            anyhow::Ok(())
+        };
+        let receiving = async {
+            let mut created = Vec::with_capacity(count);
+            while created.len() < count {
+                let response = self.next().await?;
+                if !response.created {
+                    bail!("expected a created response, got {response:?}");
+                }
+                created.push(response);
+            }
+            anyhow::Ok(created)
+        };
+        let (sent, created) = tokio::join!(sending, receiving);
+        sent?;
+        created
+    }
+
     pub async fn cancel(&self, watch_id: i64) -> Result<()> {
         self.send(RequestUnion::CancelRequest(WatchCancelRequest { watch_id }))
             .await

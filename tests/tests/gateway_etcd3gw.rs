@@ -8,7 +8,7 @@
 
 use anyhow::Result;
 use tests::kv::get;
-use tests::python::run_python;
+use tests::python;
 use tests::{Flavor, TestCluster, flavor_tests};
 
 flavor_tests!(
@@ -46,7 +46,7 @@ class Events:
 "#;
 
 async fn etcd3gw(cluster: &TestCluster, i: usize, body: &str, extra: &[&str]) -> Result<()> {
-    run_python(cluster, i, &format!("{PRELUDE}{body}"), extra).await
+    python::run(cluster, i, &format!("{PRELUDE}{body}"), extra).await
 }
 
 async fn etcd3gw_put_get_prefix_and_delete(flavor: Flavor) -> Result<()> {

@@ -22,7 +22,6 @@ use cetera::proto::v3lockpb::lock_client::LockClient;
 use cetera::proto::v3lockpb::{LockRequest, UnlockRequest};
 use rustix::process::{Pid, Signal, kill_process};
 use tests::kv::{expect_status, get, put};
-use tests::python::run_python;
 use tests::{Flavor, TestCluster, flavor_tests};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -512,14 +511,8 @@ async fn etcdctl_elect_with_two_candidates_and_an_observer(flavor: Flavor) -> Re
     Ok(())
 }
 
-const PY_PRELUDE: &str = r#"
-import sys, threading, time
-import etcd3
-client = etcd3.client(host=sys.argv[1], port=int(sys.argv[2]), timeout=10)
-"#;
-
 async fn python_etcd3(cluster: &TestCluster, i: usize, body: &str, extra: &[&str]) -> Result<()> {
-    run_python(cluster, i, &format!("{PY_PRELUDE}{body}"), extra).await
+    tests::python::etcd3(cluster, i, body, extra).await
 }
 
 async fn python_etcd3_lease(flavor: Flavor) -> Result<()> {

@@ -11,7 +11,7 @@ use anyhow::{Result, ensure};
 use cetera::proto::etcdserverpb::watch_create_request::FilterType;
 use cetera::proto::etcdserverpb::{CompactionRequest, TxnRequest, WatchCreateRequest};
 use cetera::proto::mvccpb::event::EventType;
-use tests::kv::{del_op, prefix_end, put, put_op, rev};
+use tests::kv::{del_op, get, prefix_end, put, put_op, rev};
 use tests::watch::{WatchSession, event_key, event_keys};
 use tests::{Flavor, TestCluster, flavor_tests};
 
@@ -25,6 +25,8 @@ flavor_tests!(
     one_revision_arrives_in_one_response,
     a_slow_reader_loses_nothing,
     watches_see_every_acknowledged_write_across_a_leader_kill,
+    watcher_and_stream_gauges_follow_creates_cancels_and_closes,
+    a_member_that_acknowledged_a_write_has_applied_it,
 );
 
 fn watch_key(key: &str) -> WatchCreateRequest {
@@ -378,6 +380,87 @@ async fn watches_see_every_acknowledged_write_across_a_leader_kill(flavor: Flavo
             seen.contains(revision),
             "acknowledged revision {revision} never delivered"
         );
+    }
+    Ok(())
+}
+
+async fn watcher_and_stream_gauges_follow_creates_cancels_and_closes(flavor: Flavor) -> Result<()> {
+    const WATCHERS: &str = "etcd_debugging_mvcc_watcher_total";
+    const STREAMS: &str = "etcd_debugging_mvcc_watch_stream_total";
+    let cluster = TestCluster::start(flavor, 1).await?;
+    cluster.wait_metric(0, WATCHERS, 0.0).await?;
+    let (mut first, created) = WatchSession::open(cluster.grpc_channel(0)?, watch_key("a")).await?;
+    first.create(watch_prefix("b/")).await?;
+    let (second, _) = WatchSession::open(cluster.grpc_channel(0)?, watch_key("c")).await?;
+    cluster.wait_metric(0, WATCHERS, 3.0).await?;
+    cluster.wait_metric(0, STREAMS, 2.0).await?;
+
+    first.cancel(created.watch_id).await?;
+    ensure!(first.next().await?.canceled, "the cancel is answered");
+    cluster.wait_metric(0, WATCHERS, 2.0).await?;
+    drop(second);
+    cluster.wait_metric(0, WATCHERS, 1.0).await?;
+    cluster.wait_metric(0, STREAMS, 1.0).await?;
+    drop(first);
+    cluster.wait_metric(0, WATCHERS, 0.0).await?;
+    cluster.wait_metric(0, STREAMS, 0.0).await
+}
+
+/// Writes acknowledged by a follower (which forwards them to the leader)
+/// are already applied on that follower, as on etcd, where the member that
+/// takes a request answers only once it has applied it: a serializable read
+/// there sees the write, a watch "from now" created there afterwards does
+/// not replay it, and after a compaction through it a watch from before
+/// the compaction point is refused at once.
+async fn a_member_that_acknowledged_a_write_has_applied_it(flavor: Flavor) -> Result<()> {
+    const ROUNDS: usize = 30;
+    let cluster = TestCluster::start(flavor, 3).await?;
+    for follower in cluster.follower_indices().await? {
+        let mut kv = cluster.kv(follower)?;
+        for round in 0..ROUNDS {
+            let key = format!("ryw/{follower}/{round}");
+            let written = rev(&put(&mut kv, &key, "v").await?.header);
+            let read = kv
+                .range(cetera::proto::etcdserverpb::RangeRequest {
+                    key: key.clone().into_bytes(),
+                    serializable: true,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            ensure!(
+                rev(&read.header) >= written && read.kvs.len() == 1,
+                "member {follower} acknowledged revision {written} but then read revision {} without {key}",
+                rev(&read.header)
+            );
+            let (_, created) =
+                WatchSession::open(cluster.grpc_channel(follower)?, watch_key(&key)).await?;
+            ensure!(
+                rev(&created.header) >= written,
+                "a watch from now on member {follower} starts at {} before the acknowledged {written}",
+                rev(&created.header)
+            );
+        }
+        let compact_at = rev(&put(&mut kv, "ryw/compact", "x").await?.header);
+        kv.compact(CompactionRequest {
+            revision: compact_at,
+            physical: false,
+        })
+        .await?;
+        let (mut session, _) = WatchSession::open(
+            cluster.grpc_channel(follower)?,
+            WatchCreateRequest {
+                start_revision: 2,
+                ..watch_prefix("ryw/")
+            },
+        )
+        .await?;
+        let refused = session.next().await?;
+        ensure!(
+            refused.canceled && refused.compact_revision == compact_at,
+            "member {follower}: a watch from revision 2 after compacting at {compact_at} got {refused:?}"
+        );
+        ensure!(get(&mut kv, "ryw/compact").await?.is_some());
     }
     Ok(())
 }

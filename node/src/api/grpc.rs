@@ -153,10 +153,7 @@ impl Watch for WatchApi {
         let (mut stream, messages) = self.0.watch_stream();
         tokio::spawn(async move {
             while let Ok(Some(request)) = inbound.message().await {
-                if let Err(e) = stream.handle(request).await {
-                    tracing::warn!(error = %e, "watch request failed");
-                    break;
-                }
+                stream.handle(request).await;
             }
             // A client that half-closes still receives events; the watches
             // end when it stops reading.

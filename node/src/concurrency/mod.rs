@@ -257,8 +257,7 @@ impl KeyWatch {
                     ..Default::default()
                 })),
             })
-            .await
-            .map_err(ServerError::from)?;
+            .await;
         Ok(Self {
             _stream: stream,
             messages,

@@ -294,7 +294,7 @@ impl Node {
 
     /// `Watch.Watch`: a new stream and the receiver of its messages.
     pub fn watch_stream(&self) -> (WatchStream, tokio::sync::mpsc::Receiver<WatchMessage>) {
-        WatchStream::new(self.hub.clone(), self.db.clone())
+        WatchStream::new(self.hub.clone())
     }
 
     /// What `Status.errors` lists: no leader, and every active alarm.

@@ -136,6 +136,18 @@ impl Node {
             keys.to_string(),
         );
         gauge(
+            "etcd_debugging_mvcc_watch_stream_total",
+            "Total number of watch streams.",
+            "gauge",
+            self.hub.stream_count().to_string(),
+        );
+        gauge(
+            "etcd_debugging_mvcc_watcher_total",
+            "Total number of watchers.",
+            "gauge",
+            self.hub.watch_count().to_string(),
+        );
+        gauge(
             "etcd_server_quota_backend_bytes",
             "Current backend storage quota size in bytes.",
             "gauge",

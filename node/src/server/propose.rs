@@ -2,8 +2,10 @@
 //! quorum (each member fsyncs before acknowledging), is applied, and the
 //! applied result comes back.
 //!
-//! A follower forwards the command to the leader over the peer protocol.
-//! Retries happen only where the command certainly did not reach the log
+//! A follower forwards the command to the leader over the peer protocol,
+//! and answers only once it has applied the command's log entry itself, as
+//! etcd's members do: whatever a client reads or watches on the member that
+//! acknowledged its write already includes that write. Retries happen only where the command certainly did not reach the log
 //! (openraft's `ForwardToLeader` covers exactly that case, and a forward
 //! whose connection never opened); anything ambiguous fails with
 //! `request timed out`, as etcd does, so a command is never applied twice.
@@ -11,7 +13,7 @@
 use std::time::Duration;
 
 use super::error::PeerRefusal;
-use super::proposer::ProposeFailure;
+use super::proposer::{Committed, ProposeFailure};
 use super::{Node, ServerError};
 use crate::raft::{Command, CommandResult, PeerError, paths};
 
@@ -67,8 +69,9 @@ impl Node {
     }
 
     async fn write_as_leader(&self, command: &Command) -> Result<Attempt, ServerError> {
+        // The leader answers after applying the entry.
         match self.proposer.propose(command.clone()).await {
-            Ok(result) => Ok(Attempt::Done(result)),
+            Ok(committed) => Ok(Attempt::Done(committed.result)),
             Err(ProposeFailure::NotLeader) => Ok(Attempt::Retry),
             Err(ProposeFailure::Stopped) => Err(ServerError::Stopped),
             Err(ProposeFailure::Other(e)) => Err(ServerError::Internal(e)),
@@ -79,12 +82,15 @@ impl Node {
         let Some(url) = self.peer_url_of(leader) else {
             return Ok(Attempt::Retry);
         };
-        let answer: Result<Result<CommandResult, PeerRefusal>, PeerError> = self
+        let answer: Result<Result<Committed, PeerRefusal>, PeerError> = self
             .peers
             .call(&url, paths::PROPOSE, command, self.config.request_timeout())
             .await;
         match answer {
-            Ok(Ok(result)) => Ok(Attempt::Done(result)),
+            Ok(Ok(committed)) => {
+                self.wait_applied(committed.index).await?;
+                Ok(Attempt::Done(committed.result))
+            }
             Ok(Err(PeerRefusal::NotLeader)) => Ok(Attempt::Retry),
             Ok(Err(PeerRefusal::Stopped)) => Ok(Attempt::Retry),
             Ok(Err(PeerRefusal::Timeout)) => Err(ServerError::Timeout),
@@ -109,12 +115,12 @@ impl Node {
     pub(crate) async fn propose_forwarded(
         &self,
         command: Command,
-    ) -> Result<CommandResult, PeerRefusal> {
+    ) -> Result<Committed, PeerRefusal> {
         if self.leader() != Some(self.identity.member_id) {
             return Err(PeerRefusal::NotLeader);
         }
         match self.proposer.propose(command).await {
-            Ok(result) => Ok(result),
+            Ok(committed) => Ok(committed),
             Err(ProposeFailure::NotLeader | ProposeFailure::Other(_)) => {
                 Err(PeerRefusal::NotLeader)
             }

@@ -39,7 +39,16 @@ pub(crate) enum ProposeFailure {
     Other(String),
 }
 
-type Reply = oneshot::Sender<Result<CommandResult, ProposeFailure>>;
+/// A committed and applied command: its result, and the index of the log
+/// entry that carried it (a follower that forwarded the command waits until
+/// it has applied that index itself before answering).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Committed {
+    pub(crate) result: CommandResult,
+    pub(crate) index: u64,
+}
+
+type Reply = oneshot::Sender<Result<Committed, ProposeFailure>>;
 
 struct Pending {
     command: Command,
@@ -86,8 +95,8 @@ impl Proposer {
     }
 
     /// Commits `command` (batched with whatever else is waiting) and
-    /// returns its applied result.
-    pub(crate) async fn propose(&self, command: Command) -> Result<CommandResult, ProposeFailure> {
+    /// returns its applied result and log index.
+    pub(crate) async fn propose(&self, command: Command) -> Result<Committed, ProposeFailure> {
         use std::sync::atomic::Ordering::Relaxed;
         let (reply, answer) = oneshot::channel();
         self.queue
@@ -164,7 +173,7 @@ async fn commit(raft: &Raft, mut batch: Vec<Pending>) {
         Command::Batch(commands)
     };
     let outcome = match raft.client_write(entry).await {
-        Ok(response) => Ok(response.data),
+        Ok(response) => Ok((response.data, response.log_id.index)),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
             Err(ProposeFailure::NotLeader)
         }
@@ -174,17 +183,20 @@ async fn commit(raft: &Raft, mut batch: Vec<Pending>) {
         Err(RaftError::Fatal(_)) => Err(ProposeFailure::Stopped),
     };
     match outcome {
-        Ok(CommandResult::Batch(results)) if !single && results.len() == replies.len() => {
+        Ok((CommandResult::Batch(results), index)) if !single && results.len() == replies.len() => {
             for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(Ok(result));
+                let _ = reply.send(Ok(Committed { result, index }));
             }
         }
-        Ok(result) if single => {
+        Ok((result, index)) if single => {
             for reply in replies {
-                let _ = reply.send(Ok(result.clone()));
+                let _ = reply.send(Ok(Committed {
+                    result: result.clone(),
+                    index,
+                }));
             }
         }
-        Ok(other) => {
+        Ok((other, _)) => {
             let failure = ProposeFailure::Other(format!("batch answered with {other:?}"));
             for reply in replies {
                 let _ = reply.send(Err(failure.clone()));

@@ -10,7 +10,7 @@
 //! writers or the other watchers, and never loses or repeats an event.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
@@ -120,6 +120,15 @@ struct HubState {
 pub struct WatchHub {
     state: Mutex<HubState>,
     db: Db,
+    /// Open watch streams and the watches they hold, for `/metrics`.
+    counts: Counts,
+}
+
+/// Gauges kept by the streams as they open, create, cancel and close.
+#[derive(Default)]
+pub(crate) struct Counts {
+    pub(crate) streams: AtomicUsize,
+    pub(crate) watches: AtomicUsize,
 }
 
 /// Identifies a registered watcher in the hub.
@@ -136,7 +145,22 @@ impl WatchHub {
                 synced: Synced::default(),
             }),
             db,
+            counts: Counts::default(),
         })
+    }
+
+    /// Open watch streams on this member.
+    pub fn stream_count(&self) -> usize {
+        self.counts.streams.load(Ordering::Relaxed)
+    }
+
+    /// Watches held by the open streams.
+    pub fn watch_count(&self) -> usize {
+        self.counts.watches.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn counts(&self) -> &Counts {
+        &self.counts
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {

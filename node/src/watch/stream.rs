@@ -10,11 +10,10 @@ use tokio::sync::mpsc;
 
 use super::WatchMessage;
 use super::hub::{WatchHub, Watcher, WatcherId};
-use crate::mvcc::{KeyRange, KvRead};
+use crate::mvcc::KeyRange;
 use crate::proto::etcdserverpb::watch_create_request::FilterType;
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::{ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse};
-use crate::storage::{Db, SqliteKv, StorageError};
 
 /// Messages a stream may have queued before its watchers count as slow.
 const STREAM_BUFFER: usize = 1024;
@@ -30,7 +29,6 @@ struct Registered {
 /// One client stream. Dropping it cancels all its watches.
 pub struct WatchStream {
     hub: Arc<WatchHub>,
-    db: Db,
     out: mpsc::Sender<WatchMessage>,
     watches: HashMap<i64, Registered>,
     next_watch_id: i64,
@@ -38,11 +36,11 @@ pub struct WatchStream {
 
 impl WatchStream {
     /// A new stream and the receiver of what it sends.
-    pub fn new(hub: Arc<WatchHub>, db: Db) -> (Self, mpsc::Receiver<WatchMessage>) {
+    pub fn new(hub: Arc<WatchHub>) -> (Self, mpsc::Receiver<WatchMessage>) {
         let (out, messages) = mpsc::channel(STREAM_BUFFER);
+        hub.counts().streams.fetch_add(1, Ordering::Relaxed);
         let stream = Self {
             hub,
-            db,
             out,
             watches: HashMap::new(),
             next_watch_id: 0,
@@ -56,19 +54,15 @@ impl WatchStream {
     }
 
     /// Handles one request from the client.
-    pub async fn handle(&mut self, request: WatchRequest) -> Result<(), StorageError> {
+    pub async fn handle(&mut self, request: WatchRequest) {
         match request.request_union {
             Some(RequestUnion::CreateRequest(create)) => self.create(create).await,
-            Some(RequestUnion::CancelRequest(cancel)) => {
-                self.cancel(cancel.watch_id).await;
-                Ok(())
-            }
+            Some(RequestUnion::CancelRequest(cancel)) => self.cancel(cancel.watch_id).await,
             Some(RequestUnion::ProgressRequest(_)) => {
                 let ids: Vec<WatcherId> = self.watches.values().map(|w| w.id).collect();
                 self.hub.notify_progress(&ids, &self.out);
-                Ok(())
             }
-            None => Ok(()),
+            None => {}
         }
     }
 
@@ -86,7 +80,12 @@ impl WatchStream {
         let _ = self.out.send(message).await;
     }
 
-    async fn create(&mut self, req: WatchCreateRequest) -> Result<(), StorageError> {
+    /// Answers `created`, then registers the watch. A start revision that
+    /// compaction removed is found by the hub's catch-up, which reads the
+    /// compaction point in the same read as the history and then sends
+    /// `Compacted` (after `created`, as etcd does), so creating a watch
+    /// never touches storage.
+    async fn create(&mut self, req: WatchCreateRequest) {
         let watch_id = if req.watch_id != 0 {
             if self.watches.contains_key(&req.watch_id) {
                 let revision = self.hub.revision();
@@ -96,31 +95,18 @@ impl WatchStream {
                     reason: DUPLICATE_WATCH_ID.to_string(),
                 })
                 .await;
-                return Ok(());
+                return;
             }
             req.watch_id
         } else {
             self.allocate_watch_id()
         };
         let current = self.hub.revision();
-        let compacted = self
-            .db
-            .read(|tx| Ok(SqliteKv::new(tx).revisions()?))
-            .await?
-            .compacted;
         self.send(WatchMessage::Created {
             watch_id,
             revision: current,
         })
         .await;
-        if req.start_revision != 0 && req.start_revision < compacted {
-            self.send(WatchMessage::Compacted {
-                watch_id,
-                compact_revision: compacted,
-            })
-            .await;
-            return Ok(());
-        }
         let has = |filter: FilterType| req.filters.contains(&(filter as i32));
         let canceled = Arc::new(AtomicBool::new(false));
         let watcher = Watcher {
@@ -141,7 +127,7 @@ impl WatchStream {
         };
         let id = self.hub.register(watcher, next);
         self.watches.insert(watch_id, Registered { id, canceled });
-        Ok(())
+        self.hub.counts().watches.fetch_add(1, Ordering::Relaxed);
     }
 
     async fn cancel(&mut self, watch_id: i64) {
@@ -151,6 +137,7 @@ impl WatchStream {
         };
         registered.canceled.store(true, Ordering::Relaxed);
         self.hub.unregister(registered.id);
+        self.hub.counts().watches.fetch_sub(1, Ordering::Relaxed);
         let revision = self.hub.revision();
         self.send(WatchMessage::Canceled {
             watch_id,
@@ -167,6 +154,11 @@ impl Drop for WatchStream {
             registered.canceled.store(true, Ordering::Relaxed);
             self.hub.unregister(registered.id);
         }
+        let counts = self.hub.counts();
+        counts
+            .watches
+            .fetch_sub(self.watches.len(), Ordering::Relaxed);
+        counts.streams.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

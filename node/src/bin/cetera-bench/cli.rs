@@ -124,6 +124,62 @@ pub(crate) enum Workload {
     Txn,
     /// A mix of single-key reads and puts.
     Mixed(MixedArgs),
+    /// Watch delivery: watchers on one prefix while a writer puts --total
+    /// keys under it; reports delivered events/s and the latency from each
+    /// put's send to its event's arrival.
+    Watch(WatchArgs),
+    /// Memory per idle watch: opens watches on keys nobody writes and
+    /// reports the server's resident memory growth (read from
+    /// /proc/<pid>/status, so the server must run on this machine).
+    WatchIdle(IdleArgs),
+}
+
+/// Options of the watch delivery workload. The writer keeps --clients puts
+/// in flight on its own connection (to the leader with --target-leader,
+/// else to the first endpoint); the watch streams are spread over --conns
+/// connections to the endpoints.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// Number of watchers, all on the same prefix.
+    #[arg(long, default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) watchers: u32,
+
+    /// Watch streams the watchers are spread over (default: one each).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) streams: Option<u32>,
+
+    /// The prefix watched and written under.
+    #[arg(long, default_value = "bench-watch/")]
+    pub(crate) prefix: String,
+}
+
+/// Options of the idle watch workload.
+#[derive(Debug, Args)]
+pub(crate) struct IdleArgs {
+    /// Number of watches, each on its own key that nobody writes.
+    #[arg(long, default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) watchers: u32,
+
+    /// Watch streams the watches are spread over.
+    #[arg(long, default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) streams: u32,
+
+    /// Prefix of the watched keys.
+    #[arg(long, default_value = "bench-idle/")]
+    pub(crate) prefix: String,
+
+    /// Process id of the server the watches go to; its VmRSS is read
+    /// before and after opening them.
+    #[arg(long)]
+    pub(crate) rss_pid: Option<u32>,
+
+    /// How long to wait after the last watch is created before reading the
+    /// server's memory (lets it finish allocating and settle).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub(crate) settle: Duration,
 }
 
 /// Options of the read workloads.
@@ -223,6 +279,36 @@ mod tests {
         assert_eq!(cli.opts.endpoints, ["a:1", "b:2"]);
         match cli.workload {
             Workload::Range(r) => assert_eq!(r.consistency, Consistency::Serializable),
+            other => panic!("unexpected workload {other:?}"),
+        }
+    }
+
+    #[test]
+    fn watch_workloads_parse() {
+        let cli = Cli::try_parse_from([
+            "cetera-bench",
+            "watch",
+            "--watchers",
+            "100",
+            "--total",
+            "2000",
+        ])
+        .expect("valid command line");
+        assert_eq!(cli.opts.total, Some(2000));
+        match cli.workload {
+            Workload::Watch(w) => {
+                assert_eq!(w.watchers, 100);
+                assert_eq!(w.streams, None);
+                assert_eq!(w.prefix, "bench-watch/");
+            }
+            other => panic!("unexpected workload {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["cetera-bench", "watch-idle", "--rss-pid", "42"])
+            .expect("valid command line");
+        match cli.workload {
+            Workload::WatchIdle(w) => {
+                assert_eq!((w.watchers, w.streams, w.rss_pid), (10_000, 100, Some(42)));
+            }
             other => panic!("unexpected workload {other:?}"),
         }
     }

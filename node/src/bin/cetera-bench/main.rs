@@ -13,14 +13,18 @@
 //!
 //! The report is one human line, or one JSON line with `--json`.
 //!
+//! The watch workloads (`watch`, `watch-idle`) have phases of their own;
+//! see [`watch`].
+//!
 //! Modules: [`cli`] (flags), [`conn`] (channels, leader discovery), [`keys`]
-//! (preallocated keyspace and key choice), [`workload`] (the clients),
-//! [`stats`] (histograms and the report).
+//! (preallocated keyspace and key choice), [`workload`] (the KV clients),
+//! [`watch`] (the watch workloads), [`stats`] (histograms and the report).
 
 mod cli;
 mod conn;
 mod keys;
 mod stats;
+mod watch;
 mod workload;
 
 use std::process::ExitCode;
@@ -32,6 +36,7 @@ use clap::Parser;
 use crate::cli::{Cli, Consistency, DEFAULT_MAX_DURATION, DEFAULT_TOTAL, Opts, Workload};
 use crate::keys::KeySpace;
 use crate::stats::Report;
+use crate::watch::{DeliveryReport, IdleReport};
 use crate::workload::{Kind, Plan};
 
 fn main() -> ExitCode {
@@ -41,15 +46,48 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     match runtime.block_on(bench(&cli)) {
-        Ok(report) => {
-            print_report(&report, cli.opts.json);
-            if report.stats.ok() == 0 {
+        Ok(outcome) => {
+            outcome.print(cli.opts.json);
+            if !outcome.succeeded() {
                 eprintln!("cetera-bench: no request succeeded");
                 return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),
+    }
+}
+
+/// The report of whichever workload ran.
+enum Outcome {
+    Load(Box<Report>),
+    Watch(Box<DeliveryReport>),
+    Idle(IdleReport),
+}
+
+impl Outcome {
+    /// Whether anything succeeded (the exit status).
+    fn succeeded(&self) -> bool {
+        match self {
+            Self::Load(report) => report.stats.ok() > 0,
+            Self::Watch(report) => report.succeeded(),
+            Self::Idle(_) => true,
+        }
+    }
+
+    /// The human line on stdout, or on stderr with the JSON line on stdout.
+    fn print(&self, json: bool) {
+        let (human, as_json) = match self {
+            Self::Load(report) => (report.human(), report.json()),
+            Self::Watch(report) => (report.human(), report.json()),
+            Self::Idle(report) => (report.human(), report.json()),
+        };
+        if json {
+            eprintln!("{human}");
+            println!("{as_json}");
+        } else {
+            println!("{human}");
+        }
     }
 }
 
@@ -70,7 +108,18 @@ fn build_runtime(threads: Option<u32>) -> Result<tokio::runtime::Runtime> {
 }
 
 /// Connects, runs the workload and returns its report.
-async fn bench(cli: &Cli) -> Result<Report> {
+async fn bench(cli: &Cli) -> Result<Outcome> {
+    match &cli.workload {
+        Workload::Watch(args) => Ok(Outcome::Watch(Box::new(
+            watch::delivery(&cli.opts, args).await?,
+        ))),
+        Workload::WatchIdle(args) => Ok(Outcome::Idle(watch::idle(&cli.opts, args).await?)),
+        _ => Ok(Outcome::Load(Box::new(kv_bench(cli).await?))),
+    }
+}
+
+/// Runs one of the KV workloads.
+async fn kv_bench(cli: &Cli) -> Result<Report> {
     let opts = &cli.opts;
     let endpoints = if opts.target_leader {
         vec![conn::find_leader(&opts.endpoints, opts.timeout).await?]
@@ -107,6 +156,9 @@ fn plan(opts: &Opts, workload: &Workload) -> Result<Plan> {
             },
             !mixed.read.skip_populate,
         ),
+        Workload::Watch(_) | Workload::WatchIdle(_) => {
+            anyhow::bail!("the watch workloads have no KV plan")
+        }
     };
     let total = match (opts.total, opts.duration) {
         (Some(total), _) => total,
@@ -140,15 +192,7 @@ fn workload_name(workload: &Workload) -> String {
         Workload::Txn => "txn".into(),
         Workload::Range(read) => format!("range-{}", suffix(read.consistency)),
         Workload::Mixed(mixed) => format!("mixed-{}", suffix(mixed.read.consistency)),
-    }
-}
-
-/// The human line on stdout, or on stderr with the JSON line on stdout.
-fn print_report(report: &Report, json: bool) {
-    if json {
-        eprintln!("{}", report.human());
-        println!("{}", report.json());
-    } else {
-        println!("{}", report.human());
+        Workload::Watch(_) => "watch".into(),
+        Workload::WatchIdle(_) => "watch-idle".into(),
     }
 }

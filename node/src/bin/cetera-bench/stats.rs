@@ -81,8 +81,18 @@ impl Stats {
     }
 
     /// The latency at `quantile` (0.0 to 1.0) in milliseconds.
-    fn quantile_ms(&self, quantile: f64) -> f64 {
+    pub(crate) fn quantile_ms(&self, quantile: f64) -> f64 {
         us_to_ms(self.latency_us.value_at_quantile(quantile))
+    }
+
+    /// The mean latency in milliseconds.
+    pub(crate) fn mean_ms(&self) -> f64 {
+        self.latency_us.mean() / 1000.0
+    }
+
+    /// The largest latency in milliseconds.
+    pub(crate) fn max_ms(&self) -> f64 {
+        us_to_ms(self.latency_us.max())
     }
 }
 
@@ -171,7 +181,7 @@ impl Report {
     }
 }
 
-fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
