@@ -173,7 +173,16 @@ async fn member_update_moves_a_member_to_new_peer_urls(flavor: Flavor) -> Result
             }),
         "unexpected output: {out}"
     );
-    let listed = cluster.etcdctl_ok(&["member", "list"]).await?;
+    // Members learn of the change as it commits on them: poll, since
+    // etcdctl asks any one of them.
+    let mut listed = String::new();
+    for _ in 0..50 {
+        listed = cluster.etcdctl_ok(&["member", "list"]).await?;
+        if listed.contains(&new_url) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     ensure!(
         listed.contains(&new_url),
         "member list lacks {new_url}:\n{listed}"
