@@ -129,3 +129,23 @@ mod tests {
         );
     }
 }
+
+impl Command {
+    /// About how many bytes the command takes in a log entry (client
+    /// requests exactly, the small fixed-size commands roughly): what
+    /// batching and RPC size limits count.
+    pub fn approx_size(&self) -> usize {
+        use prost::Message as _;
+        match self {
+            Command::Put(r) => r.encoded_len(),
+            Command::DeleteRange(r) => r.encoded_len(),
+            Command::Txn(r) => r.encoded_len(),
+            Command::Compact(r) => r.encoded_len(),
+            Command::Batch(commands) => commands.iter().map(Command::approx_size).sum(),
+            Command::PublishMember(_)
+            | Command::LeaseGrant { .. }
+            | Command::LeaseRevoke { .. }
+            | Command::Alarm { .. } => 64,
+        }
+    }
+}

@@ -8,7 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::EntryPayload;
+use openraft::error::{
+    InstallSnapshotError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -17,7 +20,7 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{MemberId, MemberNode, TypeConfig};
+use super::{Entry, MemberId, MemberNode, TypeConfig};
 use crate::server::PeerStats;
 
 /// The header that carries the sender's cluster id (hex).
@@ -209,12 +212,40 @@ impl PeerConnection {
     }
 }
 
+/// Bytes of entries in one AppendEntries at most. openraft bounds each
+/// append RPC by the heartbeat interval, so a follower far behind must be
+/// fed in pieces it can take and fsync in time (a single larger entry still
+/// goes alone).
+const MAX_APPEND_BYTES: usize = 1024 * 1024;
+
+/// `None` when `entries` fit in `limit` bytes (or are a single entry);
+/// otherwise how many of them do (at least one).
+fn entries_within(entries: &[Entry], limit: usize) -> Option<u64> {
+    let mut total = 0;
+    for (i, entry) in entries.iter().enumerate() {
+        total += match &entry.payload {
+            EntryPayload::Normal(command) => command.approx_size(),
+            _ => 256,
+        };
+        if total > limit && entries.len() > 1 {
+            return Some(i.max(1) as u64);
+        }
+    }
+    None
+}
+
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<MemberId>, RaftError<MemberId>> {
+        if let Some(fits) = entries_within(&rpc.entries, MAX_APPEND_BYTES) {
+            // openraft retries at once with at most `fits` entries.
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fits),
+            ));
+        }
         self.stats.count_sent_append();
         let started = std::time::Instant::now();
         let answer = self.rpc(paths::APPEND, &rpc, &option).await;
@@ -238,5 +269,34 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> RpcResult<VoteResponse<MemberId>, RaftError<MemberId>> {
         self.rpc(paths::VOTE, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::etcdserverpb::PutRequest;
+    use crate::raft::Command;
+
+    fn put_of(bytes: usize) -> Entry {
+        Entry {
+            log_id: Default::default(),
+            payload: EntryPayload::Normal(Command::Put(PutRequest {
+                key: b"k".to_vec(),
+                value: vec![0; bytes],
+                ..Default::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn appends_are_cut_to_what_fits_but_never_to_nothing() {
+        let small: Vec<Entry> = (0..10).map(|_| put_of(1000)).collect();
+        assert_eq!(entries_within(&small, MAX_APPEND_BYTES), None);
+        let big: Vec<Entry> = (0..5).map(|_| put_of(400_000)).collect();
+        assert_eq!(entries_within(&big, MAX_APPEND_BYTES), Some(2));
+        let huge = vec![put_of(3_000_000), put_of(10)];
+        assert_eq!(entries_within(&huge, MAX_APPEND_BYTES), Some(1));
+        assert_eq!(entries_within(&huge[..1], MAX_APPEND_BYTES), None);
     }
 }

@@ -17,7 +17,6 @@
 use std::sync::Arc;
 
 use openraft::error::{ClientWriteError, RaftError};
-use prost::Message;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::raft::{Command, CommandResult, Raft};
@@ -114,21 +113,6 @@ impl Proposer {
     }
 }
 
-/// The size a command adds to an entry.
-fn encoded_size(command: &Command) -> usize {
-    match command {
-        Command::Put(r) => r.encoded_len(),
-        Command::DeleteRange(r) => r.encoded_len(),
-        Command::Txn(r) => r.encoded_len(),
-        Command::Compact(r) => r.encoded_len(),
-        Command::Batch(commands) => commands.iter().map(encoded_size).sum(),
-        Command::PublishMember(_)
-        | Command::LeaseGrant { .. }
-        | Command::LeaseRevoke { .. }
-        | Command::Alarm { .. } => 64,
-    }
-}
-
 async fn run(
     raft: Raft,
     mut pending: mpsc::UnboundedReceiver<Pending>,
@@ -145,11 +129,11 @@ async fn run(
         if gate.wait_for(|held| !held).await.is_err() {
             return;
         }
-        let mut bytes = encoded_size(&first.command);
+        let mut bytes = first.command.approx_size();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             let Ok(next) = pending.try_recv() else { break };
-            bytes += encoded_size(&next.command);
+            bytes += next.command.approx_size();
             batch.push(next);
         }
         let raft = raft.clone();
