@@ -106,6 +106,26 @@ mod prost_bytes {
     }
 }
 
+impl Command {
+    /// About how many bytes the command takes in a log entry (client
+    /// requests exactly, the small fixed-size commands roughly): what
+    /// batching and RPC size limits count.
+    pub fn approx_size(&self) -> usize {
+        use prost::Message as _;
+        match self {
+            Command::Put(r) => r.encoded_len(),
+            Command::DeleteRange(r) => r.encoded_len(),
+            Command::Txn(r) => r.encoded_len(),
+            Command::Compact(r) => r.encoded_len(),
+            Command::Batch(commands) => commands.iter().map(Command::approx_size).sum(),
+            Command::PublishMember(_)
+            | Command::LeaseGrant { .. }
+            | Command::LeaseRevoke { .. }
+            | Command::Alarm { .. } => 64,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,25 +147,5 @@ mod tests {
             postcard::from_bytes::<CommandResult>(&bytes).unwrap(),
             rejected
         );
-    }
-}
-
-impl Command {
-    /// About how many bytes the command takes in a log entry (client
-    /// requests exactly, the small fixed-size commands roughly): what
-    /// batching and RPC size limits count.
-    pub fn approx_size(&self) -> usize {
-        use prost::Message as _;
-        match self {
-            Command::Put(r) => r.encoded_len(),
-            Command::DeleteRange(r) => r.encoded_len(),
-            Command::Txn(r) => r.encoded_len(),
-            Command::Compact(r) => r.encoded_len(),
-            Command::Batch(commands) => commands.iter().map(Command::approx_size).sum(),
-            Command::PublishMember(_)
-            | Command::LeaseGrant { .. }
-            | Command::LeaseRevoke { .. }
-            | Command::Alarm { .. } => 64,
-        }
     }
 }
