@@ -35,6 +35,7 @@ flavor_tests!(
     lock_and_elect_interoperate_with_etcdctl,
     snapshot_save_and_status_match_etcdctl,
     check_perf_passes_on_a_healthy_cluster,
+    bench_counts_every_request,
 );
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -1001,5 +1002,120 @@ async fn check_perf_passes_on_a_healthy_cluster(flavor: Flavor) -> Result<()> {
         .etcdctl_ok(&["get", "/etcdctl-check-perf/", "--prefix", "--keys-only"])
         .await?;
     assert_eq!(left, "", "check perf deletes its keys");
+    Ok(())
+}
+
+/// What a `ceteractl bench` summary says, read the way a person reads
+/// etcd's benchmark output.
+#[derive(Debug)]
+struct BenchSummary {
+    requests_per_sec: f64,
+    /// The counts of the latency histogram's rows, summed.
+    histogram_requests: u64,
+    /// The counts of the error distribution, summed.
+    failed_requests: u64,
+    percentiles: Vec<String>,
+}
+
+fn parse_bench_summary(text: &str) -> Result<BenchSummary> {
+    let mut section = "";
+    let mut summary = BenchSummary {
+        requests_per_sec: -1.0,
+        histogram_requests: 0,
+        failed_requests: 0,
+        percentiles: Vec::new(),
+    };
+    let count = |line: &str| -> Result<u64> {
+        let inner = line.split_once('[').and_then(|(_, r)| r.split_once(']'));
+        Ok(inner.context("no [count]")?.0.parse()?)
+    };
+    for line in text.lines() {
+        let Some(item) = line.strip_prefix("  ") else {
+            section = line;
+            continue;
+        };
+        match section {
+            "Summary:" => {
+                let (name, value) = item.split_once(":\t").context("summary line")?;
+                if name == "Requests/sec" {
+                    summary.requests_per_sec = value.parse()?;
+                } else {
+                    ensure!(value.ends_with(" secs."), "{line:?}");
+                }
+            }
+            "Response time histogram:" => summary.histogram_requests += count(item)?,
+            "Latency distribution:" => {
+                let (p, rest) = item.split_once("% in ").context("percentile line")?;
+                ensure!(rest.ends_with(" secs."), "{line:?}");
+                summary.percentiles.push(p.to_string());
+            }
+            "Error distribution:" => summary.failed_requests += count(item)?,
+            other => bail!("unexpected section {other:?} in {text}"),
+        }
+    }
+    Ok(summary)
+}
+
+/// Every bench subcommand against a 3-member cluster: the summary parses
+/// and accounts for every request it was asked to send.
+async fn bench_counts_every_request(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let ep = cluster.endpoints();
+    let total = 40;
+    let knobs = [
+        "--total=40",
+        "--clients=4",
+        "--conns=2",
+        "--key-size=4",
+        "--val-size=16",
+        "--key-space-size=10",
+        "--prefix=bench/",
+    ];
+    for workload in [
+        &["bench", "put"][..],
+        &["bench", "get", "--consistency=l"],
+        &["bench", "get", "--consistency=s"],
+        &["bench", "txn"],
+        &["bench", "watch"],
+    ] {
+        let args: Vec<&str> = workload.iter().chain(&knobs).copied().collect();
+        let out = ceteractl(&ep, &args, None).await?;
+        let text = out.ok()?;
+        let summary = parse_bench_summary(&text).with_context(|| format!("{args:?}:\n{text}"))?;
+        ensure!(
+            summary.histogram_requests == total && summary.failed_requests == 0,
+            "{args:?} counted {summary:?}:\n{text}"
+        );
+        ensure!(summary.requests_per_sec > 0.0, "{text}");
+        assert_eq!(
+            summary.percentiles,
+            ["10", "25", "50", "75", "90", "95", "99", "99.9"]
+        );
+    }
+    // The keys it wrote are under the prefix and nowhere else.
+    let keys = ceteractl(&ep, &["get", "bench/", "--prefix", "--count-only"], None).await?;
+    assert_eq!(keys.ok()?, "10\n");
+    let all = ceteractl(&ep, &["get", "", "--from-key", "--count-only"], None).await?;
+    assert_eq!(all.ok()?, "10\n");
+    // The watch workload needs one key per client.
+    let out = ceteractl(&ep, &["bench", "watch", "--clients=3", "--key-space-size=2"], None).await?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("at least one key per client"), "{}", out.stderr);
+    Ok(())
+}
+
+#[tokio::test]
+async fn completion_scripts_name_the_subcommands() -> Result<()> {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ceteractl("", &["completion", shell], None).await?;
+        let script = out.ok()?;
+        for word in ["get", "put", "member", "snapshot", "bench", "import", "completion"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let bash = ceteractl("", &["completion", "bash"], None).await?.ok()?;
+    assert!(bash.contains("complete -F _ceteractl"), "{bash}");
+    let bad = ceteractl("", &["completion", "tcsh"], None).await?;
+    assert_ne!(bad.status.code(), Some(0));
     Ok(())
 }

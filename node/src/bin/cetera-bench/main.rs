@@ -13,15 +13,10 @@
 //!
 //! The report is one human line, or one JSON line with `--json`.
 //!
-//! Modules: [`cli`] (flags), [`conn`] (channels, leader discovery), [`keys`]
-//! (preallocated keyspace and key choice), [`workload`] (the clients),
-//! [`stats`] (histograms and the report).
+//! [`cli`] holds the flags; the load itself (connections, keyspace, clients,
+//! histograms) is the library's `cetera::bench`, shared with `ceteractl bench`.
 
 mod cli;
-mod conn;
-mod keys;
-mod stats;
-mod workload;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,10 +24,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
+use cetera::bench::{KeySpace, Kind, Plan, Report, conn, workload};
+
 use crate::cli::{Cli, Consistency, DEFAULT_MAX_DURATION, DEFAULT_TOTAL, Opts, Workload};
-use crate::keys::KeySpace;
-use crate::stats::Report;
-use crate::workload::{Kind, Plan};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -116,6 +110,7 @@ fn plan(opts: &Opts, workload: &Workload) -> Result<Plan> {
     Ok(Plan {
         kind,
         keys: KeySpace::new(
+            "",
             opts.keyspace,
             opts.key_size as usize,
             opts.val_size as usize,
