@@ -1098,9 +1098,18 @@ async fn bench_counts_every_request(flavor: Flavor) -> Result<()> {
     let all = ceteractl(&ep, &["get", "", "--from-key", "--count-only"], None).await?;
     assert_eq!(all.ok()?, "10\n");
     // The watch workload needs one key per client.
-    let out = ceteractl(&ep, &["bench", "watch", "--clients=3", "--key-space-size=2"], None).await?;
+    let out = ceteractl(
+        &ep,
+        &["bench", "watch", "--clients=3", "--key-space-size=2"],
+        None,
+    )
+    .await?;
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(out.stderr.contains("at least one key per client"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("at least one key per client"),
+        "{}",
+        out.stderr
+    );
     Ok(())
 }
 
@@ -1109,7 +1118,15 @@ async fn completion_scripts_name_the_subcommands() -> Result<()> {
     for shell in ["bash", "zsh", "fish"] {
         let out = ceteractl("", &["completion", shell], None).await?;
         let script = out.ok()?;
-        for word in ["get", "put", "member", "snapshot", "bench", "import", "completion"] {
+        for word in [
+            "get",
+            "put",
+            "member",
+            "snapshot",
+            "bench",
+            "import",
+            "completion",
+        ] {
             assert!(script.contains(word), "{shell} completion lacks {word}");
         }
     }
@@ -1117,5 +1134,71 @@ async fn completion_scripts_name_the_subcommands() -> Result<()> {
     assert!(bash.contains("complete -F _ceteractl"), "{bash}");
     let bad = ceteractl("", &["completion", "tcsh"], None).await?;
     assert_ne!(bad.status.code(), Some(0));
+    Ok(())
+}
+
+/// `scripts/resize-demo.sh` grows a cluster 1 -> 3 and shrinks it to 2 with
+/// ceteractl alone, on the binaries under test and on leased ports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_demo_script_ends_with_two_voters() -> Result<()> {
+    let bin_dir = tests::binaries::cetera_bin()?
+        .parent()
+        .context("cetera has no directory")?
+        .to_path_buf();
+    ensure!(
+        bin_dir.join("ceteractl").is_file(),
+        "ceteractl is not next to cetera in {}",
+        bin_dir.display()
+    );
+    let leases = tests::ports::lease_many(6)?;
+    // The script binds them itself; the leases keep other tests off them.
+    let ports: Vec<String> = leases.iter().map(|l| l.port().to_string()).collect();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/resize-demo.sh");
+    let run = Command::new("bash")
+        .arg(script)
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .arg(format!("--ports={}", ports.join(",")))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .context("resize-demo.sh did not finish")??;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(output.status.success(), "{stdout}\n{stderr}");
+    let (_, last) = stdout
+        .rsplit_once("== final member list\n")
+        .with_context(|| format!("no final member list in:\n{stdout}"))?;
+    let members: Vec<Vec<&str>> = last
+        .lines()
+        .map(|line| line.split(", ").collect())
+        .collect();
+    let names: Vec<&str> = members.iter().map(|m| m[2]).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ["m1", "m2"], "{last}");
+    for member in &members {
+        assert_eq!(member.len(), 6, "{last}");
+        assert_eq!(member[1], "started", "{last}");
+        assert_eq!(
+            member[5], "false",
+            "m{} is still a learner: {last}",
+            member[2]
+        );
+    }
+    assert!(
+        stdout.contains("\nhello\n"),
+        "the key written first survives"
+    );
+    // Every member it started is gone: the client ports are free again.
+    for port in ports.iter().step_by(2) {
+        let port: u16 = port.parse()?;
+        ensure!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "something still listens on {port}"
+        );
+    }
     Ok(())
 }

@@ -39,7 +39,9 @@ pub enum BenchError {
     },
     #[error("no endpoint reports itself as the leader{0}")]
     NoLeader(String),
-    #[error("--key-size {key_size} is too small for a keyspace of {count} keys: need at least {digits} bytes")]
+    #[error(
+        "--key-size {key_size} is too small for a keyspace of {count} keys: need at least {digits} bytes"
+    )]
     KeySizeTooSmall {
         key_size: usize,
         count: u64,
@@ -47,12 +49,11 @@ pub enum BenchError {
     },
     #[error("a keyspace of {0} keys does not fit in memory")]
     KeySpaceTooLarge(u64),
-    #[error("the watch workload needs at least one key per client ({clients} clients, {keys} keys)")]
+    #[error(
+        "the watch workload needs at least one key per client ({clients} clients, {keys} keys)"
+    )]
     TooFewKeysToWatch { clients: usize, keys: usize },
     /// A request of the unmeasured setup phase failed.
     #[error("{what}: {source}")]
-    Setup {
-        what: String,
-        source: tonic::Status,
-    },
+    Setup { what: String, source: tonic::Status },
 }

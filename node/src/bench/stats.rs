@@ -238,7 +238,10 @@ impl Report {
             // hdrhistogram stores values in equivalence ranges; clamp so the
             // range's representative never falls outside [min, max].
             let value = h.highest_equivalent(v.value_iterated_to()).clamp(min, max);
-            let slot = uppers.iter().position(|u| value <= *u).unwrap_or(uppers.len() - 1);
+            let slot = uppers
+                .iter()
+                .position(|u| value <= *u)
+                .unwrap_or(uppers.len() - 1);
             counts[slot] += v.count_at_value();
         }
         let most = counts.iter().copied().max().unwrap_or(0).max(1);
@@ -306,7 +309,10 @@ mod tests {
         let p99 = json["p99_ms"].as_f64().unwrap();
         assert!((98.0..=100.0).contains(&p99), "{p99}");
         let summary = report.summary();
-        assert!(summary.contains("\n  Requests/sec:\t50.0000\n"), "{summary}");
+        assert!(
+            summary.contains("\n  Requests/sec:\t50.0000\n"),
+            "{summary}"
+        );
         assert!(summary.contains("\n  99.9% in 0.1"), "{summary}");
         assert!(summary.contains("\n  [1]\tDeadlineExceeded\n"), "{summary}");
         assert_eq!(histogram_total(&summary), 100, "{summary}");

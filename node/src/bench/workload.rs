@@ -12,17 +12,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::kv_client::KvClient;
-use crate::proto::etcdserverpb::watch_client::WatchClient;
-use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::request_op::Request;
 use crate::proto::etcdserverpb::response_op::Response;
+use crate::proto::etcdserverpb::watch_client::WatchClient;
+use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::{
     Compare, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse, WatchCreateRequest,
     WatchRequest, WatchResponse,
 };
+use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
@@ -44,9 +44,14 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
     Put,
-    Range { serializable: bool },
+    Range {
+        serializable: bool,
+    },
     Txn,
-    Mixed { serializable: bool, read_ratio: f64 },
+    Mixed {
+        serializable: bool,
+        read_ratio: f64,
+    },
     /// Put a key the client watches and wait for its event.
     Watch,
 }
@@ -317,7 +322,11 @@ impl Client {
             match events.message().await? {
                 Some(response) if response.created => break,
                 Some(_) => {}
-                None => return Err(Status::unavailable("watch stream ended before it was created")),
+                None => {
+                    return Err(Status::unavailable(
+                        "watch stream ended before it was created",
+                    ));
+                }
             }
         }
         Ok(WatchStream {

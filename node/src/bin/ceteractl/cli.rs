@@ -558,9 +558,10 @@ async fn run_command(ctx: &Ctx, command: Command) -> CtlResult<()> {
         Command::Export(a) => crate::bulk::export(ctx, a).await,
         Command::Discovery(c) => crate::discovery::run(c).await,
         Command::Bench(c) => crate::bench::run(ctx, c).await,
-        Command::Version | Command::Completion { .. } | Command::Endpoint(_) | Command::Watch(_) => {
-            Ok(())
-        }
+        Command::Version
+        | Command::Completion { .. }
+        | Command::Endpoint(_)
+        | Command::Watch(_) => Ok(()),
     }
 }
 
