@@ -38,6 +38,40 @@ flavor_tests!(
     bench_counts_every_request,
 );
 
+/// The 100,000-key import tests. Real etcd passes them in about ten seconds
+/// each. cetera does not yet: its Raft AppendEntries RPC is bounded by the
+/// heartbeat interval (openraft's default, 50 ms in the harness), and a
+/// backlog of 128-put transactions (about 37 kB each, up to 300 per RPC)
+/// does not replicate within it on a loaded machine, so replication backs
+/// off and the import's transactions end with `etcdserver: request timed
+/// out` (docs/benchmarks.md, "ceteractl import"). Run them with
+/// `--run-ignored all` once the server bounds its RPCs by size.
+mod bulk_import {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_etcd_import_of_100k_keys_round_trips() -> Result<()> {
+        import_of_100k_keys_round_trips(Flavor::Etcd).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_etcd_import_killed_and_resumed_loses_and_duplicates_nothing() -> Result<()> {
+        import_killed_and_resumed_loses_and_duplicates_nothing(Flavor::Etcd).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "cetera's heartbeat-bound AppendEntries times out under bulk load (see the module doc)"]
+    async fn on_cetera_import_of_100k_keys_round_trips() -> Result<()> {
+        import_of_100k_keys_round_trips(Flavor::Cetera).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "cetera's heartbeat-bound AppendEntries times out under bulk load (see the module doc)"]
+    async fn on_cetera_import_killed_and_resumed_loses_and_duplicates_nothing() -> Result<()> {
+        import_killed_and_resumed_loses_and_duplicates_nothing(Flavor::Cetera).await
+    }
+}
+
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `ceteractl --endpoints=<endpoints> <args>` with the same timeouts
@@ -1200,5 +1234,148 @@ async fn resize_demo_script_ends_with_two_voters() -> Result<()> {
             "something still listens on {port}"
         );
     }
+    Ok(())
+}
+
+/// Keys in the large import tests.
+const MANY_KEYS: usize = 100_000;
+
+/// `MANY_KEYS` NDJSON records under `prefix` with 256-byte values, in key
+/// order (so an export gives back the same bytes).
+fn many_keys_ndjson(prefix: &str) -> String {
+    let value = "v".repeat(256);
+    let mut text = String::with_capacity(MANY_KEYS * 300);
+    for i in 0..MANY_KEYS {
+        text.push_str(&format!(
+            "{{\"key\":\"{prefix}{i:06}\",\"value\":\"{value}\"}}\n"
+        ));
+    }
+    text
+}
+
+/// `(keys, keys whose version is not 1)` under `prefix`, read page by page.
+async fn count_keys_and_rewrites(cluster: &TestCluster, prefix: &str) -> Result<(usize, usize)> {
+    let mut kv = cluster.kv(0)?;
+    let end = tests::kv::prefix_end(prefix.as_bytes());
+    let mut from = prefix.as_bytes().to_vec();
+    let (mut keys, mut rewritten) = (0, 0);
+    loop {
+        let page = tests::kv::range(
+            &mut kv,
+            cetera::proto::etcdserverpb::RangeRequest {
+                key: from.clone(),
+                range_end: end.clone(),
+                keys_only: true,
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .await?;
+        keys += page.kvs.len();
+        rewritten += page.kvs.iter().filter(|kv| kv.version != 1).count();
+        match page.kvs.last() {
+            Some(last) if page.more => {
+                from = last.key.clone();
+                from.push(0);
+            }
+            _ => return Ok((keys, rewritten)),
+        }
+    }
+}
+
+/// 100,000 keys into a 3-member cluster and back out, byte for byte.
+async fn import_of_100k_keys_round_trips(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let ep = cluster.endpoints();
+    let dir = tempfile::tempdir()?;
+    let input = many_keys_ndjson("big/");
+    let file = dir.path().join("big.ndjson");
+    std::fs::write(&file, &input)?;
+    let file = file.to_string_lossy().to_string();
+    let out = ceteractl(&ep, &["import", &file], None).await?;
+    let text = out.ok()?;
+    assert!(text.starts_with("imported 100000 keys in "), "{text}");
+    assert_eq!(
+        count_keys_and_rewrites(&cluster, "big/").await?,
+        (MANY_KEYS, 0)
+    );
+    let exported = dir.path().join("out.ndjson");
+    let exported = exported.to_string_lossy().to_string();
+    ceteractl(&ep, &["export", "--prefix", "big/", "-o", &exported], None)
+        .await?
+        .ok()?;
+    let back = std::fs::read_to_string(&exported)?;
+    ensure!(
+        back.len() == input.len(),
+        "export is {} bytes, input {}",
+        back.len(),
+        input.len()
+    );
+    ensure!(back == input, "export differs from the input");
+    Ok(())
+}
+
+/// An import killed with SIGKILL part way, then run again with
+/// `--skip-existing`: every key ends up written exactly once.
+async fn import_killed_and_resumed_loses_and_duplicates_nothing(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let ep = cluster.endpoints();
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("big.ndjson");
+    std::fs::write(&file, many_keys_ndjson("cut/"))?;
+    let file = file.to_string_lossy().to_string();
+    // One transaction in flight, so the kill lands well before the end.
+    let mut child = Command::new(ceteractl_bin()?)
+        .arg(format!("--endpoints={ep}"))
+        .args(["import", &file, "--concurrency=1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut kv = cluster.kv(0)?;
+    let count_request = || cetera::proto::etcdserverpb::RangeRequest {
+        key: b"cut/".to_vec(),
+        range_end: tests::kv::prefix_end(b"cut/"),
+        count_only: true,
+        ..Default::default()
+    };
+    let mut seen = 0;
+    for _ in 0..1200 {
+        seen = tests::kv::range(&mut kv, count_request()).await?.count;
+        if seen >= 5_000 || child.try_wait()?.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(seen >= 5_000, "the import wrote only {seen} keys");
+    child.start_kill()?; // SIGKILL
+    let status = child.wait().await?;
+    ensure!(
+        !status.success(),
+        "the import finished before it was killed"
+    );
+    let (written, rewritten) = count_keys_and_rewrites(&cluster, "cut/").await?;
+    ensure!(
+        written < MANY_KEYS && rewritten == 0,
+        "after the kill: {written} keys, {rewritten} rewritten"
+    );
+    let out = ceteractl(&ep, &["import", &file, "--skip-existing"], None).await?;
+    let text = out.ok()?;
+    // A transaction in flight at the kill may still commit after the count
+    // above, so the resume may skip a few more keys than were counted.
+    let number_after = |marker: &str| -> Result<usize> {
+        let rest = text.split_once(marker).context("marker")?.1;
+        Ok(rest.split_whitespace().next().context("number")?.parse()?)
+    };
+    let (imported, skipped) = (number_after("imported ")?, number_after("skipped ")?);
+    ensure!(
+        imported + skipped == MANY_KEYS && skipped >= written,
+        "{text} (after the kill: {written} keys)"
+    );
+    assert_eq!(
+        count_keys_and_rewrites(&cluster, "cut/").await?,
+        (MANY_KEYS, 0)
+    );
     Ok(())
 }
