@@ -17,8 +17,11 @@
 //! - [`storage`]: the member's SQLite database.
 //! - [`proto`]: wire types generated from our own `.proto` files.
 //! - [`histogram`]: the Prometheus histogram `/metrics` renders.
+//! - [`bench`]: the etcd-API load generator behind `cetera-bench` and
+//!   `ceteractl bench` (a client of the wire API, not of the server).
 
 pub mod api;
+pub mod bench;
 pub mod cluster;
 pub mod concurrency;
 pub mod config;

@@ -7,11 +7,9 @@
 //! - Read-only commands run against one cluster and compare byte for byte
 //!   (only `took` durations are masked).
 //!
-//! Tests made with `flavor_tests!` run on etcd and on cetera: they cover
-//! what cetera serves today (KV and Maintenance.Status). The `etcd_only`
-//! tests cover Lease, Watch, Cluster, the rest of Maintenance, lock, elect
-//! and snapshots, which cetera does not serve yet: they run against real
-//! etcd only for now and should become flavor tests as cetera grows.
+//! Every test runs twice through `flavor_tests!`: on real etcd, where it
+//! proves ceteractl behaves like etcdctl, and on cetera, where it proves
+//! ceteractl and etcdctl agree against our own server too.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -31,7 +29,48 @@ flavor_tests!(
     errors_and_exit_codes_match_etcdctl,
     environment_variables_follow_etcdctl,
     import_export_round_trip,
+    cluster_commands_match_etcdctl,
+    lease_commands_match_etcdctl,
+    watch_prints_what_etcdctl_prints,
+    lock_and_elect_interoperate_with_etcdctl,
+    snapshot_save_and_status_match_etcdctl,
+    check_perf_passes_on_a_healthy_cluster,
+    bench_counts_every_request,
 );
+
+/// The 100,000-key import tests. Real etcd passes them in about ten seconds
+/// each. cetera does not yet: its Raft AppendEntries RPC is bounded by the
+/// heartbeat interval (openraft's default, 50 ms in the harness), and a
+/// backlog of 128-put transactions (about 37 kB each, up to 300 per RPC)
+/// does not replicate within it on a loaded machine, so replication backs
+/// off and the import's transactions end with `etcdserver: request timed
+/// out` (docs/benchmarks.md, "ceteractl import"). Run them with
+/// `--run-ignored all` once the server bounds its RPCs by size.
+mod bulk_import {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_etcd_import_of_100k_keys_round_trips() -> Result<()> {
+        import_of_100k_keys_round_trips(Flavor::Etcd).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_etcd_import_killed_and_resumed_loses_and_duplicates_nothing() -> Result<()> {
+        import_killed_and_resumed_loses_and_duplicates_nothing(Flavor::Etcd).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "cetera's heartbeat-bound AppendEntries times out under bulk load (see the module doc)"]
+    async fn on_cetera_import_of_100k_keys_round_trips() -> Result<()> {
+        import_of_100k_keys_round_trips(Flavor::Cetera).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "cetera's heartbeat-bound AppendEntries times out under bulk load (see the module doc)"]
+    async fn on_cetera_import_killed_and_resumed_loses_and_duplicates_nothing() -> Result<()> {
+        import_killed_and_resumed_loses_and_duplicates_nothing(Flavor::Cetera).await
+    }
+}
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -478,19 +517,16 @@ async fn environment_variables_follow_etcdctl(flavor: Flavor) -> Result<()> {
     let out = ceteractl_env(&ep, &["get", "env"], None, &[("ETCDCTL_API", "5")]).await?;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(out.stderr, "unsupported API version 5\n");
-    // `endpoint` reads ETCDCTL_CLUSTER for its --cluster flag (etcd only:
-    // it needs MemberList).
-    if flavor == Flavor::Etcd {
-        let bare = ep.trim_start_matches("http://");
-        let plain = ceteractl(bare, &["endpoint", "status"], None).await?;
-        assert!(plain.ok()?.starts_with("127.0.0.1:"));
-        let env = [("ETCDCTL_CLUSTER", "true")];
-        let listed = ceteractl_env(bare, &["endpoint", "status"], None, &env).await?;
-        assert!(
-            listed.ok()?.starts_with("http://"),
-            "--cluster lists client URLs"
-        );
-    }
+    // `endpoint` reads ETCDCTL_CLUSTER for its --cluster flag.
+    let bare = ep.trim_start_matches("http://");
+    let plain = ceteractl(bare, &["endpoint", "status"], None).await?;
+    assert!(plain.ok()?.starts_with("127.0.0.1:"));
+    let env = [("ETCDCTL_CLUSTER", "true")];
+    let listed = ceteractl_env(bare, &["endpoint", "status"], None, &env).await?;
+    assert!(
+        listed.ok()?.starts_with("http://"),
+        "--cluster lists client URLs"
+    );
     Ok(())
 }
 
@@ -581,439 +617,765 @@ async fn import_export_round_trip(flavor: Flavor) -> Result<()> {
     Ok(())
 }
 
-// ---- etcd only (the server does not serve these RPCs yet) ----
-
-mod etcd_only {
-    use super::*;
-
-    /// Member, endpoint and maintenance commands on a 3-member cluster, read
-    /// by both tools from the same cluster.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn cluster_commands_match_etcdctl() -> Result<()> {
-        let cluster = TestCluster::start(Flavor::Etcd, 3).await?;
-        let ep = cluster.endpoints();
-        // One endpoint, so that the same member answers both tools.
-        let first = cluster.client_url(0);
-        let reads: &[&[&str]] = &[
-            &["member", "list"],
-            &["member", "list", "-w", "json"],
-            &["member", "list", "-w", "table"],
-            &["member", "list", "-w", "fields"],
-            &["member", "list", "-w", "protobuf"],
-            &["endpoint", "status", "--cluster", "-w", "table"],
-            &["endpoint", "status", "--cluster", "-w", "json"],
-            &["endpoint", "hashkv", "--cluster"],
-            &["endpoint", "hashkv", "-w", "json"],
-            &["endpoint", "hashkv", "-w", "table"],
-            &["endpoint", "hashkv", "-w", "fields"],
-            &["alarm", "list"],
-            &["alarm", "list", "-w", "json"],
-            &["alarm", "disarm"],
-            &["defrag"],
-            &["defrag", "--cluster"],
-        ];
-        let mut failures = String::new();
-        for args in reads {
-            let e = cluster.etcdctl_at(0, args, None).await?;
-            let c = ceteractl(&first, args, None).await?;
-            let (te, tc) = (transcript(&e, &[], &[]), transcript(&c, &[], &[]));
-            if te != tc {
-                failures.push_str(&format!("$ {}\n{}\n", args.join(" "), line_diff(&te, &tc)));
-            }
-        }
-        ensure!(failures.is_empty(), "(- etcdctl, + ceteractl):\n{failures}");
-
-        // Membership changes: a learner that never starts is added,
-        // updated, refused promotion and removed, by each tool in turn.
-        let ids = ids(&cluster).await?;
-        let mut transcripts = Vec::new();
-        for tool in ["etcdctl", "ceteractl"] {
-            // Each tool adds its own learner (etcd may still be forgetting
-            // the first one's peer URL when the second is added).
-            let host = if tool == "etcdctl" {
-                "learner-a"
-            } else {
-                "learner-b"
-            };
-            let update_urls = format!("--peer-urls=http://{host}:2");
-            let run = |args: Vec<String>| {
-                let ep = ep.clone();
-                let cluster = &cluster;
-                async move {
-                    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-                    if tool == "etcdctl" {
-                        cluster.etcdctl(&refs, None).await
-                    } else {
-                        ceteractl(&ep, &refs, None).await
-                    }
-                }
-            };
-            // etcd refuses reconfiguration until its members have been
-            // connected for a few seconds ("unhealthy cluster").
-            let mut attempts = 0;
-            let add = loop {
-                let add = run(vec![
-                    "member".into(),
-                    "add".into(),
-                    "learner".into(),
-                    "--learner".into(),
-                    format!("--peer-urls=http://{host}:1"),
-                ])
-                .await?;
-                attempts += 1;
-                if !add.stderr.contains("unhealthy cluster") || attempts > 40 {
-                    break add;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            };
-            let id = add
-                .stdout
-                .split_whitespace()
-                .nth(1)
-                .with_context(|| format!("{tool} member add printed no id: {add:?}"))?
-                .to_string();
-            let extra = [id.clone(), host.to_string()];
-            let mut t = transcript(&add, &ids, &extra);
-            for args in [
-                vec!["member", "update", &id, &update_urls],
-                vec!["member", "promote", &id],
-                vec!["member", "remove", &id],
-                vec!["member", "remove", &id],
-            ] {
-                let out = run(args.iter().map(|s| s.to_string()).collect()).await?;
-                t.push_str(&transcript(&out, &ids, &extra));
-            }
-            transcripts.push(t);
-        }
-        // Member ids are random: `%16x` pads short ones with spaces, and the
-        // new member's place in ETCD_INITIAL_CLUSTER follows id order.
-        let canonical = |t: &str| -> String {
-            t.lines()
-                .map(|line| match line.strip_prefix("ETCD_INITIAL_CLUSTER=") {
-                    Some(list) => {
-                        let mut items: Vec<&str> = list.trim_matches('"').split(',').collect();
-                        items.sort_unstable();
-                        format!("ETCD_INITIAL_CLUSTER={}", items.join(","))
-                    }
-                    None => line.split_whitespace().collect::<Vec<_>>().join(" "),
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        let (te, tc) = (canonical(&transcripts[0]), canonical(&transcripts[1]));
-        ensure!(te == tc, "{}", line_diff(&te, &tc));
-
-        // move-leader to a follower, then back with etcdctl's own output shape.
-        let followers = cluster.follower_indices().await?;
-        let target = cluster
-            .status(followers[0])
-            .await?
-            .header
-            .context("header")?
-            .member_id;
-        let out = ceteractl(&ep, &["move-leader", &format!("{target:x}")], None).await?;
-        let text = out.ok()?;
-        assert!(
-            text.starts_with("Leadership transferred from ")
-                && text.ends_with(&format!(" to {target:x}\n")),
-            "{text}"
-        );
-        Ok(())
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn lease_commands_match_etcdctl() -> Result<()> {
-        let (a, b) = tokio::try_join!(
-            TestCluster::start(Flavor::Etcd, 1),
-            TestCluster::start(Flavor::Etcd, 1)
-        )?;
-        let (ids_a, ids_b) = (ids(&a).await?, ids(&b).await?);
-        let grant_a = a.etcdctl(&["lease", "grant", "600"], None).await?.ok()?;
-        let grant_b = ceteractl(&b.endpoints(), &["lease", "grant", "600"], None)
-            .await?
-            .ok()?;
-        let lease = |s: &str| s.split_whitespace().nth(1).unwrap_or_default().to_string();
-        let (la, lb) = (lease(&grant_a), lease(&grant_b));
-        let dec = |h: &str| i64::from_str_radix(h, 16).unwrap_or_default().to_string();
-        let extra_a = vec![la.clone(), dec(&la)];
-        let extra_b = vec![lb.clone(), dec(&lb)];
-        let steps: &[&[&str]] = &[
-            &["put", "lk", "v", "--lease=L"],
-            &["lease", "timetolive", "L"],
-            &["lease", "timetolive", "L", "--keys"],
-            &["lease", "timetolive", "L", "--keys", "-w", "json"],
-            &["lease", "timetolive", "L", "--keys", "-w", "fields"],
-            &["lease", "keep-alive", "--once", "L"],
-            &["lease", "keep-alive", "--once", "L", "-w", "json"],
-            &["lease", "keep-alive", "--once", "L", "-w", "fields"],
-            &["lease", "list"],
-            &["lease", "list", "-w", "json"],
-            &["lease", "list", "-w", "fields"],
-            &["lease", "revoke", "L"],
-            &["lease", "revoke", "L"],
-            &["lease", "timetolive", "L"],
-            &["lease", "timetolive", "L", "-w", "json"],
-            &["lease", "keep-alive", "--once", "L"],
-            &["lease", "keep-alive", "L"],
-            &["lease", "list", "-w", "json"],
-            &["get", "lk"],
-            &["lease", "grant", "abc"],
-            &["lease", "revoke", "zz"],
-        ];
-        let mut failures = String::new();
-        for step in steps {
-            let args_a = with_lease(step, &la);
-            let args_b = with_lease(step, &lb);
-            let ra: Vec<&str> = args_a.iter().map(String::as_str).collect();
-            let rb: Vec<&str> = args_b.iter().map(String::as_str).collect();
-            let e = a.etcdctl(&ra, None).await?;
-            let c = ceteractl(&b.endpoints(), &rb, None).await?;
-            // Remaining TTLs may differ by a second between the clusters.
-            let mask = |t: String| {
-                mask_after(
-                    &mask_after(&mask_after(&t, "remaining("), "\"ttl\":"),
-                    "\"TTL\" : ",
-                )
-            };
-            let te = mask(transcript(&e, &ids_a, &extra_a));
-            let tc = mask(transcript(&c, &ids_b, &extra_b));
-            if te != tc {
-                failures.push_str(&format!("$ {}\n{}\n", step.join(" "), line_diff(&te, &tc)));
-            }
-        }
-        ensure!(failures.is_empty(), "(- etcdctl, + ceteractl):\n{failures}");
-        Ok(())
-    }
-
-    /// The step's arguments with the placeholder `L` replaced by a lease ID.
-    fn with_lease(step: &[&str], lease: &str) -> Vec<String> {
-        step.iter()
-            .map(|arg| match arg.strip_suffix('L') {
-                Some("") => lease.to_string(),
-                Some(flag) if flag.ends_with('=') => format!("{flag}{lease}"),
-                _ => arg.to_string(),
-            })
-            .collect()
-    }
-
-    fn spawn_tool(tool: &str, endpoints: &str, args: &[&str]) -> Result<Child> {
-        let program = if tool == "etcdctl" {
-            tests::binaries::etcdctl_bin()?
-        } else {
-            ceteractl_bin()?
-        };
-        let mut cmd = Command::new(program);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("ETCDCTL_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={endpoints}"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        Ok(cmd.spawn()?)
-    }
-
-    /// SIGINTs a spawned tool and returns what it printed.
-    async fn interrupt(child: Child) -> Result<CtlOutput> {
-        if let Some(pid) = child.id() {
-            let pid = rustix_pid(pid)?;
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
-        }
-        let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output()).await??;
-        Ok(CtlOutput {
-            status: output.status,
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
-    }
-
-    fn rustix_pid(pid: u32) -> Result<rustix::process::Pid> {
-        rustix::process::Pid::from_raw(pid as i32).context("bad pid")
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn watch_prints_what_etcdctl_prints() -> Result<()> {
-        let cluster = TestCluster::start(Flavor::Etcd, 1).await?;
-        let ep = cluster.endpoints();
-        let formats = ["simple", "json", "fields"];
-        let mut watchers = Vec::new();
-        for w in formats {
-            for tool in ["etcdctl", "ceteractl"] {
-                let args = ["watch", "w", "--prefix", "--prev-kv", "-w", w];
-                watchers.push((tool, w, spawn_tool(tool, &ep, &args)?));
-            }
-        }
-        let exec = "env | grep ^ETCD_WATCH_ | sort";
-        let e_exec = spawn_tool("etcdctl", &ep, &["watch", "w1", "--", "sh", "-c", exec])?;
-        let c_exec = spawn_tool("ceteractl", &ep, &["watch", "w1", "--", "sh", "-c", exec])?;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        for args in [
-            &["put", "w1", "a"][..],
-            &["put", "w1", "b"],
-            &["del", "w1"],
-            &["put", "w2", "c"],
-        ] {
-            cluster.etcdctl_ok(args).await?;
-        }
-        cluster
-            .etcdctl(&["txn"], Some("\nput w3 x\nput w4 y\n\n\n"))
-            .await?
-            .ok()?;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let mut outputs = Vec::new();
-        for (tool, w, child) in watchers {
-            outputs.push((tool, w, interrupt(child).await?.stdout));
-        }
-        for pair in outputs.chunks(2) {
-            let (e, c) = (&pair[0], &pair[1]);
-            assert!(!e.2.is_empty(), "etcdctl watch -w {} printed nothing", e.1);
-            ensure!(e.2 == c.2, "watch -w {}:\n{}", e.1, line_diff(&e.2, &c.2));
-        }
-        let (e, c) = (interrupt(e_exec).await?, interrupt(c_exec).await?);
-        ensure!(
-            e.stdout == c.stdout,
-            "watch -- cmd:\n{}",
-            line_diff(&e.stdout, &c.stdout)
-        );
-        assert!(
-            c.stdout.contains("ETCD_WATCH_EVENT_TYPE=\"DELETE\""),
-            "{}",
-            c.stdout
-        );
-
-        // A watch from a compacted revision ends with etcdctl's messages and exit code 5.
-        let rev = cluster
-            .etcdctl(&["get", "w1", "-w", "json"], None)
-            .await?
-            .ok_json()?["header"]["revision"]
-            .as_i64()
-            .context("revision")?;
-        cluster
-            .etcdctl_ok(&["compaction", &rev.to_string()])
-            .await?;
-        let args = ["watch", "w", "--rev=2", "-w", "json"];
-        let e = cluster.etcdctl(&args, None).await?;
-        let c = ceteractl(&ep, &args, None).await?;
+/// Member, endpoint and maintenance commands on a 3-member cluster, read
+/// by both tools from the same cluster.
+async fn cluster_commands_match_etcdctl(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let ep = cluster.endpoints();
+    // One endpoint, so that the same member answers both tools.
+    let first = cluster.client_url(0);
+    let reads: &[&[&str]] = &[
+        &["member", "list"],
+        &["member", "list", "-w", "json"],
+        &["member", "list", "-w", "table"],
+        &["member", "list", "-w", "fields"],
+        &["member", "list", "-w", "protobuf"],
+        &["endpoint", "status", "--cluster", "-w", "table"],
+        &["endpoint", "status", "--cluster", "-w", "json"],
+        &["endpoint", "hashkv", "--cluster"],
+        &["endpoint", "hashkv", "-w", "json"],
+        &["endpoint", "hashkv", "-w", "table"],
+        &["endpoint", "hashkv", "-w", "fields"],
+        &["alarm", "list"],
+        &["alarm", "list", "-w", "json"],
+        &["alarm", "disarm"],
+        &["defrag"],
+        &["defrag", "--cluster"],
+    ];
+    let mut failures = String::new();
+    for args in reads {
+        let e = cluster.etcdctl_at(0, args, None).await?;
+        let c = ceteractl(&first, args, None).await?;
         let (te, tc) = (transcript(&e, &[], &[]), transcript(&c, &[], &[]));
-        ensure!(te == tc, "{}", line_diff(&te, &tc));
-        assert_eq!(c.status.code(), Some(5));
-        Ok(())
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn lock_and_elect_interoperate_with_etcdctl() -> Result<()> {
-        let cluster = TestCluster::start(Flavor::Etcd, 1).await?;
-        let ep = cluster.endpoints();
-        // etcdctl holds the lock; ceteractl's command runs only once it is released.
-        let holder = spawn_tool("etcdctl", &ep, &["lock", "mylock"])?;
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let waiter = spawn_tool(
-            "ceteractl",
-            &ep,
-            &["lock", "mylock", "sh", "-c", "echo got $ETCD_LOCK_KEY"],
-        )?;
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let held = interrupt(holder).await?;
-        let key = held
-            .stdout
-            .lines()
-            .next()
-            .context("etcdctl printed no lock key")?
-            .to_string();
-        assert!(key.starts_with("mylock/"), "{}", held.stdout);
-        let waited = tokio::time::timeout(RUN_TIMEOUT, waiter.wait_with_output()).await??;
-        let text = String::from_utf8_lossy(&waited.stdout);
-        assert!(waited.status.success(), "{text}");
-        assert!(
-            text.starts_with("got mylock/") && !text.contains(&key),
-            "{text}"
-        );
-        // The lock is free again.
-        let left = cluster
-            .etcdctl_ok(&["get", "mylock/", "--prefix", "--keys-only"])
-            .await?;
-        assert_eq!(left, "");
-
-        // A ceteractl campaign is seen by an etcdctl observer and vice versa.
-        let observer = spawn_tool("etcdctl", &ep, &["elect", "-l", "el"])?;
-        let our_observer = spawn_tool("ceteractl", &ep, &["elect", "-l", "el"])?;
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        let leader = spawn_tool("ceteractl", &ep, &["elect", "el", "p1"])?;
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let next = spawn_tool("etcdctl", &ep, &["elect", "el", "p2"])?;
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let led = interrupt(leader).await?;
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let followed = interrupt(next).await?;
-        let seen = interrupt(observer).await?;
-        let our_seen = interrupt(our_observer).await?;
-        assert!(
-            led.stdout.starts_with("el/") && led.stdout.ends_with("\np1\n"),
-            "{led:?}"
-        );
-        assert!(followed.stdout.ends_with("\np2\n"), "{followed:?}");
-        assert_eq!(seen.stdout, format!("{}{}", led.stdout, followed.stdout));
-        assert_eq!(our_seen.stdout, seen.stdout);
-        Ok(())
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn snapshot_save_and_status_match_etcdctl() -> Result<()> {
-        let cluster = TestCluster::start(Flavor::Etcd, 1).await?;
-        let ep = cluster.endpoints();
-        for i in 0..20 {
-            cluster
-                .etcdctl_ok(&["put", &format!("s/{i}"), "value"])
-                .await?;
+        if te != tc {
+            failures.push_str(&format!("$ {}\n{}\n", args.join(" "), line_diff(&te, &tc)));
         }
-        let dir = tempfile::tempdir()?;
-        let path = |name: &str| dir.path().join(name).to_string_lossy().to_string();
-        let (ours, theirs) = (path("ours.db"), path("theirs.db"));
-        let saved = ceteractl(&ep, &["snapshot", "save", &ours], None).await?;
-        assert_eq!(saved.ok()?, format!("Snapshot saved at {ours}\n"));
-        assert!(!Path::new(&format!("{ours}.part")).exists());
-        cluster
-            .etcdctl(&["snapshot", "save", &theirs], None)
-            .await?
-            .ok()?;
-        for file in [&ours, &theirs] {
-            for w in ["simple", "json", "table", "fields"] {
-                let args = ["snapshot", "status", file.as_str(), "-w", w];
-                let e = etcdctl::run(&ep, &args, None).await?;
-                let c = ceteractl(&ep, &args, None).await?;
-                ensure!(
-                    e.stdout == c.stdout && e.status.code() == c.status.code(),
-                    "snapshot status -w {w}:\n{}",
-                    line_diff(&e.stdout, &c.stdout)
-                );
+    }
+    ensure!(failures.is_empty(), "(- etcdctl, + ceteractl):\n{failures}");
+
+    // Membership changes: a learner that never starts is added,
+    // updated, refused promotion and removed, by each tool in turn.
+    let ids = ids(&cluster).await?;
+    let mut transcripts = Vec::new();
+    for tool in ["etcdctl", "ceteractl"] {
+        // Each tool adds its own learner (etcd may still be forgetting
+        // the first one's peer URL when the second is added).
+        let host = if tool == "etcdctl" {
+            "learner-a"
+        } else {
+            "learner-b"
+        };
+        let update_urls = format!("--peer-urls=http://{host}:2");
+        let run = |args: Vec<String>| {
+            let ep = ep.clone();
+            let cluster = &cluster;
+            async move {
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                if tool == "etcdctl" {
+                    cluster.etcdctl(&refs, None).await
+                } else {
+                    ceteractl(&ep, &refs, None).await
+                }
             }
-        }
-        let missing = ceteractl(&ep, &["snapshot", "status", "/nonexistent.db"], None).await?;
-        assert_eq!(missing.status.code(), Some(1));
-        assert_eq!(
-            missing.stderr,
-            "Error: stat /nonexistent.db: no such file or directory\n"
-        );
-        Ok(())
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn check_perf_passes_on_a_healthy_cluster() -> Result<()> {
-        let cluster = TestCluster::start(Flavor::Etcd, 1).await?;
-        let ep = cluster.endpoints();
-        let out = ceteractl(&ep, &["check", "perf", "--duration=2"], None).await?;
-        let text = out.ok()?;
-        assert!(text.starts_with("PASS: Throughput is "), "{text}");
-        assert!(text.ends_with("\nPASS\n"), "{text}");
-        let left = cluster
-            .etcdctl_ok(&["get", "/etcdctl-check-perf/", "--prefix", "--keys-only"])
+        };
+        // etcd refuses reconfiguration until its members have been
+        // connected for a few seconds ("unhealthy cluster").
+        let mut attempts = 0;
+        let add = loop {
+            let add = run(vec![
+                "member".into(),
+                "add".into(),
+                "learner".into(),
+                "--learner".into(),
+                format!("--peer-urls=http://{host}:1"),
+            ])
             .await?;
-        assert_eq!(left, "", "check perf deletes its keys");
-        Ok(())
+            attempts += 1;
+            if !add.stderr.contains("unhealthy cluster") || attempts > 40 {
+                break add;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let id = add
+            .stdout
+            .split_whitespace()
+            .nth(1)
+            .with_context(|| format!("{tool} member add printed no id: {add:?}"))?
+            .to_string();
+        let extra = [id.clone(), host.to_string()];
+        let mut t = transcript(&add, &ids, &extra);
+        for args in [
+            vec!["member", "update", &id, &update_urls],
+            vec!["member", "promote", &id],
+            vec!["member", "remove", &id],
+            vec!["member", "remove", &id],
+        ] {
+            let out = run(args.iter().map(|s| s.to_string()).collect()).await?;
+            t.push_str(&transcript(&out, &ids, &extra));
+        }
+        transcripts.push(t);
     }
+    // Member ids are random: `%16x` pads short ones with spaces, and the
+    // new member's place in ETCD_INITIAL_CLUSTER follows id order.
+    let canonical = |t: &str| -> String {
+        t.lines()
+            .map(|line| match line.strip_prefix("ETCD_INITIAL_CLUSTER=") {
+                Some(list) => {
+                    let mut items: Vec<&str> = list.trim_matches('"').split(',').collect();
+                    items.sort_unstable();
+                    format!("ETCD_INITIAL_CLUSTER={}", items.join(","))
+                }
+                None => line.split_whitespace().collect::<Vec<_>>().join(" "),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (te, tc) = (canonical(&transcripts[0]), canonical(&transcripts[1]));
+    ensure!(te == tc, "{}", line_diff(&te, &tc));
+
+    // move-leader to a follower, then back with etcdctl's own output shape.
+    let followers = cluster.follower_indices().await?;
+    let target = cluster
+        .status(followers[0])
+        .await?
+        .header
+        .context("header")?
+        .member_id;
+    let out = ceteractl(&ep, &["move-leader", &format!("{target:x}")], None).await?;
+    let text = out.ok()?;
+    assert!(
+        text.starts_with("Leadership transferred from ")
+            && text.ends_with(&format!(" to {target:x}\n")),
+        "{text}"
+    );
+    Ok(())
+}
+
+async fn lease_commands_match_etcdctl(flavor: Flavor) -> Result<()> {
+    let (a, b) = tokio::try_join!(TestCluster::start(flavor, 1), TestCluster::start(flavor, 1))?;
+    let (ids_a, ids_b) = (ids(&a).await?, ids(&b).await?);
+    let grant_a = a.etcdctl(&["lease", "grant", "600"], None).await?.ok()?;
+    let grant_b = ceteractl(&b.endpoints(), &["lease", "grant", "600"], None)
+        .await?
+        .ok()?;
+    let lease = |s: &str| s.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let (la, lb) = (lease(&grant_a), lease(&grant_b));
+    let dec = |h: &str| i64::from_str_radix(h, 16).unwrap_or_default().to_string();
+    let extra_a = vec![la.clone(), dec(&la)];
+    let extra_b = vec![lb.clone(), dec(&lb)];
+    let steps: &[&[&str]] = &[
+        &["put", "lk", "v", "--lease=L"],
+        &["lease", "timetolive", "L"],
+        &["lease", "timetolive", "L", "--keys"],
+        &["lease", "timetolive", "L", "--keys", "-w", "json"],
+        &["lease", "timetolive", "L", "--keys", "-w", "fields"],
+        &["lease", "keep-alive", "--once", "L"],
+        &["lease", "keep-alive", "--once", "L", "-w", "json"],
+        &["lease", "keep-alive", "--once", "L", "-w", "fields"],
+        &["lease", "list"],
+        &["lease", "list", "-w", "json"],
+        &["lease", "list", "-w", "fields"],
+        &["lease", "revoke", "L"],
+        &["lease", "revoke", "L"],
+        &["lease", "timetolive", "L"],
+        &["lease", "timetolive", "L", "-w", "json"],
+        &["lease", "keep-alive", "--once", "L"],
+        &["lease", "keep-alive", "L"],
+        &["lease", "list", "-w", "json"],
+        &["get", "lk"],
+        &["lease", "grant", "abc"],
+        &["lease", "revoke", "zz"],
+    ];
+    let mut failures = String::new();
+    for step in steps {
+        let args_a = with_lease(step, &la);
+        let args_b = with_lease(step, &lb);
+        let ra: Vec<&str> = args_a.iter().map(String::as_str).collect();
+        let rb: Vec<&str> = args_b.iter().map(String::as_str).collect();
+        let e = a.etcdctl(&ra, None).await?;
+        let c = ceteractl(&b.endpoints(), &rb, None).await?;
+        // Remaining TTLs may differ by a second between the clusters.
+        let mask = |t: String| {
+            mask_after(
+                &mask_after(&mask_after(&t, "remaining("), "\"ttl\":"),
+                "\"TTL\" : ",
+            )
+        };
+        let te = mask(transcript(&e, &ids_a, &extra_a));
+        let tc = mask(transcript(&c, &ids_b, &extra_b));
+        if te != tc {
+            failures.push_str(&format!("$ {}\n{}\n", step.join(" "), line_diff(&te, &tc)));
+        }
+    }
+    ensure!(failures.is_empty(), "(- etcdctl, + ceteractl):\n{failures}");
+    Ok(())
+}
+
+/// The step's arguments with the placeholder `L` replaced by a lease ID.
+fn with_lease(step: &[&str], lease: &str) -> Vec<String> {
+    step.iter()
+        .map(|arg| match arg.strip_suffix('L') {
+            Some("") => lease.to_string(),
+            Some(flag) if flag.ends_with('=') => format!("{flag}{lease}"),
+            _ => arg.to_string(),
+        })
+        .collect()
+}
+
+fn spawn_tool(tool: &str, endpoints: &str, args: &[&str]) -> Result<Child> {
+    let program = if tool == "etcdctl" {
+        tests::binaries::etcdctl_bin()?
+    } else {
+        ceteractl_bin()?
+    };
+    let mut cmd = Command::new(program);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ETCDCTL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    Ok(cmd.spawn()?)
+}
+
+/// SIGINTs a spawned tool and returns what it printed.
+async fn interrupt(child: Child) -> Result<CtlOutput> {
+    if let Some(pid) = child.id() {
+        let pid = rustix_pid(pid)?;
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+    }
+    let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output()).await??;
+    Ok(CtlOutput {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+fn rustix_pid(pid: u32) -> Result<rustix::process::Pid> {
+    rustix::process::Pid::from_raw(pid as i32).context("bad pid")
+}
+
+async fn watch_prints_what_etcdctl_prints(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let ep = cluster.endpoints();
+    let formats = ["simple", "json", "fields"];
+    let mut watchers = Vec::new();
+    for w in formats {
+        for tool in ["etcdctl", "ceteractl"] {
+            let args = ["watch", "w", "--prefix", "--prev-kv", "-w", w];
+            watchers.push((tool, w, spawn_tool(tool, &ep, &args)?));
+        }
+    }
+    let exec = "env | grep ^ETCD_WATCH_ | sort";
+    let e_exec = spawn_tool("etcdctl", &ep, &["watch", "w1", "--", "sh", "-c", exec])?;
+    let c_exec = spawn_tool("ceteractl", &ep, &["watch", "w1", "--", "sh", "-c", exec])?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for args in [
+        &["put", "w1", "a"][..],
+        &["put", "w1", "b"],
+        &["del", "w1"],
+        &["put", "w2", "c"],
+    ] {
+        cluster.etcdctl_ok(args).await?;
+    }
+    cluster
+        .etcdctl(&["txn"], Some("\nput w3 x\nput w4 y\n\n\n"))
+        .await?
+        .ok()?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut outputs = Vec::new();
+    for (tool, w, child) in watchers {
+        outputs.push((tool, w, interrupt(child).await?.stdout));
+    }
+    for pair in outputs.chunks(2) {
+        let (e, c) = (&pair[0], &pair[1]);
+        assert!(!e.2.is_empty(), "etcdctl watch -w {} printed nothing", e.1);
+        ensure!(e.2 == c.2, "watch -w {}:\n{}", e.1, line_diff(&e.2, &c.2));
+    }
+    let (e, c) = (interrupt(e_exec).await?, interrupt(c_exec).await?);
+    ensure!(
+        e.stdout == c.stdout,
+        "watch -- cmd:\n{}",
+        line_diff(&e.stdout, &c.stdout)
+    );
+    assert!(
+        c.stdout.contains("ETCD_WATCH_EVENT_TYPE=\"DELETE\""),
+        "{}",
+        c.stdout
+    );
+
+    // A watch from a compacted revision ends with etcdctl's messages and exit code 5.
+    let rev = cluster
+        .etcdctl(&["get", "w1", "-w", "json"], None)
+        .await?
+        .ok_json()?["header"]["revision"]
+        .as_i64()
+        .context("revision")?;
+    cluster
+        .etcdctl_ok(&["compaction", &rev.to_string()])
+        .await?;
+    let args = ["watch", "w", "--rev=2", "-w", "json"];
+    let e = cluster.etcdctl(&args, None).await?;
+    let c = ceteractl(&ep, &args, None).await?;
+    let (te, tc) = (transcript(&e, &[], &[]), transcript(&c, &[], &[]));
+    ensure!(te == tc, "{}", line_diff(&te, &tc));
+    assert_eq!(c.status.code(), Some(5));
+    Ok(())
+}
+
+async fn lock_and_elect_interoperate_with_etcdctl(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let ep = cluster.endpoints();
+    // etcdctl holds the lock; ceteractl's command runs only once it is released.
+    let holder = spawn_tool("etcdctl", &ep, &["lock", "mylock"])?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let waiter = spawn_tool(
+        "ceteractl",
+        &ep,
+        &["lock", "mylock", "sh", "-c", "echo got $ETCD_LOCK_KEY"],
+    )?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let held = interrupt(holder).await?;
+    let key = held
+        .stdout
+        .lines()
+        .next()
+        .context("etcdctl printed no lock key")?
+        .to_string();
+    assert!(key.starts_with("mylock/"), "{}", held.stdout);
+    let waited = tokio::time::timeout(RUN_TIMEOUT, waiter.wait_with_output()).await??;
+    let text = String::from_utf8_lossy(&waited.stdout);
+    assert!(waited.status.success(), "{text}");
+    assert!(
+        text.starts_with("got mylock/") && !text.contains(&key),
+        "{text}"
+    );
+    // The lock is free again.
+    let left = cluster
+        .etcdctl_ok(&["get", "mylock/", "--prefix", "--keys-only"])
+        .await?;
+    assert_eq!(left, "");
+
+    // A ceteractl campaign is seen by an etcdctl observer and vice versa.
+    let observer = spawn_tool("etcdctl", &ep, &["elect", "-l", "el"])?;
+    let our_observer = spawn_tool("ceteractl", &ep, &["elect", "-l", "el"])?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let leader = spawn_tool("ceteractl", &ep, &["elect", "el", "p1"])?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let next = spawn_tool("etcdctl", &ep, &["elect", "el", "p2"])?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let led = interrupt(leader).await?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let followed = interrupt(next).await?;
+    let seen = interrupt(observer).await?;
+    let our_seen = interrupt(our_observer).await?;
+    assert!(
+        led.stdout.starts_with("el/") && led.stdout.ends_with("\np1\n"),
+        "{led:?}"
+    );
+    assert!(followed.stdout.ends_with("\np2\n"), "{followed:?}");
+    assert_eq!(seen.stdout, format!("{}{}", led.stdout, followed.stdout));
+    assert_eq!(our_seen.stdout, seen.stdout);
+    Ok(())
+}
+
+async fn snapshot_save_and_status_match_etcdctl(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let ep = cluster.endpoints();
+    for i in 0..20 {
+        cluster
+            .etcdctl_ok(&["put", &format!("s/{i}"), "value"])
+            .await?;
+    }
+    let dir = tempfile::tempdir()?;
+    let path = |name: &str| dir.path().join(name).to_string_lossy().to_string();
+    let (ours, theirs) = (path("ours.db"), path("theirs.db"));
+    let saved = ceteractl(&ep, &["snapshot", "save", &ours], None).await?;
+    assert_eq!(saved.ok()?, format!("Snapshot saved at {ours}\n"));
+    assert!(!Path::new(&format!("{ours}.part")).exists());
+    cluster
+        .etcdctl(&["snapshot", "save", &theirs], None)
+        .await?
+        .ok()?;
+    for file in [&ours, &theirs] {
+        for w in ["simple", "json", "table", "fields"] {
+            let args = ["snapshot", "status", file.as_str(), "-w", w];
+            let e = etcdctl::run(&ep, &args, None).await?;
+            let c = ceteractl(&ep, &args, None).await?;
+            ensure!(
+                e.stdout == c.stdout && e.status.code() == c.status.code(),
+                "snapshot status -w {w}:\n{}",
+                line_diff(&e.stdout, &c.stdout)
+            );
+        }
+    }
+    let missing = ceteractl(&ep, &["snapshot", "status", "/nonexistent.db"], None).await?;
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        missing.stderr,
+        "Error: stat /nonexistent.db: no such file or directory\n"
+    );
+    Ok(())
+}
+
+async fn check_perf_passes_on_a_healthy_cluster(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let ep = cluster.endpoints();
+    let out = ceteractl(&ep, &["check", "perf", "--duration=2"], None).await?;
+    let text = out.ok()?;
+    assert!(text.starts_with("PASS: Throughput is "), "{text}");
+    assert!(text.ends_with("\nPASS\n"), "{text}");
+    let left = cluster
+        .etcdctl_ok(&["get", "/etcdctl-check-perf/", "--prefix", "--keys-only"])
+        .await?;
+    assert_eq!(left, "", "check perf deletes its keys");
+    Ok(())
+}
+
+/// What a `ceteractl bench` summary says, read the way a person reads
+/// etcd's benchmark output.
+#[derive(Debug)]
+struct BenchSummary {
+    requests_per_sec: f64,
+    /// The counts of the latency histogram's rows, summed.
+    histogram_requests: u64,
+    /// The counts of the error distribution, summed.
+    failed_requests: u64,
+    percentiles: Vec<String>,
+}
+
+fn parse_bench_summary(text: &str) -> Result<BenchSummary> {
+    let mut section = "";
+    let mut summary = BenchSummary {
+        requests_per_sec: -1.0,
+        histogram_requests: 0,
+        failed_requests: 0,
+        percentiles: Vec::new(),
+    };
+    let count = |line: &str| -> Result<u64> {
+        let inner = line.split_once('[').and_then(|(_, r)| r.split_once(']'));
+        Ok(inner.context("no [count]")?.0.parse()?)
+    };
+    for line in text.lines() {
+        let Some(item) = line.strip_prefix("  ") else {
+            section = line;
+            continue;
+        };
+        match section {
+            "Summary:" => {
+                let (name, value) = item.split_once(":\t").context("summary line")?;
+                if name == "Requests/sec" {
+                    summary.requests_per_sec = value.parse()?;
+                } else {
+                    ensure!(value.ends_with(" secs."), "{line:?}");
+                }
+            }
+            "Response time histogram:" => summary.histogram_requests += count(item)?,
+            "Latency distribution:" => {
+                let (p, rest) = item.split_once("% in ").context("percentile line")?;
+                ensure!(rest.ends_with(" secs."), "{line:?}");
+                summary.percentiles.push(p.to_string());
+            }
+            "Error distribution:" => summary.failed_requests += count(item)?,
+            other => bail!("unexpected section {other:?} in {text}"),
+        }
+    }
+    Ok(summary)
+}
+
+/// Every bench subcommand against a 3-member cluster: the summary parses
+/// and accounts for every request it was asked to send.
+async fn bench_counts_every_request(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let ep = cluster.endpoints();
+    let total = 40;
+    let knobs = [
+        "--total=40",
+        "--clients=4",
+        "--conns=2",
+        "--key-size=4",
+        "--val-size=16",
+        "--key-space-size=10",
+        "--prefix=bench/",
+    ];
+    for workload in [
+        &["bench", "put"][..],
+        &["bench", "get", "--consistency=l"],
+        &["bench", "get", "--consistency=s"],
+        &["bench", "txn"],
+        &["bench", "watch"],
+    ] {
+        let args: Vec<&str> = workload.iter().chain(&knobs).copied().collect();
+        let out = ceteractl(&ep, &args, None).await?;
+        let text = out.ok()?;
+        let summary = parse_bench_summary(&text).with_context(|| format!("{args:?}:\n{text}"))?;
+        ensure!(
+            summary.histogram_requests == total && summary.failed_requests == 0,
+            "{args:?} counted {summary:?}:\n{text}"
+        );
+        ensure!(summary.requests_per_sec > 0.0, "{text}");
+        assert_eq!(
+            summary.percentiles,
+            ["10", "25", "50", "75", "90", "95", "99", "99.9"]
+        );
+    }
+    // The keys it wrote are under the prefix and nowhere else.
+    let keys = ceteractl(&ep, &["get", "bench/", "--prefix", "--count-only"], None).await?;
+    assert_eq!(keys.ok()?, "10\n");
+    let all = ceteractl(&ep, &["get", "", "--from-key", "--count-only"], None).await?;
+    assert_eq!(all.ok()?, "10\n");
+    // The watch workload needs one key per client.
+    let out = ceteractl(
+        &ep,
+        &["bench", "watch", "--clients=3", "--key-space-size=2"],
+        None,
+    )
+    .await?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("at least one key per client"),
+        "{}",
+        out.stderr
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn completion_scripts_name_the_subcommands() -> Result<()> {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ceteractl("", &["completion", shell], None).await?;
+        let script = out.ok()?;
+        for word in [
+            "get",
+            "put",
+            "member",
+            "snapshot",
+            "bench",
+            "import",
+            "completion",
+        ] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let bash = ceteractl("", &["completion", "bash"], None).await?.ok()?;
+    assert!(bash.contains("complete -F _ceteractl"), "{bash}");
+    let bad = ceteractl("", &["completion", "tcsh"], None).await?;
+    assert_ne!(bad.status.code(), Some(0));
+    Ok(())
+}
+
+/// `scripts/resize-demo.sh` grows a cluster 1 -> 3 and shrinks it to 2 with
+/// ceteractl alone, on the binaries under test and on leased ports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_demo_script_ends_with_two_voters() -> Result<()> {
+    let bin_dir = tests::binaries::cetera_bin()?
+        .parent()
+        .context("cetera has no directory")?
+        .to_path_buf();
+    ensure!(
+        bin_dir.join("ceteractl").is_file(),
+        "ceteractl is not next to cetera in {}",
+        bin_dir.display()
+    );
+    let leases = tests::ports::lease_many(6)?;
+    // The script binds them itself; the leases keep other tests off them.
+    let ports: Vec<String> = leases.iter().map(|l| l.port().to_string()).collect();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/resize-demo.sh");
+    let run = Command::new("bash")
+        .arg(script)
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .arg(format!("--ports={}", ports.join(",")))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .context("resize-demo.sh did not finish")??;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(output.status.success(), "{stdout}\n{stderr}");
+    let (_, last) = stdout
+        .rsplit_once("== final member list\n")
+        .with_context(|| format!("no final member list in:\n{stdout}"))?;
+    let members: Vec<Vec<&str>> = last
+        .lines()
+        .map(|line| line.split(", ").collect())
+        .collect();
+    let names: Vec<&str> = members.iter().map(|m| m[2]).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ["m1", "m2"], "{last}");
+    for member in &members {
+        assert_eq!(member.len(), 6, "{last}");
+        assert_eq!(member[1], "started", "{last}");
+        assert_eq!(
+            member[5], "false",
+            "m{} is still a learner: {last}",
+            member[2]
+        );
+    }
+    assert!(
+        stdout.contains("\nhello\n"),
+        "the key written first survives"
+    );
+    // Every member it started is gone: the client ports are free again.
+    for port in ports.iter().step_by(2) {
+        let port: u16 = port.parse()?;
+        ensure!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "something still listens on {port}"
+        );
+    }
+    Ok(())
+}
+
+/// Keys in the large import tests.
+const MANY_KEYS: usize = 100_000;
+
+/// `MANY_KEYS` NDJSON records under `prefix` with 256-byte values, in key
+/// order (so an export gives back the same bytes).
+fn many_keys_ndjson(prefix: &str) -> String {
+    let value = "v".repeat(256);
+    let mut text = String::with_capacity(MANY_KEYS * 300);
+    for i in 0..MANY_KEYS {
+        text.push_str(&format!(
+            "{{\"key\":\"{prefix}{i:06}\",\"value\":\"{value}\"}}\n"
+        ));
+    }
+    text
+}
+
+/// `(keys, keys whose version is not 1)` under `prefix`, read page by page.
+async fn count_keys_and_rewrites(cluster: &TestCluster, prefix: &str) -> Result<(usize, usize)> {
+    let mut kv = cluster.kv(0)?;
+    let end = tests::kv::prefix_end(prefix.as_bytes());
+    let mut from = prefix.as_bytes().to_vec();
+    let (mut keys, mut rewritten) = (0, 0);
+    loop {
+        let page = tests::kv::range(
+            &mut kv,
+            cetera::proto::etcdserverpb::RangeRequest {
+                key: from.clone(),
+                range_end: end.clone(),
+                keys_only: true,
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .await?;
+        keys += page.kvs.len();
+        rewritten += page.kvs.iter().filter(|kv| kv.version != 1).count();
+        match page.kvs.last() {
+            Some(last) if page.more => {
+                from = last.key.clone();
+                from.push(0);
+            }
+            _ => return Ok((keys, rewritten)),
+        }
+    }
+}
+
+/// 100,000 keys into a 3-member cluster and back out, byte for byte.
+async fn import_of_100k_keys_round_trips(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let ep = cluster.endpoints();
+    let dir = tempfile::tempdir()?;
+    let input = many_keys_ndjson("big/");
+    let file = dir.path().join("big.ndjson");
+    std::fs::write(&file, &input)?;
+    let file = file.to_string_lossy().to_string();
+    let out = ceteractl(&ep, &["import", &file], None).await?;
+    let text = out.ok()?;
+    assert!(text.starts_with("imported 100000 keys in "), "{text}");
+    assert_eq!(
+        count_keys_and_rewrites(&cluster, "big/").await?,
+        (MANY_KEYS, 0)
+    );
+    let exported = dir.path().join("out.ndjson");
+    let exported = exported.to_string_lossy().to_string();
+    ceteractl(&ep, &["export", "--prefix", "big/", "-o", &exported], None)
+        .await?
+        .ok()?;
+    let back = std::fs::read_to_string(&exported)?;
+    ensure!(
+        back.len() == input.len(),
+        "export is {} bytes, input {}",
+        back.len(),
+        input.len()
+    );
+    ensure!(back == input, "export differs from the input");
+    Ok(())
+}
+
+/// An import killed with SIGKILL part way, then run again with
+/// `--skip-existing`: every key ends up written exactly once.
+async fn import_killed_and_resumed_loses_and_duplicates_nothing(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let ep = cluster.endpoints();
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("big.ndjson");
+    std::fs::write(&file, many_keys_ndjson("cut/"))?;
+    let file = file.to_string_lossy().to_string();
+    // One transaction in flight, so the kill lands well before the end.
+    let mut child = Command::new(ceteractl_bin()?)
+        .arg(format!("--endpoints={ep}"))
+        .args(["import", &file, "--concurrency=1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut kv = cluster.kv(0)?;
+    let count_request = || cetera::proto::etcdserverpb::RangeRequest {
+        key: b"cut/".to_vec(),
+        range_end: tests::kv::prefix_end(b"cut/"),
+        count_only: true,
+        ..Default::default()
+    };
+    let mut seen = 0;
+    for _ in 0..1200 {
+        seen = tests::kv::range(&mut kv, count_request()).await?.count;
+        if seen >= 5_000 || child.try_wait()?.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(seen >= 5_000, "the import wrote only {seen} keys");
+    child.start_kill()?; // SIGKILL
+    let status = child.wait().await?;
+    ensure!(
+        !status.success(),
+        "the import finished before it was killed"
+    );
+    let (written, rewritten) = count_keys_and_rewrites(&cluster, "cut/").await?;
+    ensure!(
+        written < MANY_KEYS && rewritten == 0,
+        "after the kill: {written} keys, {rewritten} rewritten"
+    );
+    let out = ceteractl(&ep, &["import", &file, "--skip-existing"], None).await?;
+    let text = out.ok()?;
+    // A transaction in flight at the kill may still commit after the count
+    // above, so the resume may skip a few more keys than were counted.
+    let number_after = |marker: &str| -> Result<usize> {
+        let rest = text.split_once(marker).context("marker")?.1;
+        Ok(rest.split_whitespace().next().context("number")?.parse()?)
+    };
+    let (imported, skipped) = (number_after("imported ")?, number_after("skipped ")?);
+    ensure!(
+        imported + skipped == MANY_KEYS && skipped >= written,
+        "{text} (after the kill: {written} keys)"
+    );
+    assert_eq!(
+        count_keys_and_rewrites(&cluster, "cut/").await?,
+        (MANY_KEYS, 0)
+    );
+    Ok(())
 }

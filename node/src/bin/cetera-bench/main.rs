@@ -14,18 +14,12 @@
 //! The report is one human line, or one JSON line with `--json`.
 //!
 //! The watch workloads (`watch`, `watch-idle`) have phases of their own;
-//! see [`watch`].
-//!
-//! Modules: [`cli`] (flags), [`conn`] (channels, leader discovery), [`keys`]
-//! (preallocated keyspace and key choice), [`workload`] (the KV clients),
-//! [`watch`] (the watch workloads), [`stats`] (histograms and the report).
+//! see [`watch`]. [`cli`] holds the flags; the rest of the load
+//! (connections, keyspace, clients, histograms) is the library's
+//! `cetera::bench`, shared with `ceteractl bench`.
 
 mod cli;
-mod conn;
-mod keys;
-mod stats;
 mod watch;
-mod workload;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,11 +27,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
+use cetera::bench::{KeySpace, Kind, Plan, Report, conn, workload};
+
 use crate::cli::{Cli, Consistency, DEFAULT_MAX_DURATION, DEFAULT_TOTAL, Opts, Workload};
-use crate::keys::KeySpace;
-use crate::stats::Report;
 use crate::watch::{DeliveryReport, IdleReport};
-use crate::workload::{Kind, Plan};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -168,6 +161,7 @@ fn plan(opts: &Opts, workload: &Workload) -> Result<Plan> {
     Ok(Plan {
         kind,
         keys: KeySpace::new(
+            "",
             opts.keyspace,
             opts.key_size as usize,
             opts.val_size as usize,

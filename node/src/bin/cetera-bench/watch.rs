@@ -31,9 +31,9 @@ use tonic::Streaming;
 use tonic::transport::Channel;
 
 use crate::cli::{DEFAULT_MAX_DURATION, DEFAULT_TOTAL, IdleArgs, Opts, WatchArgs};
-use crate::conn;
-use crate::keys::KeySpace;
-use crate::stats::{Stats, round3};
+use cetera::bench::conn;
+use cetera::bench::stats::round3;
+use cetera::bench::{KeySpace, Stats};
 
 /// How long watchers keep listening after the writer has finished when
 /// some events are still missing (an event that takes longer is lost).
@@ -267,7 +267,7 @@ impl SendTimes {
 /// Runs the delivery workload.
 pub(crate) async fn delivery(opts: &Opts, args: &WatchArgs) -> Result<DeliveryReport> {
     let total = opts.total.unwrap_or(DEFAULT_TOTAL);
-    let space = KeySpace::new(total, opts.key_size as usize, opts.val_size as usize)?;
+    let space = KeySpace::new("", total, opts.key_size as usize, opts.val_size as usize)?;
     let keys = Arc::new(prefixed_keys(&args.prefix, &space));
     let value = space.value().clone();
     let watchers = args.watchers as usize;
@@ -546,7 +546,7 @@ impl IdleReport {
 pub(crate) async fn idle(opts: &Opts, args: &IdleArgs) -> Result<IdleReport> {
     let watchers = args.watchers as usize;
     let streams = (args.streams as usize).min(watchers);
-    let space = KeySpace::new(watchers as u64, opts.key_size as usize, 0)?;
+    let space = KeySpace::new("", watchers as u64, opts.key_size as usize, 0)?;
     let creates: Vec<WatchCreateRequest> = prefixed_keys(&args.prefix, &space)
         .into_iter()
         .map(|key| WatchCreateRequest {

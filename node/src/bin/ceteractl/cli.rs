@@ -151,6 +151,14 @@ pub(crate) enum Command {
     /// Discovery service commands (a token URL for cetera --discovery)
     #[command(subcommand, arg_required_else_help = true)]
     Discovery(crate::discovery::DiscoveryCommand),
+    /// Benchmarks put, get, txn or watch like etcd's benchmark tool (throughput, latency percentiles)
+    #[command(subcommand, arg_required_else_help = true)]
+    Bench(crate::bench::BenchCommand),
+    /// Prints a shell completion script (bash, zsh or fish)
+    Completion {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
 }
 
 /// What the command line asked for, with the environment applied.
@@ -504,6 +512,12 @@ pub(crate) async fn dispatch(parsed: Parsed) -> CtlResult<()> {
             ));
             Ok(())
         }
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ceteractl", &mut script);
+            printer::out(script);
+            Ok(())
+        }
         Command::Endpoint(mut args) => {
             let mut cluster = args.cluster;
             apply_env(&mut global, &mut [("cluster", &mut cluster)])?;
@@ -543,7 +557,11 @@ async fn run_command(ctx: &Ctx, command: Command) -> CtlResult<()> {
         Command::Import(a) => crate::bulk::import(ctx, a).await,
         Command::Export(a) => crate::bulk::export(ctx, a).await,
         Command::Discovery(c) => crate::discovery::run(c).await,
-        Command::Version | Command::Endpoint(_) | Command::Watch(_) => Ok(()),
+        Command::Bench(c) => crate::bench::run(ctx, c).await,
+        Command::Version
+        | Command::Completion { .. }
+        | Command::Endpoint(_)
+        | Command::Watch(_) => Ok(()),
     }
 }
 

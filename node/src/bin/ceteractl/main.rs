@@ -3,13 +3,14 @@
 //! environment variables, output formats and exit codes, so scripts port
 //! by renaming the binary. It talks to any etcd-API server.
 //!
-//! Beyond etcdctl: `get --count-only`, `import`, `export` and
-//! `discovery new`.
+//! Beyond etcdctl: `get --count-only`, `import`, `export`,
+//! `discovery new`, `bench` (etcd's benchmark tool) and `completion`.
 //!
 //! Modules: `cli` (the command line and the environment), `client` (the
 //! connection, timeouts and retries), `printer`/`json`/`gofmt` (etcdctl's
 //! output formats), `error` (exit codes), and one module per command group.
 
+mod bench;
 mod bulk;
 mod check;
 mod cli;

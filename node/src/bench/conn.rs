@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use cetera::proto::etcdserverpb::StatusRequest;
-use cetera::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use crate::proto::etcdserverpb::StatusRequest;
+use crate::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+
+use super::BenchError;
 use tonic::transport::{Channel, Endpoint};
 
 /// How long to wait for a TCP connection to an endpoint.
@@ -21,21 +22,24 @@ fn endpoint_url(endpoint: &str) -> String {
 }
 
 /// Opens one HTTP/2 connection to `endpoint`.
-pub(crate) async fn connect(endpoint: &str) -> Result<Channel> {
+pub async fn connect(endpoint: &str) -> Result<Channel, BenchError> {
     let url = endpoint_url(endpoint);
     Endpoint::from_shared(url.clone())
-        .with_context(|| format!("invalid endpoint {endpoint:?}"))?
+        .map_err(|source| BenchError::InvalidEndpoint {
+            endpoint: endpoint.to_string(),
+            source,
+        })?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .connect()
         .await
-        .with_context(|| format!("cannot connect to {url}"))
+        .map_err(|source| BenchError::Connect { url, source })
 }
 
 /// Opens `conns` connections, the i-th to `endpoints[i % endpoints.len()]`.
-pub(crate) async fn open(endpoints: &[String], conns: u32) -> Result<Vec<Channel>> {
+pub async fn open(endpoints: &[String], conns: u32) -> Result<Vec<Channel>, BenchError> {
     if endpoints.is_empty() {
-        bail!("no endpoint given");
+        return Err(BenchError::NoEndpoint);
     }
     let mut channels = Vec::with_capacity(conns as usize);
     for i in 0..conns as usize {
@@ -45,7 +49,7 @@ pub(crate) async fn open(endpoints: &[String], conns: u32) -> Result<Vec<Channel
 }
 
 /// The endpoint of the member that reports itself as the leader.
-pub(crate) async fn find_leader(endpoints: &[String], timeout: Duration) -> Result<String> {
+pub async fn find_leader(endpoints: &[String], timeout: Duration) -> Result<String, BenchError> {
     let mut problems = Vec::new();
     for endpoint in endpoints {
         match tokio::time::timeout(timeout, member_status(endpoint)).await {
@@ -58,21 +62,21 @@ pub(crate) async fn find_leader(endpoints: &[String], timeout: Duration) -> Resu
         }
     }
     if problems.is_empty() {
-        bail!("no endpoint reports itself as the leader");
+        return Err(BenchError::NoLeader(String::new()));
     }
-    bail!(
-        "no endpoint reports itself as the leader ({})",
-        problems.join("; ")
-    )
+    Err(BenchError::NoLeader(format!(" ({})", problems.join("; "))))
 }
 
 /// `(member_id, leader)` as reported by Maintenance.Status on `endpoint`.
-async fn member_status(endpoint: &str) -> Result<(u64, u64)> {
+async fn member_status(endpoint: &str) -> Result<(u64, u64), BenchError> {
     let mut client = MaintenanceClient::new(connect(endpoint).await?);
     let status = client
         .status(StatusRequest {})
         .await
-        .with_context(|| format!("Status on {endpoint}"))?
+        .map_err(|source| BenchError::Setup {
+            what: format!("Status on {endpoint}"),
+            source,
+        })?
         .into_inner();
     let member = status.header.map_or(0, |h| h.member_id);
     Ok((member, status.leader))

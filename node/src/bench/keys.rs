@@ -1,31 +1,41 @@
 //! The keyspace: every key and the value are built once before the run, so
 //! the hot loop only clones reference-counted buffers.
 
-use anyhow::{Result, ensure};
 use bytes::Bytes;
 use rand::distr::Alphanumeric;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::BenchError;
+
 /// All the keys a workload may touch, plus the one value it writes.
 #[derive(Debug)]
-pub(crate) struct KeySpace {
+pub struct KeySpace {
     keys: Vec<Bytes>,
     value: Bytes,
 }
 
 impl KeySpace {
-    /// Builds `count` keys of exactly `key_size` bytes (zero-padded decimal
-    /// indexes, so they sort in index order) and a random `val_size` value.
-    pub(crate) fn new(count: u64, key_size: usize, val_size: usize) -> Result<Self> {
-        let digits = (count - 1).max(1).ilog10() as usize + 1;
-        ensure!(
-            digits <= key_size,
-            "--key-size {key_size} is too small for --keyspace {count}: need at least {digits} bytes"
-        );
-        let count = usize::try_from(count)?;
+    /// Builds `count` keys, each `prefix` followed by exactly `key_size`
+    /// bytes (zero-padded decimal indexes, so they sort in index order), and
+    /// a random `val_size` value.
+    pub fn new(
+        prefix: &str,
+        count: u64,
+        key_size: usize,
+        val_size: usize,
+    ) -> Result<Self, BenchError> {
+        let digits = count.saturating_sub(1).max(1).ilog10() as usize + 1;
+        if digits > key_size {
+            return Err(BenchError::KeySizeTooSmall {
+                key_size,
+                count,
+                digits,
+            });
+        }
+        let count = usize::try_from(count).map_err(|_| BenchError::KeySpaceTooLarge(count))?;
         let keys = (0..count)
-            .map(|i| Bytes::from(format!("{i:0key_size$}")))
+            .map(|i| Bytes::from(format!("{prefix}{i:0key_size$}")))
             .collect();
         let value = SmallRng::from_os_rng()
             .sample_iter(Alphanumeric)
@@ -36,17 +46,22 @@ impl KeySpace {
     }
 
     /// Number of keys.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// Whether there are no keys (never, for a keyspace [`new`](Self::new) built).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
     /// The key at `index` (which must be below [`len`](Self::len)).
-    pub(crate) fn key(&self, index: usize) -> &Bytes {
+    pub fn key(&self, index: usize) -> &Bytes {
         &self.keys[index]
     }
 
     /// The value every write stores.
-    pub(crate) fn value(&self) -> &Bytes {
+    pub fn value(&self) -> &Bytes {
         &self.value
     }
 }
@@ -54,7 +69,7 @@ impl KeySpace {
 /// The keys client `client` of `clients` owns: a disjoint share of the
 /// keyspace when there are at least as many keys as clients, otherwise one
 /// key shared with the other clients that map to it.
-pub(crate) fn owned_keys(client: usize, clients: usize, keyspace: usize) -> Vec<usize> {
+pub fn owned_keys(client: usize, clients: usize, keyspace: usize) -> Vec<usize> {
     let stride = clients.min(keyspace).max(1);
     (client % keyspace.max(1)..keyspace)
         .step_by(stride)
@@ -63,7 +78,7 @@ pub(crate) fn owned_keys(client: usize, clients: usize, keyspace: usize) -> Vec<
 
 /// How a client chooses its next key.
 #[derive(Debug)]
-pub(crate) enum KeyPicker {
+pub enum KeyPicker {
     /// Every `stride`-th index starting at the client's number, wrapping
     /// around: together the clients walk the keyspace in order.
     Sequential { next: usize, stride: usize },
@@ -73,7 +88,7 @@ pub(crate) enum KeyPicker {
 
 impl KeyPicker {
     /// A picker for client `client` of `clients`.
-    pub(crate) fn new(sequential: bool, client: usize, clients: usize) -> Self {
+    pub fn new(sequential: bool, client: usize, clients: usize) -> Self {
         if sequential {
             Self::Sequential {
                 next: client,
@@ -85,7 +100,7 @@ impl KeyPicker {
     }
 
     /// The next index below `len` (`len` must not be zero).
-    pub(crate) fn pick(&mut self, len: usize) -> usize {
+    pub fn pick(&mut self, len: usize) -> usize {
         match self {
             Self::Sequential { next, stride } => {
                 let index = *next % len;
@@ -103,18 +118,20 @@ mod tests {
 
     #[test]
     fn keys_have_the_requested_size() {
-        let ks = KeySpace::new(1000, 8, 256).unwrap();
+        let ks = KeySpace::new("", 1000, 8, 256).unwrap();
         assert_eq!(ks.len(), 1000);
         assert_eq!(ks.key(0).as_ref(), b"00000000");
         assert_eq!(ks.key(999).as_ref(), b"00000999");
         assert_eq!(ks.value().len(), 256);
+        let prefixed = KeySpace::new("bench/", 10, 2, 0).unwrap();
+        assert_eq!(prefixed.key(3).as_ref(), b"bench/03");
     }
 
     #[test]
     fn too_small_keys_are_refused() {
-        assert!(KeySpace::new(1001, 3, 1).is_err());
-        assert!(KeySpace::new(1000, 3, 1).is_ok());
-        assert!(KeySpace::new(1, 1, 0).is_ok());
+        assert!(KeySpace::new("", 1001, 3, 1).is_err());
+        assert!(KeySpace::new("", 1000, 3, 1).is_ok());
+        assert!(KeySpace::new("p/", 1, 1, 0).is_ok());
     }
 
     #[test]

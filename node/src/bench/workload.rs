@@ -1,6 +1,10 @@
 //! The clients: what each workload sends, the unmeasured setup phase, and the
 //! measured loop.
 //!
+//! The watch workload measures delivery: each client watches one key of its
+//! own, and a request is a put of that key followed by the wait for its
+//! event, so the latency is put plus notification.
+//!
 //! Every client is a tokio task owning its tonic client (a cheap clone of a
 //! shared channel), its key picker and its [`Stats`]; nothing on the request
 //! path is shared except the read-only [`Plan`].
@@ -8,24 +12,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use bytes::Bytes;
-use cetera::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
-use cetera::proto::etcdserverpb::kv_client::KvClient;
-use cetera::proto::etcdserverpb::request_op::Request;
-use cetera::proto::etcdserverpb::response_op::Response;
-use cetera::proto::etcdserverpb::{
-    Compare, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse,
+use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use crate::proto::etcdserverpb::kv_client::KvClient;
+use crate::proto::etcdserverpb::request_op::Request;
+use crate::proto::etcdserverpb::response_op::Response;
+use crate::proto::etcdserverpb::watch_client::WatchClient;
+use crate::proto::etcdserverpb::watch_request::RequestUnion;
+use crate::proto::etcdserverpb::{
+    Compare, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse, WatchCreateRequest,
+    WatchRequest, WatchResponse,
 };
+use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tonic::Status;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
+use tonic::{Status, Streaming};
 
-use crate::keys::{KeyPicker, KeySpace, owned_keys};
-use crate::stats::Stats;
+use super::BenchError;
+use crate::bench::keys::{KeyPicker, KeySpace, owned_keys};
+use crate::bench::stats::Stats;
 
 /// Pause after a failed request, so a cluster in trouble is not hammered
 /// by a tight error loop.
@@ -33,27 +42,34 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
 /// What every request of a run does.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Kind {
+pub enum Kind {
     Put,
-    Range { serializable: bool },
+    Range {
+        serializable: bool,
+    },
     Txn,
-    Mixed { serializable: bool, read_ratio: f64 },
+    Mixed {
+        serializable: bool,
+        read_ratio: f64,
+    },
+    /// Put a key the client watches and wait for its event.
+    Watch,
 }
 
 /// Everything the clients share, read-only.
 #[derive(Debug)]
-pub(crate) struct Plan {
-    pub(crate) kind: Kind,
-    pub(crate) keys: KeySpace,
+pub struct Plan {
+    pub kind: Kind,
+    pub keys: KeySpace,
     /// Write the owned keys before measuring (reads need something to read).
-    pub(crate) populate: bool,
-    pub(crate) sequential: bool,
-    pub(crate) clients: usize,
+    pub populate: bool,
+    pub sequential: bool,
+    pub clients: usize,
     /// Measured requests in total, split evenly across clients.
-    pub(crate) total: u64,
+    pub total: u64,
     /// Length cap of the measured phase.
-    pub(crate) max_duration: Duration,
-    pub(crate) timeout: Duration,
+    pub max_duration: Duration,
+    pub timeout: Duration,
 }
 
 impl Plan {
@@ -67,11 +83,20 @@ impl Plan {
 
 /// Runs the setup of every client, then the measured phase, and returns the
 /// merged stats and the measured wall time.
-pub(crate) async fn run(plan: Arc<Plan>, channels: &[Channel]) -> Result<(Stats, Duration)> {
+pub async fn run(plan: Arc<Plan>, channels: &[Channel]) -> Result<(Stats, Duration), BenchError> {
+    if channels.is_empty() {
+        return Err(BenchError::NoEndpoint);
+    }
+    if matches!(plan.kind, Kind::Watch) && plan.keys.len() < plan.clients {
+        return Err(BenchError::TooFewKeysToWatch {
+            clients: plan.clients,
+            keys: plan.keys.len(),
+        });
+    }
     let mut setups = JoinSet::new();
     for id in 0..plan.clients {
-        let kv = KvClient::new(channels[id % channels.len()].clone());
-        let mut worker = Client::new(id, kv, plan.clone());
+        let channel = channels[id % channels.len()].clone();
+        let mut worker = Client::new(id, channel, plan.clone());
         setups.spawn(async move { worker.setup().await.map(|()| worker) });
     }
     let mut clients = Vec::with_capacity(plan.clients);
@@ -108,10 +133,22 @@ struct Client {
     rng: SmallRng,
     /// For txn: the keys this client owns, with the mod_revision it last saw.
     cas: Vec<(usize, i64)>,
+    /// For watch: the stream's request side (kept open) and its events.
+    watch: Option<WatchStream>,
+    channel: Channel,
+}
+
+/// One client's watch on its own key.
+struct WatchStream {
+    key: usize,
+    /// Dropping it would end the stream.
+    _requests: mpsc::Sender<WatchRequest>,
+    events: Streaming<WatchResponse>,
 }
 
 impl Client {
-    fn new(id: usize, kv: KvClient<Channel>, plan: Arc<Plan>) -> Self {
+    fn new(id: usize, channel: Channel, plan: Arc<Plan>) -> Self {
+        let kv = KvClient::new(channel.clone());
         // A txn client picks among its own keys; the others share the keyspace.
         let picker = match plan.kind {
             Kind::Txn => KeyPicker::new(plan.sequential, 0, 1),
@@ -123,15 +160,28 @@ impl Client {
             picker,
             rng: SmallRng::from_os_rng(),
             cas: Vec::new(),
+            watch: None,
+            channel,
             plan,
         }
     }
 
     /// The unmeasured phase: populate the keys to read, or create the keys
     /// to compare-and-swap and learn their revisions.
-    async fn setup(&mut self) -> Result<()> {
+    async fn setup(&mut self) -> Result<(), BenchError> {
         let owned = owned_keys(self.id, self.plan.clients, self.plan.keys.len());
         match self.plan.kind {
+            Kind::Watch => {
+                // `run` made sure every client owns at least one key.
+                let key = owned[0];
+                let stream = bounded(self.plan.timeout, self.open_watch(key))
+                    .await
+                    .map_err(|source| BenchError::Setup {
+                        what: format!("watching key #{key}"),
+                        source,
+                    })?;
+                self.watch = Some(stream);
+            }
             Kind::Txn => {
                 for index in owned {
                     let revision = self.create_if_absent(index).await?;
@@ -142,7 +192,10 @@ impl Client {
                 for index in owned {
                     bounded(self.plan.timeout, self.put(index))
                         .await
-                        .with_context(|| format!("populating key #{index}"))?;
+                        .map_err(|source| BenchError::Setup {
+                            what: format!("populating key #{index}"),
+                            source,
+                        })?;
                 }
             }
             _ => {}
@@ -180,6 +233,7 @@ impl Client {
         let len = self.plan.keys.len();
         match self.plan.kind {
             Kind::Txn => self.compare_and_swap().await,
+            Kind::Watch => self.put_and_wait().await,
             Kind::Put => {
                 let index = self.picker.pick(len);
                 self.put(index).await
@@ -237,13 +291,77 @@ impl Client {
 
     /// `if create_revision(key) == 0 { put } else { get }`: the key's
     /// mod_revision afterwards.
-    async fn create_if_absent(&mut self, index: usize) -> Result<i64> {
+    async fn create_if_absent(&mut self, index: usize) -> Result<i64, BenchError> {
         let limit = self.plan.timeout;
         let create = self.txn(index, CompareTarget::Create, TargetUnion::CreateRevision(0));
         let (_, revision) = bounded(limit, create)
             .await
-            .with_context(|| format!("creating key #{index}"))?;
+            .map_err(|source| BenchError::Setup {
+                what: format!("creating key #{index}"),
+                source,
+            })?;
         Ok(revision)
+    }
+
+    /// Opens a watch stream on key `index` and waits until it is created.
+    async fn open_watch(&mut self, index: usize) -> Result<WatchStream, Status> {
+        let (requests, rx) = mpsc::channel(1);
+        let create = WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                key: self.plan.keys.key(index).clone().into(),
+                ..Default::default()
+            })),
+        };
+        requests
+            .send(create)
+            .await
+            .map_err(|_| Status::internal("watch request stream closed"))?;
+        let mut client = WatchClient::new(self.channel.clone());
+        let mut events = client.watch(ReceiverStream::new(rx)).await?.into_inner();
+        loop {
+            match events.message().await? {
+                Some(response) if response.created => break,
+                Some(_) => {}
+                None => {
+                    return Err(Status::unavailable(
+                        "watch stream ended before it was created",
+                    ));
+                }
+            }
+        }
+        Ok(WatchStream {
+            key: index,
+            _requests: requests,
+            events,
+        })
+    }
+
+    /// Puts the watched key and waits for the event of that put.
+    async fn put_and_wait(&mut self) -> Result<Outcome, Status> {
+        let watch = self
+            .watch
+            .as_mut()
+            .ok_or_else(|| Status::internal("watch workload without a watch"))?;
+        let request = put_request(self.plan.keys.key(watch.key), self.plan.keys.value());
+        let revision = self
+            .kv
+            .put(request)
+            .await?
+            .into_inner()
+            .header
+            .map_or(0, |h| h.revision);
+        loop {
+            let Some(response) = watch.events.message().await? else {
+                return Err(Status::unavailable("watch stream ended"));
+            };
+            if response.canceled {
+                return Err(Status::cancelled(response.cancel_reason));
+            }
+            let seen = response.events.iter().filter_map(|e| e.kv.as_ref());
+            if seen.map(|kv| kv.mod_revision).any(|r| r >= revision) {
+                return Ok(Outcome::Done);
+            }
+        }
     }
 
     /// A transaction `if target(key) == expected { put } else { range }`;
@@ -325,7 +443,7 @@ mod tests {
     fn quotas_add_up_to_the_total() {
         let plan = Plan {
             kind: Kind::Put,
-            keys: KeySpace::new(10, 2, 1).unwrap(),
+            keys: KeySpace::new("", 10, 2, 1).unwrap(),
             populate: false,
             sequential: false,
             clients: 3,
