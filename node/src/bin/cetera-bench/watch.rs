@@ -598,7 +598,7 @@ mod tests {
 
     #[test]
     fn keys_carry_their_index() {
-        let space = KeySpace::new(20, 4, 0).unwrap();
+        let space = KeySpace::new("", 20, 4, 0).unwrap();
         let keys = prefixed_keys("w/", &space);
         assert_eq!(keys[7].as_ref(), b"w/0007");
         assert_eq!(key_index(&keys[7], b"w/"), Some(7));
