@@ -116,6 +116,18 @@ pub struct Args {
     #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub experimental_watch_progress_notify_interval: Duration,
 
+    /// Serve the v2 API (`/v2/keys`, `/v2/members`, `/v2/machines`,
+    /// `/v2/stats/store`) on the client URLs, as etcd 3.4's flag does.
+    #[arg(
+        long,
+        env = "ETCD_ENABLE_V2",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub enable_v2: bool,
+
     /// Log level: debug, info, warn or error.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -182,6 +194,9 @@ pub struct Config {
     pub max_txn_ops: usize,
     pub quota_backend_bytes: u64,
     pub watch_progress_notify_interval: Duration,
+    /// Whether the v2 API is served (the v2 keyspace is replicated either
+    /// way).
+    pub enable_v2: bool,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -385,6 +400,7 @@ impl TryFrom<Args> for Config {
                 bytes => bytes,
             },
             watch_progress_notify_interval: args.experimental_watch_progress_notify_interval,
+            enable_v2: args.enable_v2,
             log_level: args.log_level,
             log_format: args.log_format,
             name: args.name,
@@ -414,6 +430,14 @@ mod tests {
         assert_eq!(c.max_request_bytes, 1_572_864);
         assert_eq!(c.grpc_max_recv_bytes(), 2 * 1024 * 1024);
         assert_eq!(c.request_timeout(), Duration::from_secs(7));
+        assert!(!c.enable_v2);
+    }
+
+    #[test]
+    fn enable_v2_takes_etcds_forms() {
+        assert!(parse(&["--enable-v2"]).unwrap().enable_v2);
+        assert!(parse(&["--enable-v2=true"]).unwrap().enable_v2);
+        assert!(!parse(&["--enable-v2=false"]).unwrap().enable_v2);
     }
 
     #[test]

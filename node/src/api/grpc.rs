@@ -87,14 +87,8 @@ impl Kv for KvApi {
     }
 }
 
-/// `etcdserverpb.Cluster` (MemberUpdate is not supported yet and says so).
+/// `etcdserverpb.Cluster`.
 struct ClusterApi(Arc<Node>);
-
-fn membership_not_yet(method: &str) -> Status {
-    Status::unimplemented(format!(
-        "etcdserver: Cluster.{method} is not supported by this cetera version yet"
-    ))
-}
 
 #[tonic::async_trait]
 impl Cluster for ClusterApi {
@@ -114,9 +108,9 @@ impl Cluster for ClusterApi {
 
     async fn member_update(
         &self,
-        _: Request<MemberUpdateRequest>,
+        request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
-        Err(membership_not_yet("MemberUpdate"))
+        answer(self.0.member_update(request.into_inner()).await)
     }
 
     async fn member_list(

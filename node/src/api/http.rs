@@ -1,4 +1,5 @@
-//! HTTP endpoints on the client URL: `/health` and `/version`.
+//! HTTP endpoints on the client URL: `/health`, `/version`, `/metrics`,
+//! `/v2/stats/self`, and the routes of the v3 gateway and the v2 API.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ pub(super) fn routes(
 + 'static {
     let node_for_stats = node.clone();
     let gateway = super::gateway::routes(node.clone());
+    let v2 = super::v2::routes(node.clone());
     let health = warp::path!("health").and(warp::get()).then(move || {
         let node = node.clone();
         async move {
@@ -53,6 +55,8 @@ pub(super) fn routes(
         }))
     });
     gateway
+        .or(v2)
+        .unify()
         .or(health.map(warp::Reply::into_response))
         .unify()
         .or(version.map(warp::Reply::into_response))

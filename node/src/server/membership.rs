@@ -1,5 +1,6 @@
-//! Runtime membership: MemberAdd, MemberRemove and MemberPromote, as
-//! openraft membership changes made on the leader (followers forward them).
+//! Runtime membership: MemberAdd, MemberRemove, MemberPromote and
+//! MemberUpdate, as openraft membership changes made on the leader
+//! (followers forward them).
 //!
 //! A new member joins as a learner; a voter add then promotes it through
 //! joint consensus, which completes once the new member runs (with three or
@@ -7,7 +8,7 @@
 //! a removal that would leave too few started voters for a quorum is
 //! refused, as etcd's strict reconfiguration check does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use openraft::ChangeMembers;
@@ -18,7 +19,7 @@ use super::{Node, ServerError};
 use crate::cluster::member_id;
 use crate::proto::etcdserverpb::{
     Member, MemberAddRequest, MemberAddResponse, MemberPromoteRequest, MemberPromoteResponse,
-    MemberRemoveRequest, MemberRemoveResponse,
+    MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
 };
 use crate::raft::{MemberId, MemberNode, PeerError, paths};
 
@@ -40,6 +41,11 @@ pub(crate) enum MemberChange {
     },
     Promote {
         id: MemberId,
+    },
+    /// New peer URLs for a member (sorted).
+    Update {
+        id: MemberId,
+        peer_urls: Vec<String>,
     },
 }
 
@@ -74,21 +80,27 @@ fn valid_peer_url(url: &str) -> bool {
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
+/// Peer URLs as a request gives them: trailing slashes dropped, checked,
+/// sorted.
+fn checked_peer_urls(urls: &[String]) -> Result<Vec<String>, MembershipError> {
+    let mut urls: Vec<String> = urls
+        .iter()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .collect();
+    if urls.is_empty() || !urls.iter().all(|u| valid_peer_url(u)) {
+        return Err(MembershipError::BadUrls);
+    }
+    urls.sort();
+    Ok(urls)
+}
+
 impl Node {
     /// `Cluster.MemberAdd`.
     pub async fn member_add(
         &self,
         req: MemberAddRequest,
     ) -> Result<MemberAddResponse, ServerError> {
-        let mut urls: Vec<String> = req
-            .peer_ur_ls
-            .iter()
-            .map(|u| u.trim_end_matches('/').to_string())
-            .collect();
-        if urls.is_empty() || !urls.iter().all(|u| valid_peer_url(u)) {
-            return Err(MembershipError::BadUrls.into());
-        }
-        urls.sort();
+        let urls = checked_peer_urls(&req.peer_ur_ls)?;
         let metrics = self.metrics();
         let membership = metrics.membership_config.membership();
         if membership
@@ -154,6 +166,36 @@ impl Node {
             .await?;
         let list = self.member_list().await?;
         Ok(MemberPromoteResponse {
+            header: list.header,
+            members: list.members,
+        })
+    }
+
+    /// `Cluster.MemberUpdate`: a member's new peer URLs (the member itself
+    /// must then be restarted to listen on them, as in etcd).
+    pub async fn member_update(
+        &self,
+        req: MemberUpdateRequest,
+    ) -> Result<MemberUpdateResponse, ServerError> {
+        let urls = checked_peer_urls(&req.peer_ur_ls)?;
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership();
+        if membership.get_node(&req.id).is_none() {
+            return Err(MembershipError::NotFound.into());
+        }
+        if membership
+            .nodes()
+            .any(|(id, node)| *id != req.id && node.peer_urls.iter().any(|u| urls.contains(u)))
+        {
+            return Err(MembershipError::PeerUrlsExist.into());
+        }
+        self.change_members(MemberChange::Update {
+            id: req.id,
+            peer_urls: urls,
+        })
+        .await?;
+        let list = self.member_list().await?;
+        Ok(MemberUpdateResponse {
             header: list.header,
             members: list.members,
         })
@@ -267,6 +309,23 @@ impl Node {
                 }
                 self.raft
                     .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
+                    .await
+                    .map_err(failed)?;
+                Ok(())
+            }
+            MemberChange::Update { id, peer_urls } => {
+                let metrics = self.metrics();
+                let membership = metrics.membership_config.membership();
+                let mut node = membership
+                    .get_node(&id)
+                    .cloned()
+                    .ok_or(MembershipError::NotFound)?;
+                if node.peer_urls == peer_urls {
+                    return Ok(());
+                }
+                node.peer_urls = peer_urls;
+                self.raft
+                    .change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])), false)
                     .await
                     .map_err(failed)?;
                 Ok(())

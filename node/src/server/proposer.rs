@@ -72,6 +72,7 @@ fn encoded_size(command: &Command) -> usize {
         Command::Txn(r) => r.encoded_len(),
         Command::Compact(r) => r.encoded_len(),
         Command::Batch(commands) => commands.iter().map(encoded_size).sum(),
+        Command::V2(write) => crate::v2store::encoded_size(&write.op),
         Command::PublishMember(_)
         | Command::LeaseGrant { .. }
         | Command::LeaseRevoke { .. }
