@@ -17,6 +17,8 @@
 //! - [`kv`]: small conveniences over the generated gRPC clients.
 //! - [`spawn`]: child processes that die with the test process.
 //! - [`watch`]: a Watch stream client with time limits.
+//! - [`python`]: Python client scripts run with the workspace's virtualenv.
+//! - [`transcript`]: masking for differential transcripts.
 //!
 //! Tests are written once as `async fn name(flavor: Flavor) -> anyhow::Result<()>`
 //! and instantiated per flavor with [`flavor_tests!`], which produces
@@ -29,7 +31,9 @@ pub mod diff;
 pub mod etcdctl;
 pub mod kv;
 pub mod ports;
+pub mod python;
 pub mod spawn;
+pub mod transcript;
 pub mod watch;
 
 pub use binaries::Flavor;

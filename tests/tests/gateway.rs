@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tests::diff::line_diff;
+use tests::transcript::mask;
 use tests::{Flavor, TestCluster, flavor_tests};
 
 flavor_tests!(
@@ -219,30 +220,6 @@ const WATCH_WRITES: &[Step] = &[
     post("/v3/kv/put", r#"{"key":"d2F0Y2hlZA==","value":"Yg=="}"#),
     post("/v3/kv/deleterange", r#"{"key":"d2F0Y2hlZA=="}"#),
 ];
-
-/// Replaces the value of every `"key":` in `body` with `"*"`.
-fn mask(body: &str, keys: &[&str]) -> String {
-    let mut out = body.to_string();
-    for key in keys {
-        let pattern = format!("\"{key}\":");
-        let mut masked = String::new();
-        let mut rest = out.as_str();
-        while let Some(at) = rest.find(&pattern) {
-            let (head, tail) = rest.split_at(at + pattern.len());
-            masked.push_str(head);
-            masked.push_str("\"*\"");
-            let end = if let Some(string) = tail.strip_prefix('"') {
-                string.find('"').map_or(tail.len(), |i| i + 2)
-            } else {
-                tail.find([',', '}', ']']).unwrap_or(tail.len())
-            };
-            rest = &tail[end..];
-        }
-        masked.push_str(rest);
-        out = masked;
-    }
-    out
-}
 
 /// The headers a gateway client sees (hyper and Go spell and order the
 /// rest differently; Go also announces a trailer on errors).

@@ -7,11 +7,10 @@
 //! The Python tests use the virtualenv that `scripts/test` creates at
 //! `.venv` in the workspace root (its `ensure_python_clients` step).
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use cetera::proto::etcdserverpb::lease_client::LeaseClient;
 use cetera::proto::etcdserverpb::{LeaseGrantRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest};
 use cetera::proto::v3electionpb::election_client::ElectionClient;
@@ -23,6 +22,7 @@ use cetera::proto::v3lockpb::lock_client::LockClient;
 use cetera::proto::v3lockpb::{LockRequest, UnlockRequest};
 use rustix::process::{Pid, Signal, kill_process};
 use tests::kv::{expect_status, get, put};
+use tests::python::run_python;
 use tests::{Flavor, TestCluster, flavor_tests};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -512,52 +512,6 @@ async fn etcdctl_elect_with_two_candidates_and_an_observer(flavor: Flavor) -> Re
     Ok(())
 }
 
-/// The workspace's virtualenv interpreter (made by `scripts/test`).
-fn python() -> Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("workspace root")?;
-    let python = root.join(".venv/bin/python");
-    ensure!(
-        python.is_file(),
-        "{} is missing: run scripts/test, whose ensure_python_clients step creates \
-         the virtualenv with etcd3",
-        python.display()
-    );
-    Ok(python)
-}
-
-/// Runs a Python script with the client URL's host and port (and `extra`)
-/// as arguments; fails unless it exits 0 within 30 s.
-async fn run_python(cluster: &TestCluster, i: usize, script: &str, extra: &[&str]) -> Result<()> {
-    let url = cluster.client_url(i);
-    let address = url.trim_start_matches("http://");
-    let (host, port) = address.rsplit_once(':').context("client url")?;
-    let child = Command::new(python()?)
-        .arg("-c")
-        .arg(script)
-        .args([host, port])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("spawning python")?;
-    let output = timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .context("the Python script did not finish within 30 s")??;
-    if !output.status.success() {
-        bail!(
-            "the Python script failed with {}\nstdout:\n{}\nstderr:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
-}
-
 const PY_PRELUDE: &str = r#"
 import sys, threading, time
 import etcd3
@@ -565,7 +519,8 @@ client = etcd3.client(host=sys.argv[1], port=int(sys.argv[2]), timeout=10)
 "#;
 
 async fn python_etcd3(cluster: &TestCluster, i: usize, body: &str, extra: &[&str]) -> Result<()> {
-    run_python(cluster, i, &format!("{PY_PRELUDE}{body}"), extra).await
+    run_python(cluster, i, &format!("{PY_PRELUDE}{body}"), extra).await?;
+    Ok(())
 }
 
 async fn python_etcd3_lease(flavor: Flavor) -> Result<()> {

@@ -64,9 +64,14 @@ pub(super) fn routes(
         .or(observability(node_for_stats))
         .unify()
         .recover(|_rejection: warp::Rejection| async {
+            // Go's `http.NotFound`, as etcd answers an unknown path.
             Ok::<_, std::convert::Infallible>(
-                warp::reply::with_status("404 page not found\n", StatusCode::NOT_FOUND)
-                    .into_response(),
+                warp::reply::with_header(
+                    warp::reply::with_status("404 page not found\n", StatusCode::NOT_FOUND),
+                    "x-content-type-options",
+                    "nosniff",
+                )
+                .into_response(),
             )
         })
         .unify()

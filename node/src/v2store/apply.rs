@@ -52,7 +52,7 @@ pub fn apply<T: V2Tables + ?Sized>(tables: &mut T, write: &V2Write) -> Result<Ap
             ttl,
             refresh,
         } => Some(
-            store.counted_op(Counter::SetSuccess, Counter::SetFail, |s| {
+            store.counted_op(Counter::SetSuccess, Counter::SetFail, &[], |s| {
                 s.set(path, *dir, value, expiry(ttl), *refresh)
             })?,
         ),
@@ -63,7 +63,7 @@ pub fn apply<T: V2Tables + ?Sized>(tables: &mut T, write: &V2Write) -> Result<Ap
             unique,
             ttl,
         } => Some(
-            store.counted_op(Counter::CreateSuccess, Counter::CreateFail, |s| {
+            store.counted_op(Counter::CreateSuccess, Counter::CreateFail, &[], |s| {
                 s.create(path, *dir, value, *unique, expiry(ttl))
             })?,
         ),
@@ -72,11 +72,12 @@ pub fn apply<T: V2Tables + ?Sized>(tables: &mut T, write: &V2Write) -> Result<Ap
             value,
             ttl,
             refresh,
-        } => Some(
-            store.counted_op(Counter::UpdateSuccess, Counter::UpdateFail, |s| {
-                s.update(path, value, expiry(ttl), *refresh)
-            })?,
-        ),
+        } => Some(store.counted_op(
+            Counter::UpdateSuccess,
+            Counter::UpdateFail,
+            &[ErrorCode::RootReadOnly, ErrorCode::NotFile],
+            |s| s.update(path, value, expiry(ttl), *refresh),
+        )?),
         V2Op::CompareAndSwap {
             path,
             prev_value,
@@ -87,17 +88,19 @@ pub fn apply<T: V2Tables + ?Sized>(tables: &mut T, write: &V2Write) -> Result<Ap
         } => Some(store.counted_op(
             Counter::CompareAndSwapSuccess,
             Counter::CompareAndSwapFail,
+            &[ErrorCode::RootReadOnly],
             |s| s.compare_and_swap(path, prev_value, *prev_index, value, expiry(ttl), *refresh),
         )?),
         V2Op::Delete {
             path,
             dir,
             recursive,
-        } => Some(
-            store.counted_op(Counter::DeleteSuccess, Counter::DeleteFail, |s| {
-                s.delete(path, *dir, *recursive)
-            })?,
-        ),
+        } => Some(store.counted_op(
+            Counter::DeleteSuccess,
+            Counter::DeleteFail,
+            &[ErrorCode::RootReadOnly],
+            |s| s.delete(path, *dir, *recursive),
+        )?),
         V2Op::CompareAndDelete {
             path,
             prev_value,
@@ -105,6 +108,7 @@ pub fn apply<T: V2Tables + ?Sized>(tables: &mut T, write: &V2Write) -> Result<Ap
         } => Some(store.counted_op(
             Counter::CompareAndDeleteSuccess,
             Counter::CompareAndDeleteFail,
+            &[ErrorCode::NotFile, ErrorCode::TestFailed],
             |s| s.compare_and_delete(path, prev_value, *prev_index),
         )?),
     };
@@ -127,16 +131,21 @@ struct Store<'t, T: V2Tables + ?Sized> {
 type OpResult = Result<Result<Event, V2Error>, TableError>;
 
 impl<T: V2Tables + ?Sized> Store<'_, T> {
-    /// Runs a client operation and counts its success or failure.
+    /// Runs a client operation and counts its success or failure. Refusals
+    /// with a code in `counted_as_success` count as successes, as etcd's
+    /// store counts them (its counter only sees some of its errors).
     fn counted_op(
         &mut self,
         success: Counter,
         failure: Counter,
+        counted_as_success: &[ErrorCode],
         op: impl FnOnce(&mut Self) -> OpResult,
     ) -> OpResult {
         let result = op(self)?;
-        self.counted
-            .push(if result.is_ok() { success } else { failure });
+        let failed = result
+            .as_ref()
+            .is_err_and(|e| !counted_as_success.contains(&e.code));
+        self.counted.push(if failed { failure } else { success });
         Ok(result)
     }
 

@@ -509,3 +509,40 @@ fn a_waiter_that_falls_behind_is_dropped() {
     }
     assert_eq!(delivered, 100);
 }
+
+#[test]
+fn counters_follow_etcds_store() {
+    let mut t = MemoryTables::default();
+    let counted = |t: &mut MemoryTables, op| write_at(t, T0, op).counted;
+    assert_eq!(counted(&mut t, set("/f", "1")), [Counter::SetSuccess]);
+    assert_eq!(counted(&mut t, set("/f/x", "1")), [Counter::SetFail]);
+    // etcd counts some refusals as successes: a compare-and-delete whose
+    // compare fails, an update of a directory's value, anything at the
+    // read-only root.
+    let cad = V2Op::for_delete("/f".into(), false, false, "nope".into(), 0);
+    assert_eq!(counted(&mut t, cad), [Counter::CompareAndDeleteSuccess]);
+    let cad_missing = V2Op::for_delete("/g".into(), false, false, "nope".into(), 0);
+    assert_eq!(
+        counted(&mut t, cad_missing),
+        [Counter::CompareAndDeleteFail]
+    );
+    let root = V2Op::for_delete("/".into(), true, true, "".into(), 0);
+    assert_eq!(counted(&mut t, root), [Counter::DeleteSuccess]);
+    let missing = V2Op::for_delete("/g".into(), false, false, "".into(), 0);
+    assert_eq!(counted(&mut t, missing), [Counter::DeleteFail]);
+    write(&mut t, set_dir("/d")).unwrap();
+    let update_dir = V2Op::Update {
+        path: "/d".into(),
+        value: "x".into(),
+        ttl: None,
+        refresh: false,
+    };
+    assert_eq!(counted(&mut t, update_dir), [Counter::UpdateSuccess]);
+    let cas = V2Op::for_put(PutRequest {
+        path: "/f".into(),
+        value: "2".into(),
+        prev_value: "nope".into(),
+        ..Default::default()
+    });
+    assert_eq!(counted(&mut t, cas), [Counter::CompareAndSwapFail]);
+}

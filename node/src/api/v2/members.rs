@@ -235,6 +235,11 @@ async fn remove(node: &Node, id: u64) -> Response {
     }
     match node.member_remove(MemberRemoveRequest { id }).await {
         Ok(_) => no_content(),
+        // Removed meanwhile (this member learns of removals as it applies).
+        Err(ServerError::Membership(MembershipError::NotFound)) if node.was_removed(id) => message(
+            StatusCode::GONE,
+            &format!("Member permanently removed: {id:x}"),
+        ),
         Err(ServerError::Membership(MembershipError::NotFound)) => not_found(id),
         Err(e) => failure(e),
     }
@@ -263,7 +268,7 @@ pub(super) async fn serve_machines(node: Arc<Node>, method: &str) -> Response {
     if !matches!(method, "GET" | "HEAD") {
         return allow("GET,HEAD");
     }
-    let urls: Vec<String> = match node.member_list().await {
+    let mut urls: Vec<String> = match node.member_list().await {
         Ok(list) => list
             .members
             .into_iter()
@@ -271,7 +276,14 @@ pub(super) async fn serve_machines(node: Arc<Node>, method: &str) -> Response {
             .collect(),
         Err(e) => return failure(e),
     };
-    plain(StatusCode::OK, urls.join(", "))
+    urls.sort();
+    // Go's `Write` without a content type: it sniffs `text/plain`.
+    let mut response = Response::new(urls.join(", ").into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 /// `/v2/stats/store`.
