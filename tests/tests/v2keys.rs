@@ -41,6 +41,7 @@ flavor_tests!(
     followers_serve_reads_and_forward_writes,
     members_machines_and_store_counters,
     python_etcd_client_reads_writes_and_waits,
+    malformed_input_gets_etcds_errors_and_never_a_server_error,
 );
 
 /// How long any one HTTP exchange may take (waits included).
@@ -463,10 +464,10 @@ async fn curl_seeds_answer_as_documented(flavor: Flavor) -> Result<()> {
     let cluster = v2_cluster(flavor, 3).await?;
     let base = settled_index(&cluster).await?;
     let urls = cluster.client_urls();
-    let foo = |i: usize| format!("{}/v2/keys/nosql/foo", urls[i]);
+    let nosql_foo = |i: usize| format!("{}/v2/keys/nosql/foo", urls[i]);
 
     // curl -L -X PUT http://localhost:2379/v2/keys/nosql/foo -d value="bar"
-    let set = curl(&["-L", "-X", "PUT", &foo(0), "-d", "value=bar"]).await?;
+    let set = curl(&["-L", "-X", "PUT", &nosql_foo(0), "-d", "value=bar"]).await?;
     assert_eq!(
         set,
         format!(
@@ -478,12 +479,12 @@ async fn curl_seeds_answer_as_documented(flavor: Flavor) -> Result<()> {
     // A recursive wait on another member, registered before the write
     // (and after that member has applied the first one: a wait starts from
     // the index of the member serving it).
-    let caught_up = curl(&["-L", &format!("{}?quorum=true", foo(1))]).await?;
+    let caught_up = curl(&["-L", &format!("{}?quorum=true", nosql_foo(1))]).await?;
     assert!(caught_up.contains("\"value\":\"bar\""), "{caught_up}");
     let watch_url = format!("{}/v2/keys/nosql?wait=true&recursive=true", urls[1]);
     let waiter = tokio::spawn(async move { curl(&["-L", &watch_url]).await });
     await_watchers(&client()?, &urls[1], 1).await?;
-    let replaced = curl(&["-L", "-X", "PUT", &foo(2), "-d", "value=one"]).await?;
+    let replaced = curl(&["-L", "-X", "PUT", &nosql_foo(2), "-d", "value=one"]).await?;
     let expected = format!(
         "{{\"action\":\"set\",\"node\":{},\"prevNode\":{}}}\n",
         node("/nosql/foo", "one", base + 2),
@@ -498,7 +499,7 @@ async fn curl_seeds_answer_as_documented(flavor: Flavor) -> Result<()> {
         "-L",
         "-X",
         "PUT",
-        &format!("{}?prevValue=two", foo(0)),
+        &format!("{}?prevValue=two", nosql_foo(0)),
         "-d",
         "value=three",
     ])
@@ -514,7 +515,7 @@ async fn curl_seeds_answer_as_documented(flavor: Flavor) -> Result<()> {
         "-L",
         "-X",
         "PUT",
-        &format!("{}?prevValue=one", foo(1)),
+        &format!("{}?prevValue=one", nosql_foo(1)),
         "-d",
         "value=three",
     ])
@@ -529,7 +530,7 @@ async fn curl_seeds_answer_as_documented(flavor: Flavor) -> Result<()> {
         )
     );
     // The member that took the write reads it back at once.
-    let read = curl(&["-L", &foo(1)]).await?;
+    let read = curl(&["-L", &nosql_foo(1)]).await?;
     assert!(read.contains("\"value\":\"three\""), "{read}");
     Ok(())
 }
@@ -1034,6 +1035,128 @@ async fn members_machines_and_store_counters(flavor: Flavor) -> Result<()> {
             assert_eq!(got, want, "{name} in {delta:?}");
         }
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Bad input.
+
+/// A small deterministic generator (so a failure can be replayed).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.next() as usize % items.len()]
+    }
+
+    fn bytes(&mut self, max: u64) -> String {
+        let alphabet = b"az09%_/.+=&;~-\"\x00\xff";
+        (0..self.next() % max)
+            .map(|_| {
+                let byte = alphabet[self.next() as usize % alphabet.len()];
+                if byte.is_ascii_graphic() {
+                    (byte as char).to_string()
+                } else {
+                    format!("%{byte:02X}")
+                }
+            })
+            .collect()
+    }
+}
+
+async fn malformed_input_gets_etcds_errors_and_never_a_server_error(flavor: Flavor) -> Result<()> {
+    let cluster = v2_cluster(flavor, 1).await?;
+    let url = cluster.client_url(0);
+    let client = client()?;
+
+    // More form than Go reads.
+    let big = "a".repeat(10 << 20 | 1);
+    let (status, body) = put_form(&client, &format!("{url}/v2/keys/big"), &big).await?;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            400,
+            "{\"errorCode\":210,\"message\":\"Invalid POST form\",\"cause\":\"http: POST too large\",\"index\":0}\n"
+        )
+    );
+    // A malformed escape in the path.
+    let (status, body) = get_text(&client, &format!("{url}/v2/keys/%zz")).await?;
+    assert_eq!((status, body.as_str()), (400, "400 Bad Request"));
+    // Bytes that are not UTF-8 come back as Go writes them.
+    let (status, body) =
+        put_form(&client, &format!("{url}/v2/keys/utf"), "value=%FF%C3%A9").await?;
+    assert_eq!(status, 201);
+    ensure!(body.contains(r#""value":"\ufffdé""#), "{body}");
+
+    // A storm of malformed and odd requests: every answer is an answer
+    // (never a server error), and the member stays healthy.
+    let mut random = Lcg(7);
+    let fields = [
+        "value",
+        "ttl",
+        "prevIndex",
+        "waitIndex",
+        "prevValue",
+        "prevExist",
+        "refresh",
+        "dir",
+        "recursive",
+        "sorted",
+        "quorum",
+        "noValueOnSuccess",
+        "x",
+    ];
+    let values = [
+        "true",
+        "false",
+        "1",
+        "0",
+        "-1",
+        "",
+        "18446744073709551616",
+        "%zz",
+        "a;b",
+    ];
+    let methods = ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "FOO"];
+    for _ in 0..300 {
+        let method = random.pick(&methods);
+        let path = format!("/v2/keys/fuzz/{}", random.bytes(12));
+        let query: Vec<String> = (0..random.next() % 5)
+            .map(|_| {
+                let value = if random.next().is_multiple_of(2) {
+                    random.pick(&values).to_string()
+                } else {
+                    random.bytes(8)
+                };
+                format!("{}={value}", random.pick(&fields))
+            })
+            .collect();
+        let body = random.bytes(24);
+        let target = format!("{url}{path}?{}", query.join("&"));
+        let request = client
+            .request(reqwest::Method::from_bytes(method.as_bytes())?, &target)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone());
+        let response = tokio::time::timeout(STEP_TIMEOUT, request.send())
+            .await
+            .with_context(|| format!("{method} {target} timed out"))??;
+        let status = response.status().as_u16();
+        ensure!(
+            status < 500,
+            "{method} {target} {body:?} answered {status}: {}",
+            response.text().await?
+        );
+    }
+    let (status, _) = get_text(&client, &format!("{url}/health")).await?;
+    assert_eq!(status, 200);
     Ok(())
 }
 

@@ -75,7 +75,7 @@ pub enum CommandResult {
     /// The results of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
     /// A v2 write's event, or the v2 error it was refused with.
-    V2(Result<V2Event, V2Error>),
+    V2(Result<Box<V2Event>, V2Error>),
 }
 
 impl Command {

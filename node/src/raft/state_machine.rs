@@ -288,7 +288,9 @@ fn apply_v2(
         notifications: applied.notifications,
         counted: applied.counted,
     });
-    Ok(applied.reply.map_or(CommandResult::Done, CommandResult::V2))
+    Ok(applied.reply.map_or(CommandResult::Done, |reply| {
+        CommandResult::V2(reply.map(Box::new))
+    }))
 }
 
 /// The active alarms, as (member id, alarm type).

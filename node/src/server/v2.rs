@@ -83,19 +83,19 @@ impl Node {
             now: unix_nanos_now(),
             op,
         };
-        let event = match self.propose(Command::V2(write)).await? {
-            CommandResult::V2(result) => result?,
+        let result = match self.propose(Command::V2(write)).await? {
+            CommandResult::V2(result) => result,
             other => return Err(unexpected(other)),
         };
         // A write forwarded to the leader came back once the leader applied
-        // it; like etcd, answer only once this member has too, so a read
-        // here right after sees it.
+        // it (refused or not); like etcd, answer only once this member has
+        // too, so a read here right after sees it.
         if self.leader() != Some(self.identity.member_id)
             && let Err(e) = self.linearizable_barrier().await
         {
             tracing::debug!(error = %e, "v2 write committed; waiting to apply it here failed");
         }
-        Ok(self.answer(event))
+        Ok(self.answer(*result?))
     }
 
     /// Starts a wait on `key` for the first change at or after

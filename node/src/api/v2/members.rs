@@ -28,6 +28,16 @@ fn message(status: StatusCode, text: &str) -> Response {
     json(status, message_body(text))
 }
 
+/// A request refused before reaching the node: the status and etcd's
+/// message.
+struct Refusal(StatusCode, String);
+
+impl Refusal {
+    fn response(&self) -> Response {
+        message(self.0, &self.1)
+    }
+}
+
 fn write_strings(out: &mut String, items: &[String]) {
     out.push('[');
     for (i, item) in items.iter().enumerate() {
@@ -65,16 +75,16 @@ pub(super) async fn serve_members(
         "GET" => get(&node, rest).await,
         "POST" => match peer_urls(content_type, body) {
             Ok(urls) => add(&node, urls).await,
-            Err(response) => response,
+            Err(refusal) => refusal.response(),
         },
         _ if rest.is_empty() => plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n"),
         "DELETE" => match member_id(rest) {
             Ok(id) => remove(&node, id).await,
-            Err(response) => response,
+            Err(refusal) => refusal.response(),
         },
         _ => match (member_id(rest), peer_urls(content_type, body)) {
             (Ok(id), Ok(urls)) => update(&node, id, urls).await,
-            (Err(response), _) | (_, Err(response)) => response,
+            (Err(refusal), _) | (_, Err(refusal)) => refusal.response(),
         },
     };
     with_cluster_id(&node, response)
@@ -114,27 +124,27 @@ async fn get(node: &Node, rest: &str) -> Response {
 }
 
 /// The id in `/v2/members/<id>` (hexadecimal, as etcd writes ids).
-fn member_id(text: &str) -> Result<u64, Response> {
+fn member_id(text: &str) -> Result<u64, Refusal> {
     u64::from_str_radix(text, 16)
         .ok()
         .filter(|_| !text.starts_with('+'))
-        .ok_or_else(|| message(StatusCode::NOT_FOUND, &format!("No such member: {text}")))
+        .ok_or_else(|| Refusal(StatusCode::NOT_FOUND, format!("No such member: {text}")))
 }
 
 /// The `peerURLs` of a JSON request body, checked as etcd checks them.
-fn peer_urls(content_type: Option<&str>, body: &[u8]) -> Result<Vec<String>, Response> {
+fn peer_urls(content_type: Option<&str>, body: &[u8]) -> Result<Vec<String>, Refusal> {
     let raw = content_type.unwrap_or_default();
     let media = match raw.find(';') {
         Some(at) => raw[..at].trim().to_ascii_lowercase(),
         None => raw.to_string(),
     };
     if media != "application/json" {
-        return Err(message(
+        return Err(Refusal(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &format!("Bad Content-Type {media}, accept application/json"),
+            format!("Bad Content-Type {media}, accept application/json"),
         ));
     }
-    let bad = |text: String| message(StatusCode::BAD_REQUEST, &text);
+    let bad = |text: String| Refusal(StatusCode::BAD_REQUEST, text);
     #[derive(serde::Deserialize)]
     struct Create {
         #[serde(rename = "peerURLs", default)]
@@ -301,10 +311,7 @@ mod tests {
     #[test]
     fn peer_urls_are_checked_as_etcd_checks_them() {
         let json = Some("application/json");
-        let message = |r: Result<Vec<String>, Response>| {
-            let response = r.unwrap_err();
-            response.status().as_u16()
-        };
+        let message = |r: Result<Vec<String>, Refusal>| r.map(|_| ()).unwrap_err().0.as_u16();
         assert_eq!(
             peer_urls(json, br#"{"peerURLs":["http://127.0.0.1:1"]}"#).ok(),
             Some(vec!["http://127.0.0.1:1".to_string()])

@@ -114,7 +114,16 @@ where
         .and_then(|v| v.to_str().ok());
     let method = method.as_str();
     match target {
-        Target::BadRequest => plain(StatusCode::BAD_REQUEST, "400 Bad Request"),
+        Target::BadRequest => {
+            // What Go's server answers a request line it cannot parse.
+            let mut response = Response::new("400 Bad Request".into());
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            response
+        }
         Target::Redirect(to) => redirect(&to, &query, method),
         Target::Keys(path) => {
             // Only a form body is read, and no more of it than Go reads.
