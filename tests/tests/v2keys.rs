@@ -16,8 +16,10 @@
 //! curl examples verbatim with the real `curl` on three members, long
 //! polls (answered live, streamed, ended by the client, refused when older
 //! than the history), TTL expiry reaching waiters on every member, reads
-//! and writes through followers, the members API and store counters, and
-//! the Python `python-etcd` client. Two cetera-only tests check that the
+//! and writes through followers, the members API and store counters,
+//! malformed input and a storm of odd requests (never a server error),
+//! writes without a quorum (error 300), and the Python `python-etcd`
+//! client. Two cetera-only tests check that the
 //! v2 keyspace travels in Raft snapshots and in backups.
 
 use std::process::Stdio;
@@ -42,6 +44,7 @@ flavor_tests!(
     members_machines_and_store_counters,
     python_etcd_client_reads_writes_and_waits,
     malformed_input_gets_etcds_errors_and_never_a_server_error,
+    without_a_quorum_writes_fail_with_300_and_no_leader_is_known,
 );
 
 /// How long any one HTTP exchange may take (waits included).
@@ -1157,6 +1160,48 @@ async fn malformed_input_gets_etcds_errors_and_never_a_server_error(flavor: Flav
     }
     let (status, _) = get_text(&client, &format!("{url}/health")).await?;
     assert_eq!(status, 200);
+    Ok(())
+}
+
+async fn without_a_quorum_writes_fail_with_300_and_no_leader_is_known(
+    flavor: Flavor,
+) -> Result<()> {
+    let cluster = v2_cluster(flavor, 3).await?;
+    let client = client()?;
+    let url = cluster.client_url(0);
+    put_form(&client, &format!("{url}/v2/keys/q"), "value=1").await?;
+    cluster.member(1).stop().await?;
+    cluster.member(2).stop().await?;
+    // The last member loses its leader within an election timeout or two.
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let (status, body) = get_text(&client, &format!("{url}/v2/members/leader")).await?;
+        if status == 503 {
+            assert_eq!(body, r#"{"message":"During election"}"#);
+            break;
+        }
+        ensure!(Instant::now() < deadline, "a leader is still known: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Reads are served from the member's copy; writes cannot commit.
+    let (status, body) = get_text(&client, &format!("{url}/v2/keys/q")).await?;
+    assert_eq!(status, 200);
+    ensure!(body.contains("\"value\":\"1\""), "{body}");
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        client
+            .put(format!("{url}/v2/keys/q"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("value=2")
+            .send(),
+    )
+    .await??;
+    assert_eq!(response.status().as_u16(), 500);
+    assert_eq!(header_u64(response.headers(), "x-etcd-index")?, 0);
+    assert_eq!(
+        response.text().await?,
+        "{\"errorCode\":300,\"message\":\"Raft Internal Error\",\"cause\":\"etcdserver: request timed out\",\"index\":0}\n"
+    );
     Ok(())
 }
 
