@@ -243,9 +243,9 @@ fn apply_command(
             set_alarm(&savepoint, member_id, alarm, activate)?;
             Ok(CommandResult::Done)
         }
-        // Unpacked above; a batch is never nested inside another.
+        // Both handled above (a batch is never nested inside another).
         Command::Batch(_) | Command::V2(_) => Err(MvccError::Backend(crate::mvcc::BackendError(
-            "a batch nested in a batch".into(),
+            "a batch or v2 command reached the MVCC apply".into(),
         ))),
     };
     match outcome {

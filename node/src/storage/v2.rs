@@ -3,7 +3,7 @@
 
 use tokio_rusqlite::rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::v2store::{Event, HISTORY_CAPACITY, StoredNode, TableError, UnixNanos, V2Tables};
+use crate::v2store::{self, Event, HISTORY_CAPACITY, StoredNode, TableError, UnixNanos, V2Tables};
 
 /// The v2 tables through one connection; the caller owns the transaction.
 pub struct SqliteV2<'c> {
@@ -41,14 +41,6 @@ fn row_to_node(row: &Row<'_>) -> tokio_rusqlite::rusqlite::Result<StoredNode> {
         expire: row.get(4)?,
         value: row.get(5)?,
     })
-}
-
-/// The parent directory of a clean path.
-fn parent_of(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) | None => "/",
-        Some(at) => &path[..at],
-    }
 }
 
 /// The half-open range of paths strictly below directory `dir`:
@@ -97,7 +89,7 @@ impl V2Tables for SqliteV2<'_> {
             .map_err(failed)?;
         stmt.execute(params![
             node.path,
-            parent_of(&node.path),
+            v2store::parent(&node.path),
             node.dir,
             node.created_index as i64,
             node.modified_index as i64,

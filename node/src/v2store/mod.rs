@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use apply::{Applied, Notification, apply};
 pub use error::{ErrorCode, V2Error};
-pub use path::clean;
+pub use path::{clean, parent};
 pub use read::{WatchStart, begin_watch, get};
 pub use stats::{Counter, StoreStats};
 pub use watchers::{Watch, WatchSignal, WatcherHub};

@@ -26,7 +26,7 @@ pub fn clean(path: &str) -> String {
 }
 
 /// The parent directory of a clean path (`/` for top-level nodes).
-pub(super) fn parent(path: &str) -> &str {
+pub fn parent(path: &str) -> &str {
     match path.rfind('/') {
         Some(0) | None => "/",
         Some(at) => &path[..at],
