@@ -148,6 +148,18 @@ pub struct Args {
     #[arg(long, env = "ETCD_CORS", default_value = "*")]
     pub cors: String,
 
+    /// Serve the v2 API (`/v2/keys`, `/v2/members`, `/v2/machines`,
+    /// `/v2/stats/store`) on the client URLs, as etcd 3.4's flag does.
+    #[arg(
+        long,
+        env = "ETCD_ENABLE_V2",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub enable_v2: bool,
+
     /// Log level: debug, info, warn or error.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -258,6 +270,9 @@ pub struct Config {
     /// Zero: no periodic corruption check.
     pub corrupt_check_interval: Duration,
     pub cors: Cors,
+    /// Whether the v2 API is served (the v2 keyspace is replicated either
+    /// way).
+    pub enable_v2: bool,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -556,6 +571,7 @@ impl TryFrom<Args> for Config {
             watch_progress_notify_interval: args.experimental_watch_progress_notify_interval,
             corrupt_check_interval: args.experimental_corrupt_check_time,
             cors: cors_origins(&args.cors)?,
+            enable_v2: args.enable_v2,
             log_level: args.log_level,
             log_format: args.log_format,
             name: args.name,
@@ -585,6 +601,14 @@ mod tests {
         assert_eq!(c.max_request_bytes, 1_572_864);
         assert_eq!(c.grpc_max_recv_bytes(), 2 * 1024 * 1024);
         assert_eq!(c.request_timeout(), Duration::from_secs(7));
+        assert!(!c.enable_v2);
+    }
+
+    #[test]
+    fn enable_v2_takes_etcds_forms() {
+        assert!(parse(&["--enable-v2"]).unwrap().enable_v2);
+        assert!(parse(&["--enable-v2=true"]).unwrap().enable_v2);
+        assert!(!parse(&["--enable-v2=false"]).unwrap().enable_v2);
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - [`concurrency`]: etcd's lock and election recipes (the Lock and
 //!   Election services' core), built only on `server`'s public requests.
 //! - [`storage`]: the member's SQLite database.
+//! - [`v2store`]: etcd's v2 keyspace rules (tree, TTLs, history, waiters),
+//!   storage-agnostic.
 //! - [`proto`]: wire types generated from our own `.proto` files.
 //! - [`histogram`]: the Prometheus histogram `/metrics` renders.
 //! - [`bench`]: the etcd-API load generator behind `cetera-bench` and
@@ -32,6 +34,7 @@ pub mod proto;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod v2store;
 pub mod watch;
 
 /// The etcd server version cetera reports to clients (`/version`, `Status`);

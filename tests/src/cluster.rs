@@ -134,6 +134,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// Serves etcd's v2 API on every member (`--enable-v2`, a flag etcd 3.4
+    /// and cetera both take; without it neither serves `/v2/keys`).
+    pub fn enable_v2(self) -> Self {
+        self.arg("--enable-v2")
+    }
+
     /// An environment variable for every member (e.g. `RUST_LOG`).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));

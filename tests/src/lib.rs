@@ -18,6 +18,8 @@
 //! - [`python`]: Python client scripts (`etcd3`, `etcd3gw`) run against a member.
 //! - [`spawn`]: child processes that die with the test process.
 //! - [`watch`]: a Watch stream client with time limits.
+//! - [`python`]: Python client scripts run with the workspace's virtualenv.
+//! - [`transcript`]: masking for differential transcripts.
 //!
 //! Tests are written once as `async fn name(flavor: Flavor) -> anyhow::Result<()>`
 //! and instantiated per flavor with [`flavor_tests!`], which produces
@@ -32,6 +34,7 @@ pub mod kv;
 pub mod ports;
 pub mod python;
 pub mod spawn;
+pub mod transcript;
 pub mod watch;
 
 pub use binaries::Flavor;

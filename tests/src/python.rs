@@ -3,7 +3,7 @@
 //! The interpreter is the workspace's virtualenv, `.venv/bin/python`, which
 //! `scripts/test` creates with the client libraries the tests use (its
 //! `ensure_python_clients` step: `etcd3` for gRPC, `etcd3gw` for the JSON
-//! gateway). A script gets the member's client host and port as
+//! gateway, `python-etcd` for the v2 API). A script gets the member's client host and port as
 //! `sys.argv[1]` and `sys.argv[2]`, then any extra arguments; it passes by
 //! exiting 0 within [`SCRIPT_TIMEOUT`].
 
@@ -45,8 +45,8 @@ pub fn python() -> Result<PathBuf> {
 
 /// Runs a Python script with member `i`'s client host and port (and
 /// `extra`) as arguments; fails unless it exits 0 within
-/// [`SCRIPT_TIMEOUT`].
-pub async fn run(cluster: &TestCluster, i: usize, script: &str, extra: &[&str]) -> Result<()> {
+/// [`SCRIPT_TIMEOUT`]. Returns what it printed.
+pub async fn run(cluster: &TestCluster, i: usize, script: &str, extra: &[&str]) -> Result<String> {
     let url = cluster.client_url(i);
     let address = url.trim_start_matches("http://");
     let (host, port) = address.rsplit_once(':').context("client url")?;
@@ -72,10 +72,12 @@ pub async fn run(cluster: &TestCluster, i: usize, script: &str, extra: &[&str]) 
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Runs `body` after [`ETCD3_PRELUDE`]; see [`run`].
 pub async fn etcd3(cluster: &TestCluster, i: usize, body: &str, extra: &[&str]) -> Result<()> {
-    run(cluster, i, &format!("{ETCD3_PRELUDE}{body}"), extra).await
+    run(cluster, i, &format!("{ETCD3_PRELUDE}{body}"), extra)
+        .await
+        .map(drop)
 }

@@ -39,6 +39,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
 use tests::diff::line_diff;
+use tests::transcript::mask;
 use tests::{Flavor, TestCluster, flavor_tests};
 
 flavor_tests!(
@@ -451,64 +452,6 @@ const OBSERVE_WRITES: &[Step] = &[
     ),
     post("/v3/election/leader", r#"{"name":"ZWw="}"#),
 ];
-
-/// The end of the JSON value starting at `text[0]` (a string, a number, a
-/// literal, an array or an object).
-fn value_end(text: &str) -> usize {
-    let bytes = text.as_bytes();
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => {
-                    in_string = false;
-                    if depth == 0 {
-                        return i + 1;
-                    }
-                }
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' if depth == 0 => return i,
-            b']' | b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return i + 1;
-                }
-            }
-            b',' if depth == 0 => return i,
-            _ => {}
-        }
-    }
-    bytes.len()
-}
-
-/// Replaces the value of every `"key":` in `body` with `"*"`.
-fn mask(body: &str, keys: &[&str]) -> String {
-    let mut out = body.to_string();
-    for key in keys {
-        let pattern = format!("\"{key}\":");
-        let mut masked = String::new();
-        let mut rest = out.as_str();
-        while let Some(at) = rest.find(&pattern) {
-            let (head, tail) = rest.split_at(at + pattern.len());
-            masked.push_str(head);
-            masked.push_str("\"*\"");
-            rest = &tail[value_end(tail)..];
-        }
-        masked.push_str(rest);
-        out = masked;
-    }
-    out
-}
 
 /// The headers a gateway client sees (hyper and Go spell and order the
 /// rest differently; Go also announces a trailer on errors, which carries

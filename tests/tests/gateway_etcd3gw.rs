@@ -46,7 +46,9 @@ class Events:
 "#;
 
 async fn etcd3gw(cluster: &TestCluster, i: usize, body: &str, extra: &[&str]) -> Result<()> {
-    python::run(cluster, i, &format!("{PRELUDE}{body}"), extra).await
+    python::run(cluster, i, &format!("{PRELUDE}{body}"), extra)
+        .await
+        .map(drop)
 }
 
 async fn etcd3gw_put_get_prefix_and_delete(flavor: Flavor) -> Result<()> {

@@ -1,6 +1,7 @@
 //! HTTP endpoints on the client URL: `/health`, `/version`, `/metrics`,
-//! `/v2/stats/self` and the v3 JSON gateway, with etcd's CORS headers
-//! (`--cors`) on every answer and Go's `404 page not found` for the rest.
+//! `/v2/stats/self`, `/v2/stats/leader`, the v3 JSON gateway and the v2
+//! API, with etcd's CORS headers (`--cors`) on every answer and Go's
+//! `404 page not found` for the rest.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ pub(super) fn routes(
     let node_for_stats = node.clone();
     let cors = node.config().cors.clone();
     let gateway = super::gateway::routes(node.clone());
+    let v2 = super::v2::routes(node.clone());
     let health = warp::path!("health")
         .and(warp::get())
         .and(warp::query::<Vec<(String, String)>>())
@@ -43,6 +45,8 @@ pub(super) fn routes(
         }))
     });
     let answers = gateway
+        .or(v2)
+        .unify()
         .or(health.map(warp::Reply::into_response))
         .unify()
         .or(version.map(warp::Reply::into_response))

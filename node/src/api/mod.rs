@@ -1,8 +1,9 @@
 //! The client URL: etcd's gRPC services and its HTTP endpoints on one port.
 //!
 //! Requests with `content-type: application/grpc` go to the tonic
-//! services, everything else to the warp routes, over HTTP/1.1 or h2c
-//! alike, as etcd does. This layer only translates between the wire and
+//! services, everything else to the warp routes (the v3 gateway, etcd's v2
+//! API, health, version, metrics), over HTTP/1.1 or h2c alike, as etcd
+//! does. This layer only translates between the wire and
 //! [`Node`](crate::server::Node): no request is interpreted here, and every
 //! error is mapped to etcd's code and message in one place (`status`).
 
@@ -14,6 +15,7 @@ mod grpc_metrics;
 mod h2_authority;
 mod http;
 mod status;
+mod v2;
 
 use std::convert::Infallible;
 use std::sync::Arc;

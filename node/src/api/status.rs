@@ -43,6 +43,8 @@ pub fn to_status(error: ServerError) -> Status {
         },
         ServerError::NoLeader | ServerError::Timeout | ServerError::Stopped => Code::Unavailable,
         ServerError::Storage(_) | ServerError::Internal(_) => Code::Unknown,
+        // Only the v2 keys API makes these, and it answers them itself.
+        ServerError::V2(_) => Code::InvalidArgument,
     };
     if code == Code::Unknown {
         tracing::error!(%error, "request failed");

@@ -11,6 +11,7 @@ use crate::proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
     PutResponse, TxnRequest, TxnResponse,
 };
+use crate::v2store::{Event as V2Event, V2Error, V2Write};
 
 use super::MemberId;
 
@@ -43,6 +44,9 @@ pub enum Command {
     /// Several independent commands proposed as one entry (group commit):
     /// applied in order, each with its own revision and result.
     Batch(Vec<Command>),
+    /// A write to the v2 keyspace (or the leader's expiry sweep of it).
+    /// Variants are only ever appended: postcard encodes their position.
+    V2(V2Write),
 }
 
 /// The attributes a member publishes about itself.
@@ -70,6 +74,8 @@ pub enum CommandResult {
     Done,
     /// The results of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
+    /// A v2 write's event, or the v2 error it was refused with.
+    V2(Result<Box<V2Event>, V2Error>),
 }
 
 impl Command {
@@ -85,6 +91,7 @@ impl Command {
             Command::LeaseRevoke { .. } => "lease_revoke",
             Command::Batch(_) => "batch",
             Command::Alarm { .. } => "alarm",
+            Command::V2(_) => "v2",
         }
     }
 }
@@ -118,6 +125,7 @@ impl Command {
             Command::Txn(r) => r.encoded_len(),
             Command::Compact(r) => r.encoded_len(),
             Command::Batch(commands) => commands.iter().map(Command::approx_size).sum(),
+            Command::V2(write) => crate::v2store::encoded_size(&write.op),
             Command::PublishMember(_)
             | Command::LeaseGrant { .. }
             | Command::LeaseRevoke { .. }
@@ -147,5 +155,21 @@ mod tests {
             postcard::from_bytes::<CommandResult>(&bytes).unwrap(),
             rejected
         );
+        let v2 = Command::V2(V2Write {
+            now: 42,
+            op: crate::v2store::V2Op::ExpireKeys,
+        });
+        let bytes = postcard::to_stdvec(&v2).unwrap();
+        assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), v2);
+    }
+
+    /// Entries written before the v2 variants existed still decode: the
+    /// existing variants kept their positions.
+    #[test]
+    fn existing_variants_keep_their_encoding() {
+        let batch = Command::Batch(vec![Command::LeaseRevoke { id: 5 }]);
+        assert_eq!(postcard::to_stdvec(&batch).unwrap(), [8, 1, 6, 10]);
+        let done = CommandResult::Batch(vec![CommandResult::Done]);
+        assert_eq!(postcard::to_stdvec(&done).unwrap(), [7, 1, 6]);
     }
 }

@@ -1,7 +1,9 @@
 //! How the rest of the node learns what the state machine applied: the
-//! watch hub needs every event, the lessor every lease grant and revoke.
+//! watch hub needs every event, the lessor every lease grant and revoke,
+//! the v2 waiters and store counters every v2 write.
 
 use crate::proto::mvccpb::Event;
+use crate::v2store::{Counter, Notification};
 
 /// A change applied by one committed entry that other parts of the node
 /// react to.
@@ -18,6 +20,12 @@ pub enum AppliedChange {
     },
     LeaseRevoked {
         id: i64,
+    },
+    /// A v2 write: the events for the v2 waiters and the store counters it
+    /// moved (refused writes are counted too).
+    V2 {
+        notifications: Vec<Notification>,
+        counted: Vec<Counter>,
     },
 }
 

@@ -1,5 +1,5 @@
 //! The replicated state machine: committed entries applied to the MVCC
-//! tables, and snapshots of those tables.
+//! tables and the v2 keyspace's tables, and snapshots of those tables.
 //!
 //! A batch of entries is applied in one SQLite transaction that also records
 //! the last applied log id and the membership, so state and position never
@@ -25,7 +25,8 @@ use super::{
 use crate::mvcc::{self, KvRead, MvccError};
 use crate::proto::etcdserverpb::{AlarmType, ResponseHeader};
 use crate::proto::mvccpb::Event;
-use crate::storage::{Db, Meta, SqliteKv, StorageError};
+use crate::storage::{Db, Meta, SqliteKv, SqliteV2, StorageError};
+use crate::v2store::{self, V2Write};
 
 /// openraft's view of our state: the database plus the snapshot files.
 pub struct StateMachine {
@@ -65,7 +66,15 @@ impl StateMachine {
 }
 
 /// The tables a snapshot carries, in copy order.
-const STATE_TABLES: [&str; 4] = ["kv", "kv_live", "leases", "lease_keys"];
+const STATE_TABLES: [&str; 7] = [
+    "kv",
+    "kv_live",
+    "leases",
+    "lease_keys",
+    "v2_nodes",
+    "v2_events",
+    "v2_index",
+];
 /// Meta rows that belong to the state machine (the rest belong to the log).
 const STATE_META: &str = "(name LIKE 'mvcc.%' OR name LIKE 'sm.%')";
 
@@ -181,6 +190,9 @@ fn apply_command(
             .collect::<Result<_, _>>()?;
         return Ok(CommandResult::Batch(results));
     }
+    if let Command::V2(write) = command {
+        return apply_v2(tx, &write, changes);
+    }
     if let Some(refusal) = refused_by_alarms(&command, &alarms(tx)?) {
         return Ok(CommandResult::Rejected(refusal));
     }
@@ -230,9 +242,9 @@ fn apply_command(
             set_alarm(&savepoint, member_id, alarm, activate)?;
             Ok(CommandResult::Done)
         }
-        // Unpacked above; a batch is never nested inside another.
-        Command::Batch(_) => Err(MvccError::Backend(crate::mvcc::BackendError(
-            "a batch nested in a batch".into(),
+        // Both handled above (a batch is never nested inside another).
+        Command::Batch(_) | Command::V2(_) => Err(MvccError::Backend(crate::mvcc::BackendError(
+            "a batch or v2 command reached the MVCC apply".into(),
         ))),
     };
     match outcome {
@@ -250,6 +262,34 @@ fn apply_command(
             Ok(CommandResult::Rejected(rejected))
         }
     }
+}
+
+/// Applies a v2 write under a savepoint: a refused write leaves no trace
+/// but its counters; a storage failure stops the node.
+fn apply_v2(
+    tx: &mut Transaction<'_>,
+    write: &V2Write,
+    changes: &mut Vec<AppliedChange>,
+) -> Result<CommandResult, StorageError> {
+    let mut savepoint = tx.savepoint()?;
+    let applied = v2store::apply(&mut SqliteV2::new(&savepoint), write).map_err(|e| {
+        StorageError::Decode {
+            what: "v2 store",
+            detail: e.0,
+        }
+    })?;
+    let refused = matches!(applied.reply, Some(Err(_)));
+    if refused {
+        savepoint.rollback()?;
+    }
+    savepoint.commit()?;
+    changes.push(AppliedChange::V2 {
+        notifications: applied.notifications,
+        counted: applied.counted,
+    });
+    Ok(applied.reply.map_or(CommandResult::Done, |reply| {
+        CommandResult::V2(reply.map(Box::new))
+    }))
 }
 
 /// The active alarms, as (member id, alarm type).
@@ -481,9 +521,20 @@ fn replace_state(
         conn.pragma_update(None, "synchronous", "FULL")?;
         let tx = conn.transaction()?;
         for table in STATE_TABLES {
-            tx.execute_batch(&format!(
-                "DELETE FROM main.{table}; INSERT INTO main.{table} SELECT * FROM snap.{table};"
-            ))?;
+            tx.execute(&format!("DELETE FROM main.{table}"), [])?;
+            // A snapshot from a member of an older schema lacks the newer
+            // tables: they are simply empty there.
+            let present: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM snap.sqlite_master WHERE type = 'table' AND name = ?1)",
+                [table],
+                |r| r.get(0),
+            )?;
+            if present {
+                tx.execute(
+                    &format!("INSERT INTO main.{table} SELECT * FROM snap.{table}"),
+                    [],
+                )?;
+            }
         }
         tx.execute_batch(&format!(
             "DELETE FROM main.meta WHERE {STATE_META}; \

@@ -28,6 +28,9 @@ pub enum ServerError {
     Storage(#[from] StorageError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The v2 keyspace refused the request (etcd's v2 error codes).
+    #[error(transparent)]
+    V2(#[from] crate::v2store::V2Error),
 }
 
 /// Why a leader refused work forwarded by a peer; travels over the peer

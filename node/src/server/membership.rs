@@ -203,7 +203,16 @@ impl Node {
                 None => Err(MembershipError::NotLeader),
             };
             match outcome {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // Made on the leader: answer once this member has
+                    // applied it too, so its member list shows it.
+                    if self.leader() != Some(self.identity.member_id)
+                        && let Err(e) = self.linearizable_barrier().await
+                    {
+                        tracing::debug!(error = %e, "membership change made; applying it here timed out");
+                    }
+                    return Ok(());
+                }
                 Err(MembershipError::NotLeader) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }

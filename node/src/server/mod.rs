@@ -23,6 +23,7 @@ mod proposer;
 mod read_index;
 mod startup;
 mod stats;
+mod v2;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -38,6 +39,7 @@ pub use membership::MembershipError;
 pub use startup::{RunningNode, StartError, start, wait_for_stop};
 use stats::LeaderHistory;
 pub use stats::{GrpcCounters, GrpcMethod, LeaderStats, PeerStats, SelfStats};
+pub use v2::{V2Answer, V2Wait};
 
 use crate::cluster::Identity;
 use crate::config::Config;
@@ -50,6 +52,7 @@ use crate::proto::etcdserverpb::{
 };
 use crate::raft::{Command, CommandResult, PeerClient, Raft, RaftMetrics};
 use crate::storage::{Db, SqliteKv};
+use crate::v2store::{StoreStats, WatcherHub};
 use crate::watch::{WatchHub, WatchMessage, WatchStream};
 use lessor::Lessor;
 use read_index::ReadBarrier;
@@ -77,6 +80,9 @@ pub struct Node {
     proposer: proposer::Proposer,
     hub: Arc<WatchHub>,
     lessor: Arc<Lessor>,
+    /// The v2 keys API's waiters and store counters on this member.
+    v2_waiters: Arc<WatcherHub>,
+    v2_stats: Arc<StoreStats>,
     peer_stats: Arc<PeerStats>,
     leaders: LeaderHistory,
     /// Turns true once this member has been removed from the cluster.

@@ -1,15 +1,18 @@
-//! Fans the state machine's applied changes out to the watch hub and the
-//! lessor.
+//! Fans the state machine's applied changes out to the watch hub, the
+//! lessor, and the v2 waiters and store counters.
 
 use std::sync::Arc;
 
 use super::lessor::Lessor;
 use crate::raft::{AppliedChange, ApplyObserver};
+use crate::v2store::{StoreStats, WatcherHub};
 use crate::watch::WatchHub;
 
 pub(crate) struct Observers {
     pub(crate) hub: Arc<WatchHub>,
     pub(crate) lessor: Arc<Lessor>,
+    pub(crate) v2_waiters: Arc<WatcherHub>,
+    pub(crate) v2_stats: Arc<StoreStats>,
 }
 
 impl ApplyObserver for Observers {
@@ -19,6 +22,17 @@ impl ApplyObserver for Observers {
                 AppliedChange::Events { revision, events } => self.hub.publish(revision, &events),
                 AppliedChange::LeaseGranted { id, ttl } => self.lessor.granted(id, ttl),
                 AppliedChange::LeaseRevoked { id } => self.lessor.revoked(id),
+                AppliedChange::V2 {
+                    notifications,
+                    counted,
+                } => {
+                    for counter in counted {
+                        self.v2_stats.count(counter);
+                    }
+                    for notification in &notifications {
+                        self.v2_waiters.notify(notification);
+                    }
+                }
             }
         }
     }
@@ -26,5 +40,7 @@ impl ApplyObserver for Observers {
     fn restored(&self, revision: i64, leases: Vec<(i64, i64)>) {
         self.hub.restored(revision);
         self.lessor.reload(leases);
+        // Waits cannot tell which v2 events the snapshot skipped.
+        self.v2_waiters.clear();
     }
 }

@@ -338,9 +338,13 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         .await?;
     let hub = WatchHub::new(db.clone(), revision);
     let lessor = Arc::new(Lessor::new(leases, config.election_timeout));
+    let v2_waiters = crate::v2store::WatcherHub::new();
+    let v2_stats = Arc::new(crate::v2store::StoreStats::default());
     let observers = Arc::new(Observers {
         hub: hub.clone(),
         lessor: lessor.clone(),
+        v2_waiters: v2_waiters.clone(),
+        v2_stats: v2_stats.clone(),
     });
 
     let peers = PeerClient::for_member(identity.cluster_id, identity.member_id);
@@ -385,6 +389,8 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         peers,
         hub,
         lessor,
+        v2_waiters,
+        v2_stats,
         peer_stats,
         leaders: Default::default(),
         removed: watch::Sender::new(false),
@@ -422,6 +428,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     }
     tokio::spawn(follow_leadership(node.clone(), stopped.clone()));
     tokio::spawn(expire_leases(node.clone(), stopped.clone()));
+    tokio::spawn(expire_v2_keys(node.clone(), stopped.clone()));
     tokio::spawn(notify_watch_progress(node.clone(), stopped.clone()));
     if !node.config.corrupt_check_interval.is_zero() {
         tokio::spawn(check_corruption(node.clone(), stopped.clone()));
@@ -499,6 +506,16 @@ async fn check_corruption(node: Arc<Node>, stop: watch::Receiver<bool>) {
         if let Err(e) = node.check_corruption().await {
             tracing::warn!(error = %e, "the corruption check failed");
         }
+    }
+}
+
+/// Sweeps expired v2 nodes twice a second while leading, as etcd's
+/// leader does.
+async fn expire_v2_keys(node: Arc<Node>, stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    while !*stop.borrow() {
+        tick.tick().await;
+        node.expire_v2_keys().await;
     }
 }
 

@@ -1,8 +1,8 @@
 //! The member's one SQLite database: schema, connections and typed access.
 //!
 //! One file (`member/cetera.db`, WAL mode) holds the Raft log, vote and
-//! purge state, and the MVCC revision table together with the applied log
-//! id and membership, so a state change and the log position it reflects
+//! purge state, and the MVCC revision table and the v2 keyspace's tables
+//! together with the applied log id and membership, so a state change and the log position it reflects
 //! always commit in the same transaction.
 //!
 //! All writes go through one writer connection (one thread, FIFO), which
@@ -14,6 +14,7 @@
 mod kv;
 mod meta;
 mod schema;
+mod v2;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +23,7 @@ pub use kv::SqliteKv;
 pub use meta::Meta;
 pub(crate) use schema::SCHEMA;
 use tokio_rusqlite::rusqlite;
+pub use v2::SqliteV2;
 
 /// How many reader connections serve concurrent reads.
 const READERS: usize = 4;

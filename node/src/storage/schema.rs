@@ -7,7 +7,7 @@ use tokio_rusqlite::rusqlite::{self, Connection, ErrorCode};
 use super::StorageError;
 
 /// Bumped whenever the tables below change shape.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 pub(crate) const SCHEMA: &str = "
 -- Every version of every key: etcd's revision table. A tombstone row marks
@@ -44,6 +44,35 @@ CREATE TABLE IF NOT EXISTS lease_keys (
     key    BLOB    NOT NULL,
     PRIMARY KEY (lease, key)
 ) WITHOUT ROWID;
+
+-- etcd's v2 keyspace (schema 2): a tree apart from the revision table,
+-- with its own index. One row per node; the root is implicit. `expire` is
+-- Unix nanoseconds, NULL for a node without TTL.
+CREATE TABLE IF NOT EXISTS v2_nodes (
+    path      TEXT    PRIMARY KEY,
+    parent    TEXT    NOT NULL,
+    dir       INTEGER NOT NULL,
+    created   INTEGER NOT NULL,
+    modified  INTEGER NOT NULL,
+    expire    INTEGER,
+    value     TEXT    NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS v2_nodes_by_parent ON v2_nodes (parent, path);
+CREATE INDEX IF NOT EXISTS v2_nodes_by_expiry ON v2_nodes (expire, path)
+    WHERE expire IS NOT NULL;
+
+-- The newest v2 events (waits with a waitIndex are answered from them),
+-- one per index, postcard-encoded.
+CREATE TABLE IF NOT EXISTS v2_events (
+    idx    INTEGER PRIMARY KEY,
+    event  BLOB NOT NULL
+);
+
+-- The v2 store's current index: one row once anything was written.
+CREATE TABLE IF NOT EXISTS v2_index (
+    id       INTEGER PRIMARY KEY CHECK (id = 0),
+    current  INTEGER NOT NULL
+);
 
 -- Raft's log: one encoded entry per index.
 CREATE TABLE IF NOT EXISTS raft_log (
