@@ -38,14 +38,11 @@ flavor_tests!(
     bench_counts_every_request,
 );
 
-/// The 100,000-key import tests. Real etcd passes them in about ten seconds
-/// each. cetera does not yet: its Raft AppendEntries RPC is bounded by the
-/// heartbeat interval (openraft's default, 50 ms in the harness), and a
-/// backlog of 128-put transactions (about 37 kB each, up to 300 per RPC)
-/// does not replicate within it on a loaded machine, so replication backs
-/// off and the import's transactions end with `etcdserver: request timed
-/// out` (docs/benchmarks.md, "ceteractl import"). Run them with
-/// `--run-ignored all` once the server bounds its RPCs by size.
+/// The 100,000-key import tests: real etcd passes them in about ten seconds
+/// each, cetera (debug build) in about forty. They once failed on cetera,
+/// whose AppendEntries RPCs openraft bounds by the heartbeat interval: a
+/// backlog of 128-put transactions did not replicate in time, until each
+/// RPC was capped at 1 MiB of entries (`raft::network`).
 mod bulk_import {
     use super::*;
 
@@ -60,13 +57,11 @@ mod bulk_import {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "cetera's heartbeat-bound AppendEntries times out under bulk load (see the module doc)"]
     async fn on_cetera_import_of_100k_keys_round_trips() -> Result<()> {
         import_of_100k_keys_round_trips(Flavor::Cetera).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "cetera's heartbeat-bound AppendEntries times out under bulk load (see the module doc)"]
     async fn on_cetera_import_killed_and_resumed_loses_and_duplicates_nothing() -> Result<()> {
         import_killed_and_resumed_loses_and_duplicates_nothing(Flavor::Cetera).await
     }
