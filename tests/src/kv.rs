@@ -193,6 +193,47 @@ pub fn expect_status<T: std::fmt::Debug>(
     }
 }
 
+/// A background writer that puts `w/00000`, `w/00001`, ... through one
+/// member until stopped, remembering which puts were acknowledged: the
+/// "no acknowledged write is lost" check of resizing and failover tests.
+pub struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Writer {
+    /// Starts writing through `kv`.
+    pub fn start(mut kv: Kv) -> Writer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut i = 0;
+            while !stopping.load(Ordering::Relaxed) {
+                let key = format!("w/{i:05}");
+                let put = PutRequest {
+                    key: key.clone().into_bytes(),
+                    value: b"v".to_vec(),
+                    ..Default::default()
+                };
+                if kv.put(put).await.is_ok() {
+                    acknowledged.push(key);
+                }
+                i += 1;
+            }
+            acknowledged
+        });
+        Writer { stop, task }
+    }
+
+    /// Stops writing; returns the acknowledged keys, in order.
+    pub async fn finish(self) -> Result<Vec<String>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.task.await?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

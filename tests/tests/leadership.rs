@@ -2,12 +2,11 @@
 //! `etcdctl member update`, as operators use them before maintenance.
 //! Every body runs against real etcd and cetera.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use cetera::proto::etcdserverpb::{MoveLeaderRequest, PutRequest};
+use cetera::proto::etcdserverpb::MoveLeaderRequest;
+use tests::kv::Writer;
 use tests::{Flavor, TestCluster, flavor_tests, ports};
 
 flavor_tests!(
@@ -101,27 +100,7 @@ async fn move_leader_refuses_bad_targets_and_followers(flavor: Flavor) -> Result
 
 async fn move_leader_in_five_members_loses_no_write(flavor: Flavor) -> Result<()> {
     let cluster = TestCluster::start(flavor, 5).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (stop, mut kv) = (stop.clone(), cluster.kv(0)?);
-        tokio::spawn(async move {
-            let mut acknowledged = Vec::new();
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let key = format!("w/{i:05}");
-                let put = PutRequest {
-                    key: key.clone().into_bytes(),
-                    value: b"v".to_vec(),
-                    ..Default::default()
-                };
-                if kv.put(put).await.is_ok() {
-                    acknowledged.push(key);
-                }
-                i += 1;
-            }
-            acknowledged
-        })
-    };
+    let writer = Writer::start(cluster.kv(0)?);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let old = cluster.leader_index().await?;
     let target = (old + 2) % 5;
@@ -131,8 +110,7 @@ async fn move_leader_in_five_members_loses_no_write(flavor: Flavor) -> Result<()
         .await?;
     ensure!(cluster.status(target).await?.leader == target_id);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    let acknowledged = writer.await?;
+    let acknowledged = writer.finish().await?;
     ensure!(!acknowledged.is_empty(), "the writer made no progress");
 
     let keys = cluster

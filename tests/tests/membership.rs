@@ -6,12 +6,10 @@
 //! agree at the end. Every body runs against real etcd and cetera.
 
 use std::process::Child;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use cetera::proto::etcdserverpb::PutRequest;
+use tests::kv::Writer;
 use tests::ports::{self, PortLease};
 use tests::spawn::{guarded_command, spawn};
 use tests::{Flavor, TestCluster, flavor_tests};
@@ -160,27 +158,7 @@ async fn grow_one_to_five_with_learners_then_shrink_to_three_under_writes(
     let mut endpoints = cluster.client_url(0);
 
     // A writer on the original member, which stays, the whole time.
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (stop, mut kv) = (stop.clone(), cluster.kv(0)?);
-        tokio::spawn(async move {
-            let mut acknowledged = Vec::new();
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let key = format!("w/{i:05}");
-                let put = PutRequest {
-                    key: key.clone().into_bytes(),
-                    value: b"v".to_vec(),
-                    ..Default::default()
-                };
-                if kv.put(put).await.is_ok() {
-                    acknowledged.push(key);
-                }
-                i += 1;
-            }
-            acknowledged
-        })
-    };
+    let writer = Writer::start(cluster.kv(0)?);
 
     // Grow one at a time: a learner first, promoted once it caught up.
     let mut added = Vec::new();
@@ -224,8 +202,7 @@ async fn grow_one_to_five_with_learners_then_shrink_to_three_under_writes(
     }
     let (second, third) = (&added[2], &added[3]);
 
-    stop.store(true, Ordering::Relaxed);
-    let acknowledged = writer.await?;
+    let acknowledged = writer.finish().await?;
     ensure!(
         acknowledged.len() > 20,
         "the writer made too little progress: {}",
