@@ -98,8 +98,11 @@ impl Command {
 
 /// Serde adapter storing a prost message as its protobuf bytes.
 mod prost_bytes {
+    use std::marker::PhantomData;
+
     use prost::Message;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
 
     pub(super) fn serialize<M: Message, S: Serializer>(m: &M, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(&m.encode_to_vec())
@@ -108,8 +111,32 @@ mod prost_bytes {
     pub(super) fn deserialize<'de, M: Message + Default, D: Deserializer<'de>>(
         d: D,
     ) -> Result<M, D::Error> {
-        let bytes = <std::borrow::Cow<'de, [u8]>>::deserialize(d)?;
-        M::decode(bytes.as_ref()).map_err(serde::de::Error::custom)
+        // Asking for bytes (not a `Vec<u8>`, which serde reads element by
+        // element) lets postcard hand over the borrowed slice in one piece.
+        d.deserialize_bytes(MessageVisitor(PhantomData))
+    }
+
+    struct MessageVisitor<M>(PhantomData<M>);
+
+    impl<'de, M: Message + Default> Visitor<'de> for MessageVisitor<M> {
+        type Value = M;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a protobuf-encoded message")
+        }
+
+        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<M, E> {
+            M::decode(bytes).map_err(E::custom)
+        }
+
+        /// Self-describing formats without a bytes type write a sequence.
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<M, A::Error> {
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(byte) = seq.next_element::<u8>()? {
+                bytes.push(byte);
+            }
+            self.visit_bytes(&bytes)
+        }
     }
 }
 
@@ -161,6 +188,31 @@ mod tests {
         });
         let bytes = postcard::to_stdvec(&v2).unwrap();
         assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), v2);
+    }
+
+    /// The request inside decodes from a borrowed byte slice (postcard) and
+    /// from a sequence of numbers (self-describing formats such as JSON),
+    /// and a corrupt one is an error, not a panic.
+    #[test]
+    fn embedded_requests_decode_from_bytes_or_sequences() {
+        let cmd = Command::Txn(TxnRequest {
+            success: vec![crate::proto::etcdserverpb::RequestOp {
+                request: Some(crate::proto::etcdserverpb::request_op::Request::RequestPut(
+                    PutRequest {
+                        key: b"a".to_vec(),
+                        value: vec![7; 300],
+                        ..Default::default()
+                    },
+                )),
+            }],
+            ..Default::default()
+        });
+        let bytes = postcard::to_stdvec(&cmd).unwrap();
+        assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), cmd);
+        let json = serde_json::to_string(&cmd).unwrap();
+        assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), cmd);
+        let garbage = postcard::to_stdvec(&(2u32, [0xffu8; 3].as_slice())).unwrap();
+        assert!(postcard::from_bytes::<Command>(&garbage).is_err());
     }
 
     /// Entries written before the v2 variants existed still decode: the

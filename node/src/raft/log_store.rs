@@ -365,6 +365,15 @@ enum TableChange {
     Committed(Option<LogId>),
 }
 
+impl TableChange {
+    fn must_be_durable(&self) -> bool {
+        match self {
+            TableChange::Append(_) | TableChange::Truncate(_) | TableChange::Vote(_) => true,
+            TableChange::Purge(_) | TableChange::Committed(_) => false,
+        }
+    }
+}
+
 enum Reply {
     Flushed(LogFlushed<TypeConfig>),
     Done(oneshot::Sender<Result<(), String>>),
@@ -399,7 +408,11 @@ fn write_batch(
     conn: &mut Connection,
     changes: Vec<TableChange>,
 ) -> Result<Option<u64>, StorageError> {
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    // Only appends, votes and truncations must be on disk before they are
+    // reported: the committed id and purges are hints that the next durable
+    // commit (same WAL, in order) persists, and losing them is harmless.
+    let durable = changes.iter().any(TableChange::must_be_durable);
+    conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
     let tx = conn.transaction()?;
     let mut flushed = None;
     for change in changes {
