@@ -25,6 +25,7 @@ flavor_tests!(
     stopping_and_restarting_every_member_keeps_all_data,
     killing_every_member_loses_no_acknowledged_write,
     stopped_follower_catches_up_after_10000_writes,
+    an_isolated_leader_reports_no_leader_until_a_quorum_is_back,
 );
 
 /// Liveness deadline for phases that wait on the cluster; never a
@@ -309,5 +310,44 @@ async fn stopped_follower_catches_up_after_10000_writes(flavor: Flavor) -> Resul
         on_follower == on_leader,
         "follower's data differs from the leader's"
     );
+    Ok(())
+}
+
+/// etcd's check-quorum: a leader cut off from every follower (both frozen
+/// with SIGSTOP) stops claiming leadership, so `/metrics`, `Status` and
+/// `/health` tell operators the truth; once the followers are back the
+/// cluster has a leader again and takes writes.
+async fn an_isolated_leader_reports_no_leader_until_a_quorum_is_back(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let leader = cluster.leader_index().await?;
+    let followers = cluster.follower_indices().await?;
+    cluster
+        .wait_metric(leader, "etcd_server_has_leader", 1.0)
+        .await?;
+    for &f in &followers {
+        cluster.member(f).freeze()?;
+    }
+    let isolated = cluster
+        .wait_metric(leader, "etcd_server_has_leader", 0.0)
+        .await;
+    let status = cluster.status(leader).await;
+    for &f in &followers {
+        cluster.member(f).resume()?;
+    }
+    isolated.context("the isolated leader still claims a leader")?;
+    ensure!(
+        status?.leader == 0,
+        "Status of the isolated leader still names a leader"
+    );
+    let new_leader = cluster.leader_index().await?;
+    for i in 0..3 {
+        cluster
+            .wait_metric(i, "etcd_server_has_leader", 1.0)
+            .await?;
+    }
+    let mut kv = cluster.kv(new_leader)?;
+    timeout(PHASE_TIMEOUT, put(&mut kv, "after-isolation", "v"))
+        .await
+        .context("no write after the followers came back")??;
     Ok(())
 }

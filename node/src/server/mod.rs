@@ -124,9 +124,30 @@ impl Node {
         self.metrics.borrow().clone()
     }
 
-    /// The current leader's id, if one is known.
+    /// The current leader's id, if one is known (Raft's own view, which the
+    /// write and read paths follow).
     pub fn leader(&self) -> Option<u64> {
         self.metrics.borrow().current_leader
+    }
+
+    /// The leader as operators and clients are told of it (`/health`,
+    /// `Status`, `etcd_server_has_leader`, `no leader` errors). A leader
+    /// that has heard from no quorum of voters for two election timeouts
+    /// reports none: etcd's check-quorum makes such a leader step down, and
+    /// an isolated leader can neither commit nor serve linearizable reads.
+    pub fn reported_leader(&self) -> Option<u64> {
+        let metrics = self.metrics.borrow();
+        let leader = metrics.current_leader?;
+        if leader != self.identity.member_id {
+            return Some(leader);
+        }
+        let window = 2 * self.config.election_timeout;
+        let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+        let in_contact = voters
+            .iter()
+            .filter(|&&v| v == leader || self.peer_stats.contacted_within(v, window))
+            .count();
+        (in_contact > voters.len() / 2).then_some(leader)
     }
 
     /// etcd's response header for a response at `revision`.
@@ -271,7 +292,7 @@ impl Node {
         let revision = self
             .read(|kv| Ok(mvcc::KvRead::revisions(kv)?.current))
             .await?;
-        let leader = metrics.current_leader;
+        let leader = self.reported_leader();
         Ok(StatusResponse {
             header: Some(self.header(revision)),
             version: crate::ETCD_VERSION.to_string(),
@@ -330,7 +351,7 @@ impl Node {
                 return Health::Unhealthy(format!("ALARM {name}"));
             }
         }
-        if self.leader().is_none() {
+        if self.reported_leader().is_none() {
             return Health::Unhealthy("RAFT NO LEADER".into());
         }
         match tokio::time::timeout(HEALTH_READ_TIMEOUT, self.linearizable_barrier()).await {

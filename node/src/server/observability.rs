@@ -62,7 +62,7 @@ impl Node {
             "etcd_server_has_leader",
             "Whether or not a leader exists. 1 is existence, 0 is not.",
             "gauge",
-            u8::from(metrics.current_leader.is_some()).to_string(),
+            u8::from(self.reported_leader().is_some()).to_string(),
         );
         gauge(
             "etcd_server_is_leader",

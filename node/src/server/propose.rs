@@ -51,7 +51,7 @@ impl Node {
 
     /// etcd says `no leader` when there is none, else `request timed out`.
     pub(crate) fn timeout_error(&self) -> ServerError {
-        if self.leader().is_none() {
+        if self.reported_leader().is_none() {
             ServerError::NoLeader
         } else {
             ServerError::Timeout
