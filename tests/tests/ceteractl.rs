@@ -20,7 +20,6 @@ use tests::binaries::ceteractl_bin;
 use tests::diff::line_diff;
 use tests::etcdctl::{self, CtlOutput, strip_client_logs};
 use tests::{Flavor, TestCluster, flavor_tests};
-use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 flavor_tests!(
@@ -82,41 +81,7 @@ async fn ceteractl_env(
     stdin: Option<&str>,
     env: &[(&str, &str)],
 ) -> Result<CtlOutput> {
-    let mut cmd = Command::new(ceteractl_bin()?);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("ETCDCTL_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    if !endpoints.is_empty() {
-        cmd.arg(format!("--endpoints={endpoints}"));
-    }
-    cmd.arg("--dial-timeout=5s")
-        .arg("--command-timeout=20s")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().context("spawning ceteractl")?;
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().context("ceteractl stdin")?;
-        pipe.write_all(input.as_bytes()).await?;
-        drop(pipe);
-    }
-    let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
-        .await
-        .with_context(|| format!("ceteractl {args:?} did not finish"))??;
-    Ok(CtlOutput {
-        status: output.status,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    })
+    tests::ceteractl::run(endpoints, args, stdin, env).await
 }
 
 async fn ceteractl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Result<CtlOutput> {
