@@ -28,6 +28,7 @@ flavor_tests!(
     errors_and_exit_codes_match_etcdctl,
     environment_variables_follow_etcdctl,
     import_export_round_trip,
+    import_bad_input_writes_nothing_of_the_failing_batch,
     cluster_commands_match_etcdctl,
     lease_commands_match_etcdctl,
     watch_prints_what_etcdctl_prints,
@@ -578,6 +579,96 @@ async fn import_export_round_trip(flavor: Flavor) -> Result<()> {
         out.stderr.contains("do not fit in a request"),
         "{}",
         out.stderr
+    );
+    Ok(())
+}
+
+/// The import's bad input beyond a malformed line: an unknown flag, a
+/// record of the wrong shape (named by its line), and a batch the server
+/// refuses (a lease that does not exist): that whole transaction is left
+/// out, the batches before it stay, the summary says how far it got, and
+/// `--skip-existing` resumes without duplicating anything.
+async fn import_bad_input_writes_nothing_of_the_failing_batch(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let ep = cluster.endpoints();
+    let count = |prefix: &'static str| {
+        let ep = ep.clone();
+        async move {
+            let out = ceteractl(&ep, &["get", prefix, "--prefix", "--count-only"], None).await?;
+            anyhow::Ok(out.ok()?.trim().parse::<usize>()?)
+        }
+    };
+
+    let out = ceteractl(&ep, &["import", "-", "--bogus"], Some("{}")).await?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // etcdctl's shape: the usage on stdout, the error twice on stderr.
+    assert_eq!(
+        out.stderr,
+        "Error: unknown flag: --bogus\n\nError: unknown flag: --bogus\n"
+    );
+
+    let wrong_shape =
+        "{\"key\":\"shape/1\",\"value\":\"a\"}\n\n{\"key\":\"shape/2\",\"value\":5}\n";
+    let out = ceteractl(&ep, &["import", "-"], Some(wrong_shape)).await?;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(out.stderr, "Error: line 3: \"value\" must be a string\n");
+    let out = ceteractl(
+        &ep,
+        &["import", "-"],
+        Some("[{\"key\":\"shape/3\",\"extra\":1}]"),
+    )
+    .await?;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(out.stderr, "Error: element 0: unknown field \"extra\"\n");
+    assert_eq!(count("shape/").await?, 0);
+
+    // Six keys in batches of two, one at a time; the second batch names a
+    // lease that does not exist.
+    let line =
+        |i: usize, lease: &str| format!("{{\"key\":\"batch/{i}\",\"value\":\"v{i}\"{lease}}}\n");
+    let with_bad_lease: String = (1..=6)
+        .map(|i| {
+            line(
+                i,
+                if i == 3 {
+                    ",\"lease\":\"1234abcd\""
+                } else {
+                    ""
+                },
+            )
+        })
+        .collect();
+    let args = ["import", "-", "--max-txn-ops=2", "--concurrency=1"];
+    let out = ceteractl(&ep, &args, Some(&with_bad_lease)).await?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "imported 2 of 6 keys before the error; run again with --skip-existing to resume\n\
+         Error: transaction of 2 keys starting at \"batch/3\": etcdserver: requested lease not found\n"
+    );
+    let got = ceteractl(&ep, &["get", "batch/", "--prefix", "--keys-only"], None).await?;
+    assert_eq!(
+        got.ok()?,
+        "batch/1\n\nbatch/2\n\n",
+        "only the first batch was written"
+    );
+    let fixed: String = (1..=6).map(|i| line(i, "")).collect();
+    let mut resume = args.to_vec();
+    resume.push("--skip-existing");
+    let out = ceteractl(&ep, &resume, Some(&fixed)).await?;
+    assert!(
+        out.ok()?
+            .starts_with("imported 4 keys, skipped 2 existing keys in "),
+        "resume"
+    );
+    let versions = ceteractl(&ep, &["get", "batch/", "--prefix", "-w", "json"], None)
+        .await?
+        .ok_json()?;
+    let kvs = versions["kvs"].as_array().context("kvs")?;
+    assert_eq!(kvs.len(), 6);
+    assert!(
+        kvs.iter().all(|kv| kv["version"] == 1),
+        "nothing written twice: {kvs:?}"
     );
     Ok(())
 }

@@ -208,8 +208,11 @@ async fn https_client_url_serves_grpc_and_http(flavor: Flavor) -> Result<()> {
     // in the clear.
     let bench = ceteractl(&ep, &[&cacert, "bench", "put", "--total=1"], &[]).await?;
     assert_eq!(bench.status.code(), Some(128), "{bench:?}");
-    assert_eq!(bench.stderr, "Error: bench does not support TLS endpoints yet
-");
+    assert_eq!(
+        bench.stderr,
+        "Error: bench does not support TLS endpoints yet
+"
+    );
 
     // HTTP on the same TLS port: /health and the v3 JSON gateway.
     let (ok, body) = curl(&["--cacert", &ca, &format!("{ep}/health")]).await?;
