@@ -74,15 +74,10 @@ impl Masker {
         self.literals.push((from.to_string(), to.to_string()));
     }
 
-    /// A 64-bit id as ceteractl prints it: `%16x` (space padded), `%016x`,
-    /// `%x` and decimal.
+    /// A 64-bit id as ceteractl prints it: `%016x`, `%x` and decimal
+    /// (`%16x`'s space padding is collapsed by [`Masker::apply`]).
     fn id(&mut self, id: u64, token: &str) {
-        for form in [
-            format!("{id:16x}"),
-            format!("{id:016x}"),
-            format!("{id:x}"),
-            id.to_string(),
-        ] {
+        for form in [format!("{id:016x}"), format!("{id:x}"), id.to_string()] {
             self.literal(&form, token);
         }
     }
@@ -92,6 +87,7 @@ impl Masker {
         for (from, to) in &self.literals {
             s = s.replace(from.as_str(), to);
         }
+        s = collapse_padding(&s);
         for key in NUMBER_FIELDS {
             s = mask_number_after(&s, key);
         }
@@ -186,6 +182,16 @@ fn mask_durations(text: &str) -> String {
     out
 }
 
+/// `%16x` pads a short id with spaces (`Member  <id-a> added`): the
+/// padding before a placeholder is collapsed to one space.
+fn collapse_padding(text: &str) -> String {
+    let mut s = text.to_string();
+    while s.contains("  <") {
+        s = s.replace("  <", " <");
+    }
+    s
+}
+
 /// Collapses the padding inside table lines (`+---+`, `| a   |`), which
 /// follows the widest cell and so any masked value.
 fn collapse_tables(text: &str) -> String {
@@ -217,7 +223,7 @@ fn mask_columns(text: &str, is_row: impl Fn(&str) -> bool, columns: &[usize]) ->
         let newline = &line[body.len()..];
         if body.strip_prefix("| ").is_some_and(&is_row) {
             out.push_str(&mask_table_row(body, columns));
-        } else if is_row(body) {
+        } else if !body.starts_with('|') && is_row(body) {
             let cells: Vec<&str> = body.split(", ").collect();
             out.push_str(&mask_cells(&cells, columns).join(", "));
         } else {
@@ -373,7 +379,6 @@ impl<'a> Session<'a> {
         let id = u64::from_str_radix(hex.trim(), 16)
             .with_context(|| format!("{hex:?} is not a hex id"))?;
         for form in [
-            format!("{id:16x}"),
             format!("{id:016x}"),
             format!("{id:x}"),
             id.to_string(),
@@ -608,8 +613,10 @@ async fn bulk_and_snapshot_sequence(s: &mut Session<'_>) -> Result<()> {
         for marker in ["\"hash\":", "\"Hash\" : ", "\"Size\" : "] {
             t = mask_number_after(&t, marker);
         }
-        let first_digit = |line: &str| line.starts_with(|c: char| c.is_ascii_digit() || c == '*');
-        mask_columns(&t, first_digit, &[0, 3])
+        // Rows (simple and table), not the table's header.
+        let row =
+            |line: &str| !line.starts_with("HASH") && (line.contains(", ") || line.contains(" | "));
+        mask_columns(&t, row, &[0, 3])
     };
     on_etcd
         .run_formats_masked(&["snapshot", "status", &etcd_path], WITH_TABLE, sizes)
