@@ -259,15 +259,13 @@ async fn https_client_url_serves_grpc_and_http(flavor: Flavor) -> Result<()> {
 async fn client_cert_auth_refuses_clients_without_a_certificate(flavor: Flavor) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let pki = Pki::generate(dir.path(), "mtls")?;
-    let mut flags = pki.server_flags();
-    flags.extend([
-        "--trusted-ca-file".into(),
-        path(&pki.ca),
-        "--client-cert-auth".into(),
-    ]);
+    // This time through etcd's environment variables instead of flags.
     let cluster = TestCluster::builder(flavor, 1)
         .https_clients()
-        .args(flags)
+        .env("ETCD_CERT_FILE", path(&pki.server_cert))
+        .env("ETCD_KEY_FILE", path(&pki.server_key))
+        .env("ETCD_TRUSTED_CA_FILE", path(&pki.ca))
+        .env("ETCD_CLIENT_CERT_AUTH", "true")
         .start()
         .await?;
     let [cert, key] = pki.client_identity();
