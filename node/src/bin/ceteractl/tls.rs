@@ -7,6 +7,7 @@
 //! Which endpoints use TLS is decided here too: `https://` ones always,
 //! `http://` ones never, and scheme-less ones (`host:port`) when TLS files
 //! were given or `--insecure-transport=false`, as etcd's client does.
+//! Without `--cacert`, servers are verified against the system's CA store.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -102,16 +103,21 @@ impl ClientTls {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider())))
         } else {
-            let Some(cacert) = &flags.cacert else {
-                return Err(CtlError::bad_args(
-                    "--cacert is required to verify TLS servers (ceteractl does not read the system's CA store); or pass --insecure-skip-tls-verify",
-                ));
-            };
             let mut roots = RootCertStore::empty();
-            for cert in certificates(cacert)? {
-                roots.add(cert).map_err(|e| {
-                    CtlError::bad_args(format!("{cacert}: unusable CA certificate: {e}"))
-                })?;
+            match &flags.cacert {
+                Some(cacert) => {
+                    for cert in certificates(cacert)? {
+                        roots.add(cert).map_err(|e| {
+                            CtlError::bad_args(format!("{cacert}: unusable CA certificate: {e}"))
+                        })?;
+                    }
+                }
+                None => {
+                    // etcdctl trusts the system's CAs when no --cacert is
+                    // given; with none found, no server verifies, as there.
+                    let found = rustls_native_certs::load_native_certs();
+                    roots.add_parsable_certificates(found.certs);
+                }
             }
             builder.with_root_certificates(roots)
         };
@@ -248,8 +254,6 @@ mod tests {
         assert!(ClientTls::from_flags(&flags(), false).unwrap().is_none());
         assert_eq!(ClientTls::transport(None, "h:1"), Transport::Plain);
         assert_eq!(ClientTls::transport(None, "https://h:1"), Transport::Tls);
-        let https_without_ca = ClientTls::from_flags(&flags(), true).unwrap_err();
-        assert!(https_without_ca.message.contains("--cacert"));
         let skip = TlsFlags {
             insecure_skip_verify: true,
             ..flags()
