@@ -680,6 +680,25 @@ async fn cluster_commands_match_etcdctl(flavor: Flavor) -> Result<()> {
     let ep = cluster.endpoints();
     // One endpoint, so that the same member answers both tools.
     let first = cluster.client_url(0);
+    // A member publishes its client URLs just after it starts: wait until
+    // all have, or the two tools may see different member lists.
+    let mut published = false;
+    for _ in 0..100 {
+        let list = ceteractl(&first, &["member", "list", "-w", "json"], None)
+            .await?
+            .ok_json()?;
+        let members = list["members"].as_array().cloned().unwrap_or_default();
+        if members.len() == cluster.size()
+            && members
+                .iter()
+                .all(|m| m["clientURLs"].as_array().is_some_and(|u| !u.is_empty()))
+        {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(published, "not every member published its client URLs");
     let reads: &[&[&str]] = &[
         &["member", "list"],
         &["member", "list", "-w", "json"],

@@ -403,7 +403,14 @@ const WITH_TABLE: &[&str] = &["simple", "json", "fields", "table"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_formats_on_a_three_member_cetera_cluster() -> Result<()> {
-    let cluster = TestCluster::start(Flavor::Cetera, 3).await?;
+    // A longer election timeout than the harness's default keeps a loaded
+    // machine from electing another leader mid-sequence (who leads shows
+    // in `endpoint status`).
+    let cluster = TestCluster::builder(Flavor::Cetera, 3)
+        .heartbeat_ms(100)
+        .election_ms(2000)
+        .start()
+        .await?;
     let (masker, order) = Masker::for_cluster(&cluster).await?;
     let ids = ids_in_order(&cluster, &order).await?;
     let all_eps = order
