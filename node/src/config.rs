@@ -148,6 +148,31 @@ pub struct Args {
     #[arg(long, env = "ETCD_CORS", default_value = "*")]
     pub cors: String,
 
+    /// Path to the client server TLS cert file (for https:// client URLs).
+    #[arg(long, env = "ETCD_CERT_FILE", default_value = "")]
+    pub cert_file: String,
+
+    /// Path to the client server TLS key file.
+    #[arg(long, env = "ETCD_KEY_FILE", default_value = "")]
+    pub key_file: String,
+
+    /// Path to the client server TLS trusted CA cert file; clients must
+    /// then present a certificate it signed.
+    #[arg(long, env = "ETCD_TRUSTED_CA_FILE", default_value = "")]
+    pub trusted_ca_file: String,
+
+    /// Require clients on https:// client URLs to present a certificate
+    /// signed by --trusted-ca-file.
+    #[arg(
+        long,
+        env = "ETCD_CLIENT_CERT_AUTH",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub client_cert_auth: bool,
+
     /// Serve the v2 API (`/v2/keys`, `/v2/members`, `/v2/machines`,
     /// `/v2/stats/store`) on the client URLs, as etcd 3.4's flag does.
     #[arg(
@@ -209,6 +234,25 @@ pub enum LogFormat {
     Json,
 }
 
+/// One `--listen-client-urls` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientListen {
+    pub addr: SocketAddr,
+    /// `https://`: TLS terminates on this listener.
+    pub secure: bool,
+}
+
+/// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`:
+/// paths only; `api::tls` reads them at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Set: clients must present a certificate this CA bundle verifies
+    /// (etcd requires one as soon as a trusted CA is given).
+    pub trusted_ca_file: Option<PathBuf>,
+}
+
 /// A configuration that cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -224,6 +268,14 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(
+        "TLS key/cert (--cert-file, --key-file) must be provided for client url {0} with HTTPS scheme"
+    )]
+    ClientTlsMissing(String),
+    #[error(
+        "--client-cert-auth needs --trusted-ca-file (cetera does not trust the system's CAs for client certificates)"
+    )]
+    ClientCertAuthWithoutCa,
     #[error(
         "--election-timeout[{election}ms] should be at least as 5 times as --heartbeat-interval[{heartbeat}ms]"
     )]
@@ -247,7 +299,10 @@ pub enum ConfigError {
 pub struct Config {
     pub name: String,
     pub data_dir: PathBuf,
-    pub listen_client: Vec<SocketAddr>,
+    pub listen_client: Vec<ClientListen>,
+    /// The certificate files for `https://` client URLs (`None` when no
+    /// client URL is https).
+    pub client_tls: Option<ClientTls>,
     pub advertise_client_urls: Vec<String>,
     pub listen_peer: Vec<SocketAddr>,
     pub advertise_peer_urls: Vec<String>,
@@ -355,6 +410,46 @@ fn split_urls(list: &str) -> Vec<String> {
 
 /// Resolves `http://host:port` to the addresses to bind.
 fn bind_addresses(flag: &'static str, list: &str) -> Result<Vec<SocketAddr>, ConfigError> {
+    let listens = listen_urls(flag, list)?;
+    if let Some(url) = listens.iter().find(|(_, l)| l.secure).map(|(u, _)| u) {
+        return Err(ConfigError::BadUrl {
+            flag,
+            url: url.clone(),
+            reason: "peer TLS is not supported yet; use http://".into(),
+        });
+    }
+    Ok(listens.into_iter().map(|(_, l)| l.addr).collect())
+}
+
+/// The client listeners, and the TLS files their `https://` URLs need.
+fn client_listeners(args: &Args) -> Result<(Vec<ClientListen>, Option<ClientTls>), ConfigError> {
+    let listens = listen_urls("--listen-client-urls", &args.listen_client_urls)?;
+    let Some(first_secure) = listens
+        .iter()
+        .find(|(_, l)| l.secure)
+        .map(|(u, _)| u.clone())
+    else {
+        // etcd ignores the files when no client URL is https, and so do we.
+        return Ok((listens.into_iter().map(|(_, l)| l).collect(), None));
+    };
+    if args.cert_file.is_empty() || args.key_file.is_empty() {
+        return Err(ConfigError::ClientTlsMissing(first_secure));
+    }
+    let trusted_ca_file = match args.trusted_ca_file.as_str() {
+        "" if args.client_cert_auth => return Err(ConfigError::ClientCertAuthWithoutCa),
+        "" => None,
+        path => Some(PathBuf::from(path)),
+    };
+    let tls = ClientTls {
+        cert_file: PathBuf::from(&args.cert_file),
+        key_file: PathBuf::from(&args.key_file),
+        trusted_ca_file,
+    };
+    Ok((listens.into_iter().map(|(_, l)| l).collect(), Some(tls)))
+}
+
+/// Resolves `http://host:port` and `https://host:port` listen URLs.
+fn listen_urls(flag: &'static str, list: &str) -> Result<Vec<(String, ClientListen)>, ConfigError> {
     let mut addrs = Vec::new();
     for url in split_urls(list) {
         let bad = |reason: &str| ConfigError::BadUrl {
@@ -362,9 +457,9 @@ fn bind_addresses(flag: &'static str, list: &str) -> Result<Vec<SocketAddr>, Con
             url: url.clone(),
             reason: reason.to_string(),
         };
-        let host_port = match url.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some(("https", _)) => return Err(bad("TLS is not supported yet; use http://")),
+        let (host_port, secure) = match url.split_once("://") {
+            Some(("http", rest)) => (rest, false),
+            Some(("https", rest)) => (rest, true),
             Some((scheme, _)) if scheme.starts_with("unix") => {
                 return Err(bad("unix sockets are not supported"));
             }
@@ -376,11 +471,11 @@ fn bind_addresses(flag: &'static str, list: &str) -> Result<Vec<SocketAddr>, Con
         let resolved = host_port
             .to_socket_addrs()
             .map_err(|e| bad(&e.to_string()))?;
-        let first = resolved
+        let addr = resolved
             .into_iter()
             .next()
             .ok_or_else(|| bad("host does not resolve"))?;
-        addrs.push(first);
+        addrs.push((url.clone(), ClientListen { addr, secure }));
     }
     if addrs.is_empty() {
         return Err(ConfigError::BadUrl {
@@ -462,18 +557,31 @@ fn is_host_port(address: &str) -> bool {
 }
 
 /// Checks advertised URLs are well-formed `http://host:port`.
-fn advertised(flag: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
+/// Checks advertised URLs: `http://host:port`, and `https://host:port`
+/// where `allow_https` (client URLs; peers speak plain HTTP only).
+fn advertised(
+    flag: &'static str,
+    list: &str,
+    allow_https: bool,
+) -> Result<Vec<String>, ConfigError> {
     let urls = split_urls(list);
     for url in &urls {
-        let ok = url
-            .strip_prefix("http://")
+        let rest = match url.strip_prefix("https://") {
+            Some(rest) if allow_https => Some(rest),
+            _ => url.strip_prefix("http://"),
+        };
+        let ok = rest
             .and_then(|rest| rest.rsplit_once(':'))
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !ok {
             return Err(ConfigError::BadUrl {
                 flag,
                 url: url.clone(),
-                reason: "expected http://host:port".into(),
+                reason: if allow_https {
+                    "expected http://host:port or https://host:port".into()
+                } else {
+                    "expected http://host:port".into()
+                },
             });
         }
     }
@@ -514,6 +622,7 @@ impl TryFrom<Args> for Config {
         let advertise_peer_urls = advertised(
             "--initial-advertise-peer-urls",
             &args.initial_advertise_peer_urls,
+            false,
         )?;
         if !args.discovery_proxy.is_empty() {
             return Err(ConfigError::DiscoveryProxy(args.discovery_proxy));
@@ -536,6 +645,7 @@ impl TryFrom<Args> for Config {
                     .join(","),
             )?,
         };
+        let (listen_client, client_tls) = client_listeners(&args)?;
         // Whether this member is in --initial-cluster matters only on a
         // first start (see `server::startup`): a restarted member ignores
         // the bootstrap flags, as etcd does, so it can move (member update).
@@ -548,10 +658,12 @@ impl TryFrom<Args> for Config {
             data_dir: args
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from(format!("{}.cetera", args.name))),
-            listen_client: bind_addresses("--listen-client-urls", &args.listen_client_urls)?,
+            listen_client,
+            client_tls,
             advertise_client_urls: advertised(
                 "--advertise-client-urls",
                 &args.advertise_client_urls,
+                true,
             )?,
             listen_peer: bind_addresses("--listen-peer-urls", &args.listen_peer_urls)?,
             advertise_peer_urls,
@@ -595,7 +707,14 @@ mod tests {
         let c = parse(&[]).unwrap();
         assert_eq!(c.name, "default");
         assert_eq!(c.data_dir, PathBuf::from("default.cetera"));
-        assert_eq!(c.listen_client, vec!["127.0.0.1:2379".parse().unwrap()]);
+        assert_eq!(
+            c.listen_client,
+            vec![ClientListen {
+                addr: "127.0.0.1:2379".parse().unwrap(),
+                secure: false
+            }]
+        );
+        assert_eq!(c.client_tls, None);
         assert_eq!(c.listen_peer, vec!["127.0.0.1:2380".parse().unwrap()]);
         assert_eq!(c.initial_cluster.members("etcd-cluster").len(), 1);
         assert_eq!(c.max_request_bytes, 1_572_864);
@@ -612,9 +731,44 @@ mod tests {
     }
 
     #[test]
+    fn https_client_urls_take_etcds_tls_flags() {
+        let tls = ["--cert-file", "s.pem", "--key-file", "s.key"];
+        let mut args = vec![
+            "--listen-client-urls",
+            "https://127.0.0.1:1,http://127.0.0.1:2",
+        ];
+        args.extend(tls);
+        let c = parse(&args).unwrap();
+        assert_eq!(
+            c.listen_client.iter().map(|l| l.secure).collect::<Vec<_>>(),
+            [true, false]
+        );
+        let files = c.client_tls.unwrap();
+        assert_eq!(files.cert_file, PathBuf::from("s.pem"));
+        assert_eq!(files.trusted_ca_file, None);
+        args.extend(["--trusted-ca-file", "ca.pem", "--client-cert-auth"]);
+        let files = parse(&args).unwrap().client_tls.unwrap();
+        assert_eq!(files.trusted_ca_file, Some(PathBuf::from("ca.pem")));
+        // Files are ignored without an https URL, as etcd ignores them.
+        assert_eq!(parse(&tls).unwrap().client_tls, None);
+        args.truncate(args.len() - 3);
+        args.push("--client-cert-auth");
+        assert!(
+            parse(&args)
+                .unwrap_err()
+                .to_string()
+                .contains("needs --trusted-ca-file")
+        );
+    }
+
+    #[test]
     fn bad_flags_get_one_line_errors() {
         let err = |args: &[&str]| parse(args).unwrap_err().to_string();
-        assert!(err(&["--listen-client-urls", "https://127.0.0.1:1"]).contains("TLS"));
+        assert_eq!(
+            err(&["--listen-client-urls", "https://127.0.0.1:1"]),
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:1 with HTTPS scheme"
+        );
+        assert!(err(&["--listen-peer-urls", "https://127.0.0.1:1"]).contains("peer TLS"));
         assert!(err(&["--listen-client-urls", "127.0.0.1:1"]).contains("http://host:port"));
         assert!(err(&["--election-timeout", "100"]).contains("at least as 5 times"));
         let elsewhere = parse(&["--initial-cluster", "other=http://127.0.0.1:2380"]).unwrap();

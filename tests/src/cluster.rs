@@ -87,9 +87,20 @@ pub struct ClusterBuilder {
     wait_ready: bool,
     discovery: Option<String>,
     spawn_members: bool,
+    /// `http` or `https` for every client URL.
+    client_scheme: &'static str,
 }
 
 impl ClusterBuilder {
+    /// Client URLs are `https://` (give the TLS flags with
+    /// [`ClusterBuilder::args`]). The harness speaks no TLS, so it does not
+    /// wait for readiness: the test does, with a client that has the CA.
+    pub fn https_clients(mut self) -> Self {
+        self.client_scheme = "https";
+        self.wait_ready = false;
+        self
+    }
+
     /// Bootstraps through this discovery URL (`--discovery <url>`) instead
     /// of a static `--initial-cluster`.
     pub fn discovery(mut self, url: impl Into<String>) -> Self {
@@ -219,7 +230,7 @@ impl ClusterBuilder {
                 let client_port = client_ports[i].port();
                 let peer_port = peer_ports[i].port();
                 let data_dir = dir.path().join(&name);
-                let client_url = format!("http://127.0.0.1:{client_port}");
+                let client_url = format!("{}://127.0.0.1:{client_port}", self.client_scheme);
                 let peer_url = format!("http://127.0.0.1:{peer_port}");
                 let mut args: Vec<String> = vec![
                     "--name".into(),
@@ -256,6 +267,7 @@ impl ClusterBuilder {
                 Member {
                     index: i,
                     name: name.clone(),
+                    client_scheme: self.client_scheme,
                     client_port,
                     peer_port,
                     log_path: dir.path().join(format!("{name}.log")),
@@ -316,6 +328,7 @@ impl TestCluster {
             wait_ready: true,
             discovery: None,
             spawn_members: true,
+            client_scheme: "http",
         }
     }
 
@@ -677,6 +690,7 @@ struct Process {
 pub struct Member {
     index: usize,
     name: String,
+    client_scheme: &'static str,
     client_port: u16,
     peer_port: u16,
     data_dir: PathBuf,
@@ -701,9 +715,10 @@ impl Member {
         &self.name
     }
 
-    /// `http://127.0.0.1:<client port>`.
+    /// `http://127.0.0.1:<client port>` (`https://` with
+    /// [`ClusterBuilder::https_clients`]).
     pub fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.client_scheme, self.client_port)
     }
 
     /// `http://127.0.0.1:<peer port>` (the moved one, once moved).

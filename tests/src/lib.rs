@@ -13,6 +13,7 @@
 //! - [`binaries`]: where the `cetera`, `etcd` and `etcdctl` executables are.
 //! - [`ports`]: loopback port leases that never collide across parallel tests.
 //! - [`etcdctl`]: running the real `etcdctl` and normalising its output.
+//! - [`ceteractl`]: running this workspace's `ceteractl` the same way.
 //! - [`diff`]: readable line diffs for differential tests.
 //! - [`kv`]: small conveniences over the generated gRPC clients.
 //! - [`python`]: Python client scripts (`etcd3`, `etcd3gw`) run against a member.
@@ -27,6 +28,7 @@
 //! are the cetera variants; the `on_etcd` ones validate the test itself).
 
 pub mod binaries;
+pub mod ceteractl;
 pub mod cluster;
 pub mod diff;
 pub mod etcdctl;

@@ -20,7 +20,6 @@ use tests::binaries::ceteractl_bin;
 use tests::diff::line_diff;
 use tests::etcdctl::{self, CtlOutput, strip_client_logs};
 use tests::{Flavor, TestCluster, flavor_tests};
-use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 flavor_tests!(
@@ -29,6 +28,7 @@ flavor_tests!(
     errors_and_exit_codes_match_etcdctl,
     environment_variables_follow_etcdctl,
     import_export_round_trip,
+    import_bad_input_writes_nothing_of_the_failing_batch,
     cluster_commands_match_etcdctl,
     lease_commands_match_etcdctl,
     watch_prints_what_etcdctl_prints,
@@ -82,41 +82,7 @@ async fn ceteractl_env(
     stdin: Option<&str>,
     env: &[(&str, &str)],
 ) -> Result<CtlOutput> {
-    let mut cmd = Command::new(ceteractl_bin()?);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("ETCDCTL_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    if !endpoints.is_empty() {
-        cmd.arg(format!("--endpoints={endpoints}"));
-    }
-    cmd.arg("--dial-timeout=5s")
-        .arg("--command-timeout=20s")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().context("spawning ceteractl")?;
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().context("ceteractl stdin")?;
-        pipe.write_all(input.as_bytes()).await?;
-        drop(pipe);
-    }
-    let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
-        .await
-        .with_context(|| format!("ceteractl {args:?} did not finish"))??;
-    Ok(CtlOutput {
-        status: output.status,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    })
+    tests::ceteractl::run(endpoints, args, stdin, env).await
 }
 
 async fn ceteractl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Result<CtlOutput> {
@@ -617,6 +583,96 @@ async fn import_export_round_trip(flavor: Flavor) -> Result<()> {
     Ok(())
 }
 
+/// The import's bad input beyond a malformed line: an unknown flag, a
+/// record of the wrong shape (named by its line), and a batch the server
+/// refuses (a lease that does not exist): that whole transaction is left
+/// out, the batches before it stay, the summary says how far it got, and
+/// `--skip-existing` resumes without duplicating anything.
+async fn import_bad_input_writes_nothing_of_the_failing_batch(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let ep = cluster.endpoints();
+    let count = |prefix: &'static str| {
+        let ep = ep.clone();
+        async move {
+            let out = ceteractl(&ep, &["get", prefix, "--prefix", "--count-only"], None).await?;
+            anyhow::Ok(out.ok()?.trim().parse::<usize>()?)
+        }
+    };
+
+    let out = ceteractl(&ep, &["import", "-", "--bogus"], Some("{}")).await?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // etcdctl's shape: the usage on stdout, the error twice on stderr.
+    assert_eq!(
+        out.stderr,
+        "Error: unknown flag: --bogus\n\nError: unknown flag: --bogus\n"
+    );
+
+    let wrong_shape =
+        "{\"key\":\"shape/1\",\"value\":\"a\"}\n\n{\"key\":\"shape/2\",\"value\":5}\n";
+    let out = ceteractl(&ep, &["import", "-"], Some(wrong_shape)).await?;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(out.stderr, "Error: line 3: \"value\" must be a string\n");
+    let out = ceteractl(
+        &ep,
+        &["import", "-"],
+        Some("[{\"key\":\"shape/3\",\"extra\":1}]"),
+    )
+    .await?;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(out.stderr, "Error: element 0: unknown field \"extra\"\n");
+    assert_eq!(count("shape/").await?, 0);
+
+    // Six keys in batches of two, one at a time; the second batch names a
+    // lease that does not exist.
+    let line =
+        |i: usize, lease: &str| format!("{{\"key\":\"batch/{i}\",\"value\":\"v{i}\"{lease}}}\n");
+    let with_bad_lease: String = (1..=6)
+        .map(|i| {
+            line(
+                i,
+                if i == 3 {
+                    ",\"lease\":\"1234abcd\""
+                } else {
+                    ""
+                },
+            )
+        })
+        .collect();
+    let args = ["import", "-", "--max-txn-ops=2", "--concurrency=1"];
+    let out = ceteractl(&ep, &args, Some(&with_bad_lease)).await?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "imported 2 of 6 keys before the error; run again with --skip-existing to resume\n\
+         Error: transaction of 2 keys starting at \"batch/3\": etcdserver: requested lease not found\n"
+    );
+    let got = ceteractl(&ep, &["get", "batch/", "--prefix", "--keys-only"], None).await?;
+    assert_eq!(
+        got.ok()?,
+        "batch/1\n\nbatch/2\n\n",
+        "only the first batch was written"
+    );
+    let fixed: String = (1..=6).map(|i| line(i, "")).collect();
+    let mut resume = args.to_vec();
+    resume.push("--skip-existing");
+    let out = ceteractl(&ep, &resume, Some(&fixed)).await?;
+    assert!(
+        out.ok()?
+            .starts_with("imported 4 keys, skipped 2 existing keys in "),
+        "resume"
+    );
+    let versions = ceteractl(&ep, &["get", "batch/", "--prefix", "-w", "json"], None)
+        .await?
+        .ok_json()?;
+    let kvs = versions["kvs"].as_array().context("kvs")?;
+    assert_eq!(kvs.len(), 6);
+    assert!(
+        kvs.iter().all(|kv| kv["version"] == 1),
+        "nothing written twice: {kvs:?}"
+    );
+    Ok(())
+}
+
 /// Member, endpoint and maintenance commands on a 3-member cluster, read
 /// by both tools from the same cluster.
 async fn cluster_commands_match_etcdctl(flavor: Flavor) -> Result<()> {
@@ -624,6 +680,25 @@ async fn cluster_commands_match_etcdctl(flavor: Flavor) -> Result<()> {
     let ep = cluster.endpoints();
     // One endpoint, so that the same member answers both tools.
     let first = cluster.client_url(0);
+    // A member publishes its client URLs just after it starts: wait until
+    // all have, or the two tools may see different member lists.
+    let mut published = false;
+    for _ in 0..100 {
+        let list = ceteractl(&first, &["member", "list", "-w", "json"], None)
+            .await?
+            .ok_json()?;
+        let members = list["members"].as_array().cloned().unwrap_or_default();
+        if members.len() == cluster.size()
+            && members
+                .iter()
+                .all(|m| m["clientURLs"].as_array().is_some_and(|u| !u.is_empty()))
+        {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(published, "not every member published its client URLs");
     let reads: &[&[&str]] = &[
         &["member", "list"],
         &["member", "list", "-w", "json"],

@@ -3,7 +3,9 @@
 //! Requests with `content-type: application/grpc` go to the tonic
 //! services, everything else to the warp routes (the v3 gateway, etcd's v2
 //! API, health, version, metrics), over HTTP/1.1 or h2c alike, as etcd
-//! does. This layer only translates between the wire and
+//! does. On an `https://` client URL, TLS terminates here (`tls`) before
+//! that split, so gRPC and HTTP see the same requests either way. This
+//! layer only translates between the wire and
 //! [`Node`](crate::server::Node): no request is interpreted here, and every
 //! error is mapped to etcd's code and message in one place (`status`).
 
@@ -15,6 +17,7 @@ mod grpc_metrics;
 mod h2_authority;
 mod http;
 mod status;
+pub mod tls;
 mod v2;
 
 use std::convert::Infallible;
@@ -25,8 +28,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 pub use status::to_status;
@@ -39,9 +44,17 @@ fn is_grpc(req: &::http::Request<Incoming>) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves one client listener until `stop` turns true, then lets open
-/// connections finish.
-pub async fn serve_client(listener: TcpListener, node: Arc<Node>, stop: watch::Receiver<bool>) {
+/// connections finish. With `tls`, every connection is a TLS one.
+pub async fn serve_client(
+    listener: TcpListener,
+    node: Arc<Node>,
+    stop: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+) {
     let grpc = grpc::routes(node.clone());
     let http = warp::service(http::routes(node.clone()));
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -87,18 +100,59 @@ pub async fn serve_client(listener: TcpListener, node: Arc<Node>, stop: watch::R
                 Ok::<_, Infallible>(response)
             }
         });
-        let connection = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(h2_authority::AuthorityFix::new(stream)),
-                service,
-            )
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        // The handshake runs in the connection's own task, so a slow or
+        // silent client never holds up the accept loop.
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let result = match tls {
+                None => serve_connection(&builder, watcher, stream, service).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            serve_connection(&builder, watcher, stream, service).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "client connection ended with an error");
             }
         });
     }
     graceful.shutdown().await;
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on one (plain or TLS) connection.
+async fn serve_connection<S, Svc>(
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    stream: S,
+    service: Svc,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::Service<
+            ::http::Request<Incoming>,
+            Response = ::http::Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+{
+    let connection = builder
+        .serve_connection_with_upgrades(
+            TokioIo::new(h2_authority::AuthorityFix::new(stream)),
+            service,
+        )
+        .into_owned();
+    watcher.watch(connection).await
 }

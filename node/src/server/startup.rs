@@ -78,6 +78,8 @@ pub enum StartError {
     },
     #[error("the cluster found through discovery does not fit this member: {0}")]
     Discovered(ClusterError),
+    #[error(transparent)]
+    Tls(#[from] crate::api::tls::TlsError),
 }
 
 impl StartError {
@@ -308,8 +310,15 @@ async fn join_identity(
 
 /// Starts a member with `config`; returns once it is serving.
 pub async fn start(config: Config) -> Result<RunningNode, StartError> {
+    // TLS files first: a bad path ends start-up before anything is bound.
+    let tls = config
+        .client_tls
+        .as_ref()
+        .map(crate::api::tls::acceptor)
+        .transpose()?;
     let peer_listeners = bind_all(&config.listen_peer).await?;
-    let client_listeners = bind_all(&config.listen_client).await?;
+    let client_binds: Vec<SocketAddr> = config.listen_client.iter().map(|l| l.addr).collect();
+    let client_listeners = bind_all(&client_binds).await?;
 
     let member_dir = config.data_dir.join("member");
     std::fs::create_dir_all(&member_dir).map_err(|source| StartError::DataDir {
@@ -415,15 +424,16 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         servers.push(tokio::spawn(server.run()));
     }
     let mut client_addrs = Vec::new();
-    for listener in client_listeners {
+    for (listener, listen) in client_listeners.into_iter().zip(&node.config.listen_client) {
         client_addrs.push(listener.local_addr().map_err(|source| StartError::Bind {
-            addr: node.config.listen_client[0],
+            addr: listen.addr,
             source,
         })?);
         servers.push(tokio::spawn(crate::api::serve_client(
             listener,
             node.clone(),
             stopped.clone(),
+            tls.clone().filter(|_| listen.secure),
         )));
     }
     tokio::spawn(follow_leadership(node.clone(), stopped.clone()));

@@ -15,6 +15,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use crate::cli::Ctx;
 use crate::error::{CtlError, CtlResult, EXIT_BAD_CONNECTION, EXIT_ERROR};
 use crate::printer::out;
+use crate::tls::{ClientTls, Transport};
 
 /// A measured phase never runs longer than this, even against a server
 /// that stalls (`--total` normally ends it much sooner).
@@ -92,6 +93,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: BenchCommand) -> CtlResult<()> {
         }
     };
     let config = ctx.config()?;
+    refuse_tls(&config)?;
     let endpoints = if args.target_leader {
         vec![
             conn::find_leader(&config.endpoints, config.command_timeout)
@@ -147,4 +149,21 @@ fn bench_error(e: BenchError) -> CtlError {
         _ => EXIT_ERROR,
     };
     CtlError::new(code, e.to_string())
+}
+
+/// The load generator dials plain connections only: an endpoint that
+/// would need TLS is refused rather than dialled in the clear.
+fn refuse_tls(config: &crate::client::ClientConfig) -> CtlResult<()> {
+    let any_https = config.endpoints.iter().any(|e| e.starts_with("https://"));
+    let tls = ClientTls::from_flags(&config.tls, any_https)?;
+    if config
+        .endpoints
+        .iter()
+        .any(|e| ClientTls::transport(tls.as_ref(), e) == Transport::Tls)
+    {
+        return Err(CtlError::bad_args(
+            "bench does not support TLS endpoints yet",
+        ));
+    }
+    Ok(())
 }

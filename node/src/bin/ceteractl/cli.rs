@@ -13,6 +13,7 @@ use crate::client::{Client, ClientConfig};
 use crate::error::{CtlError, CtlResult, EXIT_ERROR};
 use crate::gofmt;
 use crate::printer::{self, Format, Printer};
+use crate::tls::TlsFlags;
 
 pub(crate) fn parse_go_bool(s: &str) -> Result<bool, String> {
     gofmt::parse_bool(s)
@@ -80,13 +81,13 @@ pub(crate) struct GlobalArgs {
     /// skip server certificate verification
     #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
     pub(crate) insecure_skip_tls_verify: Option<bool>,
-    /// identify secure client using this TLS certificate file (not supported yet)
+    /// identify secure client using this TLS certificate file
     #[arg(long, global = true)]
     pub(crate) cert: Option<String>,
-    /// identify secure client using this TLS key file (not supported yet)
+    /// identify secure client using this TLS key file
     #[arg(long, global = true)]
     pub(crate) key: Option<String>,
-    /// verify certificates of TLS-enabled secure servers using this CA bundle (not supported yet)
+    /// verify certificates of TLS-enabled secure servers using this CA bundle
     #[arg(long, global = true)]
     pub(crate) cacert: Option<String>,
     /// username[:password] for authentication
@@ -449,17 +450,19 @@ pub(crate) fn client_config(global: &GlobalArgs) -> CtlResult<ClientConfig> {
         ("key", &global.key),
         ("cacert", &global.cacert),
     ] {
-        if let Some(v) = value {
-            if v.is_empty() {
-                return Err(CtlError::bad_args(format!(
-                    "empty string is passed to --{flag} option"
-                )));
-            }
+        if value.as_deref() == Some("") {
             return Err(CtlError::bad_args(format!(
-                "--{flag}: TLS is not supported by ceteractl yet"
+                "empty string is passed to --{flag} option"
             )));
         }
     }
+    let tls = TlsFlags {
+        cacert: global.cacert.clone(),
+        cert: global.cert.clone(),
+        key: global.key.clone(),
+        insecure_transport: global.insecure_transport.unwrap_or(true),
+        insecure_skip_verify: global.insecure_skip_tls_verify.unwrap_or(false),
+    };
     let auth = match (&global.user, &global.password) {
         (None, _) => None,
         (Some(u), _) if u.is_empty() => None,
@@ -485,6 +488,7 @@ pub(crate) fn client_config(global: &GlobalArgs) -> CtlResult<ClientConfig> {
         keepalive_time: global.keepalive_time.unwrap_or(Duration::from_secs(2)),
         keepalive_timeout: global.keepalive_timeout.unwrap_or(Duration::from_secs(6)),
         auth,
+        tls,
     })
 }
 
