@@ -23,8 +23,11 @@ use super::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
 use crate::histogram::Histogram;
 use crate::storage::{Db, Meta, StorageError};
 
-/// How many flushed entries stay cached behind the newest one.
+/// How many flushed entries stay cached behind the newest one at most...
 const CACHED_FLUSHED_ENTRIES: u64 = 8192;
+/// ...and how many bytes of them: batched entries can be large (a bulk
+/// import's are tens of kB), and a follower that lags further reads SQLite.
+const CACHED_FLUSHED_BYTES: usize = 8 << 20;
 /// At most this many queued operations go into one transaction.
 const MAX_BATCH: usize = 1024;
 
@@ -41,8 +44,58 @@ pub struct LogStore {
 /// Entries not yet purged, newest last; the unflushed ones among them.
 struct LogCache {
     entries: BTreeMap<u64, Entry>,
+    /// The approximate size of `entries`.
+    bytes: usize,
     last_purged: Option<LogId>,
     flushed_up_to: u64,
+}
+
+/// About how much memory a cached entry holds.
+fn entry_bytes(entry: &Entry) -> usize {
+    const OVERHEAD: usize = 64;
+    OVERHEAD
+        + match &entry.payload {
+            openraft::EntryPayload::Normal(command) => command.approx_size(),
+            _ => 0,
+        }
+}
+
+impl LogCache {
+    fn insert(&mut self, entry: Entry) {
+        self.bytes += entry_bytes(&entry);
+        if let Some(replaced) = self.entries.insert(entry.log_id.index, entry) {
+            self.bytes -= entry_bytes(&replaced);
+        }
+    }
+
+    /// Drops the entries at `from` and after.
+    fn remove_from(&mut self, from: u64) {
+        let removed = self.entries.split_off(&from);
+        self.bytes -= removed.values().map(entry_bytes).sum::<usize>();
+    }
+
+    /// Drops the entries before `index`.
+    fn remove_before(&mut self, index: u64) {
+        let kept = self.entries.split_off(&index);
+        let removed = std::mem::replace(&mut self.entries, kept);
+        self.bytes -= removed.values().map(entry_bytes).sum::<usize>();
+    }
+
+    /// Forgets the oldest flushed entries beyond the cache's bounds; the
+    /// newest entry and every unflushed one always stay.
+    fn trim(&mut self) {
+        let keep_from = self.flushed_up_to.saturating_sub(CACHED_FLUSHED_ENTRIES);
+        self.remove_before(keep_from);
+        while self.bytes > CACHED_FLUSHED_BYTES {
+            let Some(first) = self.entries.first_entry() else {
+                break;
+            };
+            if *first.key() >= self.flushed_up_to {
+                break;
+            }
+            self.bytes -= entry_bytes(&first.remove());
+        }
+    }
 }
 
 /// One queued change to the log's tables.
@@ -99,11 +152,16 @@ impl LogStore {
             })
             .await?;
         let flushed_up_to = tail.first().map_or(0, |e: &Entry| e.log_id.index);
-        let cache = LogCache {
-            entries: tail.into_iter().map(|e| (e.log_id.index, e)).collect(),
+        let mut cache = LogCache {
+            entries: BTreeMap::new(),
+            bytes: 0,
             last_purged,
             flushed_up_to,
         };
+        for entry in tail {
+            cache.insert(entry);
+        }
+        cache.trim();
         let (writes, queue) = mpsc::unbounded_channel();
         let cache = Arc::new(Mutex::new(cache));
         let fsync = Arc::new(Histogram::fsync());
@@ -279,7 +337,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 let bytes = postcard::to_stdvec(&entry).map_err(write_error)?;
                 let index = entry.get_log_id().index;
                 rows.push((index, bytes));
-                cache.entries.insert(index, entry);
+                cache.insert(entry);
             }
         }
         self.enqueue(LogWrite::Append {
@@ -292,7 +350,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let from = log_id.index;
         {
             let mut cache = self.cache();
-            cache.entries.split_off(&from);
+            cache.remove_from(from);
             cache.flushed_up_to = cache.flushed_up_to.min(from.saturating_sub(1));
         }
         self.enqueue_and_wait(|done| LogWrite::Truncate { from, done })
@@ -302,8 +360,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, upto: LogId) -> Result<(), RaftStorageError> {
         {
             let mut cache = self.cache();
-            let keep = cache.entries.split_off(&(upto.index + 1));
-            cache.entries = keep;
+            cache.remove_before(upto.index + 1);
             cache.last_purged = Some(upto);
         }
         self.enqueue_and_wait(|done| LogWrite::Purge { upto, done })
@@ -343,9 +400,7 @@ async fn run_writer(
         if let Ok(Some(flushed)) = &result {
             let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
             cache.flushed_up_to = cache.flushed_up_to.max(*flushed);
-            let keep_from = cache.flushed_up_to.saturating_sub(CACHED_FLUSHED_ENTRIES);
-            let keep = cache.entries.split_off(&keep_from);
-            cache.entries = keep;
+            cache.trim();
         }
         if let Err(e) = &result {
             tracing::error!(error = %e, "writing the raft log failed");
@@ -441,4 +496,65 @@ fn write_batch(
     }
     tx.commit()?;
     Ok(flushed)
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+    use crate::proto::etcdserverpb::PutRequest;
+    use crate::raft::Command;
+
+    fn entry(index: u64, value_bytes: usize) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command::Put(PutRequest {
+                key: b"k".to_vec(),
+                value: vec![0; value_bytes],
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn cache_of(entries: impl IntoIterator<Item = Entry>, flushed_up_to: u64) -> LogCache {
+        let mut cache = LogCache {
+            entries: BTreeMap::new(),
+            bytes: 0,
+            last_purged: None,
+            flushed_up_to,
+        };
+        for e in entries {
+            cache.insert(e);
+        }
+        cache
+    }
+
+    #[test]
+    fn trim_bounds_flushed_entries_by_bytes_but_keeps_the_newest_and_unflushed() {
+        let big = 1 << 20;
+        let mut cache = cache_of((1..=20).map(|i| entry(i, big)), 15);
+        cache.trim();
+        assert!(cache.bytes <= CACHED_FLUSHED_BYTES + 5 * (big + 64));
+        assert_eq!(cache.entries.keys().next_back(), Some(&20));
+        assert!((15..=20).all(|i| cache.entries.contains_key(&i)));
+        let recount: usize = cache.entries.values().map(entry_bytes).sum();
+        assert_eq!(cache.bytes, recount);
+
+        // Everything flushed: at least the newest entry stays.
+        let mut cache = cache_of((1..=3).map(|i| entry(i, 20 << 20)), 3);
+        cache.trim();
+        assert_eq!(cache.entries.keys().collect::<Vec<_>>(), [&3]);
+    }
+
+    #[test]
+    fn truncate_and_purge_keep_the_byte_count_exact() {
+        let mut cache = cache_of((1..=10).map(|i| entry(i, 100 * i as usize)), 10);
+        cache.remove_from(8);
+        cache.remove_before(3);
+        cache.insert(entry(5, 7)); // replaces entry 5
+        let recount: usize = cache.entries.values().map(entry_bytes).sum();
+        assert_eq!(cache.bytes, recount);
+        assert_eq!(cache.entries.keys().copied().collect::<Vec<_>>(), [3, 4, 5, 6, 7]);
+    }
 }
