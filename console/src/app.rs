@@ -417,6 +417,9 @@ pub struct MemberRow {
     pub send_rate: Option<f64>,
     /// Uptime, when the member reports its start time.
     pub uptime: Option<Duration>,
+    /// While the member does not answer: its last good status and when it
+    /// was read, shown dimmed under a `STALE` badge (never as fresh).
+    pub last_good: Option<(Instant, crate::model::Status)>,
 }
 
 impl MemberRow {
@@ -743,6 +746,8 @@ pub struct App {
     pub series: Series,
     prev: Option<(Instant, Counters)>,
     rates: HashMap<u64, (f64, f64)>,
+    /// Each member's last good status and when it was read.
+    last_status: HashMap<u64, (Instant, crate::model::Status)>,
     /// Keys view.
     pub keys: KeysState,
     /// Leases view.
@@ -788,6 +793,7 @@ impl App {
             series: Series::default(),
             prev: None,
             rates: HashMap::new(),
+            last_status: HashMap::new(),
             keys: KeysState {
                 listing: Fresh::default(),
                 prefix: Vec::new(),
@@ -909,6 +915,7 @@ impl App {
         match result {
             Ok(snapshot) => {
                 self.record_series(at, &snapshot);
+                self.remember_statuses(at, &snapshot);
                 self.cluster.ok(at, snapshot);
             }
             Err(e) => self.cluster.fail(e),
@@ -916,6 +923,17 @@ impl App {
         self.rebuild_rows();
         if self.view == View::Leases && !self.leases.loading && !self.paused {
             self.list_leases(out);
+        }
+    }
+
+    /// Keeps each member's last good status, for members that stop answering.
+    fn remember_statuses(&mut self, at: Instant, snapshot: &ClusterSnapshot) {
+        self.last_status
+            .retain(|id, _| snapshot.members.iter().any(|p| p.member.id == *id));
+        for p in &snapshot.members {
+            if let Ok(status) = &p.status {
+                self.last_status.insert(p.member.id, (at, status.clone()));
+            }
         }
     }
 
@@ -1020,6 +1038,11 @@ impl App {
                     .filter(|_| p.status.is_ok())
                     .map(|s| Duration::from_secs_f64((unix_now - s).max(0.0)));
                 let rates = self.rates.get(&p.member.id);
+                let last_good = p
+                    .status
+                    .is_err()
+                    .then(|| self.last_status.get(&p.member.id).cloned())
+                    .flatten();
                 MemberRow {
                     probe: p.clone(),
                     role,
@@ -1027,6 +1050,7 @@ impl App {
                     recv_rate: rates.map(|r| r.0),
                     send_rate: rates.map(|r| r.1),
                     uptime,
+                    last_good,
                 }
             })
             .collect();

@@ -483,12 +483,15 @@ fn fit_columns(mut cols: Vec<Column>, width: u16, spacing: u16) -> Vec<(Column, 
 
 fn member_columns(app: &App) -> Vec<Column> {
     let rows = &app.rows;
-    let status = |r: &MemberRow, f: &dyn Fn(&crate::model::Status) -> String| {
-        r.probe
-            .status
-            .as_ref()
-            .map(f)
-            .unwrap_or_else(|_| "-".to_string())
+    // A member that stopped answering keeps its last good values (the row
+    // is dimmed and its health cell carries the STALE badge).
+    let status = |r: &MemberRow, f: &dyn Fn(&crate::model::Status) -> String| match (
+        &r.probe.status,
+        &r.last_good,
+    ) {
+        (Ok(s), _) => f(s),
+        (Err(_), Some((_, s))) => f(s),
+        (Err(_), None) => "-".to_string(),
     };
     let appends = |r: &MemberRow| match &r.probe.stats {
         Some(s) => {
@@ -522,7 +525,13 @@ fn member_columns(app: &App) -> Vec<Column> {
                 .iter()
                 .map(|r| match (r.probe.status.is_ok(), r.probe.health) {
                     _ if r.role == Role::Unstarted => "○ not started".to_string(),
-                    (false, _) => "✖ unreachable".to_string(),
+                    (false, _) => match &r.last_good {
+                        Some((at, _)) => format!(
+                            "✖ unreachable · STALE {}",
+                            human_duration(app.now.saturating_duration_since(*at))
+                        ),
+                        None => "✖ unreachable".to_string(),
+                    },
                     (true, Some(false)) => "✖ unhealthy".to_string(),
                     (true, Some(true)) => "✔ healthy".to_string(),
                     (true, None) => "? no /health".to_string(),
@@ -702,7 +711,11 @@ fn draw_members_table(frame: &mut Frame, app: &App, theme: Theme, area: Rect, se
                 })
                 .collect();
             let row = Row::new(cells);
-            if stale { row.style(theme.dim()) } else { row }
+            if stale || r.last_good.is_some() {
+                row.style(theme.dim())
+            } else {
+                row
+            }
         })
         .collect();
     let table = Table::new(rows, cols.iter().map(|(_, w)| Constraint::Length(*w)))
@@ -757,43 +770,65 @@ fn draw_member_detail(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             },
         ),
     ];
-    match &r.probe.status {
-        Ok(s) => {
-            lines.push(kv("version", s.version.clone()));
-            lines.push(kv(
-                "raft",
-                format!(
-                    "term {} · index {} · applied {}",
-                    s.raft_term, s.raft_index, s.raft_applied_index
-                ),
-            ));
-            lines.push(kv(
-                "db",
-                format!(
-                    "{} ({} in use)",
-                    human_bytes(s.db_size),
-                    human_bytes(s.db_size_in_use)
-                ),
-            ));
-            lines.push(kv(
-                "leader",
-                if s.leader == 0 {
-                    "none known".to_string()
-                } else {
-                    format!("{:016x}", s.leader)
-                },
-            ));
-            if !s.errors.is_empty() {
-                lines.push(Line::from(Span::styled(
-                    format!("errors    {}", s.errors.join("; ")),
-                    theme.fg(Color::Red),
-                )));
+    let status = match (&r.probe.status, &r.last_good) {
+        (Ok(s), _) => Some(s),
+        (Err(e), last) => {
+            lines.push(Line::from(Span::styled(
+                format!("✖ {e}"),
+                theme.fg(Color::Red),
+            )));
+            if let Some((at, _)) = last {
+                lines.push(Line::from(vec![
+                    Span::styled(
+                        format!(
+                            " STALE {} ",
+                            human_duration(app.now.saturating_duration_since(*at))
+                        ),
+                        theme.badge(Color::Red),
+                    ),
+                    Span::styled(" last good status below", theme.dim()),
+                ]));
             }
+            last.as_ref().map(|(_, s)| s)
         }
-        Err(e) => lines.push(Line::from(Span::styled(
-            format!("✖ {e}"),
-            theme.fg(Color::Red),
-        ))),
+    };
+    let stale_from = lines.len();
+    if let Some(s) = status {
+        lines.push(kv("version", s.version.clone()));
+        lines.push(kv(
+            "raft",
+            format!(
+                "term {} · index {} · applied {}",
+                s.raft_term, s.raft_index, s.raft_applied_index
+            ),
+        ));
+        lines.push(kv(
+            "db",
+            format!(
+                "{} ({} in use)",
+                human_bytes(s.db_size),
+                human_bytes(s.db_size_in_use)
+            ),
+        ));
+        lines.push(kv(
+            "leader",
+            if s.leader == 0 {
+                "none known".to_string()
+            } else {
+                format!("{:016x}", s.leader)
+            },
+        ));
+        if !s.errors.is_empty() {
+            lines.push(Line::from(Span::styled(
+                format!("errors    {}", s.errors.join("; ")),
+                theme.fg(Color::Red),
+            )));
+        }
+    }
+    if r.last_good.is_some() {
+        for line in &mut lines[stale_from..] {
+            *line = std::mem::take(line).style(theme.dim());
+        }
     }
     lines.push(kv(
         "uptime",
