@@ -766,6 +766,8 @@ pub struct App {
     pub modal: Option<Modal>,
     /// Help overlay shown.
     pub help: bool,
+    /// First help line shown (the overlay scrolls when it does not fit).
+    pub help_scroll: u16,
     /// Polling frozen.
     pub paused: bool,
     /// Transient messages, newest last.
@@ -820,6 +822,7 @@ impl App {
             completions: Vec::new(),
             modal: None,
             help: false,
+            help_scroll: 0,
             paused: false,
             toasts: Vec::new(),
             running: 0,
@@ -1349,6 +1352,9 @@ impl App {
 
     fn on_done(&mut self, op: Op, result: Result<String, String>, out: &mut Vec<Command>) {
         self.running = self.running.saturating_sub(1);
+        // The "… running" toast of this operation has served its purpose.
+        let running = format!("… {}", op.describe());
+        self.toasts.retain(|t| t.text != running);
         match result {
             Ok(msg) => {
                 if let Op::MemberAdd { .. } = op {
@@ -1602,7 +1608,11 @@ impl App {
                     "Put key?".into(),
                     key.clone(),
                     vec![
-                        format!("value: {} bytes", val.len()),
+                        format!(
+                            "value: {} ({} bytes)",
+                            crate::text::preview(val.as_bytes(), 48),
+                            val.len()
+                        ),
                         if exists {
                             "The key exists: this writes a new revision of it.".to_string()
                         } else {
@@ -1711,18 +1721,40 @@ impl App {
             return;
         }
         if self.help {
-            if matches!(
-                key.code,
-                KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter
-            ) {
-                self.help = false;
-            }
+            self.on_help_key(key);
             return;
         }
         let Some(binding) = keymap::lookup(&key, self.scope(), self.config.read_only) else {
             return;
         };
         self.on_action(binding.action, out);
+    }
+
+    /// While the help overlay is open, the movement keys of the keymap
+    /// scroll it (the drawing clamps the scroll to its length); Esc, `?`,
+    /// `q` and Enter close it; nothing else gets through.
+    fn on_help_key(&mut self, key: KeyEvent) {
+        if matches!(
+            key.code,
+            KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter
+        ) {
+            self.help = false;
+            self.help_scroll = 0;
+            return;
+        }
+        let Some(binding) = keymap::lookup(&key, Scope::Global, true) else {
+            return;
+        };
+        let page = self.page() as u16;
+        self.help_scroll = match binding.action {
+            Action::Down => self.help_scroll.saturating_add(1),
+            Action::Up => self.help_scroll.saturating_sub(1),
+            Action::PageDown => self.help_scroll.saturating_add(page),
+            Action::PageUp => self.help_scroll.saturating_sub(page),
+            Action::Top => 0,
+            Action::Bottom => u16::MAX,
+            _ => self.help_scroll,
+        };
     }
 
     fn on_modal_key(&mut self, key: KeyEvent, out: &mut Vec<Command>) {
@@ -1938,8 +1970,10 @@ impl App {
             Ok(Parsed::Action(kind)) => self.start_action(kind, out),
             Ok(Parsed::Compact(rev)) => {
                 self.start_action(ActionKind::Compact, out);
-                if let (Some(rev), Some(Input::Prompt(p))) = (rev, self.input.take()) {
-                    let mut p = p;
+                // `:compact REV` skips the form; `:compact` leaves it open.
+                if let Some(rev) = rev
+                    && let Some(Input::Prompt(mut p)) = self.input.take()
+                {
                     p.fields[0].1 = rev.to_string();
                     self.submit_prompt(p);
                 }

@@ -833,28 +833,12 @@ async fn run_op(clients: &Clients, op: &Op) -> Result<String, String> {
                 .await?
                 .into_inner();
             let id = r.member.as_ref().map_or(0, |m| m.id);
-            let mut initial = Vec::new();
-            for m in &r.members {
-                let member_name = if m.id == id {
-                    name.clone()
-                } else {
-                    m.name.clone()
-                };
-                for url in &m.peer_ur_ls {
-                    initial.push(format!("{member_name}={url}"));
-                }
-            }
-            Ok(format!(
-                "Added {name} ({id:016x}) as a {}.\nStart it with these flags:\n--name {name} --initial-advertise-peer-urls {}\n--initial-cluster {}\n--initial-cluster-state existing{}",
-                if *learner { "learner" } else { "voter" },
-                peer_urls.join(","),
-                initial.join(","),
-                if *learner {
-                    "\nThen promote it once it has caught up."
-                } else {
-                    ""
-                }
-            ))
+            let members: Vec<(u64, String, Vec<String>)> = r
+                .members
+                .into_iter()
+                .map(|m| (m.id, m.name, m.peer_ur_ls))
+                .collect();
+            Ok(member_added_text(name, id, *learner, peer_urls, &members))
         }
         Op::MemberRemove { id } => {
             clients
@@ -951,9 +935,61 @@ async fn run_op(clients: &Clients, op: &Op) -> Result<String, String> {
     }
 }
 
+/// What the console shows after `MemberAdd`: the flags to start the new
+/// member with, its `--initial-cluster` line built from the member list the
+/// server returned (`(id, name, peer URLs)`; the new member has no name
+/// yet, so `name` stands in for it).
+pub fn member_added_text(
+    name: &str,
+    id: u64,
+    learner: bool,
+    peer_urls: &[String],
+    members: &[(u64, String, Vec<String>)],
+) -> String {
+    let mut initial = Vec::new();
+    for (member_id, member_name, urls) in members {
+        let member_name = if *member_id == id { name } else { member_name };
+        for url in urls {
+            initial.push(format!("{member_name}={url}"));
+        }
+    }
+    format!(
+        "Added {name} ({id:016x}) as a {}.\nStart it with these flags:\n--name {name} --initial-advertise-peer-urls {}\n--initial-cluster {}\n--initial-cluster-state existing{}",
+        if learner { "learner" } else { "voter" },
+        peer_urls.join(","),
+        initial.join(","),
+        if learner {
+            "\nThen promote it once it has caught up."
+        } else {
+            ""
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_added_text_has_the_initial_cluster_line() {
+        let members = vec![
+            (1, "n1".to_string(), vec!["http://a:2380".to_string()]),
+            (4, String::new(), vec!["http://d:2380".to_string()]),
+        ];
+        let text = member_added_text("n4", 4, true, &["http://d:2380".into()], &members);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "Added n4 (0000000000000004) as a learner.",
+                "Start it with these flags:",
+                "--name n4 --initial-advertise-peer-urls http://d:2380",
+                "--initial-cluster n1=http://a:2380,n4=http://d:2380",
+                "--initial-cluster-state existing",
+                "Then promote it once it has caught up.",
+            ]
+        );
+    }
 
     #[test]
     fn alarms_from_status_errors() {

@@ -948,9 +948,13 @@ fn draw_keys(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(right);
     draw_value(frame, app, theme, value);
     if app.keys.watch.is_some() {
-        let [hist, watch] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(lower);
+        // Side by side when there is room, stacked otherwise.
+        let halves = [Constraint::Percentage(50), Constraint::Percentage(50)];
+        let [hist, watch] = if lower.width >= 100 {
+            Layout::horizontal(halves).areas(lower)
+        } else {
+            Layout::vertical(halves).areas(lower)
+        };
         draw_history(frame, app, theme, hist);
         draw_watch(frame, app, theme, watch);
     } else {
@@ -982,17 +986,18 @@ fn draw_key_list(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     } else {
         format!("{}/{total} match {:?}", rows.len(), k.filter)
     };
-    let title = Line::from(vec![
-        Span::styled(format!(" {prefix} "), theme.bold(Color::White)),
-        Span::styled(
-            format!("[{mode}] {count} · {fresh} "),
-            if stale {
-                theme.bold(Color::Red)
-            } else {
-                theme.dim()
-            },
-        ),
-    ]);
+    // A stale badge leads the title, so a narrow pane never cuts it off.
+    let title = if stale {
+        Line::from(vec![
+            Span::styled(format!(" {fresh} "), theme.badge(Color::Red)),
+            Span::styled(format!(" {prefix} [{mode}] {count} "), theme.dim()),
+        ])
+    } else {
+        Line::from(vec![
+            Span::styled(format!(" {prefix} "), theme.bold(Color::White)),
+            Span::styled(format!("[{mode}] {count} · {fresh} "), theme.dim()),
+        ])
+    };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.focus_border(k.pane == KeysPane::List))
@@ -1389,7 +1394,7 @@ fn draw_leases(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 
 fn draw_actions(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let [left, right] =
-        Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(area);
+        Layout::horizontal([Constraint::Length(26), Constraint::Min(20)]).areas(area);
     let title = if app.config.read_only {
         " Actions (read-only: disabled) "
     } else {
@@ -1443,12 +1448,19 @@ fn draw_actions(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             ])
         })
         .collect();
+    let name_width = app
+        .rows
+        .iter()
+        .map(|r| r.name().chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 24) as u16;
     let table = Table::new(
         rows,
         [
-            Constraint::Length(14),
-            Constraint::Length(12),
-            Constraint::Length(12),
+            Constraint::Length(name_width),
+            Constraint::Length(11),
+            Constraint::Length(11),
             Constraint::Min(10),
         ],
     )
@@ -1723,13 +1735,26 @@ fn draw_help(frame: &mut Frame, app: &App, theme: Theme) {
     for (c, h) in crate::palette::COMMANDS {
         lines.push(Line::from(format!("  :{c} {h}")));
     }
-    let rect = popup(area, 64, lines.len() as u16 + 2);
+    let total = lines.len() as u16;
+    let rect = popup(area, 64, total.saturating_add(2));
+    let visible = rect.height.saturating_sub(2);
+    let max_scroll = total.saturating_sub(visible);
+    let scroll = app.help_scroll.min(max_scroll);
+    let title = if max_scroll == 0 {
+        " Help · Esc closes ".to_string()
+    } else {
+        format!(
+            " Help · lines {}-{} of {total} · j/k PgUp/PgDn scroll · Esc closes ",
+            scroll + 1,
+            scroll + visible
+        )
+    };
     frame.render_widget(Clear, rect);
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.bold(Color::Cyan))
-        .title(" Help · Esc closes ");
-    frame.render_widget(Paragraph::new(lines).block(block), rect);
+        .title(title);
+    frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll, 0)), rect);
 }
 
 /// The Cluster view as plain text, for `--once`.
