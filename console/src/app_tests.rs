@@ -310,3 +310,135 @@ fn help_opens_and_closes() {
     h.key(KeyCode::Esc);
     assert!(!h.app.help);
 }
+
+fn press(h: &mut Harness, code: KeyCode, modifiers: KeyModifiers) -> Vec<Command> {
+    h.app.update(Event::Key(KeyEvent::new(code, modifiers)))
+}
+
+#[test]
+fn every_navigation_key_of_the_issue_works() {
+    let mut h = Harness::healthy();
+    let none = KeyModifiers::NONE;
+    // j/k and the arrows, g/G and Home/End, PgDn/PgUp.
+    for (code, want) in [
+        (KeyCode::Char('j'), 1),
+        (KeyCode::Down, 2),
+        (KeyCode::Char('k'), 1),
+        (KeyCode::Up, 0),
+        (KeyCode::Char('G'), 2),
+        (KeyCode::Char('g'), 0),
+        (KeyCode::End, 2),
+        (KeyCode::Home, 0),
+        (KeyCode::PageDown, 2),
+        (KeyCode::PageUp, 0),
+    ] {
+        press(&mut h, code, none);
+        assert_eq!(h.app.member_selected, want, "after {code:?}");
+    }
+    // Shift-G as terminals report it.
+    press(&mut h, KeyCode::Char('G'), KeyModifiers::SHIFT);
+    assert_eq!(h.app.member_selected, 2);
+
+    // 1..4 switch views; Enter drills in (Cluster -> Actions for the member).
+    for (c, view) in [
+        ('2', View::Keys),
+        ('3', View::Leases),
+        ('4', View::Actions),
+        ('1', View::Cluster),
+    ] {
+        let cmds = press(&mut h, KeyCode::Char(c), none);
+        assert_eq!(h.app.view, view);
+        if view == View::Keys {
+            h.answer_keys(&cmds, &["dir/a", "key"], false, 3);
+        }
+    }
+    press(&mut h, KeyCode::Enter, none);
+    assert_eq!(h.app.view, View::Actions);
+
+    // Tab / Shift-Tab cycle the panes of the Keys view, both ways.
+    press(&mut h, KeyCode::Char('2'), none);
+    for (code, mods, pane) in [
+        (KeyCode::Tab, none, KeysPane::Value),
+        (KeyCode::Tab, none, KeysPane::History),
+        (KeyCode::Tab, none, KeysPane::List),
+        (KeyCode::BackTab, KeyModifiers::SHIFT, KeysPane::History),
+        (KeyCode::BackTab, KeyModifiers::SHIFT, KeysPane::Value),
+        (KeyCode::BackTab, KeyModifiers::SHIFT, KeysPane::List),
+    ] {
+        press(&mut h, code, mods);
+        assert_eq!(h.app.keys.pane, pane, "after {code:?}");
+    }
+    // Enter opens the dir, Esc goes back up.
+    let cmds = press(&mut h, KeyCode::Enter, none);
+    assert!(matches!(&cmds[..], [Command::ListKeys { prefix, .. }, ..] if prefix == b"dir/"));
+    let cmds = press(&mut h, KeyCode::Esc, none);
+    assert!(matches!(&cmds[..], [Command::ListKeys { prefix, .. }, ..] if prefix.is_empty()));
+
+    // q quits; Ctrl-C quits from anywhere, even a modal or the help.
+    h.char('?');
+    assert_eq!(
+        press(&mut h, KeyCode::Char('c'), KeyModifiers::CONTROL),
+        [Command::Quit]
+    );
+    let mut h = Harness::healthy();
+    palette_line(&mut h, "member remove n1");
+    assert!(h.app.modal.is_some());
+    assert_eq!(
+        press(&mut h, KeyCode::Char('c'), KeyModifiers::CONTROL),
+        [Command::Quit]
+    );
+    let mut h = Harness::healthy();
+    assert_eq!(press(&mut h, KeyCode::Char('q'), none), [Command::Quit]);
+}
+
+fn palette_line(h: &mut Harness, line: &str) {
+    h.char(':');
+    h.text(line);
+    h.key(KeyCode::Enter);
+}
+
+#[test]
+fn the_palette_runs_its_commands() {
+    let mut h = Harness::healthy();
+    let cmds = {
+        h.char(':');
+        h.text("keys /registry/");
+        h.key(KeyCode::Enter)
+    };
+    assert_eq!(h.app.view, View::Keys);
+    assert!(matches!(&cmds[..], [Command::ListKeys { prefix, .. }] if prefix == b"/registry/"));
+    palette_line(&mut h, "flat");
+    assert!(h.app.keys.flat);
+    palette_line(&mut h, "members");
+    assert_eq!(h.app.view, View::Cluster);
+    palette_line(&mut h, "leases");
+    assert_eq!(h.app.view, View::Leases);
+    palette_line(&mut h, "help");
+    assert!(h.app.help);
+    h.key(KeyCode::Esc);
+    palette_line(&mut h, "frobnicate");
+    assert!(
+        h.app
+            .toasts
+            .last()
+            .unwrap()
+            .text
+            .contains("unknown command")
+    );
+    h.char(':');
+    h.text("q");
+    assert_eq!(h.key(KeyCode::Enter), [Command::Quit]);
+}
+
+#[test]
+fn pressing_the_movement_keys_in_the_help_scrolls_it() {
+    let mut h = Harness::healthy();
+    h.char('?');
+    h.char('j');
+    h.key(KeyCode::PageDown);
+    assert!(h.app.help_scroll > 1);
+    h.char('g');
+    assert_eq!(h.app.help_scroll, 0);
+    h.char('?');
+    assert!(!h.app.help);
+}
