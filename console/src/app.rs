@@ -578,6 +578,30 @@ impl ActionKind {
         }
     }
 
+    /// What it does to the voters when run on `target` (None while it
+    /// cannot run on that target).
+    pub fn change(self, target: Option<&MemberRow>) -> Option<Change> {
+        match (self, target) {
+            (ActionKind::AddLearner, _) => Some(Change::AddLearner),
+            (ActionKind::AddVoter, _) => Some(Change::AddVoter),
+            (ActionKind::Remove, Some(r)) => Some(Change::Remove {
+                voter: !r.probe.member.is_learner,
+                healthy: r.healthy,
+            }),
+            (ActionKind::Promote, Some(r)) if r.probe.member.is_learner => {
+                Some(Change::Promote { healthy: r.healthy })
+            }
+            (ActionKind::Defrag, Some(r)) => Some(Change::Pause {
+                voter: !r.probe.member.is_learner,
+                healthy: r.healthy,
+            }),
+            (ActionKind::MoveLeader | ActionKind::Compact | ActionKind::DisarmAlarms, _) => {
+                Some(Change::Keep)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether it acts on the selected member.
     pub fn needs_target(self) -> bool {
         matches!(
@@ -1379,6 +1403,11 @@ impl App {
         out.push(Command::Poll);
     }
 
+    /// The quorum impact of an action that keeps the membership as it is.
+    fn unchanged(&self) -> Option<Impact> {
+        Some(quorum::impact(&self.quorum(), Change::Keep))
+    }
+
     fn confirm(&mut self, confirm: Confirm) {
         if self.config.read_only {
             self.toast("read-only: mutations are disabled", true);
@@ -1482,19 +1511,11 @@ impl App {
                     format!("Leadership moves from {} to {}.", leader.name(), row.name()),
                     "Writes pause for the hand-over (about one election timeout).".to_string(),
                 ];
-                let impact = Impact {
-                    summary: format!(
-                        "voters unchanged ({}), {}",
-                        q.voters,
-                        quorum::tolerates_words(q.tolerates())
-                    ),
-                    refusal: None,
-                };
                 self.confirm(Confirm::new(
                     "Move leader?".into(),
                     target,
                     lines,
-                    Some(impact),
+                    self.unchanged(),
                     Op::MoveLeader {
                         id,
                         leader_endpoint: endpoint,
@@ -1509,20 +1530,15 @@ impl App {
                 let lines = vec![
                     "The member blocks reads and writes while it rewrites its database."
                         .to_string(),
-                    format!(
-                        "Meanwhile the cluster {} (one fewer responsive member).",
-                        if q.healthy_voters.saturating_sub(1) >= Quorum::needed(q.voters) {
-                            "keeps quorum"
-                        } else {
-                            "may lose quorum"
-                        }
-                    ),
                 ];
+                let impact = ActionKind::Defrag
+                    .change(Some(row))
+                    .map(|change| quorum::impact(&q, change));
                 self.confirm(Confirm::new(
                     "Defragment member?".into(),
                     target,
                     lines,
-                    None,
+                    impact,
                     Op::Defrag { endpoint },
                 ));
             }
@@ -1573,7 +1589,7 @@ impl App {
                         "Only disarm NOSPACE after freeing space (compact + defragment)."
                             .to_string(),
                     ],
-                    None,
+                    self.unchanged(),
                     Op::AlarmDisarm,
                 ));
             }
@@ -1619,7 +1635,7 @@ impl App {
                             "Creates the key, or overwrites it if it exists.".to_string()
                         },
                     ],
-                    None,
+                    self.unchanged(),
                     Op::Put {
                         key: key.into_bytes(),
                         value: val.into_bytes(),
@@ -1639,7 +1655,7 @@ impl App {
                             format!("Every revision before {revision} becomes unreadable on every member."),
                             "Watches from older revisions are cancelled. This cannot be undone.".to_string(),
                         ],
-                        None,
+                        self.unchanged(),
                         Op::Compact { revision },
                     ));
                 }
@@ -2082,7 +2098,7 @@ impl App {
                 "Revoke lease?".into(),
                 format!("lease {:x} (TTL {}s)", lease.id, lease.granted_ttl),
                 lines,
-                None,
+                self.unchanged(),
                 Op::LeaseRevoke { id: lease.id },
             ));
         }
@@ -2214,7 +2230,7 @@ impl App {
                         format!("Deletes exactly this key ({meta})."),
                         "Older revisions stay readable until the next compaction.".to_string(),
                     ],
-                    None,
+                    self.unchanged(),
                     Op::Delete { key },
                 ));
                 return;

@@ -20,7 +20,7 @@ use crate::app::{
     ActionKind, ActionsPane, App, Confirm, Fresh, Input, KeysPane, MemberRow, Modal, Role, View,
 };
 use crate::keymap::{self, Scope};
-use crate::quorum::{self, Change};
+use crate::quorum;
 use crate::text::{self, DiffLine, human_bytes, human_duration, human_rate};
 use crate::tree::{EntryKind, display_key};
 
@@ -1485,18 +1485,7 @@ fn draw_actions(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         ]),
     ];
     let target = app.rows.get(app.member_selected);
-    let change = match (kind, target) {
-        (ActionKind::AddLearner, _) => Some(Change::AddLearner),
-        (ActionKind::AddVoter, _) => Some(Change::AddVoter),
-        (ActionKind::Remove, Some(r)) => Some(Change::Remove {
-            voter: !r.probe.member.is_learner,
-            healthy: r.healthy,
-        }),
-        (ActionKind::Promote, Some(r)) if r.probe.member.is_learner => {
-            Some(Change::Promote { healthy: r.healthy })
-        }
-        _ => None,
-    };
+    let change = kind.change(target);
     if kind.needs_target() {
         lines.push(Line::from(vec![
             Span::styled("target    ", theme.dim()),
@@ -1596,8 +1585,13 @@ fn draw_confirm(frame: &mut Frame, c: &Confirm, theme: Theme) {
         "y yes · n/Esc no · ←/→ choose · Enter confirms the choice",
         theme.dim(),
     )));
-    let width = lines.iter().map(Line::width).max().unwrap_or(40) as u16 + 4;
-    let rect = popup(area, width.max(50), lines.len() as u16 + 2);
+    let width = (lines.iter().map(Line::width).max().unwrap_or(40) as u16 + 4)
+        .max(50)
+        .min(area.width);
+    // Lines wider than the popup wrap: count the rows they take.
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let height: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
+    let rect = popup(area, width, height as u16 + 2);
     frame.render_widget(Clear, rect);
     let block = Block::default()
         .borders(Borders::ALL)

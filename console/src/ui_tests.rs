@@ -761,7 +761,7 @@ fn defrag_confirmation() {
         &[
             "Defragment member?",
             "target  n1 (1000000000000001",
-            "keeps quorum",
+            "voters unchanged (3), tolerates 0 failures while it runs",
         ],
     );
 }
@@ -869,4 +869,28 @@ fn once_prints_the_cluster_as_plain_text() {
     assert!(!text.contains('\u{1b}'));
     assert!(text.lines().all(|l| l == l.trim_end()));
     insta::assert_snapshot!("once_plain_text", text);
+}
+
+#[test]
+fn defragmenting_a_member_is_refused_when_its_pause_would_break_quorum() {
+    let mut h = Harness::healthy();
+    let leader = member(2, false).id;
+    let mut snap = cluster3(2);
+    snap.members[2] = probe(member(3, false), leader, false, 0.0, 0);
+    h.poll(4, Ok(snap));
+    palette(&mut h, "defrag n1");
+    both(
+        "defrag_refused",
+        &h.app,
+        &[
+            "✖ REFUSED: this would break quorum while it runs",
+            "press ! to override",
+        ],
+    );
+    assert!(h.char('y').is_empty(), "refused");
+    h.char('!');
+    assert!(matches!(
+        &h.char('y')[..],
+        [crate::app::Command::Run(crate::app::Op::Defrag { .. })]
+    ));
 }
