@@ -161,8 +161,11 @@ pub struct History {
 /// What a watch reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WatchUpdate {
-    /// The watch is established.
-    Started,
+    /// The watch is established at this store revision.
+    Started {
+        /// The revision of the creation answer's header.
+        revision: i64,
+    },
     /// Changes.
     Events(Vec<WatchEvent>),
     /// The watch failed or was cancelled.
@@ -213,6 +216,8 @@ pub enum Command {
         id: u64,
         /// The prefix.
         prefix: Vec<u8>,
+        /// First revision to report (0: from now on).
+        start_revision: i64,
     },
     /// Stop a watch.
     Unwatch {
@@ -499,6 +504,12 @@ pub struct WatchState {
     pub error: Option<String>,
     /// Latest events, newest last.
     pub events: VecDeque<(Instant, WatchEvent)>,
+    /// The store revision seen so far (from the creation answer and the
+    /// events): a resumed watch starts right after it, so no change is lost.
+    pub revision: i64,
+    /// Failed attempts in a row; the watch is resumed after the next good
+    /// cluster poll, so it retries at the poller's backed-off pace.
+    pub failures: u32,
 }
 
 /// Panes of the Actions view.
@@ -947,6 +958,9 @@ impl App {
             }
             Err(e) => self.cluster.fail(e),
         }
+        if self.cluster.error.is_none() {
+            self.resume_watch(out);
+        }
         self.rebuild_rows();
         if self.view == View::Leases && !self.leases.loading && !self.paused {
             self.list_leases(out);
@@ -1331,8 +1345,37 @@ impl App {
             live: false,
             error: None,
             events: VecDeque::new(),
+            revision: 0,
+            failures: 0,
         });
-        out.push(Command::Watch { id, prefix });
+        out.push(Command::Watch {
+            id,
+            prefix,
+            start_revision: 0,
+        });
+    }
+
+    /// Starts a failed watch again (under a new id, so late news of the old
+    /// one is ignored) right after the last revision it saw; if those
+    /// revisions were compacted, from now on, saying so.
+    fn resume_watch(&mut self, out: &mut Vec<Command>) {
+        let id = self.id();
+        let Some(w) = self.keys.watch.as_mut().filter(|w| w.error.is_some()) else {
+            return;
+        };
+        let compacted = w.error.as_deref().is_some_and(|e| e.contains("compacted"));
+        out.push(Command::Unwatch { id: w.id });
+        w.id = id;
+        let start_revision = if compacted || w.revision == 0 {
+            0
+        } else {
+            w.revision + 1
+        };
+        out.push(Command::Watch {
+            id,
+            prefix: w.prefix.clone(),
+            start_revision,
+        });
     }
 
     fn on_watch(&mut self, id: u64, at: Instant, update: WatchUpdate, out: &mut Vec<Command>) {
@@ -1341,13 +1384,20 @@ impl App {
         };
         let mut refresh_value = false;
         match update {
-            WatchUpdate::Started => w.live = true,
+            WatchUpdate::Started { revision } => {
+                w.live = true;
+                w.error = None;
+                w.failures = 0;
+                w.revision = w.revision.max(revision);
+            }
             WatchUpdate::Failed(e) => {
                 w.live = false;
                 w.error = Some(e);
+                w.failures += 1;
             }
             WatchUpdate::Events(events) => {
                 for ev in events {
+                    w.revision = w.revision.max(ev.kv.mod_revision);
                     if Some(&ev.kv.key) == self.keys.value_key.as_ref() {
                         refresh_value = true;
                     }

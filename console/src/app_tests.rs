@@ -442,3 +442,90 @@ fn pressing_the_movement_keys_in_the_help_scrolls_it() {
     h.char('?');
     assert!(!h.app.help);
 }
+
+#[test]
+fn a_lost_watch_resumes_after_the_last_revision_it_saw() {
+    use crate::app::WatchUpdate;
+    use crate::model::{KeyValue, WatchEvent};
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    h.answer_keys(&cmds, &["a"], false, 3);
+    let cmds = h.char('w');
+    let [
+        Command::Watch {
+            id,
+            start_revision: 0,
+            ..
+        },
+    ] = cmds[..]
+    else {
+        panic!("{cmds:?}")
+    };
+    let at = h.at(4);
+    h.app.update(Event::Watch {
+        id,
+        at,
+        update: WatchUpdate::Started { revision: 17 },
+    });
+    h.app.update(Event::Watch {
+        id,
+        at,
+        update: WatchUpdate::Events(vec![WatchEvent {
+            delete: false,
+            kv: KeyValue {
+                key: b"a".to_vec(),
+                mod_revision: 21,
+                ..KeyValue::default()
+            },
+        }]),
+    });
+    h.app.update(Event::Watch {
+        id,
+        at,
+        update: WatchUpdate::Failed("transport error".into()),
+    });
+    // Still failing cluster: no resume yet.
+    assert!(
+        h.poll(5, Err("refused".into()))
+            .iter()
+            .all(|c| !matches!(c, Command::Watch { .. }))
+    );
+    // The next good poll resumes it, after revision 21, under a new id.
+    let cmds = h.poll(7, Ok(cluster3(3)));
+    let resumed = cmds
+        .iter()
+        .find_map(|c| match c {
+            Command::Watch {
+                id: new,
+                prefix,
+                start_revision,
+            } => Some((*new, prefix.clone(), *start_revision)),
+            _ => None,
+        })
+        .expect("resumed");
+    assert!(cmds.contains(&Command::Unwatch { id }));
+    assert_ne!(resumed.0, id);
+    assert_eq!((resumed.1.as_slice(), resumed.2), (&b""[..], 22));
+    let w = h.app.keys.watch.as_ref().unwrap();
+    assert_eq!((w.failures, w.events.len()), (1, 1), "events are kept");
+    // Late news of the old watch is ignored; the new one clears the error.
+    h.app.update(Event::Watch {
+        id,
+        at,
+        update: WatchUpdate::Started { revision: 30 },
+    });
+    assert!(h.app.keys.watch.as_ref().unwrap().error.is_some());
+    h.app.update(Event::Watch {
+        id: resumed.0,
+        at,
+        update: WatchUpdate::Started { revision: 30 },
+    });
+    let w = h.app.keys.watch.as_ref().unwrap();
+    assert!(w.live && w.error.is_none() && w.failures == 0);
+    // Once live, good polls do not restart it.
+    assert!(
+        h.poll(9, Ok(cluster3(4)))
+            .iter()
+            .all(|c| !matches!(c, Command::Watch { .. }))
+    );
+}

@@ -576,8 +576,12 @@ impl Exec {
                     let _ = tx.send(Event::History { req, at, result });
                 });
             }
-            Command::Watch { id, prefix } => {
-                let handle = tokio::spawn(watch(clients, id, prefix, tx));
+            Command::Watch {
+                id,
+                prefix,
+                start_revision,
+            } => {
+                let handle = tokio::spawn(watch(clients, id, prefix, start_revision, tx));
                 self.watches.insert(id, handle.abort_handle());
             }
             Command::Unwatch { id } => {
@@ -684,7 +688,13 @@ async fn history(
     Ok(History { entries, end })
 }
 
-async fn watch(clients: Arc<Clients>, id: u64, prefix: Vec<u8>, tx: mpsc::UnboundedSender<Event>) {
+async fn watch(
+    clients: Arc<Clients>,
+    id: u64,
+    prefix: Vec<u8>,
+    start_revision: i64,
+    tx: mpsc::UnboundedSender<Event>,
+) {
     let send = |update| {
         let _ = tx.send(Event::Watch {
             id,
@@ -700,6 +710,7 @@ async fn watch(clients: Arc<Clients>, id: u64, prefix: Vec<u8>, tx: mpsc::Unboun
                 prefix.clone()
             },
             range_end: prefix_end(&prefix),
+            start_revision,
             ..WatchCreateRequest::default()
         })),
     };
@@ -738,7 +749,9 @@ async fn watch(clients: Arc<Clients>, id: u64, prefix: Vec<u8>, tx: mpsc::Unboun
         match stream.message().await {
             Ok(Some(resp)) => {
                 if resp.created {
-                    send(WatchUpdate::Started);
+                    send(WatchUpdate::Started {
+                        revision: resp.header.as_ref().map_or(0, |h| h.revision),
+                    });
                 }
                 if resp.canceled {
                     send(WatchUpdate::Failed(format!(

@@ -1250,9 +1250,12 @@ fn draw_history(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 fn draw_watch(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let Some(w) = &app.keys.watch else { return };
     let (badge, style) = match (&w.error, w.live) {
-        (Some(_), _) => (" ✖ WATCH FAILED ", theme.badge(Color::Red)),
-        (None, true) => (" ● LIVE ", theme.badge(Color::Green)),
-        (None, false) => (" ◌ starting ", theme.badge(Color::Yellow)),
+        (Some(_), _) => (
+            format!(" ✖ WATCH LOST · retry #{} ", w.failures),
+            theme.badge(Color::Red),
+        ),
+        (None, true) => (" ● LIVE ".to_string(), theme.badge(Color::Green)),
+        (None, false) => (" ◌ starting ".to_string(), theme.badge(Color::Yellow)),
     };
     let prefix = if w.prefix.is_empty() {
         "(all keys)".to_string()
@@ -1269,6 +1272,17 @@ fn draw_watch(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let mut lines: Vec<Line> = Vec::new();
     if let Some(e) = &w.error {
         lines.push(Line::from(Span::styled(e.clone(), theme.fg(Color::Red))));
+        lines.push(Line::from(Span::styled(
+            if w.revision > 0 {
+                format!(
+                    "resumes at revision {} on the next good poll",
+                    w.revision + 1
+                )
+            } else {
+                "resumes on the next good poll".to_string()
+            },
+            theme.dim(),
+        )));
     }
     let height = usize::from(area.height.saturating_sub(2));
     for (at, ev) in w.events.iter().rev().take(height) {

@@ -152,7 +152,7 @@ fn keys_view_160x48_with_diff_and_watch() {
     h.app.update(Event::Watch {
         id,
         at,
-        update: WatchUpdate::Started,
+        update: WatchUpdate::Started { revision: 17 },
     });
     h.app.update(Event::Watch {
         id,
@@ -479,7 +479,7 @@ fn keys_watch_mode() {
     h.app.update(Event::Watch {
         id,
         at,
-        update: WatchUpdate::Started,
+        update: WatchUpdate::Started { revision: 17 },
     });
     h.app.update(Event::Watch {
         id,
@@ -893,4 +893,33 @@ fn defragmenting_a_member_is_refused_when_its_pause_would_break_quorum() {
         &h.char('y')[..],
         [crate::app::Command::Run(crate::app::Op::Defrag { .. })]
     ));
+}
+
+#[test]
+fn a_lost_watch_says_so_and_when_it_resumes() {
+    let mut h = keys_with_value();
+    let cmds = h.char('w');
+    let id = request(&cmds, |c| match c {
+        crate::app::Command::Watch { id, .. } => Some(*id),
+        _ => None,
+    });
+    let at = h.at(4);
+    h.app.update(Event::Watch {
+        id,
+        at,
+        update: WatchUpdate::Started { revision: 17 },
+    });
+    h.app.update(Event::Watch {
+        id,
+        at,
+        update: WatchUpdate::Failed("error reading a body from connection".into()),
+    });
+    both(
+        "keys_watch_lost",
+        &h.app,
+        &[
+            "✖ WATCH LOST · retry #1",
+            "resumes at revision 18 on the next good poll",
+        ],
+    );
 }

@@ -9,7 +9,8 @@
 //!   `--initial-cluster` line the console printed, promoted and removed
 //!   through the console (each step checked with `Cluster.MemberList`);
 //! - the Keys view browses to a key: its value, metadata, history of older
-//!   values, the diff between two revisions, and the live watch;
+//!   values, the diff between two revisions, and the live watch, which
+//!   survives the death of the member serving it without losing a change;
 //! - `q` exits with status 0 and the terminal is restored (alternate screen
 //!   left, a shell typed into afterwards works);
 //! - `--once` prints the cluster view as text, with `ETCDCTL_ENDPOINTS`.
@@ -621,6 +622,16 @@ async fn keys_view_shows_value_history_diff_and_watch(flavor: Flavor) -> Result<
         .await?;
     tmux.wait_for("the watch event", |s| {
         s.contains("PUT console/app/replicas")
+    })
+    .await?;
+
+    // The member serving the watch (the first endpoint) dies: the watch is
+    // lost, resumes on another member after the last revision it saw, and
+    // reports the change made while it was down.
+    cluster.member(0).kill().await?;
+    tests::kv::put(&mut cluster.kv(1)?, "console/app/while-lost", "5").await?;
+    tmux.wait_for("the resumed watch to report the change", |s| {
+        s.contains("PUT console/app/while-lost") && s.contains("● LIVE")
     })
     .await?;
 
