@@ -927,8 +927,13 @@ impl App {
     }
 
     fn toast(&mut self, text: impl Into<String>, error: bool) {
+        let mut text = text.into();
+        // An error reads as one without its red colour too.
+        if error && !text.starts_with('✖') {
+            text = format!("✖ {text}");
+        }
         self.toasts.push(Toast {
-            text: text.into(),
+            text,
             error,
             at: self.now,
         });

@@ -529,3 +529,13 @@ fn a_lost_watch_resumes_after_the_last_revision_it_saw() {
             .all(|c| !matches!(c, Command::Watch { .. }))
     );
 }
+
+#[test]
+fn error_toasts_carry_a_glyph_not_only_a_colour() {
+    let mut h = Harness::healthy();
+    h.char(':');
+    h.text("frobnicate");
+    h.key(KeyCode::Enter);
+    let t = h.app.toasts.last().unwrap();
+    assert!(t.error && t.text.starts_with("✖ unknown command"), "{t:?}");
+}
