@@ -13,6 +13,8 @@
 //!   survives the death of the member serving it without losing a change;
 //! - `q` exits with status 0 and the terminal is restored (alternate screen
 //!   left, a shell typed into afterwards works);
+//! - leadership is moved, the keyspace compacted (through the form) and a
+//!   member defragmented through the console;
 //! - `--once` prints the cluster view as text, with `ETCDCTL_ENDPOINTS`.
 //!
 //! Every check waits for a predicate on the captured screen (never a fixed
@@ -25,8 +27,8 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use cetera::proto::etcdserverpb::MemberListRequest;
 use cetera::proto::etcdserverpb::cluster_client::ClusterClient;
+use cetera::proto::etcdserverpb::{MemberListRequest, RangeRequest};
 use tests::binaries::console_bin;
 use tests::ports::{self, PortLease};
 use tests::spawn::{guarded_command, spawn};
@@ -37,6 +39,7 @@ flavor_tests!(
     learner_added_promoted_and_removed_through_the_console,
     keys_view_shows_value_history_diff_and_watch,
     once_prints_the_cluster_view_with_etcdctl_endpoints,
+    leader_moved_keyspace_compacted_and_member_defragmented_through_the_console,
 );
 
 /// How long any one screen condition may take to appear.
@@ -697,4 +700,87 @@ async fn once_prints_the_cluster_view_with_etcdctl_endpoints(flavor: Flavor) -> 
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
+}
+
+async fn leader_moved_keyspace_compacted_and_member_defragmented_through_the_console(
+    flavor: Flavor,
+) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    for i in 0..5 {
+        cluster
+            .etcdctl_ok(&["put", "console/m", &i.to_string()])
+            .await?;
+    }
+    let tmux = console(&cluster, 160, 48)?;
+    wait_dashboard(&tmux).await?;
+
+    // Move leadership to a follower.
+    let old = cluster.leader_index().await?;
+    let target = (old + 1) % 3;
+    let name = cluster.member(target).name().to_string();
+    let (confirmation, _) = confirm_membership(
+        &tmux,
+        &format!("move-leader {name}"),
+        "Move leader?",
+        "✔ move leader",
+        "✖ move leader",
+    )
+    .await?;
+    ensure!(
+        confirmation.contains("voters unchanged (3), tolerates 1 failure"),
+        "no quorum impact:\n{confirmation}"
+    );
+    tmux.wait_for("the new leader", |s| {
+        member_row(s, &name).is_some_and(|l| l.contains("★ leader"))
+    })
+    .await?;
+    ensure!(
+        cluster.leader_index().await? == target,
+        "the cluster's leader is not {name}"
+    );
+
+    // Compact through the form, which offers the current revision.
+    tmux.palette("compact")?;
+    tmux.wait_for("the compaction form", |s| s.contains("revision: "))
+        .await?;
+    tmux.send(&["Enter"])?;
+    let screen = tmux
+        .wait_for("the compaction confirmation", |s| {
+            s.contains("Compact keyspace?") && s.contains("[ No ]")
+        })
+        .await?;
+    ensure!(screen.contains("cannot be undone"), "no warning:\n{screen}");
+    tmux.send(&["y"])?;
+    tmux.wait_for("the compaction", |s| s.contains("✔ compact to revision"))
+        .await?;
+    let old_read = cluster
+        .kv(0)?
+        .range(RangeRequest {
+            key: b"console/m".to_vec(),
+            revision: 2,
+            ..RangeRequest::default()
+        })
+        .await;
+    ensure!(
+        old_read
+            .as_ref()
+            .is_err_and(|e| e.message().contains("compacted")),
+        "revision 2 is still readable: {old_read:?}"
+    );
+
+    // Defragment a member: named in the modal, with its quorum impact.
+    let (confirmation, _) = confirm_membership(
+        &tmux,
+        "defrag n1",
+        "Defragment member?",
+        "✔ defragment",
+        "✖ defragment",
+    )
+    .await?;
+    ensure!(
+        confirmation.contains("target  n1 (")
+            && confirmation.contains("tolerates 0 failures while it runs"),
+        "incomplete confirmation:\n{confirmation}"
+    );
+    tmux.quit_and_check_terminal_restored().await
 }
