@@ -539,3 +539,21 @@ fn error_toasts_carry_a_glyph_not_only_a_colour() {
     let t = h.app.toasts.last().unwrap();
     assert!(t.error && t.text.starts_with("✖ unknown command"), "{t:?}");
 }
+
+#[test]
+fn a_late_answer_for_an_older_selection_is_dropped() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    let first = h.answer_keys(&cmds, &["a", "b"], false, 3);
+    // The selection moves on before the value of "a" arrives.
+    let second = h.char('j');
+    let late = h.answer_value(&first, "value of a", 4);
+    assert!(late.is_empty(), "no history read for a stale answer");
+    assert!(
+        h.app.keys.value.data.is_none(),
+        "the late answer was dropped"
+    );
+    h.answer_value(&second, "value of b", 5);
+    let kv = h.app.keys.value.data.clone().flatten().unwrap();
+    assert_eq!((kv.key, kv.value), (b"b".to_vec(), b"value of b".to_vec()));
+}

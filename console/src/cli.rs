@@ -116,6 +116,18 @@ mod tests {
     }
 
     #[test]
+    fn defaults() {
+        let args = Args::parse_from(["cetera-console", "--endpoints", "h:1"]);
+        let config = args.config();
+        assert_eq!(
+            config.refresh,
+            Duration::from_secs(2),
+            "every 2 s by default"
+        );
+        assert!(!config.read_only && !args.mouse && !args.once && !args.no_color);
+    }
+
+    #[test]
     fn flags() {
         let args = Args::parse_from([
             "cetera-console",
