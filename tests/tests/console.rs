@@ -632,13 +632,30 @@ async fn keys_view_shows_value_history_diff_and_watch(flavor: Flavor) -> Result<
     // lost, resumes on another member after the last revision it saw, and
     // reports the change made while it was down.
     cluster.member(0).kill().await?;
-    tests::kv::put(&mut cluster.kv(1)?, "console/app/while-lost", "5").await?;
+    put_once_a_leader_answers(&cluster, "console/app/while-lost", "5").await?;
     tmux.wait_for("the resumed watch to report the change", |s| {
         s.contains("PUT console/app/while-lost") && s.contains("● LIVE")
     })
     .await?;
 
     tmux.quit_and_check_terminal_restored().await
+}
+
+/// Puts `key` through the current leader, again while a member's death
+/// leaves the cluster electing one (a write can fail meanwhile).
+async fn put_once_a_leader_answers(cluster: &TestCluster, key: &str, value: &str) -> Result<()> {
+    let deadline = Instant::now() + SCREEN_TIMEOUT;
+    loop {
+        let leader = cluster.leader_index().await?;
+        match tests::kv::put(&mut cluster.kv(leader)?, key, value).await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("put {key} during the election: {e:#}; again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn once_prints_the_cluster_view_with_etcdctl_endpoints(flavor: Flavor) -> Result<()> {
