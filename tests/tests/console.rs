@@ -15,6 +15,8 @@
 //!   left, a shell typed into afterwards works);
 //! - leadership is moved, the keyspace compacted (through the form) and a
 //!   member defragmented through the console;
+//! - `--read-only` offers no mutation; `NO_COLOR` and `--no-color` draw
+//!   without a single colour escape, while glyphs and words remain;
 //! - `--once` prints the cluster view as text, with `ETCDCTL_ENDPOINTS`.
 //!
 //! Every check waits for a predicate on the captured screen (never a fixed
@@ -40,6 +42,7 @@ flavor_tests!(
     keys_view_shows_value_history_diff_and_watch,
     once_prints_the_cluster_view_with_etcdctl_endpoints,
     leader_moved_keyspace_compacted_and_member_defragmented_through_the_console,
+    read_only_and_no_color_in_a_real_terminal,
 );
 
 /// How long any one screen condition may take to appear.
@@ -58,6 +61,17 @@ struct Tmux {
 impl Tmux {
     /// Starts `program args...` in a `width`x`height` pane.
     fn start(program: &Path, args: &[String], width: u16, height: u16) -> Result<Self> {
+        Self::start_with_env(program, args, &[], width, height)
+    }
+
+    /// Starts `NAME=VALUE... program args...` in a `width`x`height` pane.
+    fn start_with_env(
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        width: u16,
+        height: u16,
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("cetera-console-test-")
             .tempdir()?;
@@ -65,10 +79,14 @@ impl Tmux {
         let conf = dir.path().join("tmux.conf");
         std::fs::write(&conf, "set -g status off\nset -g history-limit 0\n")?;
         let status = dir.path().join("exit-status");
-        let mut line = format!(
+        let mut line = String::new();
+        for (name, value) in env {
+            line.push_str(&format!("{name}={} ", quote(value)));
+        }
+        line.push_str(&format!(
             "timeout --foreground -k 5 600 {}",
             quote(&program.display().to_string())
-        );
+        ));
         for a in args {
             line.push(' ');
             line.push_str(&quote(a));
@@ -110,6 +128,15 @@ impl Tmux {
     fn capture(&self) -> String {
         self.command()
             .args(["capture-pane", "-p", "-t", "console"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The visible screen with its attributes as escape sequences.
+    fn capture_styled(&self) -> String {
+        self.command()
+            .args(["capture-pane", "-p", "-e", "-t", "console"])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default()
@@ -798,6 +825,103 @@ async fn leader_moved_keyspace_compacted_and_member_defragmented_through_the_con
         confirmation.contains("target  n1 (")
             && confirmation.contains("tolerates 0 failures while it runs"),
         "incomplete confirmation:\n{confirmation}"
+    );
+    tmux.quit_and_check_terminal_restored().await
+}
+
+/// Whether the styled capture sets a foreground or background colour
+/// (SGR 30-37, 40-47, 90-97, 100-107, or 38/48 extended colours).
+fn has_colour(styled: &str) -> bool {
+    styled.split("\u{1b}[").skip(1).any(|seq| {
+        let Some(end) = seq.find('m') else {
+            return false;
+        };
+        let params: Vec<&str> = seq[..end].split(';').collect();
+        params.iter().any(|p| {
+            p.parse::<u16>()
+                .is_ok_and(|n| matches!(n, 30..=37 | 40..=47 | 90..=97 | 100..=107 | 38 | 48))
+        })
+    })
+}
+
+async fn read_only_and_no_color_in_a_real_terminal(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    cluster.etcdctl_ok(&["put", "console/ro", "v"]).await?;
+    let program = console_bin()?;
+    let endpoints = cluster.endpoints();
+
+    // Colour by default (the check below can tell).
+    let tmux = console(&cluster, 120, 40)?;
+    wait_dashboard(&tmux).await?;
+    ensure!(
+        has_colour(&tmux.capture_styled()),
+        "no colour without NO_COLOR"
+    );
+    drop(tmux);
+
+    // NO_COLOR: not one colour, but the glyphs and words are all there.
+    let args = vec!["--endpoints".to_string(), endpoints.clone()];
+    let tmux = Tmux::start_with_env(&program, &args, &[("NO_COLOR", "1")], 120, 40)?;
+    wait_dashboard(&tmux).await?;
+    let styled = tmux.capture_styled();
+    ensure!(!has_colour(&styled), "colour despite NO_COLOR:\n{styled:?}");
+    tmux.quit_and_check_terminal_restored().await?;
+
+    // --read-only --no-color: the badge, no mutating keys in the footer or
+    // the help, and mutations refused.
+    let args = vec![
+        "--endpoints".to_string(),
+        endpoints,
+        "--read-only".to_string(),
+        "--no-color".to_string(),
+    ];
+    let tmux = Tmux::start(&program, &args, 120, 40)?;
+    wait_dashboard(&tmux).await?;
+    ensure!(
+        !has_colour(&tmux.capture_styled()),
+        "colour despite --no-color"
+    );
+    tmux.palette("keys console/")?;
+    tmux.wait_for("the key and its value", |s| {
+        s.contains("READ-ONLY") && s.contains("ro · text")
+    })
+    .await?;
+    let screen = tmux.capture();
+    let footer = screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    ensure!(
+        !footer.contains("delete") && !footer.contains("edit"),
+        "mutating keys in the footer: {footer}"
+    );
+    tmux.send(&["x"])?;
+    tmux.send(&["?"])?;
+    let help = tmux
+        .wait_for("the help", |s| s.contains("Everywhere"))
+        .await?;
+    ensure!(
+        !help.contains("delete the selected key") && !help.contains("Delete key?"),
+        "the help offers a mutation:\n{help}"
+    );
+    tmux.send(&["Escape"])?;
+    tmux.palette("member remove n1")?;
+    tmux.wait_for("the refusal", |s| {
+        s.contains("read-only: mutations are disabled")
+    })
+    .await?;
+    ensure!(
+        member_list(&cluster).await?.len() == 3,
+        "a member was removed"
+    );
+    ensure!(
+        cluster
+            .etcdctl_ok(&["get", "console/ro", "--print-value-only"])
+            .await?
+            .trim()
+            == "v",
+        "the key changed"
     );
     tmux.quit_and_check_terminal_restored().await
 }
