@@ -923,3 +923,22 @@ fn a_lost_watch_says_so_and_when_it_resumes() {
         ],
     );
 }
+
+#[test]
+fn the_value_pane_scrolls() {
+    let mut h = keys_with_value();
+    h.key(KeyCode::Enter);
+    assert_eq!(h.app.keys.pane, crate::app::KeysPane::Value);
+    for _ in 0..4 {
+        h.char('j');
+    }
+    assert_eq!(h.app.keys.value_scroll, 4);
+    for (w, hgt) in [(80, 24), (160, 48)] {
+        let text = screen(&h.app, w, hgt);
+        assert!(!text.contains("create rev"), "{text}");
+        assert!(text.contains("\"ports\": ["), "{text}");
+    }
+    both("keys_value_scrolled", &h.app, &["\"replicas\": 3"]);
+    h.char('g');
+    assert_eq!(h.app.keys.value_scroll, 0);
+}
