@@ -489,6 +489,9 @@ pub struct KeysState {
     pub reloading: Option<Listing>,
     /// Row (full key or prefix) to select once the listing arrives.
     pub reselect: Option<Vec<u8>>,
+    /// `G` was pressed while pages were still to come: the selection stays
+    /// on the last row as they arrive, and they are read until the end.
+    pub follow_bottom: bool,
 }
 
 /// A live watch.
@@ -848,6 +851,7 @@ impl App {
                 opened: false,
                 reloading: None,
                 reselect: None,
+                follow_bottom: false,
             },
             leases: Fresh::default(),
             lease_selected: 0,
@@ -1159,6 +1163,7 @@ impl App {
         self.keys.listing.data = Some(Listing::new(prefix, self.keys.flat));
         self.keys.reloading = None;
         self.keys.reselect = None;
+        self.keys.follow_bottom = false;
         self.keys.selected = 0;
         self.keys.filter.clear();
         self.keys.opened = true;
@@ -1221,11 +1226,16 @@ impl App {
                     None => self.keys.listing.data.take().unwrap_or_default(),
                 };
                 listing.absorb(&page.keys, page.more, page.revision);
+                let more = listing.has_more();
                 self.keys.listing.ok(at, listing);
                 if let Some(full) = self.keys.reselect.take()
                     && let Some(i) = self.visible_entries().iter().position(|e| e.full == full)
                 {
                     self.keys.selected = i;
+                }
+                if self.keys.follow_bottom {
+                    self.keys.selected = self.visible_entries().len().saturating_sub(1);
+                    self.keys.follow_bottom = more;
                 }
                 self.clamp_key_selection();
                 self.after_key_move(out);
@@ -2335,14 +2345,15 @@ impl App {
         let n = self.visible_entries().len();
         if let Some(i) = move_selection(self.keys.selected, n, action, self.page()) {
             self.keys.selected = i;
-            if action == Action::Bottom
+            // G follows the end of the listing while its pages arrive.
+            self.keys.follow_bottom = action == Action::Bottom
                 && self
                     .keys
                     .listing
                     .data
                     .as_ref()
-                    .is_some_and(Listing::has_more)
-            {
+                    .is_some_and(Listing::has_more);
+            if self.keys.follow_bottom {
                 self.toast("more keys are loading…", false);
             }
             self.after_key_move(out);

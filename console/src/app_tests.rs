@@ -557,3 +557,42 @@ fn a_late_answer_for_an_older_selection_is_dropped() {
     let kv = h.app.keys.value.data.clone().flatten().unwrap();
     assert_eq!((kv.key, kv.value), (b"b".to_vec(), b"value of b".to_vec()));
 }
+
+#[test]
+fn g_reads_every_page_and_lands_on_the_last_key() {
+    let mut h = Harness::new(false);
+    h.poll(0, Ok(cluster3(0)));
+    let page =
+        |from: usize| -> Vec<String> { (from..from + 500).map(|i| format!("k{i:05}")).collect() };
+    let cmds = h.char('2');
+    let first = page(0);
+    let refs: Vec<&str> = first.iter().map(String::as_str).collect();
+    h.answer_keys(&cmds, &refs, true, 1);
+    assert_eq!(h.app.visible_entries().len(), 500);
+    // G: the last loaded row, and the next page is read at once.
+    let mut cmds = h.char('G');
+    for (n, from) in [(1000, 500), (1500, 1000), (1730, 1500)] {
+        let keys: Vec<String> = if n == 1730 {
+            (from..1730).map(|i| format!("k{i:05}")).collect()
+        } else {
+            page(from)
+        };
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        assert!(
+            matches!(&cmds[..], [Command::ListKeys { start, limit: 500, .. }, ..] if *start == format!("k{:05}\0", from - 1).into_bytes()),
+            "{cmds:?}"
+        );
+        cmds = h.answer_keys(&cmds, &refs, n < 1730, 2);
+        assert_eq!(h.app.visible_entries().len(), n);
+        assert_eq!(h.app.keys.selected, n - 1, "the selection follows the end");
+    }
+    assert!(!h.app.keys.follow_bottom);
+    assert!(
+        cmds.iter().all(|c| !matches!(c, Command::ListKeys { .. })),
+        "no page past the end"
+    );
+    assert_eq!(h.app.selected_entry().unwrap().display(), "k01729");
+    // Any other move stops following.
+    h.char('k');
+    assert!(!h.app.keys.follow_bottom);
+}
