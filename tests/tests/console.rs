@@ -2,7 +2,8 @@
 //! private tmux server, read back with `capture-pane`) against a real
 //! 3-member cluster, on both flavors.
 //!
-//! - the dashboard shows the members and the leader; killing the leader
+//! - the dashboard shows the members and the leader, survives being resized
+//!   below its minimum size and back; killing the leader
 //!   (SIGKILL) shows it down with its last data marked STALE and the new
 //!   leader, without the console exiting; restarted, it is healthy again;
 //! - a learner is added through the console's palette, started with the
@@ -164,6 +165,19 @@ impl Tmux {
         Ok(())
     }
 
+    /// Resizes the pane's window (the console gets SIGWINCH).
+    fn resize(&self, width: u16, height: u16) -> Result<()> {
+        let status = self
+            .command()
+            .args(["resize-window", "-t", "console", "-x"])
+            .arg(width.to_string())
+            .arg("-y")
+            .arg(height.to_string())
+            .status()?;
+        ensure!(status.success(), "tmux resize-window failed");
+        Ok(())
+    }
+
     /// Types literal text.
     fn send_text(&self, text: &str) -> Result<()> {
         let status = self
@@ -322,6 +336,16 @@ async fn leader_killed_is_shown_down_and_stale_then_healthy_again(flavor: Flavor
     for name in ["n1", "n2", "n3"] {
         ensure!(screen.contains(name), "member {name} missing:\n{screen}");
     }
+
+    // Shrunk below the minimum: the "too small" screen; grown back: the
+    // dashboard again (resizing never ends the console).
+    tmux.resize(50, 12)?;
+    tmux.wait_for("the too-small screen", |s| {
+        s.contains("terminal too small") && s.contains("need 60x16, have 50x12")
+    })
+    .await?;
+    tmux.resize(150, 40)?;
+    wait_dashboard(&tmux).await?;
 
     // Killing the leader: the console stays up, shows it down, its last
     // good data marked STALE, and the new leader.
