@@ -6,6 +6,8 @@
 //!   below its minimum size and back; killing the leader
 //!   (SIGKILL) shows it down with its last data marked STALE and the new
 //!   leader, without the console exiting; restarted, it is healthy again;
+//!   with every member down it keeps the last data under STALE and
+//!   reconnects by itself;
 //! - a learner is added through the console's palette, started with the
 //!   `--initial-cluster` line the console printed, promoted and removed
 //!   through the console (each step checked with `Cluster.MemberList`);
@@ -369,6 +371,25 @@ async fn leader_killed_is_shown_down_and_stale_then_healthy_again(flavor: Flavor
         s.contains("3/3 healthy, tolerates 1 failure")
             && count(s, "★ leader") + count(s, "● follower") == 3
             && member_row(s, &old).is_some_and(|l| l.contains("✔ healthy"))
+            && !s.contains("STALE")
+    })
+    .await?;
+
+    // The whole cluster unreachable: the console stays, keeps the last
+    // members dimmed under STALE and retries; back up, the badge clears.
+    for i in 0..3 {
+        cluster.member(i).kill().await?;
+    }
+    tmux.wait_for("the cluster unreachable, its data stale", |s| {
+        // The rows are those of the last good poll (which may already have
+        // seen some of the kills).
+        s.contains("✖ disconnected (retry #") && s.contains("Members (3) · STALE")
+    })
+    .await?;
+    cluster.restart_all().await?;
+    tmux.wait_for("reconnected, nothing stale", |s| {
+        s.contains("✔ connected")
+            && s.contains("3/3 healthy, tolerates 1 failure")
             && !s.contains("STALE")
     })
     .await?;
