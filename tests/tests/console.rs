@@ -548,6 +548,8 @@ async fn learner_added_promoted_and_removed_through_the_console(flavor: Flavor) 
         "the cluster does not list the learner: {members:?}"
     );
     tmux.send(&["Escape"])?;
+    tmux.wait_for("the result to close", |s| !s.contains("Member added"))
+        .await?;
 
     // Start it with that line: the console shows it as a learner that
     // caught up (healthy).
@@ -951,6 +953,10 @@ async fn read_only_and_no_color_in_a_real_terminal(flavor: Flavor) -> Result<()>
         "the help offers a mutation:\n{help}"
     );
     tmux.send(&["Escape"])?;
+    // Wait for the help to close: an Escape followed at once by `:` reads as
+    // Alt-: to the terminal.
+    tmux.wait_for("the help to close", |s| !s.contains("Everywhere"))
+        .await?;
     tmux.palette("member remove n1")?;
     tmux.wait_for("the refusal", |s| {
         s.contains("read-only: mutations are disabled")
