@@ -20,6 +20,8 @@
 //!   member defragmented through the console;
 //! - `--read-only` offers no mutation; `NO_COLOR` and `--no-color` draw
 //!   without a single colour escape, while glyphs and words remain;
+//! - over a thousand keys are listed in server-side pages, and `G` reads them
+//!   to the last one;
 //! - `--once` prints the cluster view as text, with `ETCDCTL_ENDPOINTS`.
 //!
 //! Every check waits for a predicate on the captured screen (never a fixed
@@ -46,6 +48,7 @@ flavor_tests!(
     once_prints_the_cluster_view_with_etcdctl_endpoints,
     leader_moved_keyspace_compacted_and_member_defragmented_through_the_console,
     read_only_and_no_color_in_a_real_terminal,
+    many_keys_are_listed_page_by_page,
 );
 
 /// How long any one screen condition may take to appear.
@@ -973,6 +976,53 @@ async fn read_only_and_no_color_in_a_real_terminal(flavor: Flavor) -> Result<()>
             .trim()
             == "v",
         "the key changed"
+    );
+    tmux.quit_and_check_terminal_restored().await
+}
+
+/// Keys under `many/`: more than three pages of the console's 500.
+const MANY_KEYS: usize = 1600;
+
+async fn many_keys_are_listed_page_by_page(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let leader = cluster.leader_index().await?;
+    // 16 writers at once, to fill the keyspace quickly.
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..16 {
+        let mut kv = cluster.kv(leader)?;
+        writers.spawn(async move {
+            for i in (w..MANY_KEYS).step_by(16) {
+                tests::kv::put(&mut kv, &format!("many/k{i:05}"), "v").await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(result) = writers.join_next().await {
+        result??;
+    }
+    cluster.etcdctl_ok(&["put", "other", "v"]).await?;
+
+    let tmux = console(&cluster, 120, 40)?;
+    wait_dashboard(&tmux).await?;
+    tmux.palette("flat")?;
+    tmux.palette("keys many/")?;
+    // The first page only: 500 keys and a `+` for more.
+    let screen = tmux
+        .wait_for("the first page", |s| s.contains("many/ [flat] 500+"))
+        .await?;
+    ensure!(screen.contains("many/k00000"), "no first key:\n{screen}");
+    // G reads page after page and lands on the last key.
+    tmux.send(&["G"])?;
+    let last = format!("many/k{:05}", MANY_KEYS - 1);
+    let screen = tmux
+        .wait_for("every page and the last key", |s| {
+            s.contains(&format!("many/ [flat] {MANY_KEYS} "))
+                && s.lines().any(|l| l.contains('>') && l.contains(&last))
+        })
+        .await?;
+    ensure!(
+        screen.contains(&format!("{last} · text")),
+        "the last key's value is not shown:\n{screen}"
     );
     tmux.quit_and_check_terminal_restored().await
 }
