@@ -971,8 +971,32 @@ impl App {
             self.resume_watch(out);
         }
         self.rebuild_rows();
-        if self.view == View::Leases && !self.leases.loading && !self.paused {
-            self.list_leases(out);
+        if self.cluster.error.is_none() && !self.paused {
+            self.refresh_view(out);
+        }
+    }
+
+    /// After a good poll, the view on screen follows at the same pace: the
+    /// lease list, or the selected key (and a listing that fits one page;
+    /// a longer one is re-read with `r`, so paging through it is not reset).
+    fn refresh_view(&mut self, out: &mut Vec<Command>) {
+        match self.view {
+            View::Leases if !self.leases.loading => self.list_leases(out),
+            View::Keys if self.keys.opened => {
+                let single_page = self
+                    .keys
+                    .listing
+                    .data
+                    .as_ref()
+                    .is_some_and(|l| l.pages == 1 && !l.has_more());
+                if single_page && !self.keys.listing.loading && self.keys.reloading.is_none() {
+                    self.reload_listing(out);
+                }
+                if !self.keys.value.loading {
+                    self.get_value(out);
+                }
+            }
+            _ => {}
         }
     }
 

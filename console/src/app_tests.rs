@@ -596,3 +596,44 @@ fn g_reads_every_page_and_lands_on_the_last_key() {
     h.char('k');
     assert!(!h.app.keys.follow_bottom);
 }
+
+#[test]
+fn the_keys_view_follows_the_polls() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    let cmds = h.answer_keys(&cmds, &["a", "b"], false, 3);
+    h.answer_value(&cmds, "v", 3);
+    // A good poll re-reads the one-page listing and the selected key.
+    let cmds = h.poll(4, Ok(cluster3(2)));
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::ListKeys { .. })),
+        "{cmds:?}"
+    );
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::GetKey { key, .. } if key == b"a"))
+    );
+    // A failed poll, or a paused console, reads nothing.
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    h.answer_keys(&cmds, &["a"], false, 3);
+    assert!(h.poll(4, Err("down".into())).is_empty());
+    h.char('f');
+    assert!(h.poll(6, Ok(cluster3(3))).is_empty());
+}
+
+#[test]
+fn a_long_listing_is_not_reset_by_the_polls() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    let cmds = h.answer_keys(&cmds, &["a", "b"], true, 3);
+    // Its last page read: the listing is complete, but longer than a page,
+    // and re-reading its first page would drop the others.
+    h.answer_keys(&cmds, &["c"], false, 3);
+    assert_eq!(h.app.visible_entries().len(), 3);
+    let cmds = h.poll(4, Ok(cluster3(2)));
+    assert!(
+        cmds.iter().all(|c| !matches!(c, Command::ListKeys { .. })),
+        "{cmds:?}"
+    );
+}
