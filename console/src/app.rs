@@ -492,6 +492,20 @@ pub struct KeysState {
     /// `G` was pressed while pages were still to come: the selection stays
     /// on the last row as they arrive, and they are read until the end.
     pub follow_bottom: bool,
+    /// How far a reload reads before it replaces the listing.
+    pub reload_until: ReloadUntil,
+}
+
+/// How far a reload of the listing reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ReloadUntil {
+    /// One page (the listing had no more).
+    #[default]
+    FirstPage,
+    /// Up to this key (where the old listing stopped).
+    Key(Vec<u8>),
+    /// Every page (the old listing was read to its end).
+    End,
 }
 
 /// A live watch.
@@ -852,6 +866,7 @@ impl App {
                 reloading: None,
                 reselect: None,
                 follow_bottom: false,
+                reload_until: ReloadUntil::FirstPage,
             },
             leases: Fresh::default(),
             lease_selected: 0,
@@ -1228,6 +1243,18 @@ impl App {
     /// screen (with their age) until the new page lands.
     fn reload_listing(&mut self, out: &mut Vec<Command>) {
         self.keys.reselect = self.selected_entry().map(|e| e.full.clone());
+        // As many pages are re-read as were loaded, so the rows (and the
+        // selection) further down survive the refresh.
+        self.keys.reload_until =
+            self.keys
+                .listing
+                .data
+                .as_ref()
+                .map_or(ReloadUntil::FirstPage, |l| match &l.next {
+                    _ if l.pages <= 1 => ReloadUntil::FirstPage,
+                    Some(next) => ReloadUntil::Key(next.clone()),
+                    None => ReloadUntil::End,
+                });
         self.keys.reloading = Some(Listing::new(self.keys.prefix.clone(), self.keys.flat));
         self.keys.listing.loading = false;
         self.fetch_page(out);
@@ -1245,11 +1272,29 @@ impl App {
         }
         match result {
             Ok(page) => {
-                let mut listing = match self.keys.reloading.take() {
+                if let Some(reloading) = self.keys.reloading.as_mut() {
+                    reloading.absorb(&page.keys, page.more, page.revision);
+                    let short = match (&self.keys.reload_until, &reloading.next) {
+                        (_, None) | (ReloadUntil::FirstPage, _) => false,
+                        (ReloadUntil::End, Some(_)) => true,
+                        (ReloadUntil::Key(until), Some(next)) => next < until,
+                    };
+                    if short {
+                        // The old rows stay on screen until the new ones
+                        // cover as much.
+                        self.keys.listing.loading = false;
+                        self.fetch_page(out);
+                        return;
+                    }
+                }
+                let listing = match self.keys.reloading.take() {
                     Some(l) => l,
-                    None => self.keys.listing.data.take().unwrap_or_default(),
+                    None => {
+                        let mut l = self.keys.listing.data.take().unwrap_or_default();
+                        l.absorb(&page.keys, page.more, page.revision);
+                        l
+                    }
                 };
-                listing.absorb(&page.keys, page.more, page.revision);
                 let more = listing.has_more();
                 self.keys.listing.ok(at, listing);
                 if let Some(full) = self.keys.reselect.take()

@@ -637,3 +637,40 @@ fn a_long_listing_is_not_reset_by_the_polls() {
         "{cmds:?}"
     );
 }
+
+#[test]
+fn r_rereads_as_many_pages_as_were_loaded_and_keeps_the_selection() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    let cmds = h.answer_keys(&cmds, &["a", "b"], true, 3);
+    h.answer_keys(&cmds, &["c", "d"], true, 3);
+    h.char('j');
+    h.char('j');
+    h.char('j');
+    assert_eq!(h.app.selected_entry().unwrap().display(), "d");
+    let cmds = h.char('r');
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::ListKeys { start, .. } if start.is_empty()))
+    );
+    // The first page alone does not replace the listing: the next is read.
+    let cmds = h.answer_keys(&cmds, &["a", "b2"], true, 5);
+    assert!(
+        matches!(&cmds[..], [Command::ListKeys { start, .. }] if start == b"b2\0"),
+        "{cmds:?}"
+    );
+    assert_eq!(
+        h.app.visible_entries().len(),
+        4,
+        "the old rows stay meanwhile"
+    );
+    h.answer_keys(&cmds, &["c", "d", "e"], true, 5);
+    let names: Vec<String> = h
+        .app
+        .visible_entries()
+        .iter()
+        .map(|e| e.display())
+        .collect();
+    assert_eq!(names, ["a", "b2", "c", "d", "e"]);
+    assert_eq!(h.app.selected_entry().unwrap().display(), "d");
+}
