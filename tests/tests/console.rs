@@ -14,6 +14,7 @@
 //! - the Keys view browses to a key: its value, metadata, history of older
 //!   values, the diff between two revisions, and the live watch, which
 //!   survives the death of the member serving it without losing a change;
+//!   a put through the value editor and a delete, each confirmed first;
 //! - `q` exits with status 0 and the terminal is restored (alternate screen
 //!   left, a shell typed into afterwards works);
 //! - leadership is moved, the keyspace compacted (through the form) and a
@@ -714,6 +715,64 @@ async fn keys_view_shows_value_history_diff_and_watch(flavor: Flavor) -> Result<
         s.contains("PUT console/app/while-lost") && s.contains("● LIVE")
     })
     .await?;
+
+    // Put a new value through the editor, behind its confirmation.
+    tmux.send(&["e"])?;
+    tmux.wait_for("the value editor", |s| s.contains("Put value"))
+        .await?;
+    tmux.send(&["C-u"])?;
+    tmux.send_text(r#"{"replicas":5}"#)?;
+    tmux.send(&["Enter"])?;
+    let screen = tmux
+        .wait_for("the put confirmation", |s| {
+            s.contains("Put key?") && s.contains("[ No ]")
+        })
+        .await?;
+    ensure!(
+        screen.contains("target  console/app/config.json")
+            && screen.contains(r#"value: {"replicas":5} (14 bytes)"#),
+        "incomplete confirmation:\n{screen}"
+    );
+    tmux.send(&["y"])?;
+    tmux.wait_for("the put", |s| s.contains("✔ put console/app/config.json"))
+        .await?;
+    let get = |key: &'static str| {
+        let cluster = &cluster;
+        async move {
+            let leader = cluster.leader_index().await?;
+            tests::kv::get_value(&mut cluster.kv(leader)?, key).await
+        }
+    };
+    ensure!(
+        get("console/app/config.json").await?.as_deref() == Some(r#"{"replicas":5}"#),
+        "the put did not land"
+    );
+
+    // Delete: Enter on the default (No) keeps the key; y deletes it.
+    tmux.send(&["x"])?;
+    tmux.wait_for("the delete confirmation", |s| {
+        s.contains("Delete key?") && s.contains("target  console/app/config.json")
+    })
+    .await?;
+    tmux.send(&["Enter"])?;
+    tmux.wait_for("the modal to close", |s| !s.contains("Delete key?"))
+        .await?;
+    ensure!(
+        get("console/app/config.json").await?.is_some(),
+        "No deleted the key"
+    );
+    tmux.send(&["x"])?;
+    tmux.wait_for("the delete confirmation", |s| s.contains("Delete key?"))
+        .await?;
+    tmux.send(&["y"])?;
+    tmux.wait_for("the delete", |s| {
+        s.contains("✔ delete console/app/config.json: 1 key(s) deleted")
+    })
+    .await?;
+    ensure!(
+        get("console/app/config.json").await?.is_none(),
+        "the key is still there"
+    );
 
     tmux.quit_and_check_terminal_restored().await
 }
