@@ -312,7 +312,7 @@ impl Op {
             Op::Compact { revision } => format!("compact to revision {revision}"),
             Op::Defrag { endpoint } => format!("defragment {endpoint}"),
             Op::AlarmDisarm => "alarm disarm".to_string(),
-            Op::LeaseRevoke { id } => format!("lease revoke {id:x}"),
+            Op::LeaseRevoke { id } => format!("lease revoke {id:016x}"),
         }
     }
 
@@ -2230,7 +2230,7 @@ impl App {
             }
             self.confirm(Confirm::new(
                 "Revoke lease?".into(),
-                format!("lease {:x} (TTL {}s)", lease.id, lease.granted_ttl),
+                format!("lease {:016x} (TTL {}s)", lease.id, lease.granted_ttl),
                 lines,
                 self.unchanged(),
                 Op::LeaseRevoke { id: lease.id },
@@ -2350,7 +2350,7 @@ impl App {
                         kv.version,
                         kv.mod_revision,
                         if kv.lease != 0 {
-                            format!(", lease {:x}", kv.lease)
+                            format!(", lease {:016x}", kv.lease)
                         } else {
                             String::new()
                         }

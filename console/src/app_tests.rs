@@ -674,3 +674,14 @@ fn r_rereads_as_many_pages_as_were_loaded_and_keeps_the_selection() {
     assert_eq!(names, ["a", "b2", "c", "d", "e"]);
     assert_eq!(h.app.selected_entry().unwrap().display(), "d");
 }
+
+#[test]
+fn lease_ids_print_as_etcdctl_prints_them() {
+    assert_eq!(
+        Op::LeaseRevoke {
+            id: 0x0eb4_bebe_6520_418f
+        }
+        .describe(),
+        "lease revoke 0eb4bebe6520418f"
+    );
+}

@@ -1085,7 +1085,7 @@ fn draw_value(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             let lease = if kv.lease == 0 {
                 "none".to_string()
             } else {
-                format!("{:x}", kv.lease)
+                format!("{:016x}", kv.lease)
             };
             lines.push(Line::from(Span::styled(
                 format!(

@@ -17,6 +17,8 @@
 //!   a put through the value editor and a delete, each confirmed first;
 //! - `q` exits with status 0 and the terminal is restored (alternate screen
 //!   left, a shell typed into afterwards works);
+//! - a lease is shown with its TTL counting down and its keys, and revoked
+//!   behind a confirmation;
 //! - leadership is moved, the keyspace compacted (through the form) and a
 //!   member defragmented through the console;
 //! - `--read-only` offers no mutation; `NO_COLOR` and `--no-color` draw
@@ -50,6 +52,7 @@ flavor_tests!(
     leader_moved_keyspace_compacted_and_member_defragmented_through_the_console,
     read_only_and_no_color_in_a_real_terminal,
     many_keys_are_listed_page_by_page,
+    lease_shown_with_its_countdown_and_keys_then_revoked,
 );
 
 /// How long any one screen condition may take to appear.
@@ -1083,5 +1086,65 @@ async fn many_keys_are_listed_page_by_page(flavor: Flavor) -> Result<()> {
         screen.contains(&format!("{last} · text")),
         "the last key's value is not shown:\n{screen}"
     );
+    tmux.quit_and_check_terminal_restored().await
+}
+
+async fn lease_shown_with_its_countdown_and_keys_then_revoked(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let granted = cluster.etcdctl_ok(&["lease", "grant", "600"]).await?;
+    // "lease 694d7a1b2c3d4e5f granted with TTL(600s)"
+    let id = granted
+        .split_whitespace()
+        .nth(1)
+        .context("no lease id")?
+        .to_string();
+    cluster
+        .etcdctl_ok(&["put", "console/leased", "v", "--lease", &id])
+        .await?;
+    let tmux = console(&cluster, 140, 40)?;
+    wait_dashboard(&tmux).await?;
+    tmux.send(&["3"])?;
+    let screen = tmux
+        .wait_for("the lease with its key", |s| {
+            s.contains(&id) && s.contains("console/leased") && s.contains("⏱ ")
+        })
+        .await?;
+    // The countdown moves with the clock (between polls too).
+    // "⏱ 9m29s" or "⏱ 42s", in seconds.
+    let remaining = |screen: &str| -> Option<u32> {
+        let line = screen.lines().find(|l| l.contains(&id))?;
+        let text = line.split("⏱ ").nth(1)?.split_whitespace().next()?;
+        let (minutes, seconds) = match text.split_once('m') {
+            Some((m, s)) => (m.parse::<u32>().ok()?, s),
+            None => (0, text),
+        };
+        Some(minutes * 60 + seconds.strip_suffix('s')?.parse::<u32>().ok()?)
+    };
+    let first = remaining(&screen).context("no countdown")?;
+    tmux.wait_for("the countdown to move", |s| {
+        remaining(s).is_some_and(|r| r < first)
+    })
+    .await?;
+
+    tmux.send(&["x"])?;
+    let screen = tmux
+        .wait_for("the revoke confirmation", |s| {
+            s.contains("Revoke lease?") && s.contains("[ No ]")
+        })
+        .await?;
+    ensure!(
+        screen.contains(&format!("target  lease {id} (TTL 600s)"))
+            && screen.contains("console/leased"),
+        "incomplete confirmation:\n{screen}"
+    );
+    tmux.send(&["y"])?;
+    tmux.wait_for("the revocation", |s| s.contains("✔ lease revoke"))
+        .await?;
+    tmux.wait_for("the lease gone", |s| !s.contains(&id))
+        .await?;
+    let leases = cluster.etcdctl_ok(&["lease", "list"]).await?;
+    ensure!(!leases.contains(&id), "the lease is still listed: {leases}");
+    let key = cluster.etcdctl_ok(&["get", "console/leased"]).await?;
+    ensure!(key.trim().is_empty(), "the leased key survived: {key}");
     tmux.quit_and_check_terminal_restored().await
 }
