@@ -425,6 +425,8 @@ pub struct MemberRow {
     /// While the member does not answer: its last good status and when it
     /// was read, shown dimmed under a `STALE` badge (never as fresh).
     pub last_good: Option<(Instant, crate::model::Status)>,
+    /// Alarms the member reports (`NOSPACE`, ...).
+    pub alarms: Vec<String>,
 }
 
 impl MemberRow {
@@ -1117,7 +1119,16 @@ impl App {
                 } else {
                     Role::Follower
                 };
-                let healthy = p.status.is_ok() && p.health != Some(false);
+                // etcd's /health says false under an alarm (NOSPACE, ...),
+                // but such a member still votes: it counts for the quorum,
+                // and the health column names the alarm instead.
+                let alarms = p.status.as_ref().map_or(Vec::new(), |s| {
+                    s.errors
+                        .iter()
+                        .filter_map(|e| crate::data::parse_alarm(e).map(|a| a.kind))
+                        .collect::<Vec<_>>()
+                });
+                let healthy = p.status.is_ok() && (p.health != Some(false) || !alarms.is_empty());
                 let start = p
                     .metrics
                     .as_ref()
@@ -1140,6 +1151,7 @@ impl App {
                     send_rate: rates.map(|r| r.1),
                     uptime,
                     last_good,
+                    alarms,
                 }
             })
             .collect();

@@ -532,6 +532,9 @@ fn member_columns(app: &App) -> Vec<Column> {
                         ),
                         None => "✖ unreachable".to_string(),
                     },
+                    (true, Some(false)) if !r.alarms.is_empty() => {
+                        format!("⚠ alarm {}", r.alarms.join(","))
+                    }
                     (true, Some(false)) => "✖ unhealthy".to_string(),
                     (true, Some(true)) => "✔ healthy".to_string(),
                     (true, None) => "? no /health".to_string(),
@@ -702,6 +705,9 @@ fn draw_members_table(frame: &mut Frame, app: &App, theme: Theme, area: Rect, se
                     let text = c.cells[i].clone();
                     match c.title {
                         "ROLE" => Cell::from(Span::styled(text, theme.role(r.role))),
+                        "HEALTH" if !r.alarms.is_empty() => {
+                            Cell::from(Span::styled(text, theme.bold(Color::Yellow)))
+                        }
                         "HEALTH" if r.healthy => {
                             Cell::from(Span::styled(text, theme.fg(Color::Green)))
                         }

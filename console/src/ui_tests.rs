@@ -942,3 +942,26 @@ fn the_value_pane_scrolls() {
     h.char('g');
     assert_eq!(h.app.keys.value_scroll, 0);
 }
+
+#[test]
+fn a_member_under_an_alarm_still_counts_for_the_quorum() {
+    let mut h = Harness::healthy();
+    let mut snap = cluster3(2);
+    for p in &mut snap.members {
+        p.health = Some(false);
+        if let Ok(s) = &mut p.status {
+            s.errors = vec![format!("memberID:{} alarm:NOSPACE ", p.member.id)];
+        }
+    }
+    snap.alarms = Ok(vec![crate::model::Alarm {
+        member_id: member(1, false).id,
+        kind: "NOSPACE".into(),
+    }]);
+    h.poll(4, Ok(snap));
+    assert_eq!(h.app.quorum().verdict(), "3/3 healthy, tolerates 1 failure");
+    both(
+        "cluster_nospace",
+        &h.app,
+        &["⚠ alarm NOSPACE", "⚠ ALARMS  NOSPACE on 1000000000000001"],
+    );
+}

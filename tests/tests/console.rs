@@ -19,6 +19,8 @@
 //!   left, a shell typed into afterwards works);
 //! - a lease is shown with its TTL counting down and its keys, and revoked
 //!   behind a confirmation;
+//! - a NOSPACE alarm is listed (the members still count for the quorum)
+//!   and disarmed through the console;
 //! - leadership is moved, the keyspace compacted (through the form) and a
 //!   member defragmented through the console;
 //! - `--read-only` offers no mutation; `NO_COLOR` and `--no-color` draw
@@ -53,6 +55,7 @@ flavor_tests!(
     read_only_and_no_color_in_a_real_terminal,
     many_keys_are_listed_page_by_page,
     lease_shown_with_its_countdown_and_keys_then_revoked,
+    nospace_alarm_listed_then_disarmed_through_the_console,
 );
 
 /// How long any one screen condition may take to appear.
@@ -1146,5 +1149,52 @@ async fn lease_shown_with_its_countdown_and_keys_then_revoked(flavor: Flavor) ->
     ensure!(!leases.contains(&id), "the lease is still listed: {leases}");
     let key = cluster.etcdctl_ok(&["get", "console/leased"]).await?;
     ensure!(key.trim().is_empty(), "the leased key survived: {key}");
+    tmux.quit_and_check_terminal_restored().await
+}
+
+async fn nospace_alarm_listed_then_disarmed_through_the_console(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::builder(flavor, 3)
+        .args(["--quota-backend-bytes", "600000"])
+        .start()
+        .await?;
+    let leader = cluster.leader_index().await?;
+    let mut kv = cluster.kv(leader)?;
+    let value = "x".repeat(20_000);
+    let mut refused = None;
+    for i in 0..200 {
+        if let Err(e) = tests::kv::put(&mut kv, &format!("q{i}"), &value).await {
+            refused = Some(format!("{e:#}"));
+            break;
+        }
+    }
+    let refused = refused.context("the quota was never enforced")?;
+    ensure!(refused.contains("space exceeded"), "{refused}");
+
+    let tmux = console(&cluster, 160, 40)?;
+    let screen = tmux
+        .wait_for("the alarm", |s| {
+            s.contains("⚠ ALARMS") && s.contains("NOSPACE on ")
+        })
+        .await?;
+    ensure!(
+        screen.contains("⚠ alarm NOSPACE") && screen.contains("tolerates 1 failure"),
+        "the alarmed members do not count for the quorum:\n{screen}"
+    );
+    let (confirmation, _) = confirm_membership(
+        &tmux,
+        "alarm disarm",
+        "Disarm alarms?",
+        "✔ alarm disarm",
+        "✖ alarm disarm",
+    )
+    .await?;
+    ensure!(
+        confirmation.contains("active alarm(s) on the cluster"),
+        "no target:\n{confirmation}"
+    );
+    tmux.wait_for("the alarm gone", |s| !s.contains("⚠ ALARMS"))
+        .await?;
+    let alarms = cluster.etcdctl_ok(&["alarm", "list"]).await?;
+    ensure!(alarms.trim().is_empty(), "alarms left: {alarms}");
     tmux.quit_and_check_terminal_restored().await
 }
