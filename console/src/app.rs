@@ -161,8 +161,11 @@ pub struct History {
 /// What a watch reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WatchUpdate {
-    /// The watch is established.
-    Started,
+    /// The watch is established at this store revision.
+    Started {
+        /// The revision of the creation answer's header.
+        revision: i64,
+    },
     /// Changes.
     Events(Vec<WatchEvent>),
     /// The watch failed or was cancelled.
@@ -213,6 +216,8 @@ pub enum Command {
         id: u64,
         /// The prefix.
         prefix: Vec<u8>,
+        /// First revision to report (0: from now on).
+        start_revision: i64,
     },
     /// Stop a watch.
     Unwatch {
@@ -307,7 +312,7 @@ impl Op {
             Op::Compact { revision } => format!("compact to revision {revision}"),
             Op::Defrag { endpoint } => format!("defragment {endpoint}"),
             Op::AlarmDisarm => "alarm disarm".to_string(),
-            Op::LeaseRevoke { id } => format!("lease revoke {id:x}"),
+            Op::LeaseRevoke { id } => format!("lease revoke {id:016x}"),
         }
     }
 
@@ -417,6 +422,11 @@ pub struct MemberRow {
     pub send_rate: Option<f64>,
     /// Uptime, when the member reports its start time.
     pub uptime: Option<Duration>,
+    /// While the member does not answer: its last good status and when it
+    /// was read, shown dimmed under a `STALE` badge (never as fresh).
+    pub last_good: Option<(Instant, crate::model::Status)>,
+    /// Alarms the member reports (`NOSPACE`, ...).
+    pub alarms: Vec<String>,
 }
 
 impl MemberRow {
@@ -481,6 +491,23 @@ pub struct KeysState {
     pub reloading: Option<Listing>,
     /// Row (full key or prefix) to select once the listing arrives.
     pub reselect: Option<Vec<u8>>,
+    /// `G` was pressed while pages were still to come: the selection stays
+    /// on the last row as they arrive, and they are read until the end.
+    pub follow_bottom: bool,
+    /// How far a reload reads before it replaces the listing.
+    pub reload_until: ReloadUntil,
+}
+
+/// How far a reload of the listing reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ReloadUntil {
+    /// One page (the listing had no more).
+    #[default]
+    FirstPage,
+    /// Up to this key (where the old listing stopped).
+    Key(Vec<u8>),
+    /// Every page (the old listing was read to its end).
+    End,
 }
 
 /// A live watch.
@@ -496,6 +523,12 @@ pub struct WatchState {
     pub error: Option<String>,
     /// Latest events, newest last.
     pub events: VecDeque<(Instant, WatchEvent)>,
+    /// The store revision seen so far (from the creation answer and the
+    /// events): a resumed watch starts right after it, so no change is lost.
+    pub revision: i64,
+    /// Failed attempts in a row; the watch is resumed after the next good
+    /// cluster poll, so it retries at the poller's backed-off pace.
+    pub failures: u32,
 }
 
 /// Panes of the Actions view.
@@ -572,6 +605,30 @@ impl ActionKind {
             ActionKind::DisarmAlarms => {
                 "Clears every active alarm (e.g. NOSPACE after freeing space)."
             }
+        }
+    }
+
+    /// What it does to the voters when run on `target` (None while it
+    /// cannot run on that target).
+    pub fn change(self, target: Option<&MemberRow>) -> Option<Change> {
+        match (self, target) {
+            (ActionKind::AddLearner, _) => Some(Change::AddLearner),
+            (ActionKind::AddVoter, _) => Some(Change::AddVoter),
+            (ActionKind::Remove, Some(r)) => Some(Change::Remove {
+                voter: !r.probe.member.is_learner,
+                healthy: r.healthy,
+            }),
+            (ActionKind::Promote, Some(r)) if r.probe.member.is_learner => {
+                Some(Change::Promote { healthy: r.healthy })
+            }
+            (ActionKind::Defrag, Some(r)) => Some(Change::Pause {
+                voter: !r.probe.member.is_learner,
+                healthy: r.healthy,
+            }),
+            (ActionKind::MoveLeader | ActionKind::Compact | ActionKind::DisarmAlarms, _) => {
+                Some(Change::Keep)
+            }
+            _ => None,
         }
     }
 
@@ -743,6 +800,8 @@ pub struct App {
     pub series: Series,
     prev: Option<(Instant, Counters)>,
     rates: HashMap<u64, (f64, f64)>,
+    /// Each member's last good status and when it was read.
+    last_status: HashMap<u64, (Instant, crate::model::Status)>,
     /// Keys view.
     pub keys: KeysState,
     /// Leases view.
@@ -761,6 +820,8 @@ pub struct App {
     pub modal: Option<Modal>,
     /// Help overlay shown.
     pub help: bool,
+    /// First help line shown (the overlay scrolls when it does not fit).
+    pub help_scroll: u16,
     /// Polling frozen.
     pub paused: bool,
     /// Transient messages, newest last.
@@ -788,6 +849,7 @@ impl App {
             series: Series::default(),
             prev: None,
             rates: HashMap::new(),
+            last_status: HashMap::new(),
             keys: KeysState {
                 listing: Fresh::default(),
                 prefix: Vec::new(),
@@ -805,6 +867,8 @@ impl App {
                 opened: false,
                 reloading: None,
                 reselect: None,
+                follow_bottom: false,
+                reload_until: ReloadUntil::FirstPage,
             },
             leases: Fresh::default(),
             lease_selected: 0,
@@ -814,6 +878,7 @@ impl App {
             completions: Vec::new(),
             modal: None,
             help: false,
+            help_scroll: 0,
             paused: false,
             toasts: Vec::new(),
             running: 0,
@@ -883,8 +948,13 @@ impl App {
     }
 
     fn toast(&mut self, text: impl Into<String>, error: bool) {
+        let mut text = text.into();
+        // An error reads as one without its red colour too.
+        if error && !text.starts_with('✖') {
+            text = format!("✖ {text}");
+        }
         self.toasts.push(Toast {
-            text: text.into(),
+            text,
             error,
             at: self.now,
         });
@@ -909,13 +979,52 @@ impl App {
         match result {
             Ok(snapshot) => {
                 self.record_series(at, &snapshot);
+                self.remember_statuses(at, &snapshot);
                 self.cluster.ok(at, snapshot);
             }
             Err(e) => self.cluster.fail(e),
         }
+        if self.cluster.error.is_none() {
+            self.resume_watch(out);
+        }
         self.rebuild_rows();
-        if self.view == View::Leases && !self.leases.loading && !self.paused {
-            self.list_leases(out);
+        if self.cluster.error.is_none() && !self.paused {
+            self.refresh_view(out);
+        }
+    }
+
+    /// After a good poll, the view on screen follows at the same pace: the
+    /// lease list, or the selected key (and a listing that fits one page;
+    /// a longer one is re-read with `r`, so paging through it is not reset).
+    fn refresh_view(&mut self, out: &mut Vec<Command>) {
+        match self.view {
+            View::Leases if !self.leases.loading => self.list_leases(out),
+            View::Keys if self.keys.opened => {
+                let single_page = self
+                    .keys
+                    .listing
+                    .data
+                    .as_ref()
+                    .is_some_and(|l| l.pages == 1 && !l.has_more());
+                if single_page && !self.keys.listing.loading && self.keys.reloading.is_none() {
+                    self.reload_listing(out);
+                }
+                if !self.keys.value.loading {
+                    self.get_value(out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Keeps each member's last good status, for members that stop answering.
+    fn remember_statuses(&mut self, at: Instant, snapshot: &ClusterSnapshot) {
+        self.last_status
+            .retain(|id, _| snapshot.members.iter().any(|p| p.member.id == *id));
+        for p in &snapshot.members {
+            if let Ok(status) = &p.status {
+                self.last_status.insert(p.member.id, (at, status.clone()));
+            }
         }
     }
 
@@ -1010,7 +1119,16 @@ impl App {
                 } else {
                     Role::Follower
                 };
-                let healthy = p.status.is_ok() && p.health != Some(false);
+                // etcd's /health says false under an alarm (NOSPACE, ...),
+                // but such a member still votes: it counts for the quorum,
+                // and the health column names the alarm instead.
+                let alarms = p.status.as_ref().map_or(Vec::new(), |s| {
+                    s.errors
+                        .iter()
+                        .filter_map(|e| crate::data::parse_alarm(e).map(|a| a.kind))
+                        .collect::<Vec<_>>()
+                });
+                let healthy = p.status.is_ok() && (p.health != Some(false) || !alarms.is_empty());
                 let start = p
                     .metrics
                     .as_ref()
@@ -1020,6 +1138,11 @@ impl App {
                     .filter(|_| p.status.is_ok())
                     .map(|s| Duration::from_secs_f64((unix_now - s).max(0.0)));
                 let rates = self.rates.get(&p.member.id);
+                let last_good = p
+                    .status
+                    .is_err()
+                    .then(|| self.last_status.get(&p.member.id).cloned())
+                    .flatten();
                 MemberRow {
                     probe: p.clone(),
                     role,
@@ -1027,6 +1150,8 @@ impl App {
                     recv_rate: rates.map(|r| r.0),
                     send_rate: rates.map(|r| r.1),
                     uptime,
+                    last_good,
+                    alarms,
                 }
             })
             .collect();
@@ -1089,6 +1214,7 @@ impl App {
         self.keys.listing.data = Some(Listing::new(prefix, self.keys.flat));
         self.keys.reloading = None;
         self.keys.reselect = None;
+        self.keys.follow_bottom = false;
         self.keys.selected = 0;
         self.keys.filter.clear();
         self.keys.opened = true;
@@ -1129,6 +1255,18 @@ impl App {
     /// screen (with their age) until the new page lands.
     fn reload_listing(&mut self, out: &mut Vec<Command>) {
         self.keys.reselect = self.selected_entry().map(|e| e.full.clone());
+        // As many pages are re-read as were loaded, so the rows (and the
+        // selection) further down survive the refresh.
+        self.keys.reload_until =
+            self.keys
+                .listing
+                .data
+                .as_ref()
+                .map_or(ReloadUntil::FirstPage, |l| match &l.next {
+                    _ if l.pages <= 1 => ReloadUntil::FirstPage,
+                    Some(next) => ReloadUntil::Key(next.clone()),
+                    None => ReloadUntil::End,
+                });
         self.keys.reloading = Some(Listing::new(self.keys.prefix.clone(), self.keys.flat));
         self.keys.listing.loading = false;
         self.fetch_page(out);
@@ -1146,16 +1284,39 @@ impl App {
         }
         match result {
             Ok(page) => {
-                let mut listing = match self.keys.reloading.take() {
+                if let Some(reloading) = self.keys.reloading.as_mut() {
+                    reloading.absorb(&page.keys, page.more, page.revision);
+                    let short = match (&self.keys.reload_until, &reloading.next) {
+                        (_, None) | (ReloadUntil::FirstPage, _) => false,
+                        (ReloadUntil::End, Some(_)) => true,
+                        (ReloadUntil::Key(until), Some(next)) => next < until,
+                    };
+                    if short {
+                        // The old rows stay on screen until the new ones
+                        // cover as much.
+                        self.keys.listing.loading = false;
+                        self.fetch_page(out);
+                        return;
+                    }
+                }
+                let listing = match self.keys.reloading.take() {
                     Some(l) => l,
-                    None => self.keys.listing.data.take().unwrap_or_default(),
+                    None => {
+                        let mut l = self.keys.listing.data.take().unwrap_or_default();
+                        l.absorb(&page.keys, page.more, page.revision);
+                        l
+                    }
                 };
-                listing.absorb(&page.keys, page.more, page.revision);
+                let more = listing.has_more();
                 self.keys.listing.ok(at, listing);
                 if let Some(full) = self.keys.reselect.take()
                     && let Some(i) = self.visible_entries().iter().position(|e| e.full == full)
                 {
                     self.keys.selected = i;
+                }
+                if self.keys.follow_bottom {
+                    self.keys.selected = self.visible_entries().len().saturating_sub(1);
+                    self.keys.follow_bottom = more;
                 }
                 self.clamp_key_selection();
                 self.after_key_move(out);
@@ -1280,8 +1441,37 @@ impl App {
             live: false,
             error: None,
             events: VecDeque::new(),
+            revision: 0,
+            failures: 0,
         });
-        out.push(Command::Watch { id, prefix });
+        out.push(Command::Watch {
+            id,
+            prefix,
+            start_revision: 0,
+        });
+    }
+
+    /// Starts a failed watch again (under a new id, so late news of the old
+    /// one is ignored) right after the last revision it saw; if those
+    /// revisions were compacted, from now on, saying so.
+    fn resume_watch(&mut self, out: &mut Vec<Command>) {
+        let id = self.id();
+        let Some(w) = self.keys.watch.as_mut().filter(|w| w.error.is_some()) else {
+            return;
+        };
+        let compacted = w.error.as_deref().is_some_and(|e| e.contains("compacted"));
+        out.push(Command::Unwatch { id: w.id });
+        w.id = id;
+        let start_revision = if compacted || w.revision == 0 {
+            0
+        } else {
+            w.revision + 1
+        };
+        out.push(Command::Watch {
+            id,
+            prefix: w.prefix.clone(),
+            start_revision,
+        });
     }
 
     fn on_watch(&mut self, id: u64, at: Instant, update: WatchUpdate, out: &mut Vec<Command>) {
@@ -1290,13 +1480,20 @@ impl App {
         };
         let mut refresh_value = false;
         match update {
-            WatchUpdate::Started => w.live = true,
+            WatchUpdate::Started { revision } => {
+                w.live = true;
+                w.error = None;
+                w.failures = 0;
+                w.revision = w.revision.max(revision);
+            }
             WatchUpdate::Failed(e) => {
                 w.live = false;
                 w.error = Some(e);
+                w.failures += 1;
             }
             WatchUpdate::Events(events) => {
                 for ev in events {
+                    w.revision = w.revision.max(ev.kv.mod_revision);
                     if Some(&ev.kv.key) == self.keys.value_key.as_ref() {
                         refresh_value = true;
                     }
@@ -1325,6 +1522,9 @@ impl App {
 
     fn on_done(&mut self, op: Op, result: Result<String, String>, out: &mut Vec<Command>) {
         self.running = self.running.saturating_sub(1);
+        // The "… running" toast of this operation has served its purpose.
+        let running = format!("… {}", op.describe());
+        self.toasts.retain(|t| t.text != running);
         match result {
             Ok(msg) => {
                 if let Op::MemberAdd { .. } = op {
@@ -1347,6 +1547,11 @@ impl App {
             _ => {}
         }
         out.push(Command::Poll);
+    }
+
+    /// The quorum impact of an action that keeps the membership as it is.
+    fn unchanged(&self) -> Option<Impact> {
+        Some(quorum::impact(&self.quorum(), Change::Keep))
     }
 
     fn confirm(&mut self, confirm: Confirm) {
@@ -1452,19 +1657,11 @@ impl App {
                     format!("Leadership moves from {} to {}.", leader.name(), row.name()),
                     "Writes pause for the hand-over (about one election timeout).".to_string(),
                 ];
-                let impact = Impact {
-                    summary: format!(
-                        "voters unchanged ({}), {}",
-                        q.voters,
-                        quorum::tolerates_words(q.tolerates())
-                    ),
-                    refusal: None,
-                };
                 self.confirm(Confirm::new(
                     "Move leader?".into(),
                     target,
                     lines,
-                    Some(impact),
+                    self.unchanged(),
                     Op::MoveLeader {
                         id,
                         leader_endpoint: endpoint,
@@ -1479,20 +1676,15 @@ impl App {
                 let lines = vec![
                     "The member blocks reads and writes while it rewrites its database."
                         .to_string(),
-                    format!(
-                        "Meanwhile the cluster {} (one fewer responsive member).",
-                        if q.healthy_voters.saturating_sub(1) >= Quorum::needed(q.voters) {
-                            "keeps quorum"
-                        } else {
-                            "may lose quorum"
-                        }
-                    ),
                 ];
+                let impact = ActionKind::Defrag
+                    .change(Some(row))
+                    .map(|change| quorum::impact(&q, change));
                 self.confirm(Confirm::new(
                     "Defragment member?".into(),
                     target,
                     lines,
-                    None,
+                    impact,
                     Op::Defrag { endpoint },
                 ));
             }
@@ -1543,7 +1735,7 @@ impl App {
                         "Only disarm NOSPACE after freeing space (compact + defragment)."
                             .to_string(),
                     ],
-                    None,
+                    self.unchanged(),
                     Op::AlarmDisarm,
                 ));
             }
@@ -1578,14 +1770,18 @@ impl App {
                     "Put key?".into(),
                     key.clone(),
                     vec![
-                        format!("value: {} bytes", val.len()),
+                        format!(
+                            "value: {} ({} bytes)",
+                            crate::text::preview(val.as_bytes(), 48),
+                            val.len()
+                        ),
                         if exists {
                             "The key exists: this writes a new revision of it.".to_string()
                         } else {
                             "Creates the key, or overwrites it if it exists.".to_string()
                         },
                     ],
-                    None,
+                    self.unchanged(),
                     Op::Put {
                         key: key.into_bytes(),
                         value: val.into_bytes(),
@@ -1605,7 +1801,7 @@ impl App {
                             format!("Every revision before {revision} becomes unreadable on every member."),
                             "Watches from older revisions are cancelled. This cannot be undone.".to_string(),
                         ],
-                        None,
+                        self.unchanged(),
                         Op::Compact { revision },
                     ));
                 }
@@ -1687,18 +1883,40 @@ impl App {
             return;
         }
         if self.help {
-            if matches!(
-                key.code,
-                KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter
-            ) {
-                self.help = false;
-            }
+            self.on_help_key(key);
             return;
         }
         let Some(binding) = keymap::lookup(&key, self.scope(), self.config.read_only) else {
             return;
         };
         self.on_action(binding.action, out);
+    }
+
+    /// While the help overlay is open, the movement keys of the keymap
+    /// scroll it (the drawing clamps the scroll to its length); Esc, `?`,
+    /// `q` and Enter close it; nothing else gets through.
+    fn on_help_key(&mut self, key: KeyEvent) {
+        if matches!(
+            key.code,
+            KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter
+        ) {
+            self.help = false;
+            self.help_scroll = 0;
+            return;
+        }
+        let Some(binding) = keymap::lookup(&key, Scope::Global, true) else {
+            return;
+        };
+        let page = self.page() as u16;
+        self.help_scroll = match binding.action {
+            Action::Down => self.help_scroll.saturating_add(1),
+            Action::Up => self.help_scroll.saturating_sub(1),
+            Action::PageDown => self.help_scroll.saturating_add(page),
+            Action::PageUp => self.help_scroll.saturating_sub(page),
+            Action::Top => 0,
+            Action::Bottom => u16::MAX,
+            _ => self.help_scroll,
+        };
     }
 
     fn on_modal_key(&mut self, key: KeyEvent, out: &mut Vec<Command>) {
@@ -1914,8 +2132,10 @@ impl App {
             Ok(Parsed::Action(kind)) => self.start_action(kind, out),
             Ok(Parsed::Compact(rev)) => {
                 self.start_action(ActionKind::Compact, out);
-                if let (Some(rev), Some(Input::Prompt(p))) = (rev, self.input.take()) {
-                    let mut p = p;
+                // `:compact REV` skips the form; `:compact` leaves it open.
+                if let Some(rev) = rev
+                    && let Some(Input::Prompt(mut p)) = self.input.take()
+                {
                     p.fields[0].1 = rev.to_string();
                     self.submit_prompt(p);
                 }
@@ -2022,9 +2242,9 @@ impl App {
             }
             self.confirm(Confirm::new(
                 "Revoke lease?".into(),
-                format!("lease {:x} (TTL {}s)", lease.id, lease.granted_ttl),
+                format!("lease {:016x} (TTL {}s)", lease.id, lease.granted_ttl),
                 lines,
-                None,
+                self.unchanged(),
                 Op::LeaseRevoke { id: lease.id },
             ));
         }
@@ -2142,7 +2362,7 @@ impl App {
                         kv.version,
                         kv.mod_revision,
                         if kv.lease != 0 {
-                            format!(", lease {:x}", kv.lease)
+                            format!(", lease {:016x}", kv.lease)
                         } else {
                             String::new()
                         }
@@ -2156,7 +2376,7 @@ impl App {
                         format!("Deletes exactly this key ({meta})."),
                         "Older revisions stay readable until the next compaction.".to_string(),
                     ],
-                    None,
+                    self.unchanged(),
                     Op::Delete { key },
                 ));
                 return;
@@ -2206,14 +2426,15 @@ impl App {
         let n = self.visible_entries().len();
         if let Some(i) = move_selection(self.keys.selected, n, action, self.page()) {
             self.keys.selected = i;
-            if action == Action::Bottom
+            // G follows the end of the listing while its pages arrive.
+            self.keys.follow_bottom = action == Action::Bottom
                 && self
                     .keys
                     .listing
                     .data
                     .as_ref()
-                    .is_some_and(Listing::has_more)
-            {
+                    .is_some_and(Listing::has_more);
+            if self.keys.follow_bottom {
                 self.toast("more keys are loading…", false);
             }
             self.after_key_move(out);

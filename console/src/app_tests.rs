@@ -310,3 +310,378 @@ fn help_opens_and_closes() {
     h.key(KeyCode::Esc);
     assert!(!h.app.help);
 }
+
+fn press(h: &mut Harness, code: KeyCode, modifiers: KeyModifiers) -> Vec<Command> {
+    h.app.update(Event::Key(KeyEvent::new(code, modifiers)))
+}
+
+#[test]
+fn every_navigation_key_of_the_issue_works() {
+    let mut h = Harness::healthy();
+    let none = KeyModifiers::NONE;
+    // j/k and the arrows, g/G and Home/End, PgDn/PgUp.
+    for (code, want) in [
+        (KeyCode::Char('j'), 1),
+        (KeyCode::Down, 2),
+        (KeyCode::Char('k'), 1),
+        (KeyCode::Up, 0),
+        (KeyCode::Char('G'), 2),
+        (KeyCode::Char('g'), 0),
+        (KeyCode::End, 2),
+        (KeyCode::Home, 0),
+        (KeyCode::PageDown, 2),
+        (KeyCode::PageUp, 0),
+    ] {
+        press(&mut h, code, none);
+        assert_eq!(h.app.member_selected, want, "after {code:?}");
+    }
+    // Shift-G as terminals report it.
+    press(&mut h, KeyCode::Char('G'), KeyModifiers::SHIFT);
+    assert_eq!(h.app.member_selected, 2);
+
+    // 1..4 switch views; Enter drills in (Cluster -> Actions for the member).
+    for (c, view) in [
+        ('2', View::Keys),
+        ('3', View::Leases),
+        ('4', View::Actions),
+        ('1', View::Cluster),
+    ] {
+        let cmds = press(&mut h, KeyCode::Char(c), none);
+        assert_eq!(h.app.view, view);
+        if view == View::Keys {
+            h.answer_keys(&cmds, &["dir/a", "key"], false, 3);
+        }
+    }
+    press(&mut h, KeyCode::Enter, none);
+    assert_eq!(h.app.view, View::Actions);
+
+    // Tab / Shift-Tab cycle the panes of the Keys view, both ways.
+    press(&mut h, KeyCode::Char('2'), none);
+    for (code, mods, pane) in [
+        (KeyCode::Tab, none, KeysPane::Value),
+        (KeyCode::Tab, none, KeysPane::History),
+        (KeyCode::Tab, none, KeysPane::List),
+        (KeyCode::BackTab, KeyModifiers::SHIFT, KeysPane::History),
+        (KeyCode::BackTab, KeyModifiers::SHIFT, KeysPane::Value),
+        (KeyCode::BackTab, KeyModifiers::SHIFT, KeysPane::List),
+    ] {
+        press(&mut h, code, mods);
+        assert_eq!(h.app.keys.pane, pane, "after {code:?}");
+    }
+    // Enter opens the dir, Esc goes back up.
+    let cmds = press(&mut h, KeyCode::Enter, none);
+    assert!(matches!(&cmds[..], [Command::ListKeys { prefix, .. }, ..] if prefix == b"dir/"));
+    let cmds = press(&mut h, KeyCode::Esc, none);
+    assert!(matches!(&cmds[..], [Command::ListKeys { prefix, .. }, ..] if prefix.is_empty()));
+
+    // q quits; Ctrl-C quits from anywhere, even a modal or the help.
+    h.char('?');
+    assert_eq!(
+        press(&mut h, KeyCode::Char('c'), KeyModifiers::CONTROL),
+        [Command::Quit]
+    );
+    let mut h = Harness::healthy();
+    palette_line(&mut h, "member remove n1");
+    assert!(h.app.modal.is_some());
+    assert_eq!(
+        press(&mut h, KeyCode::Char('c'), KeyModifiers::CONTROL),
+        [Command::Quit]
+    );
+    let mut h = Harness::healthy();
+    assert_eq!(press(&mut h, KeyCode::Char('q'), none), [Command::Quit]);
+}
+
+fn palette_line(h: &mut Harness, line: &str) {
+    h.char(':');
+    h.text(line);
+    h.key(KeyCode::Enter);
+}
+
+#[test]
+fn the_palette_runs_its_commands() {
+    let mut h = Harness::healthy();
+    let cmds = {
+        h.char(':');
+        h.text("keys /registry/");
+        h.key(KeyCode::Enter)
+    };
+    assert_eq!(h.app.view, View::Keys);
+    assert!(matches!(&cmds[..], [Command::ListKeys { prefix, .. }] if prefix == b"/registry/"));
+    palette_line(&mut h, "flat");
+    assert!(h.app.keys.flat);
+    palette_line(&mut h, "members");
+    assert_eq!(h.app.view, View::Cluster);
+    palette_line(&mut h, "leases");
+    assert_eq!(h.app.view, View::Leases);
+    palette_line(&mut h, "help");
+    assert!(h.app.help);
+    h.key(KeyCode::Esc);
+    palette_line(&mut h, "frobnicate");
+    assert!(
+        h.app
+            .toasts
+            .last()
+            .unwrap()
+            .text
+            .contains("unknown command")
+    );
+    h.char(':');
+    h.text("q");
+    assert_eq!(h.key(KeyCode::Enter), [Command::Quit]);
+}
+
+#[test]
+fn pressing_the_movement_keys_in_the_help_scrolls_it() {
+    let mut h = Harness::healthy();
+    h.char('?');
+    h.char('j');
+    h.key(KeyCode::PageDown);
+    assert!(h.app.help_scroll > 1);
+    h.char('g');
+    assert_eq!(h.app.help_scroll, 0);
+    h.char('?');
+    assert!(!h.app.help);
+}
+
+#[test]
+fn a_lost_watch_resumes_after_the_last_revision_it_saw() {
+    use crate::app::WatchUpdate;
+    use crate::model::{KeyValue, WatchEvent};
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    h.answer_keys(&cmds, &["a"], false, 3);
+    let cmds = h.char('w');
+    let [
+        Command::Watch {
+            id,
+            start_revision: 0,
+            ..
+        },
+    ] = cmds[..]
+    else {
+        panic!("{cmds:?}")
+    };
+    let at = h.at(4);
+    h.app.update(Event::Watch {
+        id,
+        at,
+        update: WatchUpdate::Started { revision: 17 },
+    });
+    h.app.update(Event::Watch {
+        id,
+        at,
+        update: WatchUpdate::Events(vec![WatchEvent {
+            delete: false,
+            kv: KeyValue {
+                key: b"a".to_vec(),
+                mod_revision: 21,
+                ..KeyValue::default()
+            },
+        }]),
+    });
+    h.app.update(Event::Watch {
+        id,
+        at,
+        update: WatchUpdate::Failed("transport error".into()),
+    });
+    // Still failing cluster: no resume yet.
+    assert!(
+        h.poll(5, Err("refused".into()))
+            .iter()
+            .all(|c| !matches!(c, Command::Watch { .. }))
+    );
+    // The next good poll resumes it, after revision 21, under a new id.
+    let cmds = h.poll(7, Ok(cluster3(3)));
+    let resumed = cmds
+        .iter()
+        .find_map(|c| match c {
+            Command::Watch {
+                id: new,
+                prefix,
+                start_revision,
+            } => Some((*new, prefix.clone(), *start_revision)),
+            _ => None,
+        })
+        .expect("resumed");
+    assert!(cmds.contains(&Command::Unwatch { id }));
+    assert_ne!(resumed.0, id);
+    assert_eq!((resumed.1.as_slice(), resumed.2), (&b""[..], 22));
+    let w = h.app.keys.watch.as_ref().unwrap();
+    assert_eq!((w.failures, w.events.len()), (1, 1), "events are kept");
+    // Late news of the old watch is ignored; the new one clears the error.
+    h.app.update(Event::Watch {
+        id,
+        at,
+        update: WatchUpdate::Started { revision: 30 },
+    });
+    assert!(h.app.keys.watch.as_ref().unwrap().error.is_some());
+    h.app.update(Event::Watch {
+        id: resumed.0,
+        at,
+        update: WatchUpdate::Started { revision: 30 },
+    });
+    let w = h.app.keys.watch.as_ref().unwrap();
+    assert!(w.live && w.error.is_none() && w.failures == 0);
+    // Once live, good polls do not restart it.
+    assert!(
+        h.poll(9, Ok(cluster3(4)))
+            .iter()
+            .all(|c| !matches!(c, Command::Watch { .. }))
+    );
+}
+
+#[test]
+fn error_toasts_carry_a_glyph_not_only_a_colour() {
+    let mut h = Harness::healthy();
+    h.char(':');
+    h.text("frobnicate");
+    h.key(KeyCode::Enter);
+    let t = h.app.toasts.last().unwrap();
+    assert!(t.error && t.text.starts_with("✖ unknown command"), "{t:?}");
+}
+
+#[test]
+fn a_late_answer_for_an_older_selection_is_dropped() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    let first = h.answer_keys(&cmds, &["a", "b"], false, 3);
+    // The selection moves on before the value of "a" arrives.
+    let second = h.char('j');
+    let late = h.answer_value(&first, "value of a", 4);
+    assert!(late.is_empty(), "no history read for a stale answer");
+    assert!(
+        h.app.keys.value.data.is_none(),
+        "the late answer was dropped"
+    );
+    h.answer_value(&second, "value of b", 5);
+    let kv = h.app.keys.value.data.clone().flatten().unwrap();
+    assert_eq!((kv.key, kv.value), (b"b".to_vec(), b"value of b".to_vec()));
+}
+
+#[test]
+fn g_reads_every_page_and_lands_on_the_last_key() {
+    let mut h = Harness::new(false);
+    h.poll(0, Ok(cluster3(0)));
+    let page =
+        |from: usize| -> Vec<String> { (from..from + 500).map(|i| format!("k{i:05}")).collect() };
+    let cmds = h.char('2');
+    let first = page(0);
+    let refs: Vec<&str> = first.iter().map(String::as_str).collect();
+    h.answer_keys(&cmds, &refs, true, 1);
+    assert_eq!(h.app.visible_entries().len(), 500);
+    // G: the last loaded row, and the next page is read at once.
+    let mut cmds = h.char('G');
+    for (n, from) in [(1000, 500), (1500, 1000), (1730, 1500)] {
+        let keys: Vec<String> = if n == 1730 {
+            (from..1730).map(|i| format!("k{i:05}")).collect()
+        } else {
+            page(from)
+        };
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        assert!(
+            matches!(&cmds[..], [Command::ListKeys { start, limit: 500, .. }, ..] if *start == format!("k{:05}\0", from - 1).into_bytes()),
+            "{cmds:?}"
+        );
+        cmds = h.answer_keys(&cmds, &refs, n < 1730, 2);
+        assert_eq!(h.app.visible_entries().len(), n);
+        assert_eq!(h.app.keys.selected, n - 1, "the selection follows the end");
+    }
+    assert!(!h.app.keys.follow_bottom);
+    assert!(
+        cmds.iter().all(|c| !matches!(c, Command::ListKeys { .. })),
+        "no page past the end"
+    );
+    assert_eq!(h.app.selected_entry().unwrap().display(), "k01729");
+    // Any other move stops following.
+    h.char('k');
+    assert!(!h.app.keys.follow_bottom);
+}
+
+#[test]
+fn the_keys_view_follows_the_polls() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    let cmds = h.answer_keys(&cmds, &["a", "b"], false, 3);
+    h.answer_value(&cmds, "v", 3);
+    // A good poll re-reads the one-page listing and the selected key.
+    let cmds = h.poll(4, Ok(cluster3(2)));
+    assert!(
+        cmds.iter().any(|c| matches!(c, Command::ListKeys { .. })),
+        "{cmds:?}"
+    );
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::GetKey { key, .. } if key == b"a"))
+    );
+    // A failed poll, or a paused console, reads nothing.
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    h.answer_keys(&cmds, &["a"], false, 3);
+    assert!(h.poll(4, Err("down".into())).is_empty());
+    h.char('f');
+    assert!(h.poll(6, Ok(cluster3(3))).is_empty());
+}
+
+#[test]
+fn a_long_listing_is_not_reset_by_the_polls() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    let cmds = h.answer_keys(&cmds, &["a", "b"], true, 3);
+    // Its last page read: the listing is complete, but longer than a page,
+    // and re-reading its first page would drop the others.
+    h.answer_keys(&cmds, &["c"], false, 3);
+    assert_eq!(h.app.visible_entries().len(), 3);
+    let cmds = h.poll(4, Ok(cluster3(2)));
+    assert!(
+        cmds.iter().all(|c| !matches!(c, Command::ListKeys { .. })),
+        "{cmds:?}"
+    );
+}
+
+#[test]
+fn r_rereads_as_many_pages_as_were_loaded_and_keeps_the_selection() {
+    let mut h = Harness::healthy();
+    let cmds = h.char('2');
+    let cmds = h.answer_keys(&cmds, &["a", "b"], true, 3);
+    h.answer_keys(&cmds, &["c", "d"], true, 3);
+    h.char('j');
+    h.char('j');
+    h.char('j');
+    assert_eq!(h.app.selected_entry().unwrap().display(), "d");
+    let cmds = h.char('r');
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::ListKeys { start, .. } if start.is_empty()))
+    );
+    // The first page alone does not replace the listing: the next is read.
+    let cmds = h.answer_keys(&cmds, &["a", "b2"], true, 5);
+    assert!(
+        matches!(&cmds[..], [Command::ListKeys { start, .. }] if start == b"b2\0"),
+        "{cmds:?}"
+    );
+    assert_eq!(
+        h.app.visible_entries().len(),
+        4,
+        "the old rows stay meanwhile"
+    );
+    h.answer_keys(&cmds, &["c", "d", "e"], true, 5);
+    let names: Vec<String> = h
+        .app
+        .visible_entries()
+        .iter()
+        .map(|e| e.display())
+        .collect();
+    assert_eq!(names, ["a", "b2", "c", "d", "e"]);
+    assert_eq!(h.app.selected_entry().unwrap().display(), "d");
+}
+
+#[test]
+fn lease_ids_print_as_etcdctl_prints_them() {
+    assert_eq!(
+        Op::LeaseRevoke {
+            id: 0x0eb4_bebe_6520_418f
+        }
+        .describe(),
+        "lease revoke 0eb4bebe6520418f"
+    );
+}

@@ -56,10 +56,15 @@ impl Args {
         }
     }
 
-    /// Whether to draw colours.
+    /// Whether to draw colours (`--no-color` and `NO_COLOR` turn them off).
     pub fn color(&self) -> bool {
-        !self.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        color_wanted(self.no_color, std::env::var_os("NO_COLOR").as_deref())
     }
+}
+
+/// Colours unless `--no-color` or a non-empty `NO_COLOR` (no-color.org).
+pub fn color_wanted(no_color_flag: bool, no_color_env: Option<&std::ffi::OsStr>) -> bool {
+    !no_color_flag && no_color_env.is_none_or(|v| v.is_empty())
 }
 
 /// "2s", "500ms", "1m", "1.5s" or plain seconds ("3").
@@ -94,6 +99,49 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn no_color_flag_and_env() {
+        use std::ffi::OsStr;
+        assert!(color_wanted(false, None));
+        assert!(!color_wanted(true, None));
+        assert!(!color_wanted(false, Some(OsStr::new("1"))));
+        assert!(
+            color_wanted(false, Some(OsStr::new(""))),
+            "empty means unset"
+        );
+        let args = Args::parse_from(["cetera-console", "--no-color"]);
+        assert!(args.no_color && !args.color());
+    }
+
+    #[test]
+    fn defaults() {
+        let args = Args::parse_from(["cetera-console", "--endpoints", "h:1"]);
+        let config = args.config();
+        assert_eq!(
+            config.refresh,
+            Duration::from_secs(2),
+            "every 2 s by default"
+        );
+        assert!(!config.read_only && !args.mouse && !args.once && !args.no_color);
+    }
+
+    #[test]
+    fn flags() {
+        let args = Args::parse_from([
+            "cetera-console",
+            "--read-only",
+            "--mouse",
+            "--once",
+            "--refresh",
+            "750ms",
+        ]);
+        assert!(args.read_only && args.mouse && args.once);
+        let config = args.config();
+        assert!(config.read_only);
+        assert_eq!(config.refresh, Duration::from_millis(750));
+        assert!(Args::try_parse_from(["cetera-console", "--refresh", "0s"]).is_err());
     }
 
     #[test]

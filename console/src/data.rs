@@ -187,6 +187,29 @@ pub fn spawn_poller(
     refresh: Duration,
     tx: mpsc::UnboundedSender<Event>,
 ) -> mpsc::UnboundedSender<PollCtl> {
+    spawn_poller_with(
+        move || {
+            let clients = clients.clone();
+            async move { poll_once(&clients).await }
+        },
+        refresh,
+        tx,
+    )
+}
+
+/// The poller around any `poll` (tests inject a fake one). One poll runs
+/// at a time: the next starts only after the previous answered, so polls
+/// never overlap, and they are numbered so the core can drop a late one.
+/// Between polls it waits `refresh`, longer ([`backoff`]) after failures.
+pub fn spawn_poller_with<P, Fut>(
+    poll: P,
+    refresh: Duration,
+    tx: mpsc::UnboundedSender<Event>,
+) -> mpsc::UnboundedSender<PollCtl>
+where
+    P: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<ClusterSnapshot, String>> + Send,
+{
     let (ctl_tx, mut ctl) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut seq = 0u64;
@@ -196,8 +219,9 @@ pub fn spawn_poller(
         loop {
             if poll_now {
                 seq += 1;
-                let at = Instant::now();
-                let result = poll_once(&clients).await;
+                // Tokio's clock, so that tests with a paused clock see it.
+                let at = tokio::time::Instant::now().into_std();
+                let result = poll().await;
                 failures = if result.is_ok() { 0 } else { failures + 1 };
                 if tx.send(Event::Cluster { seq, at, result }).is_err() {
                     return;
@@ -552,8 +576,12 @@ impl Exec {
                     let _ = tx.send(Event::History { req, at, result });
                 });
             }
-            Command::Watch { id, prefix } => {
-                let handle = tokio::spawn(watch(clients, id, prefix, tx));
+            Command::Watch {
+                id,
+                prefix,
+                start_revision,
+            } => {
+                let handle = tokio::spawn(watch(clients, id, prefix, start_revision, tx));
                 self.watches.insert(id, handle.abort_handle());
             }
             Command::Unwatch { id } => {
@@ -660,7 +688,13 @@ async fn history(
     Ok(History { entries, end })
 }
 
-async fn watch(clients: Arc<Clients>, id: u64, prefix: Vec<u8>, tx: mpsc::UnboundedSender<Event>) {
+async fn watch(
+    clients: Arc<Clients>,
+    id: u64,
+    prefix: Vec<u8>,
+    start_revision: i64,
+    tx: mpsc::UnboundedSender<Event>,
+) {
     let send = |update| {
         let _ = tx.send(Event::Watch {
             id,
@@ -676,6 +710,7 @@ async fn watch(clients: Arc<Clients>, id: u64, prefix: Vec<u8>, tx: mpsc::Unboun
                 prefix.clone()
             },
             range_end: prefix_end(&prefix),
+            start_revision,
             ..WatchCreateRequest::default()
         })),
     };
@@ -714,7 +749,9 @@ async fn watch(clients: Arc<Clients>, id: u64, prefix: Vec<u8>, tx: mpsc::Unboun
         match stream.message().await {
             Ok(Some(resp)) => {
                 if resp.created {
-                    send(WatchUpdate::Started);
+                    send(WatchUpdate::Started {
+                        revision: resp.header.as_ref().map_or(0, |h| h.revision),
+                    });
                 }
                 if resp.canceled {
                     send(WatchUpdate::Failed(format!(
@@ -833,28 +870,12 @@ async fn run_op(clients: &Clients, op: &Op) -> Result<String, String> {
                 .await?
                 .into_inner();
             let id = r.member.as_ref().map_or(0, |m| m.id);
-            let mut initial = Vec::new();
-            for m in &r.members {
-                let member_name = if m.id == id {
-                    name.clone()
-                } else {
-                    m.name.clone()
-                };
-                for url in &m.peer_ur_ls {
-                    initial.push(format!("{member_name}={url}"));
-                }
-            }
-            Ok(format!(
-                "Added {name} ({id:016x}) as a {}.\nStart it with these flags:\n--name {name} --initial-advertise-peer-urls {}\n--initial-cluster {}\n--initial-cluster-state existing{}",
-                if *learner { "learner" } else { "voter" },
-                peer_urls.join(","),
-                initial.join(","),
-                if *learner {
-                    "\nThen promote it once it has caught up."
-                } else {
-                    ""
-                }
-            ))
+            let members: Vec<(u64, String, Vec<String>)> = r
+                .members
+                .into_iter()
+                .map(|m| (m.id, m.name, m.peer_ur_ls))
+                .collect();
+            Ok(member_added_text(name, id, *learner, peer_urls, &members))
         }
         Op::MemberRemove { id } => {
             clients
@@ -951,9 +972,158 @@ async fn run_op(clients: &Clients, op: &Op) -> Result<String, String> {
     }
 }
 
+/// What the console shows after `MemberAdd`: the flags to start the new
+/// member with, its `--initial-cluster` line built from the member list the
+/// server returned (`(id, name, peer URLs)`; the new member has no name
+/// yet, so `name` stands in for it).
+pub fn member_added_text(
+    name: &str,
+    id: u64,
+    learner: bool,
+    peer_urls: &[String],
+    members: &[(u64, String, Vec<String>)],
+) -> String {
+    let mut initial = Vec::new();
+    for (member_id, member_name, urls) in members {
+        let member_name = if *member_id == id { name } else { member_name };
+        for url in urls {
+            initial.push(format!("{member_name}={url}"));
+        }
+    }
+    format!(
+        "Added {name} ({id:016x}) as a {}.\nStart it with these flags:\n--name {name} --initial-advertise-peer-urls {}\n--initial-cluster {}\n--initial-cluster-state existing{}",
+        if learner { "learner" } else { "voter" },
+        peer_urls.join(","),
+        initial.join(","),
+        if learner {
+            "\nThen promote it once it has caught up."
+        } else {
+            ""
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fake cluster for the poller: each poll takes 700 ms (virtual
+    /// time), fails while `down` is set, and records how many run at once.
+    #[derive(Clone, Default)]
+    struct FakeCluster {
+        in_flight: Arc<std::sync::atomic::AtomicUsize>,
+        most_at_once: Arc<std::sync::atomic::AtomicUsize>,
+        down: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl FakeCluster {
+        async fn poll(self) -> Result<ClusterSnapshot, String> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most_at_once.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            if self.down.load(SeqCst) {
+                Err("connection refused".to_string())
+            } else {
+                Ok(ClusterSnapshot {
+                    via: String::new(),
+                    cluster_id: 1,
+                    members: Vec::new(),
+                    alarms: Ok(Vec::new()),
+                })
+            }
+        }
+    }
+
+    /// The start times and sequence numbers of the next `n` polls.
+    async fn next_polls(
+        rx: &mut mpsc::UnboundedReceiver<Event>,
+        n: usize,
+    ) -> Vec<(u64, Instant, bool)> {
+        let mut polls = Vec::new();
+        while polls.len() < n {
+            if let Some(Event::Cluster { seq, at, result }) = rx.recv().await {
+                polls.push((seq, at, result.is_ok()));
+            }
+        }
+        polls
+    }
+
+    fn gaps(polls: &[(u64, Instant, bool)]) -> Vec<Duration> {
+        polls.windows(2).map(|w| w[1].1 - w[0].1).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn polls_never_overlap_back_off_while_failing_and_recover() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let fake = FakeCluster::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let poller = fake.clone();
+        let ctl = spawn_poller_with(
+            move || poller.clone().poll(),
+            Duration::from_millis(500),
+            tx,
+        );
+
+        // Healthy: a poll every 700 ms + 500 ms.
+        let polls = next_polls(&mut rx, 3).await;
+        assert_eq!(gaps(&polls), [Duration::from_millis(1200); 2]);
+
+        // Down: the waits double (1 s, 2 s, 4 s, 8 s), capped at 8 s (16x).
+        fake.down.store(true, SeqCst);
+        let polls = next_polls(&mut rx, 7).await;
+        let waits: Vec<u128> = gaps(&polls).iter().map(|g| g.as_millis() - 700).collect();
+        assert_eq!(waits, [1000, 2000, 4000, 8000, 8000, 8000]);
+        assert!(polls.iter().all(|p| !p.2));
+
+        // Back up: the next poll succeeds and the pace returns to normal.
+        fake.down.store(false, SeqCst);
+        let polls = next_polls(&mut rx, 3).await;
+        assert!(polls.iter().all(|p| p.2));
+        assert_eq!(gaps(&polls)[1], Duration::from_millis(1200));
+
+        // `r` pressed over and over while polls run: still one at a time,
+        // numbered in order.
+        for _ in 0..30 {
+            ctl.send(PollCtl::Now).unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let polls = next_polls(&mut rx, 3).await;
+        assert_eq!(fake.most_at_once.load(SeqCst), 1, "polls overlapped");
+        assert!(polls.windows(2).all(|w| w[1].0 == w[0].0 + 1));
+
+        // Paused: no poll until resumed.
+        ctl.send(PollCtl::Pause(true)).unwrap();
+        while rx.try_recv().is_ok() {}
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        while rx.try_recv().is_ok() {}
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(rx.try_recv().is_err(), "polled while paused");
+        ctl.send(PollCtl::Pause(false)).unwrap();
+        assert_eq!(next_polls(&mut rx, 1).await.len(), 1);
+    }
+
+    #[test]
+    fn member_added_text_has_the_initial_cluster_line() {
+        let members = vec![
+            (1, "n1".to_string(), vec!["http://a:2380".to_string()]),
+            (4, String::new(), vec!["http://d:2380".to_string()]),
+        ];
+        let text = member_added_text("n4", 4, true, &["http://d:2380".into()], &members);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "Added n4 (0000000000000004) as a learner.",
+                "Start it with these flags:",
+                "--name n4 --initial-advertise-peer-urls http://d:2380",
+                "--initial-cluster n1=http://a:2380,n4=http://d:2380",
+                "--initial-cluster-state existing",
+                "Then promote it once it has caught up.",
+            ]
+        );
+    }
 
     #[test]
     fn alarms_from_status_errors() {

@@ -88,6 +88,15 @@ pub enum Change {
         /// Whether it is healthy now.
         healthy: bool,
     },
+    /// Nothing changes in the membership (compaction, alarms, keys, leases).
+    Keep,
+    /// A member stops answering while the action runs (defragmentation).
+    Pause {
+        /// Whether it votes.
+        voter: bool,
+        /// Whether it is healthy now.
+        healthy: bool,
+    },
 }
 
 /// What a change would do to the quorum.
@@ -115,6 +124,11 @@ pub fn impact(q: &Quorum, change: Change) -> Impact {
             }
         }
         Change::Promote { healthy } => (q.voters + 1, q.healthy_voters + usize::from(healthy)),
+        Change::Keep => (q.voters, q.healthy_voters),
+        Change::Pause { voter, healthy } => (
+            q.voters,
+            q.healthy_voters - usize::from(voter && healthy && q.healthy_voters > 0),
+        ),
     };
     let after = Quorum {
         voters,
@@ -137,6 +151,9 @@ pub fn impact(q: &Quorum, change: Change) -> Impact {
             Quorum::needed(voters)
         )
     };
+    if matches!(change, Change::Pause { .. }) {
+        summary.push_str(" while it runs");
+    }
     if change == Change::AddVoter && after.has_quorum() {
         let started = Quorum {
             healthy_voters: healthy_voters + 1,
@@ -147,7 +164,13 @@ pub fn impact(q: &Quorum, change: Change) -> Impact {
             tolerates_words(started.tolerates())
         ));
     }
-    let refusal = if !q.has_quorum() {
+    let refusal = if change == Change::Keep {
+        // Nothing to protect: without quorum the request just fails.
+        None
+    } else if matches!(change, Change::Pause { .. }) {
+        (q.has_quorum() && !after.has_quorum())
+            .then(|| "this would break quorum while it runs".to_string())
+    } else if !q.has_quorum() {
         Some("the cluster has no quorum now; membership changes cannot commit".to_string())
     } else if voters == 0 {
         Some("this would leave no voting member".to_string())
@@ -285,6 +308,50 @@ mod tests {
         assert_eq!(i.summary, "3 -> 4 voters, tolerates 1 failure");
         let i = impact(&q(3, 3), Change::Promote { healthy: false });
         assert_eq!(i.summary, "3 -> 4 voters, tolerates 0 failures");
+    }
+
+    #[test]
+    fn actions_that_keep_the_membership_say_so() {
+        let i = impact(&q(3, 3), Change::Keep);
+        assert_eq!(i.summary, "voters unchanged (3), tolerates 1 failure");
+        assert_eq!(i.refusal, None);
+        let i = impact(&q(3, 1), Change::Keep);
+        assert!(i.summary.contains("QUORUM LOST"));
+        assert_eq!(i.refusal, None);
+    }
+
+    #[test]
+    fn pausing_a_voter_is_refused_when_it_would_break_quorum() {
+        let pause = Change::Pause {
+            voter: true,
+            healthy: true,
+        };
+        let i = impact(&q(3, 3), pause);
+        assert_eq!(
+            i.summary,
+            "voters unchanged (3), tolerates 0 failures while it runs"
+        );
+        assert_eq!(i.refusal, None);
+        let i = impact(&q(3, 2), pause);
+        assert_eq!(
+            i.summary,
+            "voters unchanged (3), QUORUM LOST: 1 of 3 voters up, 2 needed while it runs"
+        );
+        assert_eq!(
+            i.refusal.as_deref(),
+            Some("this would break quorum while it runs")
+        );
+        // A learner or a member that is down anyway changes nothing.
+        let learner = Change::Pause {
+            voter: false,
+            healthy: true,
+        };
+        assert_eq!(impact(&q(3, 2), learner).refusal, None);
+        let down = Change::Pause {
+            voter: true,
+            healthy: false,
+        };
+        assert_eq!(impact(&q(3, 2), down).refusal, None);
     }
 
     #[test]

@@ -118,12 +118,13 @@ pub fn diff_lines(old: &[String], new: &[String]) -> Vec<DiffLine> {
             out.push(DiffLine::Same(old[i].clone()));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push(DiffLine::Added(new[j].clone()));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            // Removals first, as in a unified diff: old line, then its replacement.
             out.push(DiffLine::Removed(old[i].clone()));
             i += 1;
+        } else {
+            out.push(DiffLine::Added(new[j].clone()));
+            j += 1;
         }
     }
     out
@@ -217,10 +218,19 @@ mod tests {
             diff_lines(&old, &new),
             [
                 DiffLine::Same("a".into()),
-                DiffLine::Added("x".into()),
                 DiffLine::Removed("b".into()),
+                DiffLine::Added("x".into()),
                 DiffLine::Same("c".into()),
             ]
+        );
+        let grown: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+        assert_eq!(
+            diff_lines(&old, &grown).last(),
+            Some(&DiffLine::Added("d".into()))
+        );
+        assert_eq!(
+            diff_lines(&grown, &old).last(),
+            Some(&DiffLine::Removed("d".into()))
         );
     }
 

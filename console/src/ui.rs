@@ -20,7 +20,7 @@ use crate::app::{
     ActionKind, ActionsPane, App, Confirm, Fresh, Input, KeysPane, MemberRow, Modal, Role, View,
 };
 use crate::keymap::{self, Scope};
-use crate::quorum::{self, Change};
+use crate::quorum;
 use crate::text::{self, DiffLine, human_bytes, human_duration, human_rate};
 use crate::tree::{EntryKind, display_key};
 
@@ -483,12 +483,15 @@ fn fit_columns(mut cols: Vec<Column>, width: u16, spacing: u16) -> Vec<(Column, 
 
 fn member_columns(app: &App) -> Vec<Column> {
     let rows = &app.rows;
-    let status = |r: &MemberRow, f: &dyn Fn(&crate::model::Status) -> String| {
-        r.probe
-            .status
-            .as_ref()
-            .map(f)
-            .unwrap_or_else(|_| "-".to_string())
+    // A member that stopped answering keeps its last good values (the row
+    // is dimmed and its health cell carries the STALE badge).
+    let status = |r: &MemberRow, f: &dyn Fn(&crate::model::Status) -> String| match (
+        &r.probe.status,
+        &r.last_good,
+    ) {
+        (Ok(s), _) => f(s),
+        (Err(_), Some((_, s))) => f(s),
+        (Err(_), None) => "-".to_string(),
     };
     let appends = |r: &MemberRow| match &r.probe.stats {
         Some(s) => {
@@ -522,7 +525,16 @@ fn member_columns(app: &App) -> Vec<Column> {
                 .iter()
                 .map(|r| match (r.probe.status.is_ok(), r.probe.health) {
                     _ if r.role == Role::Unstarted => "○ not started".to_string(),
-                    (false, _) => "✖ unreachable".to_string(),
+                    (false, _) => match &r.last_good {
+                        Some((at, _)) => format!(
+                            "✖ unreachable · STALE {}",
+                            human_duration(app.now.saturating_duration_since(*at))
+                        ),
+                        None => "✖ unreachable".to_string(),
+                    },
+                    (true, Some(false)) if !r.alarms.is_empty() => {
+                        format!("⚠ alarm {}", r.alarms.join(","))
+                    }
                     (true, Some(false)) => "✖ unhealthy".to_string(),
                     (true, Some(true)) => "✔ healthy".to_string(),
                     (true, None) => "? no /health".to_string(),
@@ -693,6 +705,9 @@ fn draw_members_table(frame: &mut Frame, app: &App, theme: Theme, area: Rect, se
                     let text = c.cells[i].clone();
                     match c.title {
                         "ROLE" => Cell::from(Span::styled(text, theme.role(r.role))),
+                        "HEALTH" if !r.alarms.is_empty() => {
+                            Cell::from(Span::styled(text, theme.bold(Color::Yellow)))
+                        }
                         "HEALTH" if r.healthy => {
                             Cell::from(Span::styled(text, theme.fg(Color::Green)))
                         }
@@ -702,7 +717,11 @@ fn draw_members_table(frame: &mut Frame, app: &App, theme: Theme, area: Rect, se
                 })
                 .collect();
             let row = Row::new(cells);
-            if stale { row.style(theme.dim()) } else { row }
+            if stale || r.last_good.is_some() {
+                row.style(theme.dim())
+            } else {
+                row
+            }
         })
         .collect();
     let table = Table::new(rows, cols.iter().map(|(_, w)| Constraint::Length(*w)))
@@ -757,43 +776,65 @@ fn draw_member_detail(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             },
         ),
     ];
-    match &r.probe.status {
-        Ok(s) => {
-            lines.push(kv("version", s.version.clone()));
-            lines.push(kv(
-                "raft",
-                format!(
-                    "term {} · index {} · applied {}",
-                    s.raft_term, s.raft_index, s.raft_applied_index
-                ),
-            ));
-            lines.push(kv(
-                "db",
-                format!(
-                    "{} ({} in use)",
-                    human_bytes(s.db_size),
-                    human_bytes(s.db_size_in_use)
-                ),
-            ));
-            lines.push(kv(
-                "leader",
-                if s.leader == 0 {
-                    "none known".to_string()
-                } else {
-                    format!("{:016x}", s.leader)
-                },
-            ));
-            if !s.errors.is_empty() {
-                lines.push(Line::from(Span::styled(
-                    format!("errors    {}", s.errors.join("; ")),
-                    theme.fg(Color::Red),
-                )));
+    let status = match (&r.probe.status, &r.last_good) {
+        (Ok(s), _) => Some(s),
+        (Err(e), last) => {
+            lines.push(Line::from(Span::styled(
+                format!("✖ {e}"),
+                theme.fg(Color::Red),
+            )));
+            if let Some((at, _)) = last {
+                lines.push(Line::from(vec![
+                    Span::styled(
+                        format!(
+                            " STALE {} ",
+                            human_duration(app.now.saturating_duration_since(*at))
+                        ),
+                        theme.badge(Color::Red),
+                    ),
+                    Span::styled(" last good status below", theme.dim()),
+                ]));
             }
+            last.as_ref().map(|(_, s)| s)
         }
-        Err(e) => lines.push(Line::from(Span::styled(
-            format!("✖ {e}"),
-            theme.fg(Color::Red),
-        ))),
+    };
+    let stale_from = lines.len();
+    if let Some(s) = status {
+        lines.push(kv("version", s.version.clone()));
+        lines.push(kv(
+            "raft",
+            format!(
+                "term {} · index {} · applied {}",
+                s.raft_term, s.raft_index, s.raft_applied_index
+            ),
+        ));
+        lines.push(kv(
+            "db",
+            format!(
+                "{} ({} in use)",
+                human_bytes(s.db_size),
+                human_bytes(s.db_size_in_use)
+            ),
+        ));
+        lines.push(kv(
+            "leader",
+            if s.leader == 0 {
+                "none known".to_string()
+            } else {
+                format!("{:016x}", s.leader)
+            },
+        ));
+        if !s.errors.is_empty() {
+            lines.push(Line::from(Span::styled(
+                format!("errors    {}", s.errors.join("; ")),
+                theme.fg(Color::Red),
+            )));
+        }
+    }
+    if r.last_good.is_some() {
+        for line in &mut lines[stale_from..] {
+            *line = std::mem::take(line).style(theme.dim());
+        }
     }
     lines.push(kv(
         "uptime",
@@ -913,9 +954,13 @@ fn draw_keys(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(right);
     draw_value(frame, app, theme, value);
     if app.keys.watch.is_some() {
-        let [hist, watch] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(lower);
+        // Side by side when there is room, stacked otherwise.
+        let halves = [Constraint::Percentage(50), Constraint::Percentage(50)];
+        let [hist, watch] = if lower.width >= 100 {
+            Layout::horizontal(halves).areas(lower)
+        } else {
+            Layout::vertical(halves).areas(lower)
+        };
         draw_history(frame, app, theme, hist);
         draw_watch(frame, app, theme, watch);
     } else {
@@ -947,17 +992,18 @@ fn draw_key_list(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     } else {
         format!("{}/{total} match {:?}", rows.len(), k.filter)
     };
-    let title = Line::from(vec![
-        Span::styled(format!(" {prefix} "), theme.bold(Color::White)),
-        Span::styled(
-            format!("[{mode}] {count} · {fresh} "),
-            if stale {
-                theme.bold(Color::Red)
-            } else {
-                theme.dim()
-            },
-        ),
-    ]);
+    // A stale badge leads the title, so a narrow pane never cuts it off.
+    let title = if stale {
+        Line::from(vec![
+            Span::styled(format!(" {fresh} "), theme.badge(Color::Red)),
+            Span::styled(format!(" {prefix} [{mode}] {count} "), theme.dim()),
+        ])
+    } else {
+        Line::from(vec![
+            Span::styled(format!(" {prefix} "), theme.bold(Color::White)),
+            Span::styled(format!("[{mode}] {count} · {fresh} "), theme.dim()),
+        ])
+    };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.focus_border(k.pane == KeysPane::List))
@@ -1045,7 +1091,7 @@ fn draw_value(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             let lease = if kv.lease == 0 {
                 "none".to_string()
             } else {
-                format!("{:x}", kv.lease)
+                format!("{:016x}", kv.lease)
             };
             lines.push(Line::from(Span::styled(
                 format!(
@@ -1210,9 +1256,12 @@ fn draw_history(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 fn draw_watch(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let Some(w) = &app.keys.watch else { return };
     let (badge, style) = match (&w.error, w.live) {
-        (Some(_), _) => (" ✖ WATCH FAILED ", theme.badge(Color::Red)),
-        (None, true) => (" ● LIVE ", theme.badge(Color::Green)),
-        (None, false) => (" ◌ starting ", theme.badge(Color::Yellow)),
+        (Some(_), _) => (
+            format!(" ✖ WATCH LOST · retry #{} ", w.failures),
+            theme.badge(Color::Red),
+        ),
+        (None, true) => (" ● LIVE ".to_string(), theme.badge(Color::Green)),
+        (None, false) => (" ◌ starting ".to_string(), theme.badge(Color::Yellow)),
     };
     let prefix = if w.prefix.is_empty() {
         "(all keys)".to_string()
@@ -1229,6 +1278,17 @@ fn draw_watch(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let mut lines: Vec<Line> = Vec::new();
     if let Some(e) = &w.error {
         lines.push(Line::from(Span::styled(e.clone(), theme.fg(Color::Red))));
+        lines.push(Line::from(Span::styled(
+            if w.revision > 0 {
+                format!(
+                    "resumes at revision {} on the next good poll",
+                    w.revision + 1
+                )
+            } else {
+                "resumes on the next good poll".to_string()
+            },
+            theme.dim(),
+        )));
     }
     let height = usize::from(area.height.saturating_sub(2));
     for (at, ev) in w.events.iter().rev().take(height) {
@@ -1354,7 +1414,7 @@ fn draw_leases(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 
 fn draw_actions(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let [left, right] =
-        Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(area);
+        Layout::horizontal([Constraint::Length(26), Constraint::Min(20)]).areas(area);
     let title = if app.config.read_only {
         " Actions (read-only: disabled) "
     } else {
@@ -1408,12 +1468,19 @@ fn draw_actions(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             ])
         })
         .collect();
+    let name_width = app
+        .rows
+        .iter()
+        .map(|r| r.name().chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 24) as u16;
     let table = Table::new(
         rows,
         [
-            Constraint::Length(14),
-            Constraint::Length(12),
-            Constraint::Length(12),
+            Constraint::Length(name_width),
+            Constraint::Length(11),
+            Constraint::Length(11),
             Constraint::Min(10),
         ],
     )
@@ -1438,18 +1505,7 @@ fn draw_actions(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         ]),
     ];
     let target = app.rows.get(app.member_selected);
-    let change = match (kind, target) {
-        (ActionKind::AddLearner, _) => Some(Change::AddLearner),
-        (ActionKind::AddVoter, _) => Some(Change::AddVoter),
-        (ActionKind::Remove, Some(r)) => Some(Change::Remove {
-            voter: !r.probe.member.is_learner,
-            healthy: r.healthy,
-        }),
-        (ActionKind::Promote, Some(r)) if r.probe.member.is_learner => {
-            Some(Change::Promote { healthy: r.healthy })
-        }
-        _ => None,
-    };
+    let change = kind.change(target);
     if kind.needs_target() {
         lines.push(Line::from(vec![
             Span::styled("target    ", theme.dim()),
@@ -1549,8 +1605,13 @@ fn draw_confirm(frame: &mut Frame, c: &Confirm, theme: Theme) {
         "y yes · n/Esc no · ←/→ choose · Enter confirms the choice",
         theme.dim(),
     )));
-    let width = lines.iter().map(Line::width).max().unwrap_or(40) as u16 + 4;
-    let rect = popup(area, width.max(50), lines.len() as u16 + 2);
+    let width = (lines.iter().map(Line::width).max().unwrap_or(40) as u16 + 4)
+        .max(50)
+        .min(area.width);
+    // Lines wider than the popup wrap: count the rows they take.
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let height: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
+    let rect = popup(area, width, height as u16 + 2);
     frame.render_widget(Clear, rect);
     let block = Block::default()
         .borders(Borders::ALL)
@@ -1688,13 +1749,26 @@ fn draw_help(frame: &mut Frame, app: &App, theme: Theme) {
     for (c, h) in crate::palette::COMMANDS {
         lines.push(Line::from(format!("  :{c} {h}")));
     }
-    let rect = popup(area, 64, lines.len() as u16 + 2);
+    let total = lines.len() as u16;
+    let rect = popup(area, 64, total.saturating_add(2));
+    let visible = rect.height.saturating_sub(2);
+    let max_scroll = total.saturating_sub(visible);
+    let scroll = app.help_scroll.min(max_scroll);
+    let title = if max_scroll == 0 {
+        " Help · Esc closes ".to_string()
+    } else {
+        format!(
+            " Help · lines {}-{} of {total} · j/k PgUp/PgDn scroll · Esc closes ",
+            scroll + 1,
+            scroll + visible
+        )
+    };
     frame.render_widget(Clear, rect);
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.bold(Color::Cyan))
-        .title(" Help · Esc closes ");
-    frame.render_widget(Paragraph::new(lines).block(block), rect);
+        .title(title);
+    frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll, 0)), rect);
 }
 
 /// The Cluster view as plain text, for `--once`.
