@@ -3,19 +3,21 @@
 # 3-node etcd cluster on this machine, side by side, and prints a comparison.
 #
 # Usage: scripts/bench-vs-etcd.sh [--quick] [--etcd-only | --cetera-only]
-#                                 [--only kv|watch] [--no-build] [--keep]
+#                                 [--only kv|watch|import] [--no-build] [--keep]
 #                                 [--out FILE]
 #
 #   --quick        small totals, for smoke tests (about a minute)
-#   --only kv      only the KV workloads; --only watch: only the watch ones
+#   --only kv      only the KV workloads; --only watch: only the watch ones;
+#                  --only import: only the bulk import (ceteractl import of
+#                  100,000 keys, 256-byte values; 20,000 with --quick)
 #   --etcd-only    benchmark etcd alone (cetera columns show "-")
 #   --cetera-only  benchmark cetera alone (etcd columns show "-")
 #   --no-build     use the binaries already in target/release
 #   --keep         keep the work directory (data dirs, logs, JSON results)
 #   --out FILE     also write the final table (markdown) to FILE
 #
-# Environment: ETCD_BIN (default /usr/bin/etcd), CETERA_BIN and BENCH_BIN
-# (default target/release/{cetera,cetera-bench}); ETCD_BASE_PORT and
+# Environment: ETCD_BIN (default /usr/bin/etcd), CETERA_BIN, BENCH_BIN and
+# CTL_BIN (default target/release/{cetera,cetera-bench,ceteractl}); ETCD_BASE_PORT and
 # CETERA_BASE_PORT (defaults 32379 and 42379) move the clusters' ports, so
 # two runs on one machine need not collide.
 #
@@ -43,14 +45,14 @@ while [[ $# -gt 0 ]]; do
         --no-build) BUILD=0 ;;
         --keep) KEEP=1 ;;
         --out) OUT=${2:?--out needs a file}; shift ;;
-        --only) ONLY=${2:?--only needs kv or watch}; shift ;;
+        --only) ONLY=${2:?--only needs kv, watch or import}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
-if [[ $ONLY != all && $ONLY != kv && $ONLY != watch ]]; then
-    echo "--only takes kv or watch, not $ONLY" >&2
+if [[ $ONLY != all && $ONLY != kv && $ONLY != watch && $ONLY != import ]]; then
+    echo "--only takes kv, watch or import, not $ONLY" >&2
     exit 2
 fi
 if [[ $RUN_ETCD == 0 && $RUN_CETERA == 0 ]]; then
@@ -61,6 +63,7 @@ fi
 ETCD_BIN=${ETCD_BIN:-/usr/bin/etcd}
 CETERA_BIN=${CETERA_BIN:-$ROOT/target/release/cetera}
 BENCH_BIN=${BENCH_BIN:-$ROOT/target/release/cetera-bench}
+CTL_BIN=${CTL_BIN:-$ROOT/target/release/ceteractl}
 HOST=127.0.0.1
 ETCD_BASE_PORT=${ETCD_BASE_PORT:-32379}
 CETERA_BASE_PORT=${CETERA_BASE_PORT:-42379}
@@ -83,7 +86,7 @@ WORKLOADS=(
     "get-s-64|range --consistency s --skip-populate --clients 64 --conns 9 --total $T_GET"
     "txn-64|txn --clients 64 --conns 8 --target-leader --total $T_TXN"
 )
-[[ $ONLY == watch ]] && WORKLOADS=()
+[[ $ONLY == watch || $ONLY == import ]] && WORKLOADS=()
 
 # Watch delivery: 100 watchers on one prefix, one stream each, spread over
 # one connection per member, while one writer (on its own connection to the
@@ -102,7 +105,14 @@ WATCH_WORKLOADS=(
     "watch-100-w16|watch --watchers 100 --conns 3 --target-leader --clients 16 --total $T_WATCH --prefix bw16/"
     "watch-1000-w16|watch --watchers 1000 --streams 100 --conns 3 --target-leader --clients 16 --total $T_WATCH_WIDE --prefix bwide/"
 )
-[[ $ONLY == kv ]] && WATCH_WORKLOADS=()
+[[ $ONLY == kv || $ONLY == import ]] && WATCH_WORKLOADS=()
+
+# Bulk import: `ceteractl import` of NDJSON records {key, value} (keys
+# import/000000..., 256-byte values) into each cluster, through all three
+# members, in the server's default transaction limits (128 puts per txn).
+# It runs last: it grows each store by the imported keys.
+if [[ $QUICK == 1 ]]; then T_IMPORT=20000; else T_IMPORT=100000; fi
+[[ $ONLY == all || $ONLY == import ]] && RUN_IMPORT=1 || RUN_IMPORT=0
 
 # ---------------------------------------------------------------- processes
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-vs-etcd.XXXXXX")
@@ -337,16 +347,51 @@ print_watch_table() {
     echo "| bytes per idle watch | $(fmt "$cb" 0) | $(fmt "$eb" 0) | $(ratio "$cb" "$eb") | | | | | |"
 }
 
+# ---------------------------------------------------------------- import
+# The NDJSON file: one record per line, the same value everywhere.
+write_import_file() {
+    local value
+    value=$(head -c 256 /dev/zero | tr '\0' 'v')
+    awk -v n="$T_IMPORT" -v v="$value" \
+        'BEGIN { for (i = 0; i < n; i++) printf "{\"key\":\"import/%06d\",\"value\":\"%s\"}\n", i, v }' \
+        >"$WORK/import.ndjson"
+}
+
+# Imports the file into one system; records keys/s and wall seconds.
+run_import() {
+    local system=$1 base=$2 out="$WORK/results/$1-import.txt"
+    log "$system: import of $T_IMPORT keys"
+    "$CTL_BIN" --endpoints="$(endpoints "$base")" --command-timeout=60s \
+        import "$WORK/import.ndjson" >"$out" 2>&1 || die "$system: import failed: $(tail -n 3 "$out")"
+    tail -n 1 "$out" >&2
+}
+
+# "imported 100000 keys in 4.34s (23060 keys/s)" -> 23060
+import_rate() {
+    local file="$WORK/results/$1-import.txt"
+    [[ -f $file ]] && sed -n 's/.*(\([0-9]*\) keys\/s).*/\1/p' "$file" | tail -n 1
+}
+
+print_import_table() {
+    local c e
+    c=$(import_rate cetera || true)
+    e=$(import_rate etcd || true)
+    echo "| bulk import ($T_IMPORT keys, 256 B values) | cetera keys/s | etcd keys/s | ratio |"
+    echo "|---|---:|---:|---:|"
+    echo "| ceteractl import | ${c:--} | ${e:--} | $(ratio "${c:--}" "${e:--}") |"
+}
+
 # ---------------------------------------------------------------- main
 if [[ $BUILD == 1 ]]; then
     log "building (cargo build --release -p node)"
     if [[ $RUN_CETERA == 1 ]]; then
         (cd "$ROOT" && cargo build --release -p node)
     else
-        (cd "$ROOT" && cargo build --release -p node --bin cetera-bench)
+        (cd "$ROOT" && cargo build --release -p node --bin cetera-bench --bin ceteractl)
     fi
 fi
 [[ -x $BENCH_BIN ]] || die "no $BENCH_BIN (build it, or drop --no-build)"
+[[ $RUN_IMPORT == 0 || -x $CTL_BIN ]] || die "no $CTL_BIN (build it, or drop --no-build)"
 if [[ $RUN_ETCD == 1 && ! -x $ETCD_BIN ]]; then
     log "installing etcd-server (apt-get)"
     apt-get update -qq && apt-get install -y -qq etcd-server >/dev/null
@@ -372,7 +417,7 @@ done
 
 log "machine: $(nproc) cores; $("$ETCD_BIN" --version 2>/dev/null | head -n 1 || true)"
 round=0
-if [[ $ONLY != kv ]]; then
+if [[ $ONLY == all || $ONLY == watch ]]; then
     # Idle watches first, on fresh members: a heap grown by earlier
     # workloads would absorb (and hide) what the watches cost.
     log "watch workloads ($([[ $QUICK == 1 ]] && echo quick || echo full); $IDLE_WATCHES idle watches, $T_WATCH puts)"
@@ -405,6 +450,15 @@ for entry in "${WORKLOADS[@]}"; do
     round=$((round + 1))
 done
 
+if [[ $RUN_IMPORT == 1 ]]; then
+    write_import_file
+    order=("${SYSTEMS[@]}")
+    if ((round % 2 == 1 && ${#SYSTEMS[@]} == 2)); then order=("${SYSTEMS[1]}" "${SYSTEMS[0]}"); fi
+    for system in "${order[@]}"; do
+        run_import "$system" "$(base_of "$system")"
+    done
+fi
+
 log "resident memory (VmRSS)"
 for system in "${SYSTEMS[@]}"; do
     for i in 1 2 3; do
@@ -419,8 +473,11 @@ table=""
 if [[ ${#WORKLOADS[@]} -gt 0 ]]; then
     table=$(print_table)
 fi
-if [[ $ONLY != kv ]]; then
+if [[ $ONLY == all || $ONLY == watch ]]; then
     table+=${table:+$'\n\n'}$(print_watch_table)
+fi
+if [[ $RUN_IMPORT == 1 ]]; then
+    table+=${table:+$'\n\n'}$(print_import_table)
 fi
 echo "$table"
 if [[ -n $OUT ]]; then
