@@ -22,6 +22,11 @@
 //! the members are prepared but not started; the test starts each with
 //! [`Member::start`], in any order and at any time.
 //!
+//! [`ClusterBuilder::https_clients`] and [`ClusterBuilder::https_peers`]
+//! turn the client or peer URLs into `https://` ones (the test gives the
+//! TLS flags); [`ClusterBuilder::member_args`] gives one member flags of
+//! its own.
+//!
 //! A restart runs exactly the same command line with the same data dir and
 //! ports (etcd ignores the `--initial-*` flags once its data dir exists, and
 //! cetera must do the same). Ports are leased for the cluster's lifetime (see
