@@ -786,6 +786,8 @@ async fn members_join_over_tls_only_with_the_right_ca(flavor: Flavor) -> Result<
     }
     let status = exited.with_context(|| format!("n5 kept running:\n{}", n5.log()))?;
     ensure!(!status.success(), "n5 exited with {status}:\n{}", n5.log());
+    // Its log says why: the peers' certificate is not one it trusts.
+    ensure!(n5.log().contains("certificate"), "n5's log:\n{}", n5.log());
     write_and_read_back(&cluster, 1, &[0, 1, 2], "join/b", "2").await?;
     Ok(())
 }
