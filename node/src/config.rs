@@ -173,6 +173,33 @@ pub struct Args {
     )]
     pub client_cert_auth: bool,
 
+    /// Path to the peer TLS cert file: the peer listener serves it on
+    /// https:// peer URLs and the peer client presents it.
+    #[arg(long, env = "ETCD_PEER_CERT_FILE", default_value = "")]
+    pub peer_cert_file: String,
+
+    /// Path to the peer TLS key file.
+    #[arg(long, env = "ETCD_PEER_KEY_FILE", default_value = "")]
+    pub peer_key_file: String,
+
+    /// Path to the peer TLS trusted CA file: the peer client trusts only
+    /// it (the system's CAs without it), and members connecting to
+    /// https:// peer URLs must present a certificate it signed.
+    #[arg(long, env = "ETCD_PEER_TRUSTED_CA_FILE", default_value = "")]
+    pub peer_trusted_ca_file: String,
+
+    /// Require members connecting to https:// peer URLs to present a
+    /// certificate signed by --peer-trusted-ca-file.
+    #[arg(
+        long,
+        env = "ETCD_PEER_CLIENT_CERT_AUTH",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub peer_client_cert_auth: bool,
+
     /// Serve the v2 API (`/v2/keys`, `/v2/members`, `/v2/machines`,
     /// `/v2/stats/store`) on the client URLs, as etcd 3.4's flag does.
     #[arg(
@@ -234,16 +261,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// One `--listen-client-urls` entry.
+/// One `--listen-client-urls` or `--listen-peer-urls` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientListen {
+pub struct ListenUrl {
     pub addr: SocketAddr,
     /// `https://`: TLS terminates on this listener.
     pub secure: bool,
 }
 
 /// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`:
-/// paths only; `api::tls` reads them at start-up.
+/// paths only; [`crate::tls`] reads them at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientTls {
     pub cert_file: PathBuf,
@@ -251,6 +278,26 @@ pub struct ClientTls {
     /// Set: clients must present a certificate this CA bundle verifies
     /// (etcd requires one as soon as a trusted CA is given).
     pub trusted_ca_file: Option<PathBuf>,
+}
+
+/// `--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`,
+/// `--peer-client-cert-auth`: paths only; [`crate::tls`] reads them at
+/// start-up. The peer client uses them for every `https://` peer URL, so
+/// they matter even when this member's own peer URLs are plain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerTls {
+    /// What the peer listener serves and the peer client presents
+    /// (required when this member's own peer URLs are https).
+    pub cert_and_key: Option<(PathBuf, PathBuf)>,
+    /// Set: the peer client trusts only this CA bundle, and members
+    /// connecting to an `https://` peer listener must present a
+    /// certificate it verifies (etcd requires one as soon as a trusted CA
+    /// is given); unset: the peer client trusts the system's CAs, as
+    /// etcd's does.
+    pub trusted_ca_file: Option<PathBuf>,
+    /// `--peer-client-cert-auth`: needs `trusted_ca_file`, which already
+    /// makes the listener require certificates.
+    pub client_cert_auth: bool,
 }
 
 /// A configuration that cannot work.
@@ -277,6 +324,14 @@ pub enum ConfigError {
     )]
     ClientCertAuthWithoutCa,
     #[error(
+        "TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url {0} with HTTPS scheme"
+    )]
+    PeerTlsMissing(String),
+    #[error(
+        "--peer-client-cert-auth needs --peer-trusted-ca-file (cetera does not trust the system's CAs for peer certificates)"
+    )]
+    PeerCertAuthWithoutCa,
+    #[error(
         "--election-timeout[{election}ms] should be at least as 5 times as --heartbeat-interval[{heartbeat}ms]"
     )]
     ElectionTooShort { election: u64, heartbeat: u64 },
@@ -299,12 +354,14 @@ pub enum ConfigError {
 pub struct Config {
     pub name: String,
     pub data_dir: PathBuf,
-    pub listen_client: Vec<ClientListen>,
+    pub listen_client: Vec<ListenUrl>,
     /// The certificate files for `https://` client URLs (`None` when no
     /// client URL is https).
     pub client_tls: Option<ClientTls>,
     pub advertise_client_urls: Vec<String>,
-    pub listen_peer: Vec<SocketAddr>,
+    pub listen_peer: Vec<ListenUrl>,
+    /// The certificate files for peer traffic over `https://` URLs.
+    pub peer_tls: PeerTls,
     pub advertise_peer_urls: Vec<String>,
     pub initial_cluster: InitialCluster,
     /// `new` bootstraps; `existing` joins a cluster that added this member.
@@ -408,21 +465,46 @@ fn split_urls(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// Resolves `http://host:port` to the addresses to bind.
-fn bind_addresses(flag: &'static str, list: &str) -> Result<Vec<SocketAddr>, ConfigError> {
-    let listens = listen_urls(flag, list)?;
-    if let Some(url) = listens.iter().find(|(_, l)| l.secure).map(|(u, _)| u) {
-        return Err(ConfigError::BadUrl {
-            flag,
-            url: url.clone(),
-            reason: "peer TLS is not supported yet; use http://".into(),
-        });
-    }
-    Ok(listens.into_iter().map(|(_, l)| l.addr).collect())
+/// The peer listeners and the TLS files for peer traffic. As in etcd,
+/// an `https://` URL of this member's own (listened on or advertised)
+/// needs the certificate and key.
+fn peer_listeners(
+    args: &Args,
+    advertise_peer_urls: &[String],
+) -> Result<(Vec<ListenUrl>, PeerTls), ConfigError> {
+    let listens = listen_urls("--listen-peer-urls", &args.listen_peer_urls)?;
+    let first_secure = listens
+        .iter()
+        .filter(|(_, l)| l.secure)
+        .map(|(u, _)| u)
+        .chain(
+            advertise_peer_urls
+                .iter()
+                .filter(|u| u.starts_with("https://")),
+        )
+        .next();
+    let cert_and_key = match (args.peer_cert_file.as_str(), args.peer_key_file.as_str()) {
+        ("", _) | (_, "") => match first_secure {
+            Some(url) => return Err(ConfigError::PeerTlsMissing(url.clone())),
+            None => None,
+        },
+        (cert, key) => Some((PathBuf::from(cert), PathBuf::from(key))),
+    };
+    let trusted_ca_file = match args.peer_trusted_ca_file.as_str() {
+        "" if args.peer_client_cert_auth => return Err(ConfigError::PeerCertAuthWithoutCa),
+        "" => None,
+        path => Some(PathBuf::from(path)),
+    };
+    let tls = PeerTls {
+        cert_and_key,
+        trusted_ca_file,
+        client_cert_auth: args.peer_client_cert_auth,
+    };
+    Ok((listens.into_iter().map(|(_, l)| l).collect(), tls))
 }
 
 /// The client listeners, and the TLS files their `https://` URLs need.
-fn client_listeners(args: &Args) -> Result<(Vec<ClientListen>, Option<ClientTls>), ConfigError> {
+fn client_listeners(args: &Args) -> Result<(Vec<ListenUrl>, Option<ClientTls>), ConfigError> {
     let listens = listen_urls("--listen-client-urls", &args.listen_client_urls)?;
     let Some(first_secure) = listens
         .iter()
@@ -449,7 +531,7 @@ fn client_listeners(args: &Args) -> Result<(Vec<ClientListen>, Option<ClientTls>
 }
 
 /// Resolves `http://host:port` and `https://host:port` listen URLs.
-fn listen_urls(flag: &'static str, list: &str) -> Result<Vec<(String, ClientListen)>, ConfigError> {
+fn listen_urls(flag: &'static str, list: &str) -> Result<Vec<(String, ListenUrl)>, ConfigError> {
     let mut addrs = Vec::new();
     for url in split_urls(list) {
         let bad = |reason: &str| ConfigError::BadUrl {
@@ -475,7 +557,7 @@ fn listen_urls(flag: &'static str, list: &str) -> Result<Vec<(String, ClientList
             .into_iter()
             .next()
             .ok_or_else(|| bad("host does not resolve"))?;
-        addrs.push((url.clone(), ClientListen { addr, secure }));
+        addrs.push((url.clone(), ListenUrl { addr, secure }));
     }
     if addrs.is_empty() {
         return Err(ConfigError::BadUrl {
@@ -556,20 +638,14 @@ fn is_host_port(address: &str) -> bool {
     }
 }
 
-/// Checks advertised URLs are well-formed `http://host:port`.
-/// Checks advertised URLs: `http://host:port`, and `https://host:port`
-/// where `allow_https` (client URLs; peers speak plain HTTP only).
-fn advertised(
-    flag: &'static str,
-    list: &str,
-    allow_https: bool,
-) -> Result<Vec<String>, ConfigError> {
+/// Checks advertised URLs are well-formed `http://host:port` or
+/// `https://host:port`.
+fn advertised(flag: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
     let urls = split_urls(list);
     for url in &urls {
-        let rest = match url.strip_prefix("https://") {
-            Some(rest) if allow_https => Some(rest),
-            _ => url.strip_prefix("http://"),
-        };
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
         let ok = rest
             .and_then(|rest| rest.rsplit_once(':'))
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
@@ -577,11 +653,7 @@ fn advertised(
             return Err(ConfigError::BadUrl {
                 flag,
                 url: url.clone(),
-                reason: if allow_https {
-                    "expected http://host:port or https://host:port".into()
-                } else {
-                    "expected http://host:port".into()
-                },
+                reason: "expected http://host:port or https://host:port".into(),
             });
         }
     }
@@ -622,7 +694,6 @@ impl TryFrom<Args> for Config {
         let advertise_peer_urls = advertised(
             "--initial-advertise-peer-urls",
             &args.initial_advertise_peer_urls,
-            false,
         )?;
         if !args.discovery_proxy.is_empty() {
             return Err(ConfigError::DiscoveryProxy(args.discovery_proxy));
@@ -646,6 +717,7 @@ impl TryFrom<Args> for Config {
             )?,
         };
         let (listen_client, client_tls) = client_listeners(&args)?;
+        let (listen_peer, peer_tls) = peer_listeners(&args, &advertise_peer_urls)?;
         // Whether this member is in --initial-cluster matters only on a
         // first start (see `server::startup`): a restarted member ignores
         // the bootstrap flags, as etcd does, so it can move (member update).
@@ -663,9 +735,9 @@ impl TryFrom<Args> for Config {
             advertise_client_urls: advertised(
                 "--advertise-client-urls",
                 &args.advertise_client_urls,
-                true,
             )?,
-            listen_peer: bind_addresses("--listen-peer-urls", &args.listen_peer_urls)?,
+            listen_peer,
+            peer_tls,
             advertise_peer_urls,
             initial_cluster,
             cluster_token,
@@ -709,13 +781,20 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("default.cetera"));
         assert_eq!(
             c.listen_client,
-            vec![ClientListen {
+            vec![ListenUrl {
                 addr: "127.0.0.1:2379".parse().unwrap(),
                 secure: false
             }]
         );
         assert_eq!(c.client_tls, None);
-        assert_eq!(c.listen_peer, vec!["127.0.0.1:2380".parse().unwrap()]);
+        assert_eq!(
+            c.listen_peer,
+            vec![ListenUrl {
+                addr: "127.0.0.1:2380".parse().unwrap(),
+                secure: false
+            }]
+        );
+        assert_eq!(c.peer_tls, PeerTls::default());
         assert_eq!(c.initial_cluster.members("etcd-cluster").len(), 1);
         assert_eq!(c.max_request_bytes, 1_572_864);
         assert_eq!(c.grpc_max_recv_bytes(), 2 * 1024 * 1024);
@@ -762,13 +841,56 @@ mod tests {
     }
 
     #[test]
+    fn https_peer_urls_take_etcds_peer_tls_flags() {
+        let mut args = vec![
+            "--listen-peer-urls",
+            "https://127.0.0.1:2380",
+            "--initial-advertise-peer-urls",
+            "https://127.0.0.1:2380",
+            "--peer-cert-file",
+            "p.pem",
+            "--peer-key-file",
+            "p.key",
+        ];
+        let c = parse(&args).unwrap();
+        assert!(c.listen_peer[0].secure);
+        assert_eq!(
+            c.peer_tls.cert_and_key,
+            Some((PathBuf::from("p.pem"), PathBuf::from("p.key")))
+        );
+        assert_eq!(c.peer_tls.trusted_ca_file, None);
+        assert!(!c.peer_tls.client_cert_auth);
+        args.extend([
+            "--peer-trusted-ca-file",
+            "ca.pem",
+            "--peer-client-cert-auth",
+        ]);
+        let tls = parse(&args).unwrap().peer_tls;
+        assert_eq!(tls.trusted_ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(tls.client_cert_auth);
+        // Plain peer URLs keep the files: the peer client needs them for
+        // members whose URLs are https.
+        let plain = parse(&["--peer-cert-file", "p.pem", "--peer-key-file", "p.key"]).unwrap();
+        assert!(!plain.listen_peer[0].secure);
+        assert!(plain.peer_tls.cert_and_key.is_some());
+    }
+
+    #[test]
     fn bad_flags_get_one_line_errors() {
         let err = |args: &[&str]| parse(args).unwrap_err().to_string();
         assert_eq!(
             err(&["--listen-client-urls", "https://127.0.0.1:1"]),
             "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:1 with HTTPS scheme"
         );
-        assert!(err(&["--listen-peer-urls", "https://127.0.0.1:1"]).contains("peer TLS"));
+        assert_eq!(
+            err(&["--listen-peer-urls", "https://127.0.0.1:1"]),
+            "TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url https://127.0.0.1:1 with HTTPS scheme"
+        );
+        assert!(
+            err(&["--initial-advertise-peer-urls", "https://127.0.0.1:1"])
+                .contains("--peer-cert-file")
+        );
+        assert!(err(&["--peer-client-cert-auth"]).contains("needs --peer-trusted-ca-file"));
         assert!(err(&["--listen-client-urls", "127.0.0.1:1"]).contains("http://host:port"));
         assert!(err(&["--election-timeout", "100"]).contains("at least as 5 times"));
         let elsewhere = parse(&["--initial-cluster", "other=http://127.0.0.1:2380"]).unwrap();

@@ -15,6 +15,8 @@
 //! - [`concurrency`]: etcd's lock and election recipes (the Lock and
 //!   Election services' core), built only on `server`'s public requests.
 //! - [`storage`]: the member's SQLite database.
+//! - [`tls`]: the PEM files behind `https://` client and peer URLs, read
+//!   once at start-up into rustls configurations.
 //! - [`v2store`]: etcd's v2 keyspace rules (tree, TTLs, history, waiters),
 //!   storage-agnostic.
 //! - [`proto`]: wire types generated from our own `.proto` files.
@@ -34,6 +36,7 @@ pub mod proto;
 pub mod raft;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod v2store;
 pub mod watch;
 

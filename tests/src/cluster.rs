@@ -22,6 +22,11 @@
 //! the members are prepared but not started; the test starts each with
 //! [`Member::start`], in any order and at any time.
 //!
+//! [`ClusterBuilder::https_clients`] and [`ClusterBuilder::https_peers`]
+//! turn the client or peer URLs into `https://` ones (the test gives the
+//! TLS flags); [`ClusterBuilder::member_args`] gives one member flags of
+//! its own.
+//!
 //! A restart runs exactly the same command line with the same data dir and
 //! ports (etcd ignores the `--initial-*` flags once its data dir exists, and
 //! cetera must do the same). Ports are leased for the cluster's lifetime (see
@@ -89,6 +94,10 @@ pub struct ClusterBuilder {
     spawn_members: bool,
     /// `http` or `https` for every client URL.
     client_scheme: &'static str,
+    /// `http` or `https` for every peer URL.
+    peer_scheme: &'static str,
+    /// Extra flags of single members (by index), after the cluster's.
+    member_args: Vec<(usize, Vec<String>)>,
 }
 
 impl ClusterBuilder {
@@ -98,6 +107,27 @@ impl ClusterBuilder {
     pub fn https_clients(mut self) -> Self {
         self.client_scheme = "https";
         self.wait_ready = false;
+        self
+    }
+
+    /// Peer URLs (listened on, advertised and in `--initial-cluster`) are
+    /// `https://`; give the `--peer-*` TLS flags with
+    /// [`ClusterBuilder::args`]. Client URLs stay as they are, so readiness
+    /// is checked as usual.
+    pub fn https_peers(mut self) -> Self {
+        self.peer_scheme = "https";
+        self
+    }
+
+    /// Extra flags for member `index` only, after the cluster's (for a
+    /// member that differs from the others, such as one with another CA).
+    pub fn member_args<I, S>(mut self, index: usize, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.member_args
+            .push((index, args.into_iter().map(Into::into).collect()));
         self
     }
 
@@ -220,7 +250,7 @@ impl ClusterBuilder {
         let initial_cluster = peer_ports
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("n{}=http://127.0.0.1:{}", i + 1, p.port()))
+            .map(|(i, p)| format!("n{}={}://127.0.0.1:{}", i + 1, self.peer_scheme, p.port()))
             .collect::<Vec<_>>()
             .join(",");
         let token = unique_token();
@@ -231,7 +261,7 @@ impl ClusterBuilder {
                 let peer_port = peer_ports[i].port();
                 let data_dir = dir.path().join(&name);
                 let client_url = format!("{}://127.0.0.1:{client_port}", self.client_scheme);
-                let peer_url = format!("http://127.0.0.1:{peer_port}");
+                let peer_url = format!("{}://127.0.0.1:{peer_port}", self.peer_scheme);
                 let mut args: Vec<String> = vec![
                     "--name".into(),
                     name.clone(),
@@ -264,10 +294,14 @@ impl ClusterBuilder {
                     self.election_ms.to_string(),
                 ]);
                 args.extend(self.extra_args.iter().cloned());
+                for (_, own) in self.member_args.iter().filter(|(index, _)| *index == i) {
+                    args.extend(own.iter().cloned());
+                }
                 Member {
                     index: i,
                     name: name.clone(),
                     client_scheme: self.client_scheme,
+                    peer_scheme: self.peer_scheme,
                     client_port,
                     peer_port,
                     log_path: dir.path().join(format!("{name}.log")),
@@ -329,6 +363,8 @@ impl TestCluster {
             discovery: None,
             spawn_members: true,
             client_scheme: "http",
+            peer_scheme: "http",
+            member_args: Vec::new(),
         }
     }
 
@@ -691,6 +727,7 @@ pub struct Member {
     index: usize,
     name: String,
     client_scheme: &'static str,
+    peer_scheme: &'static str,
     client_port: u16,
     peer_port: u16,
     data_dir: PathBuf,
@@ -721,9 +758,10 @@ impl Member {
         format!("{}://127.0.0.1:{}", self.client_scheme, self.client_port)
     }
 
-    /// `http://127.0.0.1:<peer port>` (the moved one, once moved).
+    /// `http://127.0.0.1:<peer port>` (the moved one, once moved;
+    /// `https://` with [`ClusterBuilder::https_peers`]).
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port())
+        format!("{}://127.0.0.1:{}", self.peer_scheme, self.peer_port())
     }
 
     fn peer_port(&self) -> u16 {
@@ -751,7 +789,7 @@ impl Member {
     /// The command line for the next start: the peer listener and
     /// advertised URL follow a moved peer port.
     fn current_args(&self) -> Vec<String> {
-        let original = format!("http://127.0.0.1:{}", self.peer_port);
+        let original = format!("{}://127.0.0.1:{}", self.peer_scheme, self.peer_port);
         let current = self.peer_url();
         let mut args = self.args.clone();
         for i in 1..args.len() {

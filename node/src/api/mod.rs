@@ -3,7 +3,7 @@
 //! Requests with `content-type: application/grpc` go to the tonic
 //! services, everything else to the warp routes (the v3 gateway, etcd's v2
 //! API, health, version, metrics), over HTTP/1.1 or h2c alike, as etcd
-//! does. On an `https://` client URL, TLS terminates here (`tls`) before
+//! does. On an `https://` client URL, TLS terminates here (set up by [`crate::tls`]) before
 //! that split, so gRPC and HTTP see the same requests either way. This
 //! layer only translates between the wire and
 //! [`Node`](crate::server::Node): no request is interpreted here, and every
@@ -17,7 +17,6 @@ mod grpc_metrics;
 mod h2_authority;
 mod http;
 mod status;
-pub mod tls;
 mod v2;
 
 use std::convert::Infallible;

@@ -7,6 +7,7 @@
 //! `mvcc`, which owns the keyspace rules.
 
 mod command;
+mod connector;
 mod log_store;
 mod network;
 mod observer;

@@ -1,13 +1,18 @@
 //! The client side of peer traffic: Raft RPCs and node-to-node requests,
 //! as postcard-encoded HTTP POSTs to the peer URL.
 //!
-//! One pooled HTTP client serves every peer (keep-alive connections are
-//! reused). Every request names the cluster it belongs to, so a member of
+//! One pooled HTTP/1.1 client serves every peer (keep-alive connections
+//! are reused), over TLS for `https://` peer URLs (`connector`). Every
+//! request names the cluster it belongs to, so a member of
 //! another cluster is refused instead of corrupting this one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use openraft::EntryPayload;
 use openraft::error::{
     InstallSnapshotError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
@@ -19,7 +24,9 @@ use openraft::raft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio_rustls::TlsConnector;
 
+use super::connector::PeerConnector;
 use super::{Entry, MemberId, MemberNode, TypeConfig};
 use crate::server::PeerStats;
 
@@ -67,25 +74,30 @@ pub enum PeerError {
 /// A pooled HTTP client for peer requests.
 #[derive(Clone)]
 pub struct PeerClient {
-    http: reqwest::Client,
+    http: Client<PeerConnector, Full<Bytes>>,
     cluster_id: u64,
     member_id: u64,
 }
 
 impl PeerClient {
-    pub fn new(cluster_id: u64) -> Self {
-        Self::for_member(cluster_id, 0)
-    }
-
-    /// A client whose requests name the sending member.
-    pub fn for_member(cluster_id: u64, member_id: u64) -> Self {
-        let http = reqwest::Client::builder()
+    /// A client of no cluster yet (a joining member asking who it is);
+    /// `tls` serves every `https://` peer URL.
+    pub fn new(tls: TlsConnector) -> Self {
+        let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .pool_timer(TokioTimer::new())
+            .build(PeerConnector::new(tls));
         Self {
             http,
+            cluster_id: 0,
+            member_id: 0,
+        }
+    }
+
+    /// The same connections, with requests naming the sending member.
+    pub fn for_member(&self, cluster_id: u64, member_id: u64) -> Self {
+        Self {
+            http: self.http.clone(),
             cluster_id,
             member_id,
         }
@@ -108,20 +120,31 @@ impl PeerClient {
             url: url.clone(),
             detail: e.to_string(),
         })?;
-        let sent = self
-            .http
-            .post(&url)
+        let request = http::Request::post(url.as_str())
             .header(CLUSTER_ID_HEADER, format!("{:x}", self.cluster_id))
             .header(MEMBER_ID_HEADER, format!("{:x}", self.member_id))
             // Explicit even when zero: the peer server requires a length.
-            .header(reqwest::header::CONTENT_LENGTH, bytes.len())
-            .body(bytes)
-            .timeout(timeout)
-            .send()
-            .await;
-        let response = sent.map_err(|e| classify(&url, e))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| classify(&url, e))?;
+            .header(http::header::CONTENT_LENGTH, bytes.len())
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| unreachable(&url, &e))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| unreachable(&url, &e))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| unreachable(&url, &e))?
+                .to_bytes();
+            Ok::<_, PeerError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| PeerError::Timeout { url: url.clone() })??;
         if !status.is_success() {
             return Err(PeerError::Refused {
                 url,
@@ -136,16 +159,19 @@ impl PeerClient {
     }
 }
 
-fn classify(url: &str, e: reqwest::Error) -> PeerError {
-    if e.is_timeout() {
-        PeerError::Timeout {
-            url: url.to_string(),
-        }
-    } else {
-        PeerError::Unreachable {
-            url: url.to_string(),
-            detail: e.to_string(),
-        }
+/// The error with its causes: the outer ones only say "client error
+/// (Connect)", the cause says which (refused, or the certificate's fault).
+fn unreachable(url: &str, e: &(dyn std::error::Error + 'static)) -> PeerError {
+    let mut detail = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    PeerError::Unreachable {
+        url: url.to_string(),
+        detail,
     }
 }
 

@@ -74,14 +74,17 @@ pub enum MembershipError {
     NotLeader,
 }
 
+/// `http://host:port`, or `https://host:port` (the peer client dials it
+/// with the `--peer-*` TLS files).
 fn valid_peer_url(url: &str) -> bool {
     url.strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
         .and_then(|rest| rest.rsplit_once(':'))
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 /// Peer URLs as a request gives them: without trailing slashes, sorted,
-/// and each one `http://host:port`.
+/// and each one `http://host:port` or `https://host:port`.
 fn normalized_peer_urls(given: &[String]) -> Result<Vec<String>, MembershipError> {
     let mut urls: Vec<String> = given
         .iter()

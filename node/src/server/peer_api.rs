@@ -4,13 +4,25 @@
 //! Every request must carry this cluster's id; a member of another cluster
 //! is refused with 412 so it can never vote or append here. Handlers only
 //! decode, call the node or Raft, and encode.
+//!
+//! On an `https://` peer URL, TLS terminates here first ([`serve_tls`],
+//! with the acceptor `crate::tls` built from the `--peer-*` files); with a
+//! peer CA, a member without a certificate it signed never gets past the
+//! handshake.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use warp::Filter;
 use warp::http::{Response, StatusCode};
 
@@ -159,4 +171,65 @@ async fn dispatch(node: &Node, path: &str, body: Bytes) -> Response<Bytes> {
         paths::HASH_KV => handle(&body, |revision: i64| node.hash_for_peer(revision)).await,
         _ => reply(StatusCode::NOT_FOUND, format!("no peer route {path}")),
     }
+}
+
+/// How long a member has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves [`routes`] over TLS (HTTP/1.1, as the peer client speaks) on one
+/// `https://` peer listener until `stop` turns true, then lets open
+/// connections finish.
+pub(crate) async fn serve_tls(
+    listener: TcpListener,
+    node: Arc<Node>,
+    stop: watch::Receiver<bool>,
+    acceptor: TlsAcceptor,
+) {
+    let service = TowerToHyperService::new(warp::service(routes(node)));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let stopped = super::wait_for_stop(stop);
+    tokio::pin!(stopped);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a peer connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stopped => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (acceptor, service, http, watcher) = (
+            acceptor.clone(),
+            service.clone(),
+            http.clone(),
+            graceful.watcher(),
+        );
+        // The handshake runs in the connection's own task, so a slow or
+        // refused member never holds up the accept loop.
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::warn!(%peer, error = %e, "peer TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, "peer TLS handshake timed out");
+                        return;
+                    }
+                };
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(%peer, error = %e, "peer connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
 }

@@ -79,7 +79,7 @@ pub enum StartError {
     #[error("the cluster found through discovery does not fit this member: {0}")]
     Discovered(ClusterError),
     #[error(transparent)]
-    Tls(#[from] crate::api::tls::TlsError),
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl StartError {
@@ -192,7 +192,11 @@ fn raft_config(config: &Config) -> Result<openraft::Config, StartError> {
 /// The identity recorded in the data dir, or a new one for a fresh member.
 /// Only a fresh member of a new cluster talks to the discovery service: a
 /// member with data ignores `--discovery`, as etcd does once it has a WAL.
-async fn load_identity(db: &Db, config: &Config) -> Result<(Identity, Bootstrap), StartError> {
+async fn load_identity(
+    db: &Db,
+    config: &Config,
+    peers: &PeerClient,
+) -> Result<(Identity, Bootstrap), StartError> {
     let stored: Option<Identity> = db.read(|tx| Meta(tx).value(Meta::IDENTITY)).await?;
     match stored {
         Some(identity) if identity.name != config.name => Err(StartError::WrongMember {
@@ -208,7 +212,10 @@ async fn load_identity(db: &Db, config: &Config) -> Result<(Identity, Bootstrap)
                 .initial_cluster
                 .check_self(&config.name, &config.advertise_peer_urls)?;
             let members = config.initial_cluster.members(&config.cluster_token);
-            Ok((join_identity(config, &members).await?, Bootstrap::Join))
+            Ok((
+                join_identity(config, &members, peers).await?,
+                Bootstrap::Join,
+            ))
         }
         None => {
             let members = match &config.discovery {
@@ -277,10 +284,10 @@ async fn discover_members(
 async fn join_identity(
     config: &Config,
     members: &BTreeMap<MemberId, MemberNode>,
+    client: &PeerClient,
 ) -> Result<Identity, StartError> {
     let mut mine = config.advertise_peer_urls.clone();
     mine.sort();
-    let client = PeerClient::new(0);
     let mut failures = Vec::new();
     for node in members.values().filter(|n| n.peer_urls != mine) {
         for url in &node.peer_urls {
@@ -314,9 +321,12 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     let tls = config
         .client_tls
         .as_ref()
-        .map(crate::api::tls::acceptor)
+        .map(crate::tls::acceptor)
         .transpose()?;
-    let peer_listeners = bind_all(&config.listen_peer).await?;
+    let peer_tls = crate::tls::peer_acceptor(&config.peer_tls)?;
+    let unjoined = PeerClient::new(crate::tls::peer_connector(&config.peer_tls)?);
+    let peer_binds: Vec<SocketAddr> = config.listen_peer.iter().map(|l| l.addr).collect();
+    let peer_listeners = bind_all(&peer_binds).await?;
     let client_binds: Vec<SocketAddr> = config.listen_client.iter().map(|l| l.addr).collect();
     let client_listeners = bind_all(&client_binds).await?;
 
@@ -326,7 +336,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         source,
     })?;
     let db = Db::open(&member_dir.join("cetera.db")).await?;
-    let (identity, bootstrap) = load_identity(&db, &config).await?;
+    let (identity, bootstrap) = load_identity(&db, &config, &unjoined).await?;
     let fresh = !matches!(bootstrap, Bootstrap::Restart);
     tracing::info!(
         name = %identity.name,
@@ -356,7 +366,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         v2_stats: v2_stats.clone(),
     });
 
-    let peers = PeerClient::for_member(identity.cluster_id, identity.member_id);
+    let peers = unjoined.for_member(identity.cluster_id, identity.member_id);
     let peer_stats = Arc::new(PeerStats::default());
     let log = LogStore::open(db.clone()).await?;
     let wal_fsync = log.fsync_durations();
@@ -413,15 +423,25 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
     let mut peer_addrs = Vec::new();
-    for listener in peer_listeners {
+    for (listener, listen) in peer_listeners.into_iter().zip(&node.config.listen_peer) {
         peer_addrs.push(listener.local_addr().map_err(|source| StartError::Bind {
-            addr: node.config.listen_peer[0],
+            addr: listen.addr,
             source,
         })?);
-        let server = warp::serve(peer_api::routes(node.clone()))
-            .incoming(listener)
-            .graceful(wait_for_stop(stopped.clone()));
-        servers.push(tokio::spawn(server.run()));
+        match peer_tls.clone().filter(|_| listen.secure) {
+            Some(acceptor) => servers.push(tokio::spawn(peer_api::serve_tls(
+                listener,
+                node.clone(),
+                stopped.clone(),
+                acceptor,
+            ))),
+            None => {
+                let server = warp::serve(peer_api::routes(node.clone()))
+                    .incoming(listener)
+                    .graceful(wait_for_stop(stopped.clone()));
+                servers.push(tokio::spawn(server.run()));
+            }
+        }
     }
     let mut client_addrs = Vec::new();
     for (listener, listen) in client_listeners.into_iter().zip(&node.config.listen_client) {
