@@ -92,9 +92,6 @@ CREATE TABLE IF NOT EXISTS meta (
 /// queries come in a dozen shapes each, more than rusqlite's default 16.
 const STATEMENT_CACHE: usize = 128;
 
-/// WAL pages between automatic checkpoints (of 4 KiB each).
-const WAL_CHECKPOINT_PAGES: i64 = 4096;
-
 /// Settings shared by every connection.
 fn common_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -125,11 +122,6 @@ pub(super) fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), S
         .map_err(not_a_database)?;
     // FULL makes every commit fsync the WAL: the log writer relies on it.
     conn.pragma_update(None, "synchronous", "FULL")?;
-    // Checkpoint every 16 MiB of WAL rather than SQLite's 4 MiB: pages that
-    // every commit rewrites (the ends of the key and revision indexes, the
-    // raft log's tail) then reach the database file once per checkpoint
-    // instead of four times.
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
 
     let verdict: String = conn
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
