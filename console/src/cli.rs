@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use cetera::client_tls::TlsFlags;
 use clap::Parser;
 
 use crate::app::Config;
@@ -11,7 +12,8 @@ use crate::data::normalize_endpoint;
 #[derive(Debug, Parser)]
 #[command(name = "cetera-console", version, about)]
 pub struct Args {
-    /// gRPC endpoints, comma-separated (like etcdctl; `http://` is assumed).
+    /// gRPC endpoints, comma-separated (like etcdctl; `http://` is assumed,
+    /// `https://` when a TLS file is given or --insecure-transport=false).
     #[arg(
         long,
         env = "ETCDCTL_ENDPOINTS",
@@ -39,21 +41,83 @@ pub struct Args {
     /// Print the cluster view as plain text to stdout and exit.
     #[arg(long)]
     pub once: bool,
+
+    /// Verify the servers' certificates with this CA bundle (PEM; the
+    /// system's CAs without it).
+    #[arg(long, env = "ETCDCTL_CACERT", value_name = "FILE")]
+    pub cacert: Option<String>,
+
+    /// Identify the console with this TLS client certificate (PEM).
+    #[arg(long, env = "ETCDCTL_CERT", value_name = "FILE")]
+    pub cert: Option<String>,
+
+    /// The private key of --cert (PEM).
+    #[arg(long, env = "ETCDCTL_KEY", value_name = "FILE")]
+    pub key: Option<String>,
+
+    /// Disable transport security for endpoints without a scheme
+    /// (`https://` ones always use TLS, `http://` ones never).
+    #[arg(
+        long,
+        env = "ETCDCTL_INSECURE_TRANSPORT",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = parse_go_bool
+    )]
+    pub insecure_transport: bool,
+
+    /// Skip server certificate verification (dangerous).
+    #[arg(
+        long,
+        env = "ETCDCTL_INSECURE_SKIP_TLS_VERIFY",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = parse_go_bool
+    )]
+    pub insecure_skip_tls_verify: bool,
 }
 
 impl Args {
     /// The core's settings.
     pub fn config(&self) -> Config {
+        let bare_tls = self.tls().is_ok_and(|t| t.bare_endpoints_use_tls());
         Config {
             endpoints: self
                 .endpoints
                 .iter()
                 .filter(|e| !e.trim().is_empty())
-                .map(|e| normalize_endpoint(e))
+                .map(|e| normalize_endpoint(e, bare_tls))
                 .collect(),
             read_only: self.read_only,
             refresh: self.refresh,
         }
+    }
+
+    /// The TLS flags, as etcdctl's; an empty file name is refused with
+    /// etcdctl's message.
+    pub fn tls(&self) -> Result<TlsFlags, String> {
+        for (flag, value) in [
+            ("cert", &self.cert),
+            ("key", &self.key),
+            ("cacert", &self.cacert),
+        ] {
+            if value.as_deref() == Some("") {
+                return Err(format!("empty string is passed to --{flag} option"));
+            }
+        }
+        Ok(TlsFlags {
+            cacert: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            insecure_transport: self.insecure_transport,
+            insecure_skip_verify: self.insecure_skip_tls_verify,
+        })
     }
 
     /// Whether to draw colours (`--no-color` and `NO_COLOR` turn them off).
@@ -65,6 +129,16 @@ impl Args {
 /// Colours unless `--no-color` or a non-empty `NO_COLOR` (no-color.org).
 pub fn color_wanted(no_color_flag: bool, no_color_env: Option<&std::ffi::OsStr>) -> bool {
     !no_color_flag && no_color_env.is_none_or(|v| v.is_empty())
+}
+
+/// A boolean as Go's `strconv.ParseBool` reads it (etcdctl's flags and
+/// `ETCDCTL_*` variables): 1/t/T/TRUE/true/True or 0/f/F/FALSE/false/False.
+pub fn parse_go_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!("invalid boolean {s:?} (use true or false)")),
+    }
 }
 
 /// "2s", "500ms", "1m", "1.5s" or plain seconds ("3").
@@ -142,6 +216,91 @@ mod tests {
         assert!(config.read_only);
         assert_eq!(config.refresh, Duration::from_millis(750));
         assert!(Args::try_parse_from(["cetera-console", "--refresh", "0s"]).is_err());
+    }
+
+    #[test]
+    fn tls_flags_like_etcdctl() {
+        let args = Args::parse_from(["cetera-console", "--endpoints", "h:1"]);
+        assert_eq!(args.tls(), Ok(TlsFlags::etcdctl_defaults()));
+        let args = Args::parse_from([
+            "cetera-console",
+            "--endpoints",
+            "h:1,http://h:2,https://h:3",
+            "--cacert",
+            "ca.pem",
+            "--cert=c.pem",
+            "--key",
+            "k.pem",
+            "--insecure-skip-tls-verify",
+        ]);
+        assert_eq!(
+            args.tls(),
+            Ok(TlsFlags {
+                cacert: Some("ca.pem".into()),
+                cert: Some("c.pem".into()),
+                key: Some("k.pem".into()),
+                insecure_transport: true,
+                insecure_skip_verify: true,
+            })
+        );
+        // A TLS file turns scheme-less endpoints to https; explicit schemes stay.
+        assert_eq!(
+            args.config().endpoints,
+            ["https://h:1", "http://h:2", "https://h:3"]
+        );
+        let args = Args::parse_from([
+            "cetera-console",
+            "--endpoints",
+            "h:1",
+            "--insecure-transport=false",
+        ]);
+        assert!(!args.insecure_transport);
+        assert_eq!(args.config().endpoints, ["https://h:1"]);
+        let args = Args::parse_from(["cetera-console", "--insecure-transport=F"]);
+        assert!(!args.insecure_transport);
+        assert!(Args::try_parse_from(["cetera-console", "--insecure-transport=maybe"]).is_err());
+        let args = Args::parse_from(["cetera-console", "--cacert", ""]);
+        assert_eq!(
+            args.tls(),
+            Err("empty string is passed to --cacert option".to_string())
+        );
+    }
+
+    #[test]
+    fn tls_flags_read_etcdctl_variables() {
+        use clap::CommandFactory;
+        let command = Args::command();
+        let env = |flag: &str| {
+            command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(flag))
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        for (flag, var) in [
+            ("endpoints", "ETCDCTL_ENDPOINTS"),
+            ("cacert", "ETCDCTL_CACERT"),
+            ("cert", "ETCDCTL_CERT"),
+            ("key", "ETCDCTL_KEY"),
+            ("insecure-transport", "ETCDCTL_INSECURE_TRANSPORT"),
+            (
+                "insecure-skip-tls-verify",
+                "ETCDCTL_INSECURE_SKIP_TLS_VERIFY",
+            ),
+        ] {
+            assert_eq!(env(flag).as_deref(), Some(var), "--{flag}");
+        }
+    }
+
+    #[test]
+    fn go_booleans() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_go_bool(t), Ok(true), "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_go_bool(f), Ok(false), "{f}");
+        }
+        assert!(parse_go_bool("yes").is_err());
     }
 
     #[test]

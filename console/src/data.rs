@@ -9,13 +9,16 @@
 //! - [`Exec::run`] runs every other [`Command`] in its own task: key pages,
 //!   values, history, watches, leases and mutations.
 //!
-//! Every call has a deadline; nothing here can hang the console.
+//! `https://` URLs, gRPC and HTTP alike, go through TLS as etcdctl's flags
+//! configure it (`cetera::client_tls`). Every call has a deadline; nothing
+//! here can hang the console.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cetera::client_tls::{ClientTls, TlsFlags, Transport};
 use cetera::proto::etcdserverpb::alarm_request::AlarmAction;
 use cetera::proto::etcdserverpb::cluster_client::ClusterClient;
 use cetera::proto::etcdserverpb::kv_client::KvClient;
@@ -50,41 +53,54 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(15);
 /// At most this many leases are read with their keys.
 pub const MAX_LEASES: usize = 1000;
 
-/// Puts `http://` in front of an endpoint given without a scheme, as etcdctl does.
-pub fn normalize_endpoint(endpoint: &str) -> String {
+/// Puts a scheme in front of an endpoint given without one, as etcdctl
+/// does: `https://` when bare endpoints use TLS (`bare_tls`: a TLS file
+/// given or `--insecure-transport=false`), `http://` otherwise.
+pub fn normalize_endpoint(endpoint: &str, bare_tls: bool) -> String {
     let e = endpoint.trim().trim_end_matches('/');
     if e.contains("://") {
         e.to_string()
+    } else if bare_tls {
+        format!("https://{e}")
     } else {
         format!("http://{e}")
     }
 }
 
 /// Connections to the cluster: one lazily connected gRPC channel per URL
-/// (reconnecting by itself) and one HTTP client.
+/// (reconnecting by itself) and one HTTP client. `https://` URLs, whether
+/// configured or advertised by a member, go through TLS as the TLS flags
+/// configure it (`cetera::client_tls`), gRPC and HTTP alike.
 #[derive(Debug)]
 pub struct Clients {
     endpoints: Vec<String>,
     channels: Mutex<HashMap<String, Channel>>,
     http: reqwest::Client,
+    tls: ClientTls,
 }
 
 impl Clients {
-    /// Clients for these endpoints.
-    pub fn new(endpoints: Vec<String>) -> anyhow::Result<Arc<Self>> {
+    /// Clients for these endpoints (normalized: each has its scheme). Fails
+    /// when an endpoint is not a URL or a TLS file cannot be used.
+    pub fn new(endpoints: Vec<String>, tls: &TlsFlags) -> anyhow::Result<Arc<Self>> {
+        // Always ready for TLS: members may advertise `https://` URLs even
+        // when the configured endpoints are plain.
+        let tls = ClientTls::from_flags(tls, true)?
+            .ok_or_else(|| anyhow::anyhow!("no TLS configuration"))?;
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .connect_timeout(CALL_TIMEOUT)
             .no_proxy()
             .build()?;
         for e in &endpoints {
-            Endpoint::from_shared(e.clone())
+            Endpoint::from_shared(grpc_url(e))
                 .map_err(|err| anyhow::anyhow!("bad endpoint {e:?}: {err}"))?;
         }
         Ok(Arc::new(Self {
             endpoints,
             channels: Mutex::new(HashMap::new()),
             http,
+            tls,
         }))
     }
 
@@ -98,12 +114,18 @@ impl Clients {
         if let Some(ch) = map.get(url) {
             return Ok(ch.clone());
         }
-        let ch = Endpoint::from_shared(url.to_string())
+        let endpoint = Endpoint::from_shared(grpc_url(url))
             .map_err(|e| format!("{url}: {e}"))?
             .connect_timeout(CALL_TIMEOUT)
             .timeout(CALL_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        let ch = match ClientTls::transport(Some(&self.tls), url) {
+            Transport::Tls => {
+                let connector = self.tls.connector(endpoint.uri(), CALL_TIMEOUT);
+                endpoint.connect_with_connector_lazy(connector)
+            }
+            Transport::Plain => endpoint.connect_lazy(),
+        };
         map.insert(url.to_string(), ch.clone());
         Ok(ch)
     }
@@ -128,9 +150,79 @@ impl Clients {
     }
 
     async fn get_text(&self, url: String) -> Option<(u16, String)> {
+        if url.starts_with("https://") {
+            return tokio::time::timeout(CALL_TIMEOUT, https_get(&self.tls, &url))
+                .await
+                .ok()?
+                .ok();
+        }
         let resp = self.http.get(&url).send().await.ok()?;
         let code = resp.status().as_u16();
         Some((code, resp.text().await.ok()?))
+    }
+}
+
+/// GET over TLS (the connection's ALPN picks HTTP/2 or HTTP/1.1): the
+/// status and the body. One connection per request, as polls are seconds
+/// apart; the caller bounds the time.
+async fn https_get(tls: &ClientTls, url: &str) -> Result<(u16, String), String> {
+    use http_body_util::{BodyExt, Empty};
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let host = uri.host().unwrap_or("localhost").to_string();
+    let port = uri.port_u16().unwrap_or(443);
+    let io = tls
+        .connect(&host, port, CALL_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let h2 = io.inner().get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+    let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
+    let request = |uri: http::Uri| {
+        http::Request::get(uri)
+            .header(http::header::HOST, authority.as_str())
+            .body(Empty::<bytes::Bytes>::new())
+            .map_err(|e| e.to_string())
+    };
+    let response = if h2 {
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        sender
+            .send_request(request(uri)?)
+            .await
+            .map_err(|e| e.to_string())?
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let path = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+        sender
+            .send_request(request(path)?)
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    let code = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((code, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The URL tonic is given: `https://` becomes `http://`, as TLS is added
+/// by our connector underneath (tonic's own TLS is not built in).
+fn grpc_url(url: &str) -> String {
+    match url.strip_prefix("https://") {
+        Some(rest) => format!("http://{rest}"),
+        None => url.to_string(),
     }
 }
 
@@ -1140,10 +1232,17 @@ mod tests {
     #[test]
     fn endpoints_get_a_scheme() {
         assert_eq!(
-            normalize_endpoint("127.0.0.1:2379"),
+            normalize_endpoint("127.0.0.1:2379", false),
             "http://127.0.0.1:2379"
         );
-        assert_eq!(normalize_endpoint("https://h:1/"), "https://h:1");
+        assert_eq!(
+            normalize_endpoint("127.0.0.1:2379", true),
+            "https://127.0.0.1:2379"
+        );
+        assert_eq!(normalize_endpoint("https://h:1/", false), "https://h:1");
+        assert_eq!(normalize_endpoint("http://h:1", true), "http://h:1");
+        assert_eq!(grpc_url("https://h:1"), "http://h:1");
+        assert_eq!(grpc_url("http://h:1"), "http://h:1");
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!   panic), and `--once`.
 //! - [`keymap`]: the single keymap table (dispatch, help and footer).
 //! - [`cli`]: the flags (`--endpoints`/`ETCDCTL_ENDPOINTS`, `--read-only`,
-//!   `--refresh`, `--no-color`/`NO_COLOR`, `--mouse`, `--once`).
+//!   `--refresh`, `--no-color`/`NO_COLOR`, `--mouse`, `--once`, and
+//!   etcdctl's TLS flags `--cacert`/`--cert`/`--key`/`--insecure-*` with
+//!   their `ETCDCTL_*` variables).
 //! - [`quorum`], [`tree`], [`palette`], [`text`]: pure helpers.
 //! - [`model`]: plain data the layers exchange.
 //!

@@ -7,6 +7,7 @@ use console::ui::Theme;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let tls = args.tls().map_err(anyhow::Error::msg)?;
     let config = args.config();
     if config.endpoints.is_empty() {
         anyhow::bail!("--endpoints is empty");
@@ -16,14 +17,14 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     if args.once {
-        let text = runtime.block_on(term::once(config))?;
+        let text = runtime.block_on(term::once(config, &tls))?;
         print!("{text}");
         return Ok(());
     }
     let theme = Theme {
         color: args.color(),
     };
-    let result = runtime.block_on(term::run(config, theme, args.mouse));
+    let result = runtime.block_on(term::run(config, &tls, theme, args.mouse));
     // Background tasks (polls in flight) must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     result

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`config`]: etcd's flags and `ETCD_*` variables, validated into a `Config`.
 //! - [`cluster`]: member and cluster ids, derived exactly as etcd derives them.
+//! - [`client_tls`]: the client side of TLS to `https://` client URLs
+//!   (etcdctl's `--cacert`/`--cert`/`--key`), for `ceteractl` and the console.
 //! - [`discovery_client`]: etcd's v2 discovery protocol, to bootstrap a new
 //!   member through a discovery URL.
 //! - [`server`]: the running member: start-up, the write path (Raft) and the
@@ -26,6 +28,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod client_tls;
 pub mod cluster;
 pub mod concurrency;
 pub mod config;

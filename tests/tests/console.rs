@@ -42,6 +42,7 @@ use anyhow::{Context, Result, bail, ensure};
 use cetera::proto::etcdserverpb::cluster_client::ClusterClient;
 use cetera::proto::etcdserverpb::{MemberListRequest, RangeRequest};
 use tests::binaries::console_bin;
+use tests::pki::{Pki, path};
 use tests::ports::{self, PortLease};
 use tests::spawn::{guarded_command, spawn};
 use tests::{Flavor, TestCluster, flavor_tests};
@@ -56,6 +57,8 @@ flavor_tests!(
     many_keys_are_listed_page_by_page,
     lease_shown_with_its_countdown_and_keys_then_revoked,
     nospace_alarm_listed_then_disarmed_through_the_console,
+    https_cluster_shown_with_cacert_and_refused_with_the_wrong_ca,
+    client_cert_auth_cluster_shown_with_etcdctl_tls_variables,
 );
 
 /// How long any one screen condition may take to appear.
@@ -1197,4 +1200,182 @@ async fn nospace_alarm_listed_then_disarmed_through_the_console(flavor: Flavor) 
     let alarms = cluster.etcdctl_ok(&["alarm", "list"]).await?;
     ensure!(alarms.trim().is_empty(), "alarms left: {alarms}");
     tmux.quit_and_check_terminal_restored().await
+}
+
+/// Runs `cetera-console --once` with `args` and `env` until it shows a
+/// healthy three-member cluster (the harness does not wait for `https://`
+/// members, so this is also the readiness wait).
+async fn once_until_healthy(args: &[String], env: &[(&str, &str)]) -> Result<String> {
+    let deadline = Instant::now() + SCREEN_TIMEOUT;
+    loop {
+        let out = tokio::process::Command::new(console_bin()?)
+            .arg("--once")
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("ETCDCTL_ENDPOINTS")
+            .output()
+            .await?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && stdout.contains("3/3 healthy, tolerates 1 failure") {
+            return Ok(stdout);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "--once never showed a healthy cluster:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `--once` with `args` fails at once with one clear line naming why.
+async fn once_fails(args: &[String], env: &[(&str, &str)], why: &str) -> Result<()> {
+    let out = tokio::time::timeout(
+        SCREEN_TIMEOUT,
+        tokio::process::Command::new(console_bin()?)
+            .arg("--once")
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("ETCDCTL_ENDPOINTS")
+            .env("RUST_BACKTRACE", "0")
+            .output(),
+    )
+    .await
+    .context("--once hung")??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "--once succeeded with {args:?}");
+    ensure!(
+        stderr.contains(why) && !stderr.contains("panicked"),
+        "unexpected error for {args:?}: {stderr}"
+    );
+    Ok(())
+}
+
+fn shows_three_members(screen: &str) -> bool {
+    screen.contains("Members (3)")
+        && count(screen, "★ leader") == 1
+        && count(screen, "● follower") == 2
+}
+
+async fn https_cluster_shown_with_cacert_and_refused_with_the_wrong_ca(
+    flavor: Flavor,
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = Pki::generate(dir.path(), "console")?;
+    let other = Pki::generate(dir.path(), "other")?;
+    let cluster = TestCluster::builder(flavor, 3)
+        .https_clients()
+        .args(pki.server_flags())
+        .start()
+        .await?;
+    let endpoints = cluster.endpoints();
+    ensure!(endpoints.starts_with("https://"), "{endpoints}");
+
+    // --once: every member's status and /health over TLS.
+    let args = vec!["--endpoints".to_string(), endpoints.clone(), pki.cacert()];
+    let stdout = once_until_healthy(&args, &[]).await?;
+    ensure!(
+        shows_three_members(&stdout),
+        "unexpected --once output:\n{stdout}"
+    );
+    for i in 0..3 {
+        ensure!(
+            stdout.contains(&cluster.client_url(i)),
+            "member {i} missing:\n{stdout}"
+        );
+    }
+
+    // The full screen, with the CA from the flag.
+    let tmux_args = vec![
+        "--endpoints".to_string(),
+        endpoints.clone(),
+        "--refresh".to_string(),
+        "500ms".to_string(),
+        "--cacert".to_string(),
+        path(&pki.ca),
+    ];
+    let tmux = Tmux::start(&console_bin()?, &tmux_args, 150, 40)?;
+    wait_dashboard(&tmux).await?;
+    tmux.quit_and_check_terminal_restored().await?;
+
+    // Another CA: one clear line, not a hang. Without any CA the system's
+    // store does not know the test CA either.
+    let wrong = vec!["--endpoints".to_string(), endpoints.clone(), other.cacert()];
+    once_fails(&wrong, &[], "invalid peer certificate").await?;
+    let none = vec!["--endpoints".to_string(), endpoints.clone()];
+    once_fails(&none, &[], "invalid peer certificate").await?;
+    // A CA file that is not there ends it before any dial.
+    let missing = vec![
+        "--endpoints".to_string(),
+        endpoints,
+        "--cacert=/nonexistent/ca.pem".to_string(),
+    ];
+    once_fails(
+        &missing,
+        &[],
+        "open /nonexistent/ca.pem: no such file or directory",
+    )
+    .await?;
+    Ok(())
+}
+
+async fn client_cert_auth_cluster_shown_with_etcdctl_tls_variables(flavor: Flavor) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = Pki::generate(dir.path(), "mtls")?;
+    let cluster = TestCluster::builder(flavor, 3)
+        .https_clients()
+        .args(pki.server_flags())
+        .args(["--trusted-ca-file".to_string(), path(&pki.ca)])
+        .args(["--client-cert-auth".to_string()])
+        .start()
+        .await?;
+    // Scheme-less endpoints use TLS once a TLS file is given, as in etcdctl.
+    let bare = cluster.endpoints().replace("https://", "");
+    let [cert, key] = pki.client_identity();
+
+    // --once with the flags.
+    let args = vec![
+        "--endpoints".to_string(),
+        bare.clone(),
+        pki.cacert(),
+        cert,
+        key,
+    ];
+    let stdout = once_until_healthy(&args, &[]).await?;
+    ensure!(
+        shows_three_members(&stdout),
+        "unexpected --once output:\n{stdout}"
+    );
+
+    // The full screen, configured only through etcdctl's variables.
+    let (ca, cert, key) = (path(&pki.ca), path(&pki.client_cert), path(&pki.client_key));
+    let env = [
+        ("ETCDCTL_ENDPOINTS", bare.as_str()),
+        ("ETCDCTL_CACERT", ca.as_str()),
+        ("ETCDCTL_CERT", cert.as_str()),
+        ("ETCDCTL_KEY", key.as_str()),
+    ];
+    let tmux = Tmux::start_with_env(
+        &console_bin()?,
+        &["--refresh".to_string(), "500ms".to_string()],
+        &env,
+        150,
+        40,
+    )?;
+    wait_dashboard(&tmux).await?;
+    tmux.quit_and_check_terminal_restored().await?;
+
+    // Without a client certificate the members refuse the console: an
+    // error line, not a hang.
+    let no_identity = vec!["--endpoints".to_string(), bare.clone(), pki.cacert()];
+    once_fails(&no_identity, &[], "cannot reach the cluster").await?;
+    // A certificate without its key is refused as etcdctl refuses it.
+    let half = vec![
+        "--endpoints".to_string(),
+        bare,
+        pki.cacert(),
+        format!("--cert={}", path(&pki.client_cert)),
+    ];
+    once_fails(&half, &[], "KeyFile and CertFile must both be present").await?;
+    Ok(())
 }

@@ -9,15 +9,11 @@
 //! with the same flags, which proves the test (and ceteractl against
 //! etcd). The certificates are made at test time by a throwaway CA.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use tests::etcdctl::CtlOutput;
+use tests::pki::{Pki, path};
 use tests::{Flavor, TestCluster, flavor_tests};
 use tokio::process::Command;
 
@@ -29,105 +25,6 @@ flavor_tests!(
     a_member_with_another_ca_is_kept_out_until_it_has_the_right_one,
     members_join_over_tls_only_with_the_right_ca,
 );
-
-/// PEM files of one throwaway CA, a server certificate for `localhost`
-/// and `127.0.0.1`, and a client certificate.
-struct Pki {
-    ca: PathBuf,
-    server_cert: PathBuf,
-    server_key: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
-}
-
-impl Pki {
-    fn generate(dir: &Path, name: &str) -> Result<Pki> {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} test CA"));
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
-        let write = |file: &str, pem: String| -> Result<PathBuf> {
-            let path = dir.join(format!("{name}-{file}"));
-            std::fs::write(&path, pem)?;
-            Ok(path)
-        };
-        let leaf =
-            |sans: Vec<String>, usages: Vec<ExtendedKeyUsagePurpose>| -> Result<(String, String)> {
-                let key = KeyPair::generate()?;
-                let mut params = CertificateParams::new(sans)?;
-                params.distinguished_name.push(DnType::CommonName, name);
-                params.extended_key_usages = usages;
-                let cert = params.signed_by(&key, &ca)?;
-                Ok((cert.pem(), key.serialize_pem()))
-            };
-        let (server_cert, server_key) = leaf(
-            vec!["localhost".into(), "127.0.0.1".into()],
-            // etcd's gateway dials its own gRPC port with the server's
-            // certificate, so it must be good for client auth too.
-            vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ],
-        )?;
-        let (client_cert, client_key) = leaf(vec![], vec![ExtendedKeyUsagePurpose::ClientAuth])?;
-        Ok(Pki {
-            ca: write("ca.pem", ca.pem())?,
-            server_cert: write("server.pem", server_cert)?,
-            server_key: write("server-key.pem", server_key)?,
-            client_cert: write("client.pem", client_cert)?,
-            client_key: write("client-key.pem", client_key)?,
-        })
-    }
-
-    fn server_flags(&self) -> Vec<String> {
-        vec![
-            "--cert-file".into(),
-            path(&self.server_cert),
-            "--key-file".into(),
-            path(&self.server_key),
-        ]
-    }
-
-    /// The `--peer-*` flags: the server certificate (good for client auth
-    /// too, and naming 127.0.0.1) serves the peer listener and identifies
-    /// the member to its peers.
-    fn peer_flags(&self, client_cert_auth: bool) -> Vec<String> {
-        let mut flags = vec![
-            "--peer-cert-file".into(),
-            path(&self.server_cert),
-            "--peer-key-file".into(),
-            path(&self.server_key),
-            "--peer-trusted-ca-file".into(),
-            path(&self.ca),
-        ];
-        if client_cert_auth {
-            flags.push("--peer-client-cert-auth".into());
-        }
-        flags
-    }
-
-    fn cacert(&self) -> String {
-        format!("--cacert={}", path(&self.ca))
-    }
-
-    fn client_identity(&self) -> [String; 2] {
-        [
-            format!("--cert={}", path(&self.client_cert)),
-            format!("--key={}", path(&self.client_key)),
-        ]
-    }
-}
-
-fn path(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
 
 /// Runs the real etcdctl with `args` (TLS flags included).
 async fn etcdctl(endpoint: &str, args: &[&str]) -> Result<CtlOutput> {

@@ -555,6 +555,9 @@ mod tests {
         cache.insert(entry(5, 7)); // replaces entry 5
         let recount: usize = cache.entries.values().map(entry_bytes).sum();
         assert_eq!(cache.bytes, recount);
-        assert_eq!(cache.entries.keys().copied().collect::<Vec<_>>(), [3, 4, 5, 6, 7]);
+        assert_eq!(
+            cache.entries.keys().copied().collect::<Vec<_>>(),
+            [3, 4, 5, 6, 7]
+        );
     }
 }

@@ -15,7 +15,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use crate::cli::Ctx;
 use crate::error::{CtlError, CtlResult, EXIT_BAD_CONNECTION, EXIT_ERROR};
 use crate::printer::out;
-use crate::tls::{ClientTls, Transport};
+use cetera::client_tls::{ClientTls, Transport};
 
 /// A measured phase never runs longer than this, even against a server
 /// that stalls (`--total` normally ends it much sooner).

@@ -13,7 +13,7 @@ use crate::client::{Client, ClientConfig};
 use crate::error::{CtlError, CtlResult, EXIT_ERROR};
 use crate::gofmt;
 use crate::printer::{self, Format, Printer};
-use crate::tls::TlsFlags;
+use cetera::client_tls::TlsFlags;
 
 pub(crate) fn parse_go_bool(s: &str) -> Result<bool, String> {
     gofmt::parse_bool(s)

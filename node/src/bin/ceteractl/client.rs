@@ -25,7 +25,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{CtlError, CtlResult, DEADLINE_EXCEEDED, status_message};
-use crate::tls::{ClientTls, TlsFlags, Transport};
+use cetera::client_tls::{ClientTls, TlsFlags, Transport};
 
 /// Largest message either side may send (etcd's client allows any size).
 const MAX_MESSAGE: usize = i32::MAX as usize;
@@ -164,13 +164,7 @@ impl Client {
             (Transport::Tls, Some(tls)) => tls.clone(),
             _ => return endpoint.connect().await,
         };
-        let uri = endpoint.uri().clone();
-        let host = uri.host().unwrap_or("localhost").to_string();
-        let port = uri.port_u16().unwrap_or(443);
-        let connector = tower::service_fn(move |_: tonic::transport::Uri| {
-            let (tls, host) = (tls.clone(), host.clone());
-            async move { tls.connect(&host, port, dial).await }
-        });
+        let connector = tls.connector(endpoint.uri(), dial);
         endpoint.connect_with_connector(connector).await
     }
 

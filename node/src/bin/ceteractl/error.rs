@@ -21,6 +21,14 @@ pub(crate) struct CtlError {
     pub(crate) silent: bool,
 }
 
+/// The TLS flags could not be used (a file missing, not PEM, a certificate
+/// without its key): a bad-arguments exit, with the shared module's text.
+impl From<cetera::client_tls::ClientTlsError> for CtlError {
+    fn from(e: cetera::client_tls::ClientTlsError) -> Self {
+        CtlError::bad_args(e.to_string())
+    }
+}
+
 impl CtlError {
     pub(crate) fn new(code: i32, message: impl Into<String>) -> Self {
         CtlError {

@@ -7,7 +7,7 @@
 //! `discovery new`, `bench` (etcd's benchmark tool) and `completion`.
 //!
 //! Modules: `cli` (the command line and the environment), `client` (the
-//! connection, timeouts and retries), `tls` (TLS to https endpoints), `printer`/`json`/`gofmt` (etcdctl's
+//! connection, timeouts and retries; TLS through `cetera::client_tls`), `printer`/`json`/`gofmt` (etcdctl's
 //! output formats), `error` (exit codes), and one module per command group.
 
 mod bench;
@@ -27,7 +27,6 @@ mod maintenance;
 mod member;
 mod printer;
 mod snapshot;
-mod tls;
 mod txn;
 mod watch;
 
