@@ -184,3 +184,43 @@ fn system_roots() -> RootCertStore {
     roots.add_parsable_certificates(found.certs);
     roots
 }
+
+/// How long a client or a member has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The next accepted connection, or `None` once `stopped` completes. A failed
+/// accept (out of file descriptors, say) is logged and retried shortly.
+pub(crate) async fn next_connection(
+    listener: &tokio::net::TcpListener,
+    stopped: &mut (impl std::future::Future<Output = ()> + Unpin),
+    side: &'static str,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((stream, peer));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a {side} connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut *stopped => return None,
+        }
+    }
+}
+
+/// The server side of a TLS handshake, bounded in time; the error says why
+/// it failed, for the caller to log at the level its side deserves.
+pub(crate) async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: tokio::net::TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, String> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}

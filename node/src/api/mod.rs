@@ -43,9 +43,6 @@ fn is_grpc(req: &::http::Request<Incoming>) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-/// How long a client has to finish its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves one client listener until `stop` turns true, then lets open
 /// connections finish. With `tls`, every connection is a TLS one.
 pub async fn serve_client(
@@ -66,19 +63,9 @@ pub async fn serve_client(
     let graceful = GracefulShutdown::new();
     let stopped = crate::server::wait_for_stop(stop);
     tokio::pin!(stopped);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a client connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut stopped => break,
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, peer)) =
+        crate::tls::next_connection(&listener, &mut stopped, "client").await
+    {
         let (grpc, http, counters) = (grpc.clone(), http.clone(), node.grpc_counters());
         let service = hyper::service::service_fn(move |req: ::http::Request<Incoming>| {
             let (grpc, http, counters) = (grpc.clone(), http.clone(), counters.clone());
@@ -106,17 +93,12 @@ pub async fn serve_client(
             let result = match tls {
                 None => serve_connection(&builder, watcher, stream, service).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(stream)) => {
-                            serve_connection(&builder, watcher, stream, service).await
-                        }
-                        Ok(Err(e)) => {
+                    match crate::tls::handshake(&acceptor, stream).await {
+                        Ok(stream) => serve_connection(&builder, watcher, stream, service).await,
+                        // A scanner or a client with the wrong CA is not
+                        // the server's problem.
+                        Err(e) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
                             return;
                         }
                     }

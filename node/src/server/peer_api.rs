@@ -11,7 +11,6 @@
 //! handshake.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -173,9 +172,6 @@ async fn dispatch(node: &Node, path: &str, body: Bytes) -> Response<Bytes> {
     }
 }
 
-/// How long a member has to finish its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves [`routes`] over TLS (HTTP/1.1, as the peer client speaks) on one
 /// `https://` peer listener until `stop` turns true, then lets open
 /// connections finish.
@@ -191,19 +187,9 @@ pub(crate) async fn serve_tls(
     let graceful = GracefulShutdown::new();
     let stopped = super::wait_for_stop(stop);
     tokio::pin!(stopped);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a peer connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut stopped => break,
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, peer)) =
+        crate::tls::next_connection(&listener, &mut stopped, "peer").await
+    {
         let (acceptor, service, http, watcher) = (
             acceptor.clone(),
             service.clone(),
@@ -213,18 +199,13 @@ pub(crate) async fn serve_tls(
         // The handshake runs in the connection's own task, so a slow or
         // refused member never holds up the accept loop.
         tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::warn!(%peer, error = %e, "peer TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::warn!(%peer, "peer TLS handshake timed out");
-                        return;
-                    }
-                };
+            let stream = match crate::tls::handshake(&acceptor, stream).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "peer TLS handshake failed");
+                    return;
+                }
+            };
             let connection = http.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(%peer, error = %e, "peer connection ended with an error");
