@@ -47,6 +47,9 @@ struct LogCache {
     /// The approximate size of `entries`.
     bytes: usize,
     last_purged: Option<LogId>,
+    /// The newest committed id saved, which reaches SQLite with a later
+    /// batch: reads answer from here so they see every save before them.
+    committed: Option<LogId>,
     flushed_up_to: u64,
 }
 
@@ -137,9 +140,10 @@ impl LogStore {
     /// Opens the log kept in `db`, loading its tail into memory, and starts
     /// the writer task.
     pub async fn open(db: Db) -> Result<Self, StorageError> {
-        let (last_purged, tail) = db
+        let (last_purged, committed, tail) = db
             .read(|tx| {
                 let last_purged: Option<LogId> = Meta(tx).value(Meta::LAST_PURGED)?;
+                let committed: Option<Option<LogId>> = Meta(tx).value(Meta::COMMITTED)?;
                 let mut stmt =
                     tx.prepare("SELECT entry FROM raft_log ORDER BY idx DESC LIMIT ?1")?;
                 let rows =
@@ -148,7 +152,7 @@ impl LogStore {
                 for row in rows {
                     tail.push(decode(&row?)?);
                 }
-                Ok((last_purged, tail))
+                Ok((last_purged, committed.flatten(), tail))
             })
             .await?;
         let flushed_up_to = tail.first().map_or(0, |e: &Entry| e.log_id.index);
@@ -156,6 +160,7 @@ impl LogStore {
             entries: BTreeMap::new(),
             bytes: 0,
             last_purged,
+            committed,
             flushed_up_to,
         };
         for entry in tail {
@@ -311,14 +316,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
         // Recorded with the next batch; losing it only means re-applying
         // from the state machine's own applied id.
+        self.cache().committed = committed;
         self.enqueue(LogWrite::Committed { committed })
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, RaftStorageError> {
-        self.db
-            .read(|tx| Meta(tx).value(Meta::COMMITTED))
-            .await
-            .map_err(read_error)
+        Ok(self.cache().committed)
     }
 
     async fn append<I>(
@@ -522,6 +525,7 @@ mod tests {
             entries: BTreeMap::new(),
             bytes: 0,
             last_purged: None,
+            committed: None,
             flushed_up_to,
         };
         for e in entries {
