@@ -3,18 +3,11 @@
 //! timeouts and a hard deadline, so a server that does not answer fails the
 //! test instead of hanging it.
 
-use std::process::Stdio;
-use std::time::Duration;
-
-use anyhow::{Context, Result};
-use tokio::io::AsyncWriteExt;
+use anyhow::Result;
 use tokio::process::Command;
 
 use crate::binaries::ceteractl_bin;
 use crate::etcdctl::CtlOutput;
-
-/// Hard deadline for one ceteractl invocation.
-const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `ceteractl --endpoints=<endpoints> <args>` (no `--endpoints` when
 /// `endpoints` is empty) with `env` added to a clean `ETCDCTL_*`
@@ -37,27 +30,6 @@ pub async fn run(
     }
     cmd.arg("--dial-timeout=5s")
         .arg("--command-timeout=20s")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().context("spawning ceteractl")?;
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().context("ceteractl stdin")?;
-        pipe.write_all(input.as_bytes()).await?;
-        drop(pipe); // EOF
-    }
-    let output = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
-        .await
-        .with_context(|| format!("ceteractl {args:?} did not finish within {RUN_TIMEOUT:?}"))??;
-    Ok(CtlOutput {
-        status: output.status,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    })
+        .args(args);
+    crate::etcdctl::run_with_input(cmd, stdin, &format!("ceteractl {args:?}")).await
 }

@@ -83,19 +83,30 @@ pub async fn run(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Result<
         .arg(format!("--endpoints={endpoints}"))
         .arg("--dial-timeout=5s")
         .arg("--command-timeout=20s")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .args(args);
     let what = format!("etcdctl --endpoints={endpoints} {}", args.join(" "));
+    run_with_input(cmd, stdin, &what).await
+}
+
+/// Runs a command-line client (`cmd`, arguments set) with `stdin` (or no
+/// input), bounded by [`RUN_TIMEOUT`], and collects its exit status and
+/// output. `what` names the command in errors.
+pub(crate) async fn run_with_input(
+    mut cmd: Command,
+    stdin: Option<&str>,
+    what: &str,
+) -> Result<CtlOutput> {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
     let mut child = cmd.spawn().with_context(|| format!("spawning {what}"))?;
     if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().context("etcdctl stdin")?;
+        let mut pipe = child.stdin.take().context("client stdin")?;
         pipe.write_all(input.as_bytes()).await?;
         drop(pipe); // EOF
     }
