@@ -1103,10 +1103,20 @@ impl App {
         };
         let leader = leader_of(snapshot);
         let unix_now = self.unix_now;
+        // When no endpoint answered the last poll, nothing is known to be
+        // up: every member is shown as one that stopped answering (down,
+        // with its last good status dimmed under STALE), never with the
+        // roles of the last good poll.
+        let outage = self.cluster.error.as_deref();
         let mut rows: Vec<MemberRow> = snapshot
             .members
             .iter()
+            .map(|p| match outage {
+                Some(error) => unreachable_probe(p, error),
+                None => p.clone(),
+            })
             .map(|p| {
+                let p = &p;
                 let started = !p.member.name.is_empty() || !p.member.client_urls.is_empty();
                 let role = if !started {
                     Role::Unstarted
@@ -1183,20 +1193,26 @@ impl App {
         self.rows.iter().find(|r| r.role == Role::Leader)
     }
 
-    /// The highest term any member reports.
+    /// The highest term any member reports (or reported last, while no
+    /// member answers: the header dims it then).
     pub fn term(&self) -> Option<u64> {
-        self.rows
-            .iter()
-            .filter_map(|r| r.probe.status.as_ref().ok().map(|s| s.raft_term))
-            .max()
+        self.statuses().map(|s| s.raft_term).max()
     }
 
-    /// The store revision (highest reported).
+    /// The store revision (highest reported, as [`App::term`]).
     pub fn revision(&self) -> Option<i64> {
-        self.rows
-            .iter()
-            .filter_map(|r| r.probe.status.as_ref().ok().map(|s| s.revision))
-            .max()
+        self.statuses().map(|s| s.revision).max()
+    }
+
+    /// Each member's current status, or its last good one while no member
+    /// answers at all.
+    fn statuses(&self) -> impl Iterator<Item = &crate::model::Status> {
+        let outage = self.cluster.error.is_some();
+        self.rows.iter().filter_map(move |r| match (&r.probe.status, &r.last_good) {
+            (Ok(s), _) => Some(s),
+            (Err(_), Some((_, s))) if outage => Some(s),
+            (Err(_), _) => None,
+        })
     }
 
     /// Age of the last good cluster data.
@@ -2462,6 +2478,18 @@ impl App {
             }
             _ => {}
         }
+    }
+}
+
+/// A member as the console sees it while no endpoint answers: its status
+/// is the poll's failure, and nothing it reported before counts as current.
+fn unreachable_probe(p: &MemberProbe, error: &str) -> MemberProbe {
+    MemberProbe {
+        member: p.member.clone(),
+        status: Err(format!("no endpoint answers: {error}")),
+        health: None,
+        stats: None,
+        metrics: None,
     }
 }
 

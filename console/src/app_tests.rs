@@ -87,6 +87,45 @@ fn older_answers_never_overwrite_newer_ones_and_failures_go_stale() {
 }
 
 #[test]
+fn no_endpoint_answering_marks_every_member_down_until_reconnect() {
+    let mut h = Harness::healthy();
+    h.poll(4, Err("http://127.0.0.1:2389: connection refused".into()));
+    h.tick(9);
+    let rows: Vec<(String, Role, bool)> = h
+        .app
+        .rows
+        .iter()
+        .map(|r| (r.name(), r.role, r.healthy))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("n1".into(), Role::Down, false),
+            ("n2".into(), Role::Down, false),
+            ("n3".into(), Role::Down, false)
+        ],
+        "nobody answers: nobody is shown up, leader included"
+    );
+    assert!(h.app.leader().is_none());
+    for r in &h.app.rows {
+        let (at, status) = r.last_good.clone().expect("the last good status is kept");
+        assert_eq!(at, h.at(2), "as read by the last good poll");
+        assert_eq!(status.raft_term, 3);
+        assert!(r.probe.status.as_ref().unwrap_err().contains("connection refused"));
+    }
+    assert!(h.app.cluster.stale());
+    assert_eq!(h.app.cluster_age().unwrap().as_secs(), 7);
+    assert_eq!(h.app.term(), Some(3), "the header keeps the last term (dimmed)");
+
+    h.poll(10, Ok(cluster3(3)));
+    let roles: Vec<Role> = h.app.rows.iter().map(|r| r.role).collect();
+    assert_eq!(roles, [Role::Follower, Role::Leader, Role::Follower]);
+    assert!(h.app.rows.iter().all(|r| r.healthy && r.last_good.is_none()));
+    assert!(!h.app.cluster.stale(), "reconnect clears the badge");
+    assert_eq!(h.app.quorum().verdict(), "3/3 healthy, tolerates 1 failure");
+}
+
+#[test]
 fn views_switch_with_digits_and_keys_open_at_the_root() {
     let mut h = Harness::healthy();
     let cmds = h.char('2');

@@ -267,7 +267,10 @@ fn connection(app: &App, theme: Theme) -> Vec<Span<'static>> {
 
 fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let q = app.quorum();
-    let verdict_style = if app.rows.is_empty() {
+    // No member answers: the quorum is unknown (the members may well be up,
+    // only out of the console's reach), so no verdict is claimed.
+    let outage = app.cluster.stale();
+    let verdict_style = if app.rows.is_empty() || outage {
         theme.dim()
     } else if !q.has_quorum() {
         theme.bold(Color::Red)
@@ -278,6 +281,8 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     };
     let verdict_glyph = if app.rows.is_empty() {
         "?"
+    } else if outage {
+        "✖"
     } else if !q.has_quorum() {
         "✖"
     } else if q.tolerates() == 0 || q.healthy < q.total {
@@ -308,6 +313,8 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
                 "{verdict_glyph} {}",
                 if app.rows.is_empty() {
                     "no members known yet".to_string()
+                } else if outage {
+                    format!("0/{} answering, quorum unknown", q.total)
                 } else {
                     q.verdict()
                 }
