@@ -67,7 +67,7 @@ pub async fn run(
     });
     let mut app = App::new(config, Instant::now(), unix_now());
     if let Ok(size) = terminal.size() {
-        app.size = (size.width, size.height);
+        app.shared.size = (size.width, size.height);
     }
     let panic_hook = |ev: &Event| {
         if let (Some(c), Event::Key(key)) = (panic_on_key, ev)

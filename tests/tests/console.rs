@@ -88,8 +88,14 @@ async fn a_panic_restores_the_terminal() -> Result<()> {
         s.contains("cetera-console") && s.contains("✖ disconnected")
     })
     .await?;
-    ensure!(tmux.pane_var("alternate_on")? == "1", "not on the alternate screen");
-    ensure!(tmux.pane_var("mouse_any_flag")? == "1", "--mouse did not capture the mouse");
+    ensure!(
+        tmux.pane_var("alternate_on")? == "1",
+        "not on the alternate screen"
+    );
+    ensure!(
+        tmux.pane_var("mouse_any_flag")? == "1",
+        "--mouse did not capture the mouse"
+    );
 
     tmux.send(&["~"])?;
     let code = tmux.wait_exit().await?;
@@ -108,12 +114,20 @@ async fn a_panic_restores_the_terminal() -> Result<()> {
         "the alternate screen is still on:\n{}",
         tmux.capture()
     );
-    ensure!(tmux.pane_var("cursor_flag")? == "1", "the cursor is still hidden");
-    ensure!(tmux.pane_var("mouse_any_flag")? == "0", "the mouse is still captured");
+    ensure!(
+        tmux.pane_var("cursor_flag")? == "1",
+        "the cursor is still hidden"
+    );
+    ensure!(
+        tmux.pane_var("mouse_any_flag")? == "0",
+        "the mouse is still captured"
+    );
 
     // The terminal modes as the next program sees them (the marker is
     // computed, so only the answer ends with it, not the typed line).
-    tmux.send_text(r"stty -a | tr ' ;' '\n\n' | grep -Ex -- '-?(icanon|echo)' | tr '\n' ' '; echo m$((6*7))")?;
+    tmux.send_text(
+        r"stty -a | tr ' ;' '\n\n' | grep -Ex -- '-?(icanon|echo)' | tr '\n' ' '; echo m$((6*7))",
+    )?;
     tmux.send(&["Enter"])?;
     let answer = |s: &str| {
         s.lines()
@@ -469,7 +483,10 @@ async fn leader_killed_is_shown_down_and_stale_then_healthy_again(flavor: Flavor
             && s.contains("Members (3) · STALE")
             && s.contains("0/3 answering, quorum unknown")
             && count(s, "✖ down") == 3
-            && s.lines().filter(|l| l.contains("✖ unreachable · STALE")).count() == 3
+            && s.lines()
+                .filter(|l| l.contains("✖ unreachable · STALE"))
+                .count()
+                == 3
             && count(s, "★ leader") + count(s, "● follower") == 0
     })
     .await?;
