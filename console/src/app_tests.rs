@@ -833,7 +833,6 @@ fn components_answer_actions_with_follow_up_actions_and_send_io_as_actions() {
     // The Leases view asks for its list as an I/O action, with a fresh id.
     let mut leases = LeasesView::default();
     assert!(leases.update(Action::Shown, &mut ctx).is_none());
-    drop(ctx);
     assert!(
         matches!(&sent[..], [Action::Io(Command::ListLeases { req: 1 })]),
         "{sent:?}"
