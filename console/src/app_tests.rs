@@ -3,7 +3,10 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::app::{Command, Event, Input, KeysPane, Modal, Op, Role, View};
+use crate::app::{Command, Event, Op, View};
+use crate::cluster_state::Role;
+use crate::components::keys::KeysPane;
+use crate::components::modal::Modal;
 use crate::fixtures::{Harness, cluster3, member, probe};
 
 #[test]
@@ -15,7 +18,7 @@ fn starts_by_polling_and_quits_on_q_and_ctrl_c() {
 
     let mut h = Harness::healthy();
     h.char(':');
-    assert!(matches!(h.app.input, Some(Input::Palette(_))));
+    assert!(h.app.palette.is_open());
     let cmds = h.app.update(Event::Key(KeyEvent::new(
         KeyCode::Char('c'),
         KeyModifiers::CONTROL,
@@ -26,7 +29,14 @@ fn starts_by_polling_and_quits_on_q_and_ctrl_c() {
 #[test]
 fn members_get_roles_and_the_quorum_verdict() {
     let h = Harness::healthy();
-    let roles: Vec<(String, Role)> = h.app.rows.iter().map(|r| (r.name(), r.role)).collect();
+    let roles: Vec<(String, Role)> = h
+        .app
+        .shared
+        .cluster
+        .rows
+        .iter()
+        .map(|r| (r.name(), r.role))
+        .collect();
     assert_eq!(
         roles,
         [
@@ -35,12 +45,15 @@ fn members_get_roles_and_the_quorum_verdict() {
             ("n3".into(), Role::Follower)
         ]
     );
-    assert_eq!(h.app.quorum().verdict(), "3/3 healthy, tolerates 1 failure");
-    assert_eq!(h.app.leader().unwrap().name(), "n2");
-    assert_eq!(h.app.term(), Some(3));
+    assert_eq!(
+        h.app.shared.cluster.quorum().verdict(),
+        "3/3 healthy, tolerates 1 failure"
+    );
+    assert_eq!(h.app.shared.cluster.leader().unwrap().name(), "n2");
+    assert_eq!(h.app.shared.cluster.term(), Some(3));
     // Rates from counter deltas over the 2 s between polls.
-    assert_eq!(h.app.series.proposals.back(), Some(&4));
-    let n1 = &h.app.rows[0];
+    assert_eq!(h.app.shared.cluster.series.proposals.back(), Some(&4));
+    let n1 = &h.app.shared.cluster.rows[0];
     assert_eq!(n1.recv_rate, Some(10.0));
     assert_eq!(n1.uptime.map(|d| d.as_secs()), Some(3723));
 }
@@ -52,15 +65,15 @@ fn a_member_down_and_quorum_lost_are_reported() {
     let leader = member(2, false).id;
     snap.members[1] = probe(member(2, false), leader, false, 0.0, 0);
     h.poll(4, Ok(snap.clone()));
-    assert_eq!(h.app.rows[1].role, Role::Down);
+    assert_eq!(h.app.shared.cluster.rows[1].role, Role::Down);
     assert_eq!(
-        h.app.quorum().verdict(),
+        h.app.shared.cluster.quorum().verdict(),
         "2/3 healthy, tolerates 0 failures"
     );
     snap.members[2] = probe(member(3, false), leader, false, 0.0, 0);
     h.poll(6, Ok(snap));
     assert_eq!(
-        h.app.quorum().verdict(),
+        h.app.shared.cluster.quorum().verdict(),
         "1/3 healthy, QUORUM LOST: 1 of 3 voters up, 2 needed"
     );
 }
@@ -75,38 +88,124 @@ fn older_answers_never_overwrite_newer_ones_and_failures_go_stale() {
         result: Err("late".into()),
     });
     assert!(late.is_empty());
-    assert!(h.app.cluster.error.is_none());
+    assert!(h.app.shared.cluster.snapshot.error.is_none());
     h.poll(4, Err("connection refused".into()));
     h.tick(14);
-    assert!(h.app.cluster.stale(), "last good data kept, marked stale");
-    assert_eq!(h.app.cluster_age().unwrap().as_secs(), 12);
-    assert_eq!(h.app.cluster.failures, 1);
-    assert_eq!(h.app.rows.len(), 3);
+    assert!(
+        h.app.shared.cluster.snapshot.stale(),
+        "last good data kept, marked stale"
+    );
+    assert_eq!(
+        h.app
+            .shared
+            .cluster
+            .age(h.app.shared.now)
+            .unwrap()
+            .as_secs(),
+        12
+    );
+    assert_eq!(h.app.shared.cluster.snapshot.failures, 1);
+    assert_eq!(h.app.shared.cluster.rows.len(), 3);
     h.poll(16, Ok(cluster3(3)));
-    assert!(!h.app.cluster.stale(), "reconnect clears the badge");
+    assert!(
+        !h.app.shared.cluster.snapshot.stale(),
+        "reconnect clears the badge"
+    );
+}
+
+#[test]
+fn no_endpoint_answering_marks_every_member_down_until_reconnect() {
+    let mut h = Harness::healthy();
+    h.poll(4, Err("http://127.0.0.1:2389: connection refused".into()));
+    h.tick(9);
+    let rows: Vec<(String, Role, bool)> = h
+        .app
+        .shared
+        .cluster
+        .rows
+        .iter()
+        .map(|r| (r.name(), r.role, r.healthy))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("n1".into(), Role::Down, false),
+            ("n2".into(), Role::Down, false),
+            ("n3".into(), Role::Down, false)
+        ],
+        "nobody answers: nobody is shown up, leader included"
+    );
+    assert!(h.app.shared.cluster.leader().is_none());
+    for r in &h.app.shared.cluster.rows {
+        let (at, status) = r.last_good.clone().expect("the last good status is kept");
+        assert_eq!(at, h.at(2), "as read by the last good poll");
+        assert_eq!(status.raft_term, 3);
+        assert!(
+            r.probe
+                .status
+                .as_ref()
+                .unwrap_err()
+                .contains("connection refused")
+        );
+    }
+    assert!(h.app.shared.cluster.snapshot.stale());
+    assert_eq!(
+        h.app
+            .shared
+            .cluster
+            .age(h.app.shared.now)
+            .unwrap()
+            .as_secs(),
+        7
+    );
+    assert_eq!(
+        h.app.shared.cluster.term(),
+        Some(3),
+        "the header keeps the last term (dimmed)"
+    );
+
+    h.poll(10, Ok(cluster3(3)));
+    let roles: Vec<Role> = h.app.shared.cluster.rows.iter().map(|r| r.role).collect();
+    assert_eq!(roles, [Role::Follower, Role::Leader, Role::Follower]);
+    assert!(
+        h.app
+            .shared
+            .cluster
+            .rows
+            .iter()
+            .all(|r| r.healthy && r.last_good.is_none())
+    );
+    assert!(
+        !h.app.shared.cluster.snapshot.stale(),
+        "reconnect clears the badge"
+    );
+    assert_eq!(
+        h.app.shared.cluster.quorum().verdict(),
+        "3/3 healthy, tolerates 1 failure"
+    );
 }
 
 #[test]
 fn views_switch_with_digits_and_keys_open_at_the_root() {
     let mut h = Harness::healthy();
     let cmds = h.char('2');
-    assert_eq!(h.app.view, View::Keys);
+    assert_eq!(h.app.shared.view, View::Keys);
     assert!(
         matches!(&cmds[..], [Command::ListKeys { prefix, start, limit: 500, .. }] if prefix.is_empty() && start.is_empty())
     );
     let cmds = h.char('3');
-    assert_eq!(h.app.view, View::Leases);
+    assert_eq!(h.app.shared.view, View::Leases);
     assert!(matches!(&cmds[..], [Command::ListLeases { .. }]));
     h.char('4');
-    assert_eq!(h.app.view, View::Actions);
+    assert_eq!(h.app.shared.view, View::Actions);
     h.char('1');
-    assert_eq!(h.app.view, View::Cluster);
+    assert_eq!(h.app.shared.view, View::Cluster);
     h.char('j');
-    assert_eq!(h.app.member_selected, 1);
+    assert_eq!(h.app.shared.cluster.selected, 1);
     h.char('G');
-    assert_eq!(h.app.member_selected, 2);
+    assert_eq!(h.app.shared.cluster.selected, 2);
     h.char('g');
-    assert_eq!(h.app.member_selected, 0);
+    assert_eq!(h.app.shared.cluster.selected, 0);
 }
 
 #[test]
@@ -121,6 +220,7 @@ fn key_pages_build_a_tree_and_paging_skips_whole_dirs() {
     );
     let names: Vec<String> = h
         .app
+        .keys
         .visible_entries()
         .iter()
         .map(|e| e.display())
@@ -138,6 +238,7 @@ fn key_pages_build_a_tree_and_paging_skips_whole_dirs() {
     h.answer_keys(&cmds, &["/registry/a", "/registry/b"], false, 4);
     let names: Vec<String> = h
         .app
+        .keys
         .visible_entries()
         .iter()
         .map(|e| e.display())
@@ -146,7 +247,7 @@ fn key_pages_build_a_tree_and_paging_skips_whole_dirs() {
     // Esc goes back up and reselects the dir we came from.
     let cmds = h.key(KeyCode::Esc);
     h.answer_keys(&cmds, &["/registry/a", "greeting"], false, 5);
-    assert_eq!(h.app.selected_entry().unwrap().display(), "/");
+    assert_eq!(h.app.keys.selected_entry().unwrap().display(), "/");
 }
 
 #[test]
@@ -171,13 +272,13 @@ fn the_filter_narrows_loaded_rows_and_esc_clears_it() {
     h.answer_keys(&cmds, &["alpha", "beta", "gamma"], false, 3);
     h.char('/');
     h.text("mm");
-    assert_eq!(h.app.visible_entries().len(), 1);
-    assert_eq!(h.app.selected_entry().unwrap().display(), "gamma");
+    assert_eq!(h.app.keys.visible_entries().len(), 1);
+    assert_eq!(h.app.keys.selected_entry().unwrap().display(), "gamma");
     h.key(KeyCode::Enter);
-    assert!(h.app.input.is_none());
+    assert!(!h.app.typing());
     assert_eq!(h.app.keys.filter, "mm");
     h.key(KeyCode::Esc);
-    assert_eq!(h.app.visible_entries().len(), 3);
+    assert_eq!(h.app.keys.visible_entries().len(), 3);
 }
 
 #[test]
@@ -188,14 +289,14 @@ fn delete_asks_first_and_defaults_to_no() {
     h.answer_value(&cmds, "v", 3);
     let cmds = h.char('x');
     assert!(cmds.is_empty(), "nothing runs before confirmation");
-    let Some(Modal::Confirm(c)) = &h.app.modal else {
+    let Some(Modal::Confirm(c)) = &h.app.modal.shown else {
         panic!("no modal")
     };
     assert!(!c.yes, "the default is No");
     assert_eq!(c.target, "a");
     // Enter on the default button cancels.
     assert!(h.key(KeyCode::Enter).is_empty());
-    assert!(h.app.modal.is_none());
+    assert!(!h.app.modal.is_open());
     // n and Esc cancel; y runs.
     h.char('x');
     assert!(h.char('n').is_empty());
@@ -218,7 +319,7 @@ fn removing_a_member_names_it_and_refuses_to_break_quorum_unless_overridden() {
     h.char(':');
     h.text("member remove n1");
     h.key(KeyCode::Enter);
-    let Some(Modal::Confirm(c)) = h.app.modal.clone() else {
+    let Some(Modal::Confirm(c)) = h.app.modal.shown.clone() else {
         panic!("no modal")
     };
     assert!(c.target.starts_with("n1 (1000000000000001"), "{}", c.target);
@@ -232,6 +333,7 @@ fn removing_a_member_names_it_and_refuses_to_break_quorum_unless_overridden() {
     assert!(
         h.app
             .toasts
+            .list
             .last()
             .unwrap()
             .text
@@ -252,7 +354,7 @@ fn member_add_shows_the_impact_and_then_the_flags() {
     h.char(':');
     h.text("member add http://127.0.0.1:2420 --learner --name n4");
     h.key(KeyCode::Enter);
-    let Some(Modal::Confirm(c)) = h.app.modal.clone() else {
+    let Some(Modal::Confirm(c)) = h.app.modal.shown.clone() else {
         panic!("no modal")
     };
     assert_eq!(
@@ -268,7 +370,7 @@ fn member_add_shows_the_impact_and_then_the_flags() {
         result: Ok("--initial-cluster n1=…".into()),
     });
     assert!(
-        matches!(&h.app.modal, Some(Modal::Info { lines, .. }) if lines[0].contains("--initial-cluster"))
+        matches!(&h.app.modal.shown, Some(Modal::Info { lines, .. }) if lines[0].contains("--initial-cluster"))
     );
 }
 
@@ -280,22 +382,22 @@ fn read_only_removes_every_mutation() {
     let cmds = h.answer_keys(&cmds, &["a"], false, 1);
     h.answer_value(&cmds, "v", 1);
     assert!(h.char('x').is_empty());
-    assert!(h.app.modal.is_none());
+    assert!(!h.app.modal.is_open());
     h.char('4');
     h.key(KeyCode::Enter);
-    assert!(h.app.modal.is_none() && h.app.input.is_none());
+    assert!(!h.app.modal.is_open() && !h.app.typing());
     h.char(':');
     h.text("member remove n1");
     h.key(KeyCode::Enter);
-    assert!(h.app.modal.is_none());
-    assert!(h.app.toasts.last().unwrap().text.contains("read-only"));
+    assert!(!h.app.modal.is_open());
+    assert!(h.app.toasts.list.last().unwrap().text.contains("read-only"));
 }
 
 #[test]
 fn freeze_and_refresh() {
     let mut h = Harness::healthy();
     assert_eq!(h.char('f'), [Command::SetPaused(true)]);
-    assert!(h.app.paused);
+    assert!(h.app.shared.paused);
     assert_eq!(h.char('r'), [Command::Poll]);
     assert_eq!(h.char('f'), [Command::SetPaused(false)]);
 }
@@ -304,11 +406,11 @@ fn freeze_and_refresh() {
 fn help_opens_and_closes() {
     let mut h = Harness::healthy();
     h.char('?');
-    assert!(h.app.help);
+    assert!(h.app.help.open);
     assert!(h.char('j').is_empty(), "keys do not leak through the help");
-    assert_eq!(h.app.member_selected, 0);
+    assert_eq!(h.app.shared.cluster.selected, 0);
     h.key(KeyCode::Esc);
-    assert!(!h.app.help);
+    assert!(!h.app.help.open);
 }
 
 fn press(h: &mut Harness, code: KeyCode, modifiers: KeyModifiers) -> Vec<Command> {
@@ -333,11 +435,11 @@ fn every_navigation_key_of_the_issue_works() {
         (KeyCode::PageUp, 0),
     ] {
         press(&mut h, code, none);
-        assert_eq!(h.app.member_selected, want, "after {code:?}");
+        assert_eq!(h.app.shared.cluster.selected, want, "after {code:?}");
     }
     // Shift-G as terminals report it.
     press(&mut h, KeyCode::Char('G'), KeyModifiers::SHIFT);
-    assert_eq!(h.app.member_selected, 2);
+    assert_eq!(h.app.shared.cluster.selected, 2);
 
     // 1..4 switch views; Enter drills in (Cluster -> Actions for the member).
     for (c, view) in [
@@ -347,13 +449,13 @@ fn every_navigation_key_of_the_issue_works() {
         ('1', View::Cluster),
     ] {
         let cmds = press(&mut h, KeyCode::Char(c), none);
-        assert_eq!(h.app.view, view);
+        assert_eq!(h.app.shared.view, view);
         if view == View::Keys {
             h.answer_keys(&cmds, &["dir/a", "key"], false, 3);
         }
     }
     press(&mut h, KeyCode::Enter, none);
-    assert_eq!(h.app.view, View::Actions);
+    assert_eq!(h.app.shared.view, View::Actions);
 
     // Tab / Shift-Tab cycle the panes of the Keys view, both ways.
     press(&mut h, KeyCode::Char('2'), none);
@@ -382,7 +484,7 @@ fn every_navigation_key_of_the_issue_works() {
     );
     let mut h = Harness::healthy();
     palette_line(&mut h, "member remove n1");
-    assert!(h.app.modal.is_some());
+    assert!(h.app.modal.is_open());
     assert_eq!(
         press(&mut h, KeyCode::Char('c'), KeyModifiers::CONTROL),
         [Command::Quit]
@@ -405,21 +507,22 @@ fn the_palette_runs_its_commands() {
         h.text("keys /registry/");
         h.key(KeyCode::Enter)
     };
-    assert_eq!(h.app.view, View::Keys);
+    assert_eq!(h.app.shared.view, View::Keys);
     assert!(matches!(&cmds[..], [Command::ListKeys { prefix, .. }] if prefix == b"/registry/"));
     palette_line(&mut h, "flat");
     assert!(h.app.keys.flat);
     palette_line(&mut h, "members");
-    assert_eq!(h.app.view, View::Cluster);
+    assert_eq!(h.app.shared.view, View::Cluster);
     palette_line(&mut h, "leases");
-    assert_eq!(h.app.view, View::Leases);
+    assert_eq!(h.app.shared.view, View::Leases);
     palette_line(&mut h, "help");
-    assert!(h.app.help);
+    assert!(h.app.help.open);
     h.key(KeyCode::Esc);
     palette_line(&mut h, "frobnicate");
     assert!(
         h.app
             .toasts
+            .list
             .last()
             .unwrap()
             .text
@@ -436,11 +539,11 @@ fn pressing_the_movement_keys_in_the_help_scrolls_it() {
     h.char('?');
     h.char('j');
     h.key(KeyCode::PageDown);
-    assert!(h.app.help_scroll > 1);
+    assert!(h.app.help.scroll > 1);
     h.char('g');
-    assert_eq!(h.app.help_scroll, 0);
+    assert_eq!(h.app.help.scroll, 0);
     h.char('?');
-    assert!(!h.app.help);
+    assert!(!h.app.help.open);
 }
 
 #[test]
@@ -536,7 +639,7 @@ fn error_toasts_carry_a_glyph_not_only_a_colour() {
     h.char(':');
     h.text("frobnicate");
     h.key(KeyCode::Enter);
-    let t = h.app.toasts.last().unwrap();
+    let t = h.app.toasts.list.last().unwrap();
     assert!(t.error && t.text.starts_with("✖ unknown command"), "{t:?}");
 }
 
@@ -568,7 +671,7 @@ fn g_reads_every_page_and_lands_on_the_last_key() {
     let first = page(0);
     let refs: Vec<&str> = first.iter().map(String::as_str).collect();
     h.answer_keys(&cmds, &refs, true, 1);
-    assert_eq!(h.app.visible_entries().len(), 500);
+    assert_eq!(h.app.keys.visible_entries().len(), 500);
     // G: the last loaded row, and the next page is read at once.
     let mut cmds = h.char('G');
     for (n, from) in [(1000, 500), (1500, 1000), (1730, 1500)] {
@@ -583,7 +686,7 @@ fn g_reads_every_page_and_lands_on_the_last_key() {
             "{cmds:?}"
         );
         cmds = h.answer_keys(&cmds, &refs, n < 1730, 2);
-        assert_eq!(h.app.visible_entries().len(), n);
+        assert_eq!(h.app.keys.visible_entries().len(), n);
         assert_eq!(h.app.keys.selected, n - 1, "the selection follows the end");
     }
     assert!(!h.app.keys.follow_bottom);
@@ -591,7 +694,7 @@ fn g_reads_every_page_and_lands_on_the_last_key() {
         cmds.iter().all(|c| !matches!(c, Command::ListKeys { .. })),
         "no page past the end"
     );
-    assert_eq!(h.app.selected_entry().unwrap().display(), "k01729");
+    assert_eq!(h.app.keys.selected_entry().unwrap().display(), "k01729");
     // Any other move stops following.
     h.char('k');
     assert!(!h.app.keys.follow_bottom);
@@ -630,7 +733,7 @@ fn a_long_listing_is_not_reset_by_the_polls() {
     // Its last page read: the listing is complete, but longer than a page,
     // and re-reading its first page would drop the others.
     h.answer_keys(&cmds, &["c"], false, 3);
-    assert_eq!(h.app.visible_entries().len(), 3);
+    assert_eq!(h.app.keys.visible_entries().len(), 3);
     let cmds = h.poll(4, Ok(cluster3(2)));
     assert!(
         cmds.iter().all(|c| !matches!(c, Command::ListKeys { .. })),
@@ -647,7 +750,7 @@ fn r_rereads_as_many_pages_as_were_loaded_and_keeps_the_selection() {
     h.char('j');
     h.char('j');
     h.char('j');
-    assert_eq!(h.app.selected_entry().unwrap().display(), "d");
+    assert_eq!(h.app.keys.selected_entry().unwrap().display(), "d");
     let cmds = h.char('r');
     assert!(
         cmds.iter()
@@ -660,19 +763,20 @@ fn r_rereads_as_many_pages_as_were_loaded_and_keeps_the_selection() {
         "{cmds:?}"
     );
     assert_eq!(
-        h.app.visible_entries().len(),
+        h.app.keys.visible_entries().len(),
         4,
         "the old rows stay meanwhile"
     );
     h.answer_keys(&cmds, &["c", "d", "e"], true, 5);
     let names: Vec<String> = h
         .app
+        .keys
         .visible_entries()
         .iter()
         .map(|e| e.display())
         .collect();
     assert_eq!(names, ["a", "b2", "c", "d", "e"]);
-    assert_eq!(h.app.selected_entry().unwrap().display(), "d");
+    assert_eq!(h.app.keys.selected_entry().unwrap().display(), "d");
 }
 
 #[test]
@@ -684,4 +788,54 @@ fn lease_ids_print_as_etcdctl_prints_them() {
         .describe(),
         "lease revoke 0eb4bebe6520418f"
     );
+}
+
+#[test]
+fn components_answer_actions_with_follow_up_actions_and_send_io_as_actions() {
+    use crate::action::Action;
+    use crate::components::cluster::ClusterView;
+    use crate::components::leases::LeasesView;
+    use crate::components::modal::{Confirm, ModalView};
+    use crate::components::{Component, Ctx};
+    use crate::keymap::Intent;
+
+    let h = Harness::healthy();
+    let (mut next_id, mut sent) = (0, Vec::new());
+    let mut ctx = Ctx::new(&h.app.shared, &mut next_id, &mut sent);
+
+    // The Cluster view: a movement selects a member, Enter asks for the
+    // Actions view; neither changes shared state itself.
+    let mut cluster = ClusterView;
+    let down = cluster.update(Action::Intent(Intent::Down), &mut ctx);
+    assert!(matches!(down, Some(Action::SelectMember(1))), "{down:?}");
+    let enter = cluster.update(Action::Intent(Intent::Enter), &mut ctx);
+    assert!(matches!(enter, Some(Action::ActOnSelected)), "{enter:?}");
+
+    // The modal: "y" on a confirmation becomes the mutation it names.
+    let mut modal = ModalView::default();
+    let op = Op::Delete { key: b"k".to_vec() };
+    let confirm = Confirm::new("Delete key?".into(), "k".into(), vec![], None, op.clone());
+    assert!(
+        modal
+            .update(Action::Confirm(Box::new(confirm)), &mut ctx)
+            .is_none()
+    );
+    let yes = modal.update(
+        Action::Key(KeyEvent::new(KeyCode::Char('y'), KeyModifiers::NONE)),
+        &mut ctx,
+    );
+    assert!(
+        matches!(yes, Some(Action::Run(ref o)) if *o == op),
+        "{yes:?}"
+    );
+    assert!(!modal.is_open());
+
+    // The Leases view asks for its list as an I/O action, with a fresh id.
+    let mut leases = LeasesView::default();
+    assert!(leases.update(Action::Shown, &mut ctx).is_none());
+    assert!(
+        matches!(&sent[..], [Action::Io(Command::ListLeases { req: 1 })]),
+        "{sent:?}"
+    );
+    assert!(leases.leases.loading);
 }

@@ -1,5 +1,6 @@
-//! The one keymap table: it dispatches keys ([`lookup`]) and generates the
-//! help overlay and the footer, so what the help says is what the keys do.
+//! The one keymap table: the dispatcher routes keys through it ([`lookup`]),
+//! and it generates the help overlay and the footer, so what the help says
+//! is what the keys do.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -31,9 +32,11 @@ impl Scope {
     }
 }
 
-/// What a key asks for; the core interprets it for the focused view.
+/// What a key means. The dispatcher turns it into an [`crate::action::Action`]:
+/// app-wide ones (quit, views, help, refresh, ...) directly, the others as
+/// [`crate::action::Action::Intent`] for the focused view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum Intent {
     /// Quit the console.
     Quit,
     /// Selection up.
@@ -92,7 +95,7 @@ pub struct Binding {
     /// Where it applies.
     pub scope: Scope,
     /// What it does.
-    pub action: Action,
+    pub intent: Intent,
     /// One line of help.
     pub help: &'static str,
     /// Whether the footer shows it.
@@ -109,7 +112,7 @@ const fn b(
     keys: &'static [(KeyCode, KeyModifiers)],
     label: &'static str,
     scope: Scope,
-    action: Action,
+    intent: Intent,
     help: &'static str,
     footer: bool,
     mutates: bool,
@@ -118,7 +121,7 @@ const fn b(
         keys,
         label,
         scope,
-        action,
+        intent,
         help,
         footer,
         mutates,
@@ -130,41 +133,41 @@ const fn b(
 #[rustfmt::skip]
 pub const KEYMAP: &[Binding] = &[
     // Keys view.
-    b(&[(KeyCode::Char('t'), NONE)], "t", Scope::Keys, Action::ToggleFlat, "tree / flat listing", true, false),
-    b(&[(KeyCode::Char('w'), NONE)], "w", Scope::Keys, Action::Watch, "live watch of this prefix (again: stop)", true, false),
-    b(&[(KeyCode::Char('d'), NONE)], "d", Scope::Keys, Action::Diff, "history: diff with the previous revision", false, false),
-    b(&[(KeyCode::Char('n'), NONE)], "n", Scope::Keys, Action::NewKey, "put a new key (asks to confirm)", false, true),
-    b(&[(KeyCode::Char('e'), NONE)], "e", Scope::Keys, Action::Edit, "put a new value for the selected key", true, true),
-    b(&[(KeyCode::Char('x'), NONE), (KeyCode::Delete, NONE)], "x/Del", Scope::Keys, Action::Delete, "delete the selected key (asks to confirm)", true, true),
-    b(&[(KeyCode::Char('h'), NONE), (KeyCode::Left, NONE), (KeyCode::Backspace, NONE)], "h/←/Bksp", Scope::Keys, Action::Back, "up one level", false, false),
-    b(&[(KeyCode::Char('l'), NONE), (KeyCode::Right, NONE)], "l/→", Scope::Keys, Action::Enter, "open the selected dir", false, false),
+    b(&[(KeyCode::Char('t'), NONE)], "t", Scope::Keys, Intent::ToggleFlat, "tree / flat listing", true, false),
+    b(&[(KeyCode::Char('w'), NONE)], "w", Scope::Keys, Intent::Watch, "live watch of this prefix (again: stop)", true, false),
+    b(&[(KeyCode::Char('d'), NONE)], "d", Scope::Keys, Intent::Diff, "history: diff with the previous revision", false, false),
+    b(&[(KeyCode::Char('n'), NONE)], "n", Scope::Keys, Intent::NewKey, "put a new key (asks to confirm)", false, true),
+    b(&[(KeyCode::Char('e'), NONE)], "e", Scope::Keys, Intent::Edit, "put a new value for the selected key", true, true),
+    b(&[(KeyCode::Char('x'), NONE), (KeyCode::Delete, NONE)], "x/Del", Scope::Keys, Intent::Delete, "delete the selected key (asks to confirm)", true, true),
+    b(&[(KeyCode::Char('h'), NONE), (KeyCode::Left, NONE), (KeyCode::Backspace, NONE)], "h/←/Bksp", Scope::Keys, Intent::Back, "up one level", false, false),
+    b(&[(KeyCode::Char('l'), NONE), (KeyCode::Right, NONE)], "l/→", Scope::Keys, Intent::Enter, "open the selected dir", false, false),
     // Leases view.
-    b(&[(KeyCode::Char('x'), NONE), (KeyCode::Delete, NONE)], "x/Del", Scope::Leases, Action::Delete, "revoke the selected lease (asks to confirm)", true, true),
+    b(&[(KeyCode::Char('x'), NONE), (KeyCode::Delete, NONE)], "x/Del", Scope::Leases, Intent::Delete, "revoke the selected lease (asks to confirm)", true, true),
     // Actions view.
-    b(&[(KeyCode::Enter, NONE)], "Enter", Scope::Actions, Action::Enter, "run the selected action on the selected member", true, true),
+    b(&[(KeyCode::Enter, NONE)], "Enter", Scope::Actions, Intent::Enter, "run the selected action on the selected member", true, true),
     // Cluster view.
-    b(&[(KeyCode::Enter, NONE)], "Enter", Scope::Cluster, Action::Enter, "actions for the selected member", false, false),
+    b(&[(KeyCode::Enter, NONE)], "Enter", Scope::Cluster, Intent::Enter, "actions for the selected member", false, false),
     // Everywhere.
-    b(&[(KeyCode::Char('j'), NONE), (KeyCode::Down, NONE)], "j/↓", Scope::Global, Action::Down, "down", false, false),
-    b(&[(KeyCode::Char('k'), NONE), (KeyCode::Up, NONE)], "k/↑", Scope::Global, Action::Up, "up", false, false),
-    b(&[(KeyCode::Char('g'), NONE), (KeyCode::Home, NONE)], "g/Home", Scope::Global, Action::Top, "first row", false, false),
-    b(&[(KeyCode::Char('G'), SHIFT), (KeyCode::Char('G'), NONE), (KeyCode::End, NONE)], "G/End", Scope::Global, Action::Bottom, "last row (Keys: loads every page)", false, false),
-    b(&[(KeyCode::PageUp, NONE), (KeyCode::Char('b'), CTRL)], "PgUp", Scope::Global, Action::PageUp, "page up", false, false),
-    b(&[(KeyCode::PageDown, NONE), (KeyCode::Char('f'), CTRL)], "PgDn", Scope::Global, Action::PageDown, "page down", false, false),
-    b(&[(KeyCode::Tab, NONE)], "Tab", Scope::Global, Action::NextPane, "next pane", true, false),
-    b(&[(KeyCode::BackTab, SHIFT), (KeyCode::BackTab, NONE)], "S-Tab", Scope::Global, Action::PrevPane, "previous pane", false, false),
-    b(&[(KeyCode::Enter, NONE)], "Enter", Scope::Global, Action::Enter, "drill in", false, false),
-    b(&[(KeyCode::Esc, NONE)], "Esc", Scope::Global, Action::Back, "back / clear filter", false, false),
-    b(&[(KeyCode::Char('1'), NONE)], "1", Scope::Global, Action::View(0), "Cluster view", false, false),
-    b(&[(KeyCode::Char('2'), NONE)], "2", Scope::Global, Action::View(1), "Keys view", false, false),
-    b(&[(KeyCode::Char('3'), NONE)], "3", Scope::Global, Action::View(2), "Leases view", false, false),
-    b(&[(KeyCode::Char('4'), NONE)], "4", Scope::Global, Action::View(3), "Actions view", false, false),
-    b(&[(KeyCode::Char('/'), NONE)], "/", Scope::Global, Action::Filter, "filter the list", true, false),
-    b(&[(KeyCode::Char(':'), NONE), (KeyCode::Char(':'), SHIFT)], ":", Scope::Global, Action::Palette, "command palette (Tab completes)", true, false),
-    b(&[(KeyCode::Char('r'), NONE)], "r", Scope::Global, Action::Refresh, "refresh now", true, false),
-    b(&[(KeyCode::Char('f'), NONE)], "f", Scope::Global, Action::Freeze, "freeze / resume polling", true, false),
-    b(&[(KeyCode::Char('?'), NONE), (KeyCode::Char('?'), SHIFT)], "?", Scope::Global, Action::Help, "this help", true, false),
-    b(&[(KeyCode::Char('q'), NONE)], "q", Scope::Global, Action::Quit, "quit (Ctrl-C always quits)", true, false),
+    b(&[(KeyCode::Char('j'), NONE), (KeyCode::Down, NONE)], "j/↓", Scope::Global, Intent::Down, "down", false, false),
+    b(&[(KeyCode::Char('k'), NONE), (KeyCode::Up, NONE)], "k/↑", Scope::Global, Intent::Up, "up", false, false),
+    b(&[(KeyCode::Char('g'), NONE), (KeyCode::Home, NONE)], "g/Home", Scope::Global, Intent::Top, "first row", false, false),
+    b(&[(KeyCode::Char('G'), SHIFT), (KeyCode::Char('G'), NONE), (KeyCode::End, NONE)], "G/End", Scope::Global, Intent::Bottom, "last row (Keys: loads every page)", false, false),
+    b(&[(KeyCode::PageUp, NONE), (KeyCode::Char('b'), CTRL)], "PgUp", Scope::Global, Intent::PageUp, "page up", false, false),
+    b(&[(KeyCode::PageDown, NONE), (KeyCode::Char('f'), CTRL)], "PgDn", Scope::Global, Intent::PageDown, "page down", false, false),
+    b(&[(KeyCode::Tab, NONE)], "Tab", Scope::Global, Intent::NextPane, "next pane", true, false),
+    b(&[(KeyCode::BackTab, SHIFT), (KeyCode::BackTab, NONE)], "S-Tab", Scope::Global, Intent::PrevPane, "previous pane", false, false),
+    b(&[(KeyCode::Enter, NONE)], "Enter", Scope::Global, Intent::Enter, "drill in", false, false),
+    b(&[(KeyCode::Esc, NONE)], "Esc", Scope::Global, Intent::Back, "back / clear filter", false, false),
+    b(&[(KeyCode::Char('1'), NONE)], "1", Scope::Global, Intent::View(0), "Cluster view", false, false),
+    b(&[(KeyCode::Char('2'), NONE)], "2", Scope::Global, Intent::View(1), "Keys view", false, false),
+    b(&[(KeyCode::Char('3'), NONE)], "3", Scope::Global, Intent::View(2), "Leases view", false, false),
+    b(&[(KeyCode::Char('4'), NONE)], "4", Scope::Global, Intent::View(3), "Actions view", false, false),
+    b(&[(KeyCode::Char('/'), NONE)], "/", Scope::Global, Intent::Filter, "filter the list", true, false),
+    b(&[(KeyCode::Char(':'), NONE), (KeyCode::Char(':'), SHIFT)], ":", Scope::Global, Intent::Palette, "command palette (Tab completes)", true, false),
+    b(&[(KeyCode::Char('r'), NONE)], "r", Scope::Global, Intent::Refresh, "refresh now", true, false),
+    b(&[(KeyCode::Char('f'), NONE)], "f", Scope::Global, Intent::Freeze, "freeze / resume polling", true, false),
+    b(&[(KeyCode::Char('?'), NONE), (KeyCode::Char('?'), SHIFT)], "?", Scope::Global, Intent::Help, "this help", true, false),
+    b(&[(KeyCode::Char('q'), NONE)], "q", Scope::Global, Intent::Quit, "quit (Ctrl-C always quits)", true, false),
 ];
 
 /// The binding a key triggers in `scope`, if any (Ctrl-C is handled before
@@ -203,13 +206,13 @@ mod tests {
     fn scoped_bindings_win_over_global_ones() {
         let enter = key(KeyCode::Enter, NONE);
         assert_eq!(
-            lookup(&enter, Scope::Actions, false).unwrap().action,
-            Action::Enter
+            lookup(&enter, Scope::Actions, false).unwrap().intent,
+            Intent::Enter
         );
         assert!(lookup(&enter, Scope::Actions, false).unwrap().mutates);
         assert!(!lookup(&enter, Scope::Keys, false).unwrap().mutates);
         let h = key(KeyCode::Char('h'), NONE);
-        assert_eq!(lookup(&h, Scope::Keys, false).unwrap().action, Action::Back);
+        assert_eq!(lookup(&h, Scope::Keys, false).unwrap().intent, Intent::Back);
         assert!(lookup(&h, Scope::Cluster, false).is_none());
     }
 
@@ -217,8 +220,8 @@ mod tests {
     fn read_only_removes_mutations() {
         let x = key(KeyCode::Char('x'), NONE);
         assert_eq!(
-            lookup(&x, Scope::Keys, false).unwrap().action,
-            Action::Delete
+            lookup(&x, Scope::Keys, false).unwrap().intent,
+            Intent::Delete
         );
         assert!(lookup(&x, Scope::Keys, true).is_none());
         assert!(bindings_for(Scope::Keys, true).iter().all(|b| !b.mutates));
@@ -230,14 +233,14 @@ mod tests {
         assert_eq!(
             lookup(&key(KeyCode::Char('G'), SHIFT), Scope::Keys, false)
                 .unwrap()
-                .action,
-            Action::Bottom
+                .intent,
+            Intent::Bottom
         );
         assert_eq!(
             lookup(&key(KeyCode::Char('?'), SHIFT), Scope::Cluster, false)
                 .unwrap()
-                .action,
-            Action::Help
+                .intent,
+            Intent::Help
         );
     }
 

@@ -1,4 +1,11 @@
 //! `cetera-console`: see the crate docs of `console`.
+//!
+//! Test hook: `CETERA_CONSOLE_PANIC_ON_KEY=<char>` makes the console panic
+//! when that key is pressed, so the end-to-end tests can check that the
+//! terminal is restored after a real panic. It is read here and nowhere else.
+
+/// The test hook's variable (see the module docs).
+const PANIC_ON_KEY: &str = "CETERA_CONSOLE_PANIC_ON_KEY";
 
 use clap::Parser;
 use console::cli::Args;
@@ -24,7 +31,10 @@ fn main() -> anyhow::Result<()> {
     let theme = Theme {
         color: args.color(),
     };
-    let result = runtime.block_on(term::run(config, &tls, theme, args.mouse));
+    let panic_on_key = std::env::var(PANIC_ON_KEY)
+        .ok()
+        .and_then(|v| v.chars().next());
+    let result = runtime.block_on(term::run(config, &tls, theme, args.mouse, panic_on_key));
     // Background tasks (polls in flight) must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     result

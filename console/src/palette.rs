@@ -1,6 +1,7 @@
 //! The `:` command palette: parsing and completion. No I/O.
 
-use crate::app::{ActionKind, View};
+use crate::app::View;
+use crate::components::actions::ActionKind;
 
 /// Every command, with its argument hint (completion and help).
 pub const COMMANDS: &[(&str, &str)] = &[

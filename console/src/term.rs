@@ -30,7 +30,17 @@ pub fn unix_now() -> f64 {
 }
 
 /// Runs the console on the real terminal until the user quits.
-pub async fn run(config: Config, tls: &TlsFlags, theme: Theme, mouse: bool) -> anyhow::Result<()> {
+///
+/// `panic_on_key` is a test hook (set by `main` from
+/// `CETERA_CONSOLE_PANIC_ON_KEY` only): that key makes the main loop panic,
+/// so the end-to-end tests can check that a real panic restores the terminal.
+pub async fn run(
+    config: Config,
+    tls: &TlsFlags,
+    theme: Theme,
+    mouse: bool,
+    panic_on_key: Option<char>,
+) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::unbounded_channel();
     let clients = Clients::new(config.endpoints.clone(), tls)?;
     let poller = spawn_poller(clients.clone(), config.refresh, tx.clone());
@@ -57,9 +67,24 @@ pub async fn run(config: Config, tls: &TlsFlags, theme: Theme, mouse: bool) -> a
     });
     let mut app = App::new(config, Instant::now(), unix_now());
     if let Ok(size) = terminal.size() {
-        app.size = (size.width, size.height);
+        app.shared.size = (size.width, size.height);
     }
-    let result = main_loop(&mut terminal, app, rx, |cmd| exec.run(cmd), theme).await;
+    let panic_hook = |ev: &Event| {
+        if let (Some(c), Event::Key(key)) = (panic_on_key, ev)
+            && key.code == KeyCode::Char(c)
+        {
+            panic!("CETERA_CONSOLE_PANIC_ON_KEY: {c:?} pressed");
+        }
+    };
+    let result = main_loop_inspecting(
+        &mut terminal,
+        app,
+        rx,
+        |cmd| exec.run(cmd),
+        theme,
+        panic_hook,
+    )
+    .await;
     input.abort();
     clock.abort();
     restore_terminal(mouse);
@@ -123,10 +148,26 @@ async fn read_input(tx: mpsc::UnboundedSender<Event>) {
 /// or the event channel closes. Generic over the backend.
 pub async fn main_loop<B: Backend>(
     terminal: &mut Terminal<B>,
+    app: App,
+    rx: mpsc::UnboundedReceiver<Event>,
+    exec: impl FnMut(Command),
+    theme: Theme,
+) -> anyhow::Result<()>
+where
+    B::Error: Send + Sync + 'static,
+{
+    main_loop_inspecting(terminal, app, rx, exec, theme, |_| {}).await
+}
+
+/// [`main_loop`], showing each event to `inspect` before the core applies
+/// it (on the main loop's own task: a panic there ends the process).
+async fn main_loop_inspecting<B: Backend>(
+    terminal: &mut Terminal<B>,
     mut app: App,
     mut rx: mpsc::UnboundedReceiver<Event>,
     mut exec: impl FnMut(Command),
     theme: Theme,
+    mut inspect: impl FnMut(&Event),
 ) -> anyhow::Result<()>
 where
     B::Error: Send + Sync + 'static,
@@ -136,11 +177,13 @@ where
     }
     terminal.draw(|f| ui::draw(f, &app, theme))?;
     while let Some(ev) = rx.recv().await {
+        inspect(&ev);
         for cmd in app.update(ev) {
             exec(cmd);
         }
         // Everything already queued is applied before the next frame.
         while let Ok(ev) = rx.try_recv() {
+            inspect(&ev);
             for cmd in app.update(ev) {
                 exec(cmd);
             }

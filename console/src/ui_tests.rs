@@ -360,6 +360,57 @@ fn cluster_view_with_a_member_down_and_stale_data_at_both_sizes() {
 }
 
 #[test]
+fn cluster_view_when_no_endpoint_answers_then_reconnected() {
+    let mut h = Harness::healthy();
+    h.poll(4, Err("http://127.0.0.1:2389: connection refused".into()));
+    h.tick(9);
+    both(
+        "cluster_no_endpoint_answers",
+        &h.app,
+        &[
+            "Members (3) · STALE 7s",
+            "0/3 answering, quorum unknown",
+            "leader none",
+            "✖ unreachable · STALE 7s",
+        ],
+    );
+    let text = screen(&h.app, 160, 48);
+    assert_eq!(
+        text.matches("✖ down").count(),
+        3 + 1,
+        "3 rows and the detail"
+    );
+    assert!(!text.contains("★ leader") && !text.contains("● follower"));
+    let styled = render(&h.app, 160, 48);
+    let buffer = styled.backend().buffer();
+    let row = (0..48)
+        .find(|&y| {
+            (0..160)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect::<String>()
+                .contains("n3    ✖ down")
+        })
+        .expect("n3's row");
+    let down = (0..160)
+        .find(|&x| buffer[(x, row)].symbol() == "✖")
+        .expect("the down glyph");
+    assert_eq!(
+        buffer[(down, row)].fg,
+        Color::Red,
+        "down is red, as a single down member"
+    );
+
+    h.poll(10, Ok(cluster3(3)));
+    h.tick(10);
+    let text = screen(&h.app, 160, 48);
+    assert!(
+        !text.contains("STALE") && !text.contains("✖ down"),
+        "{text}"
+    );
+    assert!(text.contains("★ leader") && text.contains("3/3 healthy, tolerates 1 failure"));
+}
+
+#[test]
 fn cluster_view_lists_alarms() {
     let mut h = Harness::healthy();
     let mut snap = cluster3(2);
@@ -803,7 +854,7 @@ fn help_overlay_at_both_sizes_and_scrolled() {
     );
     assert!(screen(&h.app, 80, 24).contains("lines 24-45 of 45"));
     h.key(KeyCode::Esc);
-    assert!(!h.app.help && h.app.help_scroll == 0);
+    assert!(!h.app.help.open && h.app.help.scroll == 0);
 }
 
 #[test]
@@ -928,7 +979,7 @@ fn a_lost_watch_says_so_and_when_it_resumes() {
 fn the_value_pane_scrolls() {
     let mut h = keys_with_value();
     h.key(KeyCode::Enter);
-    assert_eq!(h.app.keys.pane, crate::app::KeysPane::Value);
+    assert_eq!(h.app.keys.pane, crate::components::keys::KeysPane::Value);
     for _ in 0..4 {
         h.char('j');
     }
@@ -958,7 +1009,10 @@ fn a_member_under_an_alarm_still_counts_for_the_quorum() {
         kind: "NOSPACE".into(),
     }]);
     h.poll(4, Ok(snap));
-    assert_eq!(h.app.quorum().verdict(), "3/3 healthy, tolerates 1 failure");
+    assert_eq!(
+        h.app.shared.cluster.quorum().verdict(),
+        "3/3 healthy, tolerates 1 failure"
+    );
     both(
         "cluster_nospace",
         &h.app,
