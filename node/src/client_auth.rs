@@ -277,7 +277,10 @@ pub struct TokenInterceptor {
 }
 
 impl Interceptor for TokenInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         self.session.attach(&mut request);
         Ok(request)
     }
@@ -299,9 +302,15 @@ mod tests {
 
     #[test]
     fn user_flags_follow_etcdctl() {
-        assert_eq!(UserFlags::from_flags(None, Some("pw")), UserFlags::Anonymous);
+        assert_eq!(
+            UserFlags::from_flags(None, Some("pw")),
+            UserFlags::Anonymous
+        );
         assert_eq!(UserFlags::from_flags(Some(""), None), UserFlags::Anonymous);
-        assert_eq!(UserFlags::from_flags(Some("root:pw"), None), creds("root", "pw"));
+        assert_eq!(
+            UserFlags::from_flags(Some("root:pw"), None),
+            creds("root", "pw")
+        );
         assert_eq!(
             UserFlags::from_flags(Some("root:pw:x"), None),
             creds("root", "pw:x"),

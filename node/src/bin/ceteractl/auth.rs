@@ -6,6 +6,7 @@
 
 use cetera::client_auth::{ask_password, read_line};
 use cetera::proto::authpb::Permission;
+use cetera::proto::authpb::UserAddOptions;
 use cetera::proto::authpb::permission::Type as PermType;
 use cetera::proto::etcdserverpb::{
     AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleDeleteRequest,
@@ -14,7 +15,6 @@ use cetera::proto::etcdserverpb::{
     AuthUserDeleteRequest, AuthUserGetRequest, AuthUserGrantRoleRequest, AuthUserListRequest,
     AuthUserRevokeRoleRequest,
 };
-use cetera::proto::authpb::UserAddOptions;
 use clap::Subcommand;
 
 use crate::cli::{Ctx, parse_go_bool};
@@ -594,12 +594,18 @@ mod tests {
     #[test]
     fn permission_ranges_follow_etcdctl() {
         let range = |a: &[&str], p, f| perm_range(&args(a), flags(p, f));
-        assert_eq!(range(&["k"], false, false).unwrap(), (b"k".to_vec(), vec![]));
+        assert_eq!(
+            range(&["k"], false, false).unwrap(),
+            (b"k".to_vec(), vec![])
+        );
         assert_eq!(
             range(&["p/"], true, false).unwrap(),
             (b"p/".to_vec(), b"p0".to_vec())
         );
-        assert_eq!(range(&["k"], false, true).unwrap(), (b"k".to_vec(), vec![0]));
+        assert_eq!(
+            range(&["k"], false, true).unwrap(),
+            (b"k".to_vec(), vec![0])
+        );
         assert_eq!(
             range(&["a", "z"], false, false).unwrap(),
             (b"a".to_vec(), b"z".to_vec())

@@ -219,10 +219,8 @@ impl Ctx {
         if let Some(c) = self.credentials.get() {
             return Ok(c.clone());
         }
-        let flags = UserFlags::from_flags(
-            self.global.user.as_deref(),
-            self.global.password.as_deref(),
-        );
+        let flags =
+            UserFlags::from_flags(self.global.user.as_deref(), self.global.password.as_deref());
         let resolved = flags
             .resolve(|_| ask_password("Password: "))
             .map_err(|e| CtlError::error(e.to_string()))?;

@@ -13,13 +13,13 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use cetera::proto::etcdserverpb::MemberListRequest;
 use cetera::proto::etcdserverpb::auth_client::AuthClient;
 use cetera::proto::etcdserverpb::cluster_client::ClusterClient;
 use cetera::proto::etcdserverpb::kv_client::KvClient;
 use cetera::proto::etcdserverpb::lease_client::LeaseClient;
 use cetera::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use cetera::proto::etcdserverpb::watch_client::WatchClient;
-use cetera::proto::etcdserverpb::MemberListRequest;
 use tokio::time::{Instant, sleep, timeout_at};
 use tonic::transport::{Channel, Endpoint};
 
@@ -275,9 +275,7 @@ impl Client {
             match result {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(status)
-                    if must_reauthenticate(&status)
-                        && self.auth.enabled()
-                        && !reauthenticated =>
+                    if must_reauthenticate(&status) && self.auth.enabled() && !reauthenticated =>
                 {
                     reauthenticated = true;
                     self.authenticate(ch, deadline, true).await?;

@@ -6,14 +6,14 @@
 //! have their own field names and keep zero values; each function below
 //! follows the struct etcdctl 3.4 prints.
 
-use cetera::proto::etcdserverpb::{
-    AlarmResponse, AuthRoleGetResponse, DeleteRangeResponse, HashKvResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
-    LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberAddResponse,
-    MemberListResponse, MemberPromoteResponse, MemberRemoveResponse, MemberUpdateResponse,
-    MoveLeaderResponse, PutResponse, RangeResponse, ResponseHeader, ResponseOp, StatusResponse,
-    TxnResponse, WatchResponse, response_op,
-};
 use cetera::proto::authpb::Permission;
+use cetera::proto::etcdserverpb::{
+    AlarmResponse, AuthRoleGetResponse, DeleteRangeResponse, HashKvResponse, LeaseGrantResponse,
+    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
+    Member, MemberAddResponse, MemberListResponse, MemberPromoteResponse, MemberRemoveResponse,
+    MemberUpdateResponse, MoveLeaderResponse, PutResponse, RangeResponse, ResponseHeader,
+    ResponseOp, StatusResponse, TxnResponse, WatchResponse, response_op,
+};
 use cetera::proto::mvccpb::{Event, KeyValue};
 
 use crate::gofmt::{json_bytes, json_string};

@@ -8,8 +8,8 @@ use std::io::Write as _;
 
 use cetera::proto::authpb::permission::Type as PermType;
 use cetera::proto::etcdserverpb::{
-    AlarmResponse, AuthRoleGetResponse, AuthRoleListResponse, AuthUserGetResponse,
-    AuthUserListResponse, AlarmType, DeleteRangeResponse, HashKvResponse, LeaseGrantResponse,
+    AlarmResponse, AlarmType, AuthRoleGetResponse, AuthRoleListResponse, AuthUserGetResponse,
+    AuthUserListResponse, DeleteRangeResponse, HashKvResponse, LeaseGrantResponse,
     LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
     MemberAddResponse, MemberListResponse, MemberPromoteResponse, MemberRemoveResponse,
     MemberUpdateResponse, MoveLeaderResponse, PutResponse, RangeResponse, ResponseHeader,
@@ -977,7 +977,6 @@ impl Printer {
         }
         Ok(())
     }
-
 }
 
 fn simple_rows(rows: &[Vec<String>]) -> String {
