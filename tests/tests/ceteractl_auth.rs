@@ -21,6 +21,8 @@ flavor_tests!(
 );
 
 type Step<'a> = (&'a [&'a str], Option<&'a str>);
+/// Arguments and `ETCDCTL_*` variables of one run.
+type EnvStep<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
 
 const ROOT: &str = "--user=root:rootpw";
 
@@ -255,7 +257,7 @@ async fn credentials_follow_etcdctl_flags_and_variables(flavor: Flavor) -> Resul
         }
     }
     let (ids_a, ids_b) = (ids(&a).await?, ids(&b).await?);
-    let cases: &[(&[&str], &[(&str, &str)])] = &[
+    let cases: &[EnvStep] = &[
         (&["get", "k"], &[("ETCDCTL_USER", "root:rootpw")]),
         (
             &["get", "k"],

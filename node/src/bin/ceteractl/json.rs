@@ -391,6 +391,39 @@ pub(crate) fn move_leader(r: &MoveLeaderResponse) -> String {
     Obj::new().msg_omit("header", opt_header(&r.header)).end()
 }
 
+/// An auth response that carries only its header (`AuthEnableResponse`,
+/// `AuthUserAddResponse`, `AuthRoleGrantPermissionResponse`, ...).
+pub(crate) fn header_only(h: &Option<ResponseHeader>) -> String {
+    Obj::new().msg_omit("header", opt_header(h)).end()
+}
+
+/// `authpb.Permission`: its JSON names mix camel case (`permType`) and
+/// proto names (`range_end`), as etcd's generated Go struct tags do.
+fn permission(p: &Permission) -> String {
+    Obj::new()
+        .num_omit("permType", p.perm_type.into())
+        .bytes_omit("key", &p.key)
+        .bytes_omit("range_end", &p.range_end)
+        .end()
+}
+
+pub(crate) fn role_get(r: &AuthRoleGetResponse) -> String {
+    let perms: Vec<String> = r.perm.iter().map(permission).collect();
+    Obj::new()
+        .msg_omit("header", opt_header(&r.header))
+        .list_omit("perm", &perms)
+        .end()
+}
+
+/// A response with a header and a list of names (`roles` of UserGet and
+/// RoleList, `users` of UserList).
+pub(crate) fn names(h: &Option<ResponseHeader>, field: &str, names: &[String]) -> String {
+    Obj::new()
+        .msg_omit("header", opt_header(h))
+        .list_omit(field, &strings(names))
+        .end()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,37 +506,4 @@ mod tests {
             r#""succeeded":true,"responses":[{"Response":{"ResponsePut":{"header":{"revision":14}}}}]}"#
         ));
     }
-}
-
-/// An auth response that carries only its header (`AuthEnableResponse`,
-/// `AuthUserAddResponse`, `AuthRoleGrantPermissionResponse`, ...).
-pub(crate) fn header_only(h: &Option<ResponseHeader>) -> String {
-    Obj::new().msg_omit("header", opt_header(h)).end()
-}
-
-/// `authpb.Permission`: its JSON names mix camel case (`permType`) and
-/// proto names (`range_end`), as etcd's generated Go struct tags do.
-fn permission(p: &Permission) -> String {
-    Obj::new()
-        .num_omit("permType", p.perm_type.into())
-        .bytes_omit("key", &p.key)
-        .bytes_omit("range_end", &p.range_end)
-        .end()
-}
-
-pub(crate) fn role_get(r: &AuthRoleGetResponse) -> String {
-    let perms: Vec<String> = r.perm.iter().map(permission).collect();
-    Obj::new()
-        .msg_omit("header", opt_header(&r.header))
-        .list_omit("perm", &perms)
-        .end()
-}
-
-/// A response with a header and a list of names (`roles` of UserGet and
-/// RoleList, `users` of UserList).
-pub(crate) fn names(h: &Option<ResponseHeader>, field: &str, names: &[String]) -> String {
-    Obj::new()
-        .msg_omit("header", opt_header(h))
-        .list_omit(field, &strings(names))
-        .end()
 }
