@@ -7,7 +7,9 @@
 //! The cetera flavor needs cetera's auth server; the etcd flavor proves
 //! ceteractl behaves like etcdctl.
 
-use anyhow::{Result, ensure};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
 use tests::ceteractl::{differential, ids, transcript};
 use tests::diff::line_diff;
 use tests::{Flavor, TestCluster, flavor_tests};
@@ -18,6 +20,7 @@ flavor_tests!(
     credentials_follow_etcdctl_flags_and_variables,
     a_missing_password_is_read_from_stdin,
     protobuf_output_matches_etcdctl_byte_for_byte,
+    a_token_forgotten_by_a_restart_is_renewed,
 );
 
 type Step<'a> = (&'a [&'a str], Option<&'a str>);
@@ -395,5 +398,70 @@ async fn protobuf_output_matches_etcdctl_byte_for_byte(flavor: Flavor) -> Result
         }
     }
     ensure!(failures.is_empty(), "(- etcdctl, + ceteractl):\n{failures}");
+    Ok(())
+}
+
+/// `lock NAME -- COMMAND` unlocks after the command with the token it got
+/// before: when the members restarted meanwhile (forgetting every token),
+/// the unlock is answered `invalid auth token`, and ceteractl
+/// authenticates again and retries instead of failing.
+async fn a_token_forgotten_by_a_restart_is_renewed(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["role", "add", "locker"],
+        &[
+            "role",
+            "grant-permission",
+            "locker",
+            "readwrite",
+            "--prefix",
+            "door",
+        ],
+        &["user", "add", "alice:alicepw"],
+        &["user", "grant-role", "alice", "locker"],
+        &["auth", "enable"],
+    ] {
+        cluster.etcdctl_ok(args).await?;
+    }
+    let dir = tempfile::tempdir()?;
+    let flag = dir.path().join("release");
+    let wait_for_flag = format!("while [ ! -e '{}' ]; do sleep 0.05; done", flag.display());
+    let holder = tokio::process::Command::new(tests::binaries::ceteractl_bin()?)
+        .arg(format!("--endpoints={}", cluster.endpoints()))
+        .args(["--user=alice:alicepw", "lock", "door", "sh", "-c"])
+        .arg(&wait_for_flag)
+        .env_remove("ETCDCTL_ENDPOINTS")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let held = || async {
+        let out = cluster
+            .etcdctl(&[ROOT, "get", "door", "--prefix", "--keys-only"], None)
+            .await?;
+        anyhow::Ok(out.ok()?.trim().to_string())
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while held().await?.is_empty() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("ceteractl never took the lock");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.stop_all().await?;
+    cluster.restart_all().await?;
+    std::fs::write(&flag, b"")?;
+    let out = tokio::time::timeout(Duration::from_secs(60), holder.wait_with_output())
+        .await
+        .context("ceteractl lock did not finish")??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success(),
+        "ceteractl lock failed ({:?}): {stderr}",
+        out.status
+    );
+    ensure!(held().await?.is_empty(), "the lock is still held");
     Ok(())
 }
