@@ -196,17 +196,7 @@ impl Clients {
         F: Fn(AuthChannel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        self.authenticate(false).await?;
-        match self.try_endpoints(&self.endpoints, &f).await {
-            Attempt::Done(result) => result,
-            Attempt::TokenRefused => {
-                self.authenticate(true).await?;
-                match self.try_endpoints(&self.endpoints, &f).await {
-                    Attempt::Done(result) => result,
-                    Attempt::TokenRefused => Err(cetera::client_auth::INVALID_TOKEN.to_string()),
-                }
-            }
-        }
+        self.call_on(&self.endpoints, f).await
     }
 
     /// [`Clients::any`] on one endpoint (per-member maintenance calls).
@@ -215,17 +205,22 @@ impl Clients {
         F: Fn(AuthChannel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let urls = [url.to_string()];
+        self.call_on(&[url.to_string()], f).await
+    }
+
+    async fn call_on<T, F, Fut>(&self, urls: &[String], f: F) -> Result<T, String>
+    where
+        F: Fn(AuthChannel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
         self.authenticate(false).await?;
-        match self.try_endpoints(&urls, &f).await {
+        if let Attempt::Done(result) = self.try_endpoints(urls, &f).await {
+            return result;
+        }
+        self.authenticate(true).await?;
+        match self.try_endpoints(urls, &f).await {
             Attempt::Done(result) => result,
-            Attempt::TokenRefused => {
-                self.authenticate(true).await?;
-                match self.try_endpoints(&urls, &f).await {
-                    Attempt::Done(result) => result,
-                    Attempt::TokenRefused => Err(cetera::client_auth::INVALID_TOKEN.to_string()),
-                }
-            }
+            Attempt::TokenRefused => Err(cetera::client_auth::INVALID_TOKEN.to_string()),
         }
     }
 

@@ -11,9 +11,10 @@
 //! authenticates again, once, and retries ([`must_reauthenticate`],
 //! [`AuthSession::reauthenticate`]).
 //!
-//! This module owns the token and the Authenticate call only. It never
-//! parses a command line, prints an error or decides exit codes: callers
-//! word [`tonic::Status`] errors their own way.
+//! This module owns the credentials' rules, the password prompt, the token
+//! and the Authenticate call. It never parses a command line, prints an
+//! error or decides exit codes: callers word [`tonic::Status`] errors
+//! their own way.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::{Arc, RwLock};
