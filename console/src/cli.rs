@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use cetera::client_auth::UserFlags;
 use cetera::client_tls::TlsFlags;
 use clap::Parser;
 
@@ -81,6 +82,15 @@ pub struct Args {
         value_parser = parse_go_bool
     )]
     pub insecure_skip_tls_verify: bool,
+
+    /// Authenticate as this user (`name:password`, or `name` and the
+    /// password from --password or asked for on the terminal).
+    #[arg(long, env = "ETCDCTL_USER", value_name = "NAME[:PASSWORD]")]
+    pub user: Option<String>,
+
+    /// The password of --user (which then must not hold one).
+    #[arg(long, env = "ETCDCTL_PASSWORD", value_name = "PASSWORD")]
+    pub password: Option<String>,
 }
 
 impl Args {
@@ -118,6 +128,11 @@ impl Args {
             insecure_transport: self.insecure_transport,
             insecure_skip_verify: self.insecure_skip_tls_verify,
         })
+    }
+
+    /// `--user`/`--password` with etcdctl's rules.
+    pub fn user_flags(&self) -> UserFlags {
+        UserFlags::from_flags(self.user.as_deref(), self.password.as_deref())
     }
 
     /// Whether to draw colours (`--no-color` and `NO_COLOR` turn them off).
@@ -287,9 +302,35 @@ mod tests {
                 "insecure-skip-tls-verify",
                 "ETCDCTL_INSECURE_SKIP_TLS_VERIFY",
             ),
+            ("user", "ETCDCTL_USER"),
+            ("password", "ETCDCTL_PASSWORD"),
         ] {
             assert_eq!(env(flag).as_deref(), Some(var), "--{flag}");
         }
+    }
+
+    #[test]
+    fn credentials_like_etcdctl() {
+        use cetera::client_auth::Credentials;
+        let args = Args::parse_from(["cetera-console"]);
+        assert_eq!(args.user_flags(), UserFlags::Anonymous);
+        let args = Args::parse_from(["cetera-console", "--user", "root:pw"]);
+        let root = |password: &str| {
+            UserFlags::Complete(Credentials {
+                name: "root".into(),
+                password: password.into(),
+            })
+        };
+        assert_eq!(args.user_flags(), root("pw"));
+        let args = Args::parse_from(["cetera-console", "--user=root", "--password=secret"]);
+        assert_eq!(args.user_flags(), root("secret"));
+        let args = Args::parse_from(["cetera-console", "--user=root"]);
+        assert_eq!(
+            args.user_flags(),
+            UserFlags::PasswordMissing {
+                name: "root".into()
+            }
+        );
     }
 
     #[test]

@@ -10,14 +10,19 @@
 //!   values, history, watches, leases and mutations.
 //!
 //! `https://` URLs, gRPC and HTTP alike, go through TLS as etcdctl's flags
-//! configure it (`cetera::client_tls`). Every call has a deadline; nothing
-//! here can hang the console.
+//! configure it (`cetera::client_tls`). With `--user`, every gRPC call
+//! carries the auth token (`cetera::client_auth`): the first call
+//! authenticates, and a token the server refuses (expired, or older than
+//! the last user or role change) is renewed once and the call retried, as
+//! the console runs for hours. Every call has a deadline; nothing here can
+//! hang the console.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cetera::client_auth::{AuthChannel, AuthSession, Credentials, must_reauthenticate};
 use cetera::client_tls::{ClientTls, TlsFlags, Transport};
 use cetera::proto::etcdserverpb::alarm_request::AlarmAction;
 use cetera::proto::etcdserverpb::cluster_client::ClusterClient;
@@ -36,6 +41,7 @@ use cetera::proto::mvccpb;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -70,19 +76,32 @@ pub fn normalize_endpoint(endpoint: &str, bare_tls: bool) -> String {
 /// Connections to the cluster: one lazily connected gRPC channel per URL
 /// (reconnecting by itself) and one HTTP client. `https://` URLs, whether
 /// configured or advertised by a member, go through TLS as the TLS flags
-/// configure it (`cetera::client_tls`), gRPC and HTTP alike.
+/// configure it (`cetera::client_tls`), gRPC and HTTP alike. gRPC requests
+/// carry the auth token of `--user`, if any.
 #[derive(Debug)]
 pub struct Clients {
     endpoints: Vec<String>,
     channels: Mutex<HashMap<String, Channel>>,
     http: reqwest::Client,
     tls: ClientTls,
+    auth: AuthSession,
+}
+
+/// How one try of a call on the endpoints ended.
+enum Attempt<T> {
+    Done(Result<T, String>),
+    /// The server refused the token: authenticate again and retry.
+    TokenRefused,
 }
 
 impl Clients {
     /// Clients for these endpoints (normalized: each has its scheme). Fails
     /// when an endpoint is not a URL or a TLS file cannot be used.
-    pub fn new(endpoints: Vec<String>, tls: &TlsFlags) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        endpoints: Vec<String>,
+        tls: &TlsFlags,
+        credentials: Option<Credentials>,
+    ) -> anyhow::Result<Arc<Self>> {
         // Always ready for TLS: members may advertise `https://` URLs even
         // when the configured endpoints are plain.
         let tls = ClientTls::from_flags(tls, true)?
@@ -101,6 +120,7 @@ impl Clients {
             channels: Mutex::new(HashMap::new()),
             http,
             tls,
+            auth: AuthSession::new(credentials),
         }))
     }
 
@@ -109,7 +129,15 @@ impl Clients {
         &self.endpoints
     }
 
-    fn channel(&self, url: &str) -> Result<Channel, String> {
+    /// The channel to `url`, its requests carrying the auth token.
+    fn channel(&self, url: &str) -> Result<AuthChannel, String> {
+        Ok(InterceptedService::new(
+            self.plain_channel(url)?,
+            self.auth.interceptor(),
+        ))
+    }
+
+    fn plain_channel(&self, url: &str) -> Result<Channel, String> {
         let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(ch) = map.get(url) {
             return Ok(ch.clone());
@@ -130,23 +158,93 @@ impl Clients {
         Ok(ch)
     }
 
-    /// Runs `f` on the configured endpoints in turn until one answers
-    /// (errors that mean "this endpoint is unreachable" move on to the next).
-    async fn any<T, F, Fut>(&self, f: F) -> Result<T, String>
-    where
-        F: Fn(Channel) -> Fut,
-        Fut: Future<Output = Result<T, Status>>,
-    {
+    /// Gets a token (on the first endpoint that answers) when `--user` was
+    /// given and none is held; `again` replaces one the server refused.
+    /// The error names the user, for the header.
+    pub async fn authenticate(&self, again: bool) -> Result<(), String> {
+        if !again && !self.auth.needs_token() {
+            return Ok(());
+        }
         let mut errors = Vec::new();
         for url in &self.endpoints {
-            let ch = self.channel(url)?;
-            match f(ch).await {
-                Ok(v) => return Ok(v),
-                Err(s) if unreachable(&s) => errors.push(format!("{url}: {}", status_text(&s))),
-                Err(s) => return Err(status_text(&s)),
+            let ch = self.plain_channel(url)?;
+            let call = async {
+                if again {
+                    self.auth.reauthenticate(ch).await
+                } else {
+                    self.auth.ensure_token(ch).await
+                }
+            };
+            match tokio::time::timeout(CALL_TIMEOUT, call).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(s)) if !unreachable(&s) => {
+                    let user = self.auth.user().unwrap_or_default();
+                    return Err(format!("user {user}: {}", status_text(&s)));
+                }
+                Ok(Err(s)) => errors.push(format!("{url}: {}", status_text(&s))),
+                Err(_) => errors.push(format!("{url}: authentication timed out")),
             }
         }
         Err(errors.join("; "))
+    }
+
+    /// Runs `f` on the configured endpoints in turn until one answers
+    /// (errors that mean "this endpoint is unreachable" move on to the next),
+    /// authenticating first and once more if the server refuses the token.
+    async fn any<T, F, Fut>(&self, f: F) -> Result<T, String>
+    where
+        F: Fn(AuthChannel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        self.call_on(&self.endpoints, f).await
+    }
+
+    /// [`Clients::any`] on one endpoint (per-member maintenance calls).
+    async fn on<T, F, Fut>(&self, url: &str, f: F) -> Result<T, String>
+    where
+        F: Fn(AuthChannel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        self.call_on(&[url.to_string()], f).await
+    }
+
+    async fn call_on<T, F, Fut>(&self, urls: &[String], f: F) -> Result<T, String>
+    where
+        F: Fn(AuthChannel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        self.authenticate(false).await?;
+        if let Attempt::Done(result) = self.try_endpoints(urls, &f).await {
+            return result;
+        }
+        self.authenticate(true).await?;
+        match self.try_endpoints(urls, &f).await {
+            Attempt::Done(result) => result,
+            Attempt::TokenRefused => Err(cetera::client_auth::INVALID_TOKEN.to_string()),
+        }
+    }
+
+    async fn try_endpoints<T, F, Fut>(&self, urls: &[String], f: &F) -> Attempt<T>
+    where
+        F: Fn(AuthChannel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let mut errors = Vec::new();
+        for url in urls {
+            let ch = match self.channel(url) {
+                Ok(ch) => ch,
+                Err(e) => return Attempt::Done(Err(e)),
+            };
+            match f(ch).await {
+                Ok(v) => return Attempt::Done(Ok(v)),
+                Err(s) if must_reauthenticate(&s) && self.auth.enabled() => {
+                    return Attempt::TokenRefused;
+                }
+                Err(s) if unreachable(&s) => errors.push(format!("{url}: {}", status_text(&s))),
+                Err(s) => return Attempt::Done(Err(status_text(&s))),
+            }
+        }
+        Attempt::Done(Err(errors.join("; ")))
     }
 
     async fn get_text(&self, url: String) -> Option<(u16, String)> {
@@ -356,6 +454,8 @@ where
 /// One complete poll: the member list, then every member's status,
 /// `/health`, `/v2/stats/self` and `/metrics` concurrently, and the alarms.
 pub async fn poll_once(clients: &Clients) -> Result<ClusterSnapshot, String> {
+    // A failed authentication fails the poll, so the header shows it.
+    clients.authenticate(false).await?;
     let mut listed = None;
     let mut errors = Vec::new();
     let mut unimplemented = 0;
@@ -806,8 +906,85 @@ async fn watch(
             ..WatchCreateRequest::default()
         })),
     };
+    // A token the server refused (or, for a watch, a creation refused with
+    // `permission denied`, which is how etcd 3.4 answers an expired token
+    // there) is renewed once and the watch opened again.
+    let mut renewed = false;
+    'open: loop {
+        if let Err(e) = clients.authenticate(renewed).await {
+            send(WatchUpdate::Failed(e));
+            return;
+        }
+        let mut stream = match open_watch(&clients, &create).await {
+            Ok(stream) => stream,
+            Err(s) if must_reauthenticate(&s) && clients.auth.enabled() && !renewed => {
+                renewed = true;
+                continue 'open;
+            }
+            Err(s) => {
+                send(WatchUpdate::Failed(status_text(&s)));
+                return;
+            }
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(resp)) => {
+                    let refused = resp.created
+                        && resp.canceled
+                        && resp.cancel_reason == PERMISSION_DENIED
+                        && clients.auth.enabled();
+                    if refused && !renewed {
+                        renewed = true;
+                        continue 'open;
+                    }
+                    if resp.created {
+                        send(WatchUpdate::Started {
+                            revision: resp.header.as_ref().map_or(0, |h| h.revision),
+                        });
+                    }
+                    if resp.canceled {
+                        send(WatchUpdate::Failed(format!(
+                            "watch cancelled: {}",
+                            resp.cancel_reason
+                        )));
+                        return;
+                    }
+                    if !resp.events.is_empty() {
+                        let events = resp
+                            .events
+                            .into_iter()
+                            .map(|e| WatchEvent {
+                                delete: e.r#type == mvccpb::event::EventType::Delete as i32,
+                                kv: e.kv.map(kv_from).unwrap_or_default(),
+                            })
+                            .collect();
+                        send(WatchUpdate::Events(events));
+                    }
+                }
+                Ok(None) => {
+                    send(WatchUpdate::Failed(
+                        "the server closed the watch".to_string(),
+                    ));
+                    return;
+                }
+                Err(s) => {
+                    send(WatchUpdate::Failed(status_text(&s)));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// etcd's answer to a watch its token does not allow.
+const PERMISSION_DENIED: &str = "etcdserver: permission denied";
+
+/// Opens the watch stream on the first endpoint that answers.
+async fn open_watch(
+    clients: &Clients,
+    create: &WatchRequest,
+) -> Result<tonic::Streaming<cetera::proto::etcdserverpb::WatchResponse>, Status> {
     let mut errors = Vec::new();
-    let mut stream = None;
     for url in clients.endpoints() {
         let ch = match clients.channel(url) {
             Ok(ch) => ch,
@@ -822,60 +999,12 @@ async fn watch(
             .watch(tonic::Request::new(requests))
             .await
         {
-            Ok(resp) => {
-                stream = Some(resp.into_inner());
-                break;
-            }
+            Ok(resp) => return Ok(resp.into_inner()),
             Err(s) if unreachable(&s) => errors.push(format!("{url}: {}", status_text(&s))),
-            Err(s) => {
-                send(WatchUpdate::Failed(status_text(&s)));
-                return;
-            }
+            Err(s) => return Err(s),
         }
     }
-    let Some(mut stream) = stream else {
-        send(WatchUpdate::Failed(errors.join("; ")));
-        return;
-    };
-    loop {
-        match stream.message().await {
-            Ok(Some(resp)) => {
-                if resp.created {
-                    send(WatchUpdate::Started {
-                        revision: resp.header.as_ref().map_or(0, |h| h.revision),
-                    });
-                }
-                if resp.canceled {
-                    send(WatchUpdate::Failed(format!(
-                        "watch cancelled: {}",
-                        resp.cancel_reason
-                    )));
-                    return;
-                }
-                if !resp.events.is_empty() {
-                    let events = resp
-                        .events
-                        .into_iter()
-                        .map(|e| WatchEvent {
-                            delete: e.r#type == mvccpb::event::EventType::Delete as i32,
-                            kv: e.kv.map(kv_from).unwrap_or_default(),
-                        })
-                        .collect();
-                    send(WatchUpdate::Events(events));
-                }
-            }
-            Ok(None) => {
-                send(WatchUpdate::Failed(
-                    "the server closed the watch".to_string(),
-                ));
-                return;
-            }
-            Err(s) => {
-                send(WatchUpdate::Failed(status_text(&s)));
-                return;
-            }
-        }
-    }
+    Err(Status::unavailable(errors.join("; ")))
 }
 
 async fn leases(clients: &Clients) -> Result<Vec<Lease>, String> {
@@ -993,11 +1122,13 @@ async fn run_op(clients: &Clients, op: &Op) -> Result<String, String> {
             id,
             leader_endpoint,
         } => {
-            let ch = clients.channel(leader_endpoint)?;
-            MaintenanceClient::new(ch)
-                .move_leader(MoveLeaderRequest { target_id: *id })
-                .await
-                .map_err(|s| status_text(&s))?;
+            clients
+                .on(leader_endpoint, |ch| async move {
+                    MaintenanceClient::new(ch)
+                        .move_leader(MoveLeaderRequest { target_id: *id })
+                        .await
+                })
+                .await?;
             Ok(format!("leadership moved to {id:016x}"))
         }
         Op::Compact { revision } => {
@@ -1014,11 +1145,13 @@ async fn run_op(clients: &Clients, op: &Op) -> Result<String, String> {
             Ok(format!("compacted to revision {revision}"))
         }
         Op::Defrag { endpoint } => {
-            let ch = clients.channel(endpoint)?;
-            MaintenanceClient::new(ch)
-                .defragment(DefragmentRequest {})
-                .await
-                .map_err(|s| status_text(&s))?;
+            clients
+                .on(endpoint, |ch| async move {
+                    MaintenanceClient::new(ch)
+                        .defragment(DefragmentRequest {})
+                        .await
+                })
+                .await?;
             Ok("defragmented".to_string())
         }
         Op::AlarmDisarm => {

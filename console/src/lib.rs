@@ -26,8 +26,8 @@
 //! - [`keymap`]: the single keymap table (dispatch, help and footer).
 //! - [`cli`]: the flags (`--endpoints`/`ETCDCTL_ENDPOINTS`, `--read-only`,
 //!   `--refresh`, `--no-color`/`NO_COLOR`, `--mouse`, `--once`, and
-//!   etcdctl's TLS flags `--cacert`/`--cert`/`--key`/`--insecure-*` with
-//!   their `ETCDCTL_*` variables).
+//!   etcdctl's TLS flags `--cacert`/`--cert`/`--key`/`--insecure-*` and
+//!   auth flags `--user`/`--password`, with their `ETCDCTL_*` variables).
 //! - [`quorum`], [`tree`], [`palette`], [`text`]: pure helpers.
 //! - [`model`]: plain data the layers exchange; [`fresh`]: data with its age.
 //!

@@ -19,12 +19,16 @@ fn main() -> anyhow::Result<()> {
     if config.endpoints.is_empty() {
         anyhow::bail!("--endpoints is empty");
     }
+    // Asked before the terminal is taken over.
+    let credentials = args
+        .user_flags()
+        .resolve(|_| cetera::client_auth::ask_password("Password: "))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     if args.once {
-        let text = runtime.block_on(term::once(config, &tls))?;
+        let text = runtime.block_on(term::once(config, &tls, credentials))?;
         print!("{text}");
         return Ok(());
     }
@@ -34,7 +38,14 @@ fn main() -> anyhow::Result<()> {
     let panic_on_key = std::env::var(PANIC_ON_KEY)
         .ok()
         .and_then(|v| v.chars().next());
-    let result = runtime.block_on(term::run(config, &tls, theme, args.mouse, panic_on_key));
+    let result = runtime.block_on(term::run(
+        config,
+        &tls,
+        credentials,
+        theme,
+        args.mouse,
+        panic_on_key,
+    ));
     // Background tasks (polls in flight) must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     result

@@ -4,6 +4,7 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use cetera::client_auth::Credentials;
 use cetera::client_tls::TlsFlags;
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
@@ -37,12 +38,13 @@ pub fn unix_now() -> f64 {
 pub async fn run(
     config: Config,
     tls: &TlsFlags,
+    credentials: Option<Credentials>,
     theme: Theme,
     mouse: bool,
     panic_on_key: Option<char>,
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let clients = Clients::new(config.endpoints.clone(), tls)?;
+    let clients = Clients::new(config.endpoints.clone(), tls, credentials)?;
     let poller = spawn_poller(clients.clone(), config.refresh, tx.clone());
     let mut exec = Exec::new(clients, tx.clone(), poller);
 
@@ -198,8 +200,12 @@ where
 
 /// One poll, printed as the Cluster view in plain text (`--once`). Fails
 /// when the cluster could not be reached at all.
-pub async fn once(config: Config, tls: &TlsFlags) -> anyhow::Result<String> {
-    let clients = Clients::new(config.endpoints.clone(), tls)?;
+pub async fn once(
+    config: Config,
+    tls: &TlsFlags,
+    credentials: Option<Credentials>,
+) -> anyhow::Result<String> {
+    let clients = Clients::new(config.endpoints.clone(), tls, credentials)?;
     let at = Instant::now();
     let result = poll_once(&clients).await;
     if let Err(e) = &result {

@@ -28,6 +28,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod client_auth;
 pub mod client_tls;
 pub mod cluster;
 pub mod concurrency;

@@ -72,6 +72,16 @@ impl CtlOutput {
 /// Runs `ETCDCTL_API=3 etcdctl --endpoints=<endpoints> <args>`, feeding
 /// `stdin` (or nothing).
 pub async fn run(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Result<CtlOutput> {
+    run_env(endpoints, args, stdin, &[]).await
+}
+
+/// [`run`] with `env` added to the clean `ETCDCTL_*` environment.
+pub async fn run_env(
+    endpoints: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Result<CtlOutput> {
     let mut cmd = Command::new(etcdctl_bin()?);
     // etcdctl reads ETCDCTL_* variables as flags: only ours count.
     for (key, _) in std::env::vars_os() {
@@ -79,6 +89,7 @@ pub async fn run(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Result<
             cmd.env_remove(key);
         }
     }
+    cmd.envs(env.iter().copied());
     cmd.env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoints}"))
         .arg("--dial-timeout=5s")

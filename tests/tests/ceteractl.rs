@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use tests::binaries::ceteractl_bin;
+use tests::ceteractl::{differential, ids, mask_after, transcript};
 use tests::diff::line_diff;
-use tests::etcdctl::{self, CtlOutput, strip_client_logs};
+use tests::etcdctl::{self, CtlOutput};
 use tests::{Flavor, TestCluster, flavor_tests};
 use tokio::process::{Child, Command};
 
@@ -87,91 +88,6 @@ async fn ceteractl_env(
 
 async fn ceteractl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Result<CtlOutput> {
     ceteractl_env(endpoints, args, stdin, &[]).await
-}
-
-/// Replaces the digits after every `marker` with `N`.
-fn mask_after(text: &str, marker: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find(marker) {
-        out.push_str(&rest[..i + marker.len()]);
-        rest = &rest[i + marker.len()..];
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '-')
-            .unwrap_or(rest.len());
-        if digits > 0 {
-            out.push('N');
-        }
-        rest = &rest[digits..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Masks what differs between two clusters: their ids (decimal and hex),
-/// raft terms, and `extra` strings.
-fn normalize(text: &str, ids: &[u64], extra: &[String]) -> String {
-    let mut s = text.to_string();
-    for id in ids {
-        s = s
-            .replace(&id.to_string(), "<ID>")
-            .replace(&format!("{id:x}"), "<ID>");
-    }
-    for e in extra {
-        if !e.is_empty() {
-            s = s.replace(e.as_str(), "<X>");
-        }
-    }
-    for marker in ["\"raft_term\":", "\"RaftTerm\" : "] {
-        s = mask_after(&s, marker);
-    }
-    s
-}
-
-/// Cluster id and member ids of a cluster.
-async fn ids(cluster: &TestCluster) -> Result<Vec<u64>> {
-    let mut ids = Vec::new();
-    for i in 0..cluster.size() {
-        let header = cluster.status(i).await?.header.context("no header")?;
-        ids.push(header.cluster_id);
-        ids.push(header.member_id);
-    }
-    Ok(ids)
-}
-
-/// One command's observable result: exit code, stdout, stderr without the
-/// Go client's log lines.
-fn transcript(out: &CtlOutput, ids: &[u64], extra: &[String]) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}\n",
-        out.status.code(),
-        normalize(&out.stdout, ids, extra),
-        normalize(&strip_client_logs(&out.stderr), ids, extra).replace("ceteractl", "etcdctl")
-    )
-}
-
-/// Runs each step with etcdctl on `a` and ceteractl on `b` and fails with
-/// a diff if any transcript differs.
-async fn differential(
-    a: &TestCluster,
-    b: &TestCluster,
-    steps: &[(&[&str], Option<&str>)],
-) -> Result<()> {
-    let (ids_a, ids_b) = (ids(a).await?, ids(b).await?);
-    let mut failures = String::new();
-    for (args, stdin) in steps {
-        let expected = a.etcdctl(args, *stdin).await?;
-        let actual = ceteractl(&b.endpoints(), args, *stdin).await?;
-        let e = transcript(&expected, &ids_a, &a.client_urls());
-        let c = transcript(&actual, &ids_b, &b.client_urls());
-        if e != c {
-            failures.push_str(&format!("$ {}\n{}\n", args.join(" "), line_diff(&e, &c)));
-        }
-    }
-    if !failures.is_empty() {
-        bail!("ceteractl differs from etcdctl (- etcdctl, + ceteractl):\n{failures}");
-    }
-    Ok(())
 }
 
 const TXN_SUCCESS: &str = "value(\"k1\") = \"v1\"\n\nput x y\nget k1\ndel nothing\n\nput z z\n\n";

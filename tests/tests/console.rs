@@ -29,7 +29,11 @@
 //!   without a single colour escape, while glyphs and words remain;
 //! - over a thousand keys are listed in server-side pages, and `G` reads them
 //!   to the last one;
-//! - `--once` prints the cluster view as text, with `ETCDCTL_ENDPOINTS`.
+//! - `--once` prints the cluster view as text, with `ETCDCTL_ENDPOINTS`;
+//! - with auth enabled, `--user` (or `ETCDCTL_USER`/`ETCDCTL_PASSWORD`)
+//!   shows the keys that user may read and refuses the others; after the
+//!   members restart (forgetting its token) it authenticates again; a wrong
+//!   password is shown in the header, the console running on.
 //!
 //! Every check waits for a predicate on the captured screen (never a fixed
 //! sleep as an assertion). No process outlives a test: the console runs
@@ -61,6 +65,7 @@ flavor_tests!(
     nospace_alarm_listed_then_disarmed_through_the_console,
     https_cluster_shown_with_cacert_and_refused_with_the_wrong_ca,
     client_cert_auth_cluster_shown_with_etcdctl_tls_variables,
+    auth_user_sees_the_keys_it_may_read_and_a_bad_password_in_the_header,
 );
 
 /// A real panic (through the documented test hook
@@ -1478,5 +1483,105 @@ async fn client_cert_auth_cluster_shown_with_etcdctl_tls_variables(flavor: Flavo
         format!("--cert={}", path(&pki.client_cert)),
     ];
     once_fails(&half, &[], "KeyFile and CertFile must both be present").await?;
+    Ok(())
+}
+
+/// With auth enabled, the console authenticates as `--user` and shows what
+/// that user may read; the token it holds is renewed when the server
+/// refuses it (after a restart of the members); a wrong password is an
+/// error in the header, not an exit.
+async fn auth_user_sees_the_keys_it_may_read_and_a_bad_password_in_the_header(
+    flavor: Flavor,
+) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    for args in [
+        &["put", "shared/alpha", "one"][..],
+        &["put", "shared/beta", "two"],
+        &["put", "vault/gamma", "three"],
+        &["user", "add", "root:rootpw"],
+        &["role", "add", "reader"],
+        &[
+            "role",
+            "grant-permission",
+            "reader",
+            "read",
+            "--prefix",
+            "shared/",
+        ],
+        &["user", "add", "alice:alicepw"],
+        &["user", "grant-role", "alice", "reader"],
+        &["auth", "enable"],
+    ] {
+        cluster.etcdctl_ok(args).await?;
+    }
+    let endpoints = cluster.endpoints();
+    let env = [("ETCDCTL_USER", "alice"), ("ETCDCTL_PASSWORD", "alicepw")];
+    let args = vec![
+        "--endpoints".to_string(),
+        endpoints.clone(),
+        "--refresh".to_string(),
+        "500ms".to_string(),
+    ];
+    let tmux = Tmux::start_with_env(&console_bin()?, &args, &env, 160, 48)?;
+    wait_dashboard(&tmux).await?;
+    tmux.palette("keys shared/")?;
+    tmux.wait_for("the keys alice may read", |s| {
+        s.contains("alpha") && s.contains("beta")
+    })
+    .await?;
+    tmux.palette("keys vault/")?;
+    // The listing fails (the panel keeps its last data under STALE).
+    tmux.wait_for("the refusal of a prefix alice may not read", |s| {
+        s.lines()
+            .any(|l| l.contains("STALE") && l.contains("vault/"))
+            && !s.contains("gamma")
+    })
+    .await?;
+    // Alice may read more now; the members restart, forgetting every token
+    // they issued (`invalid auth token`): the console gets a new one.
+    cluster
+        .etcdctl_ok(&[
+            "--user=root:rootpw",
+            "role",
+            "grant-permission",
+            "reader",
+            "read",
+            "--prefix",
+            "vault/",
+        ])
+        .await?;
+    cluster.stop_all().await?;
+    cluster.restart_all().await?;
+    tmux.wait_for("the restarted cluster", |s| {
+        s.contains("3/3 healthy, tolerates 1 failure")
+    })
+    .await?;
+    tmux.palette("keys vault/")?;
+    let screen = tmux
+        .wait_for("the newly readable key", |s| s.contains("gamma"))
+        .await?;
+    ensure!(
+        !screen.contains("invalid auth token"),
+        "the refused token was not renewed:\n{screen}"
+    );
+    tmux.quit_and_check_terminal_restored().await?;
+
+    // A wrong password: the header says so and the console keeps running.
+    let wrong = vec![
+        "--endpoints".to_string(),
+        endpoints,
+        "--refresh".to_string(),
+        "500ms".to_string(),
+        "--user".to_string(),
+        "alice:wrong".to_string(),
+    ];
+    let tmux = Tmux::start(&console_bin()?, &wrong, 160, 48)?;
+    tmux.wait_for("the failed authentication", |s| {
+        s.lines()
+            .take(3)
+            .any(|l| l.contains("authentication failed"))
+    })
+    .await?;
+    tmux.quit_and_check_terminal_restored().await?;
     Ok(())
 }

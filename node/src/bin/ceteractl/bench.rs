@@ -94,6 +94,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: BenchCommand) -> CtlResult<()> {
     };
     let config = ctx.config()?;
     refuse_tls(&config)?;
+    refuse_auth(&config)?;
     let endpoints = if args.target_leader {
         vec![
             conn::find_leader(&config.endpoints, config.command_timeout)
@@ -149,6 +150,17 @@ fn bench_error(e: BenchError) -> CtlError {
         _ => EXIT_ERROR,
     };
     CtlError::new(code, e.to_string())
+}
+
+/// The load generator's connections carry no auth token: `--user` is
+/// refused rather than every request failing with `user name is empty`.
+fn refuse_auth(config: &crate::client::ClientConfig) -> CtlResult<()> {
+    if config.auth.is_some() {
+        return Err(CtlError::bad_args(
+            "bench does not support authentication (--user) yet",
+        ));
+    }
+    Ok(())
 }
 
 /// The load generator dials plain connections only: an endpoint that

@@ -13,6 +13,7 @@ use crate::client::{Client, ClientConfig};
 use crate::error::{CtlError, CtlResult, EXIT_ERROR};
 use crate::gofmt;
 use crate::printer::{self, Format, Printer};
+use cetera::client_auth::{Credentials, UserFlags, ask_password};
 use cetera::client_tls::TlsFlags;
 
 pub(crate) fn parse_go_bool(s: &str) -> Result<bool, String> {
@@ -90,7 +91,7 @@ pub(crate) struct GlobalArgs {
     /// verify certificates of TLS-enabled secure servers using this CA bundle
     #[arg(long, global = true)]
     pub(crate) cacert: Option<String>,
-    /// username[:password] for authentication
+    /// username[:password] for authentication (prompt if password is not supplied)
     #[arg(long, global = true)]
     pub(crate) user: Option<String>,
     /// password for authentication (if this option is used, --user option shouldn't include password)
@@ -129,6 +130,15 @@ pub(crate) enum Command {
     Watch(crate::watch::WatchArgs),
     /// Prints the version of ceteractl
     Version,
+    /// Enable or disable authentication
+    #[command(subcommand, arg_required_else_help = true)]
+    Auth(crate::auth::AuthCommand),
+    /// User related commands
+    #[command(subcommand, arg_required_else_help = true)]
+    User(crate::auth::UserCommand),
+    /// Role related commands
+    #[command(subcommand, arg_required_else_help = true)]
+    Role(crate::auth::RoleCommand),
     /// Lease related commands
     #[command(subcommand, arg_required_else_help = true)]
     Lease(crate::lease::LeaseCommand),
@@ -173,9 +183,19 @@ pub(crate) struct Parsed {
 /// argument errors come first, as in etcdctl).
 pub(crate) struct Ctx {
     pub(crate) global: GlobalArgs,
+    /// `--user`/`--password`, resolved (and the password asked for) on
+    /// first use only.
+    credentials: std::sync::OnceLock<Option<Credentials>>,
 }
 
 impl Ctx {
+    pub(crate) fn new(global: GlobalArgs) -> Ctx {
+        Ctx {
+            global,
+            credentials: std::sync::OnceLock::new(),
+        }
+    }
+
     /// The printer chosen with `-w` and `--hex`.
     pub(crate) fn printer(&self) -> CtlResult<Printer> {
         let format = Format::parse(self.global.write_out.as_deref().unwrap_or("simple"))?;
@@ -188,7 +208,23 @@ impl Ctx {
 
     /// Client settings (etcdctl's `clientConfigFromCmd`).
     pub(crate) fn config(&self) -> CtlResult<ClientConfig> {
-        client_config(&self.global)
+        let mut config = client_config(&self.global)?;
+        config.auth = self.credentials()?;
+        Ok(config)
+    }
+
+    /// The credentials of `--user`/`--password`, asking for a missing
+    /// password (etcdctl's `Password: ` prompt) the first time only.
+    fn credentials(&self) -> CtlResult<Option<Credentials>> {
+        if let Some(c) = self.credentials.get() {
+            return Ok(c.clone());
+        }
+        let flags =
+            UserFlags::from_flags(self.global.user.as_deref(), self.global.password.as_deref());
+        let resolved = flags
+            .resolve(|_| ask_password("Password: "))
+            .map_err(|e| CtlError::error(e.to_string()))?;
+        Ok(self.credentials.get_or_init(|| resolved).clone())
     }
 
     /// A client (connecting on first use).
@@ -463,15 +499,6 @@ pub(crate) fn client_config(global: &GlobalArgs) -> CtlResult<ClientConfig> {
         insecure_transport: global.insecure_transport.unwrap_or(true),
         insecure_skip_verify: global.insecure_skip_tls_verify.unwrap_or(false),
     };
-    let auth = match (&global.user, &global.password) {
-        (None, _) => None,
-        (Some(u), _) if u.is_empty() => None,
-        (Some(u), Some(p)) if !p.is_empty() => Some((u.clone(), p.clone())),
-        (Some(u), _) => match u.split_once(':') {
-            Some((name, pass)) => Some((name.to_string(), pass.to_string())),
-            None => Some((u.clone(), prompt_password()?)),
-        },
-    };
     Format::parse(global.write_out.as_deref().unwrap_or("simple"))?;
     let endpoints = global
         .endpoints
@@ -487,19 +514,9 @@ pub(crate) fn client_config(global: &GlobalArgs) -> CtlResult<ClientConfig> {
         command_timeout_set: global.command_timeout.is_some(),
         keepalive_time: global.keepalive_time.unwrap_or(Duration::from_secs(2)),
         keepalive_timeout: global.keepalive_timeout.unwrap_or(Duration::from_secs(6)),
-        auth,
+        auth: None,
         tls,
     })
-}
-
-/// Reads a password from the terminal (etcdctl's `Password: ` prompt).
-fn prompt_password() -> CtlResult<String> {
-    printer::err("Password: ");
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| CtlError::error(e.to_string()))?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 /// Runs the parsed command.
@@ -526,17 +543,17 @@ pub(crate) async fn dispatch(parsed: Parsed) -> CtlResult<()> {
             let mut cluster = args.cluster;
             apply_env(&mut global, &mut [("cluster", &mut cluster)])?;
             args.cluster = cluster;
-            let ctx = Ctx { global };
+            let ctx = Ctx::new(global);
             crate::endpoint::run(&ctx, args).await
         }
         Command::Watch(args) => {
             apply_env(&mut global, &mut [])?;
-            let ctx = Ctx { global };
+            let ctx = Ctx::new(global);
             crate::watch::run(&ctx, args).await
         }
         other => {
             apply_env(&mut global, &mut [])?;
-            let ctx = Ctx { global };
+            let ctx = Ctx::new(global);
             run_command(&ctx, other).await
         }
     }
@@ -552,6 +569,9 @@ async fn run_command(ctx: &Ctx, command: Command) -> CtlResult<()> {
         Command::Alarm(c) => crate::maintenance::alarm(ctx, c).await,
         Command::Defrag(a) => crate::maintenance::defrag(ctx, a).await,
         Command::MoveLeader(a) => crate::maintenance::move_leader(ctx, a).await,
+        Command::Auth(c) => crate::auth::auth(ctx, c).await,
+        Command::User(c) => crate::auth::user(ctx, c).await,
+        Command::Role(c) => crate::auth::role(ctx, c).await,
         Command::Lease(c) => crate::lease::run(ctx, c).await,
         Command::Member(c) => crate::member::run(ctx, c).await,
         Command::Snapshot(c) => crate::snapshot::run(ctx, c).await,

@@ -13,18 +13,18 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use cetera::proto::etcdserverpb::MemberListRequest;
 use cetera::proto::etcdserverpb::auth_client::AuthClient;
 use cetera::proto::etcdserverpb::cluster_client::ClusterClient;
 use cetera::proto::etcdserverpb::kv_client::KvClient;
 use cetera::proto::etcdserverpb::lease_client::LeaseClient;
 use cetera::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use cetera::proto::etcdserverpb::watch_client::WatchClient;
-use cetera::proto::etcdserverpb::{AuthenticateRequest, MemberListRequest};
 use tokio::time::{Instant, sleep, timeout_at};
-use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::error::{CtlError, CtlResult, DEADLINE_EXCEEDED, status_message};
+use crate::error::{CtlError, CtlResult, DEADLINE_EXCEEDED, EXIT_BAD_CONNECTION, status_message};
+use cetera::client_auth::{AuthSession, Credentials, must_reauthenticate};
 use cetera::client_tls::{ClientTls, TlsFlags, Transport};
 
 /// Largest message either side may send (etcd's client allows any size).
@@ -42,7 +42,7 @@ pub(crate) struct ClientConfig {
     pub(crate) keepalive_time: Duration,
     pub(crate) keepalive_timeout: Duration,
     /// `--user` / `--password`.
-    pub(crate) auth: Option<(String, String)>,
+    pub(crate) auth: Option<Credentials>,
     /// `--cacert`, `--cert`, `--key` and the insecure-* flags.
     pub(crate) tls: TlsFlags,
 }
@@ -52,6 +52,8 @@ pub(crate) struct Client {
     cfg: ClientConfig,
     /// Set when any endpoint may need TLS.
     tls: Option<ClientTls>,
+    /// The auth token every request carries (see `cetera::client_auth`).
+    auth: AuthSession,
     state: Mutex<State>,
 }
 
@@ -61,7 +63,6 @@ struct State {
     channel: Option<(usize, Channel)>,
     /// Where to start looking for a reachable endpoint.
     next: usize,
-    token: Option<String>,
 }
 
 /// `host:port` or a URL, as the `http://` URL tonic is given (TLS, when
@@ -111,9 +112,11 @@ impl Client {
         }
         let any_https = cfg.endpoints.iter().any(|e| e.starts_with("https://"));
         let tls = ClientTls::from_flags(&cfg.tls, any_https)?;
+        let auth = AuthSession::new(cfg.auth.clone());
         Ok(Client {
             cfg,
             tls,
+            auth,
             state: Mutex::new(State::default()),
         })
     }
@@ -194,10 +197,7 @@ impl Client {
                         state.channel = Some((i, ch.clone()));
                         state.next = i;
                     }
-                    let need_token = self.cfg.auth.is_some() && self.state().token.is_none();
-                    if need_token {
-                        self.authenticate(ch.clone(), deadline).await?;
-                    }
+                    self.authenticate(ch.clone(), deadline, false).await?;
                     return Ok(ch);
                 }
             }
@@ -219,28 +219,27 @@ impl Client {
         }
     }
 
-    async fn authenticate(&self, ch: Channel, deadline: Instant) -> CtlResult<()> {
-        let Some((name, password)) = self.cfg.auth.clone() else {
-            return Ok(());
+    /// Gets a token on `ch` if the client has credentials and no token yet
+    /// (or, with `again`, in place of one the server refused). A refusal
+    /// ends the command as etcdctl's failed client creation does (exit 2).
+    async fn authenticate(&self, ch: Channel, deadline: Instant, again: bool) -> CtlResult<()> {
+        let call = async {
+            if again {
+                self.auth.reauthenticate(ch).await
+            } else {
+                self.auth.ensure_token(ch).await
+            }
         };
-        let mut auth = AuthClient::new(ch);
-        let call = auth.authenticate(AuthenticateRequest { name, password });
-        let resp = timeout_at(deadline, call)
+        timeout_at(deadline, call)
             .await
             .map_err(|_| deadline_exceeded())?
-            .map_err(CtlError::from)?;
-        self.state().token = Some(resp.into_inner().token);
-        Ok(())
+            .map_err(|status| CtlError::from(status).with_code(EXIT_BAD_CONNECTION))
     }
 
     /// A request carrying the auth token, if any.
     pub(crate) fn request<T>(&self, msg: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
-        if let Some(token) = &self.state().token
-            && let Ok(value) = MetadataValue::try_from(token.as_str())
-        {
-            req.metadata_mut().insert("token", value);
-        }
+        self.auth.attach(&mut req);
         req
     }
 
@@ -276,13 +275,10 @@ impl Client {
             match result {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(status)
-                    if status.message() == "etcdserver: invalid auth token"
-                        && self.cfg.auth.is_some()
-                        && !reauthenticated =>
+                    if must_reauthenticate(&status) && self.auth.enabled() && !reauthenticated =>
                 {
                     reauthenticated = true;
-                    self.state().token = None;
-                    self.authenticate(ch, deadline).await?;
+                    self.authenticate(ch, deadline, true).await?;
                 }
                 Err(status) if retryable(&status, repeatable) => {
                     self.fail_over();
@@ -338,6 +334,12 @@ pub(crate) fn watch(ch: Channel) -> WatchClient<Channel> {
 
 pub(crate) fn cluster(ch: Channel) -> ClusterClient<Channel> {
     ClusterClient::new(ch)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE)
+}
+
+pub(crate) fn auth(ch: Channel) -> AuthClient<Channel> {
+    AuthClient::new(ch)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE)
 }

@@ -6,12 +6,13 @@
 //! have their own field names and keep zero values; each function below
 //! follows the struct etcdctl 3.4 prints.
 
+use cetera::proto::authpb::Permission;
 use cetera::proto::etcdserverpb::{
-    AlarmResponse, DeleteRangeResponse, HashKvResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
-    LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberAddResponse,
-    MemberListResponse, MemberPromoteResponse, MemberRemoveResponse, MemberUpdateResponse,
-    MoveLeaderResponse, PutResponse, RangeResponse, ResponseHeader, ResponseOp, StatusResponse,
-    TxnResponse, WatchResponse, response_op,
+    AlarmResponse, AuthRoleGetResponse, DeleteRangeResponse, HashKvResponse, LeaseGrantResponse,
+    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
+    Member, MemberAddResponse, MemberListResponse, MemberPromoteResponse, MemberRemoveResponse,
+    MemberUpdateResponse, MoveLeaderResponse, PutResponse, RangeResponse, ResponseHeader,
+    ResponseOp, StatusResponse, TxnResponse, WatchResponse, response_op,
 };
 use cetera::proto::mvccpb::{Event, KeyValue};
 
@@ -388,6 +389,39 @@ pub(crate) fn alarm(r: &AlarmResponse) -> String {
 
 pub(crate) fn move_leader(r: &MoveLeaderResponse) -> String {
     Obj::new().msg_omit("header", opt_header(&r.header)).end()
+}
+
+/// An auth response that carries only its header (`AuthEnableResponse`,
+/// `AuthUserAddResponse`, `AuthRoleGrantPermissionResponse`, ...).
+pub(crate) fn header_only(h: &Option<ResponseHeader>) -> String {
+    Obj::new().msg_omit("header", opt_header(h)).end()
+}
+
+/// `authpb.Permission`: its JSON names mix camel case (`permType`) and
+/// proto names (`range_end`), as etcd's generated Go struct tags do.
+fn permission(p: &Permission) -> String {
+    Obj::new()
+        .num_omit("permType", p.perm_type.into())
+        .bytes_omit("key", &p.key)
+        .bytes_omit("range_end", &p.range_end)
+        .end()
+}
+
+pub(crate) fn role_get(r: &AuthRoleGetResponse) -> String {
+    let perms: Vec<String> = r.perm.iter().map(permission).collect();
+    Obj::new()
+        .msg_omit("header", opt_header(&r.header))
+        .list_omit("perm", &perms)
+        .end()
+}
+
+/// A response with a header and a list of names (`roles` of UserGet and
+/// RoleList, `users` of UserList).
+pub(crate) fn names(h: &Option<ResponseHeader>, field: &str, names: &[String]) -> String {
+    Obj::new()
+        .msg_omit("header", opt_header(h))
+        .list_omit(field, &strings(names))
+        .end()
 }
 
 #[cfg(test)]

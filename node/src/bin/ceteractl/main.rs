@@ -7,9 +7,11 @@
 //! `discovery new`, `bench` (etcd's benchmark tool) and `completion`.
 //!
 //! Modules: `cli` (the command line and the environment), `client` (the
-//! connection, timeouts and retries; TLS through `cetera::client_tls`), `printer`/`json`/`gofmt` (etcdctl's
+//! connection, timeouts and retries; TLS through `cetera::client_tls`,
+//! the auth token through `cetera::client_auth`), `printer`/`json`/`gofmt` (etcdctl's
 //! output formats), `error` (exit codes), and one module per command group.
 
+mod auth;
 mod bench;
 mod bulk;
 mod check;

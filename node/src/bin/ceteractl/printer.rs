@@ -6,8 +6,10 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use cetera::proto::authpb::permission::Type as PermType;
 use cetera::proto::etcdserverpb::{
-    AlarmResponse, AlarmType, DeleteRangeResponse, HashKvResponse, LeaseGrantResponse,
+    AlarmResponse, AlarmType, AuthRoleGetResponse, AuthRoleListResponse, AuthUserGetResponse,
+    AuthUserListResponse, DeleteRangeResponse, HashKvResponse, LeaseGrantResponse,
     LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
     MemberAddResponse, MemberListResponse, MemberPromoteResponse, MemberRemoveResponse,
     MemberUpdateResponse, MoveLeaderResponse, PutResponse, RangeResponse, ResponseHeader,
@@ -872,6 +874,109 @@ impl Printer {
         }
         Ok(())
     }
+
+    /// An auth change whose response is only a header: `simple` is its
+    /// sentence, `fields` the header, `table` unsupported.
+    pub(crate) fn auth_change(
+        &self,
+        simple: String,
+        header: &Option<ResponseHeader>,
+        message: &impl Message,
+    ) -> CtlResult<()> {
+        match self.format {
+            Format::Simple => out(simple + "\n"),
+            Format::Json => Self::json_line(json::header_only(header)),
+            Format::Fields => {
+                let mut s = String::new();
+                Self::fields_hdr(&mut s, header);
+                out(s);
+            }
+            Format::Protobuf => Self::pb(message),
+            Format::Table => return Err(unsupported(self.format)),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn user_get(&self, name: &str, r: &AuthUserGetResponse) -> CtlResult<()> {
+        match self.format {
+            Format::Simple => {
+                let mut s = format!("User: {name}\nRoles:");
+                for role in &r.roles {
+                    s.push(' ');
+                    s.push_str(role);
+                }
+                s.push('\n');
+                out(s);
+            }
+            Format::Json => Self::json_line(json::names(&r.header, "roles", &r.roles)),
+            Format::Protobuf => Self::pb(r),
+            Format::Fields | Format::Table => return Err(unsupported(self.format)),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn user_list(&self, r: &AuthUserListResponse) -> CtlResult<()> {
+        match self.format {
+            Format::Simple => out(lines(&r.users)),
+            Format::Json => Self::json_line(json::names(&r.header, "users", &r.users)),
+            Format::Protobuf => Self::pb(r),
+            Format::Fields | Format::Table => return Err(unsupported(self.format)),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn role_list(&self, r: &AuthRoleListResponse) -> CtlResult<()> {
+        match self.format {
+            Format::Simple => out(lines(&r.roles)),
+            Format::Json => Self::json_line(json::names(&r.header, "roles", &r.roles)),
+            Format::Fields => {
+                let mut s = String::new();
+                Self::fields_hdr(&mut s, &r.header);
+                // One line, each role quoted after a space.
+                s.push_str("\"Roles\" :");
+                for role in &r.roles {
+                    s.push(' ');
+                    s.push_str(&quote(role.as_bytes()));
+                }
+                s.push('\n');
+                out(s);
+            }
+            Format::Protobuf => Self::pb(r),
+            Format::Table => return Err(unsupported(self.format)),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn role_get(&self, name: &str, r: &AuthRoleGetResponse) -> CtlResult<()> {
+        match self.format {
+            Format::Simple => {
+                let mut s = format!("Role {name}\n").into_bytes();
+                s.extend_from_slice(b"KV Read:\n");
+                for p in r.perm.iter().filter(|p| grants_read(p.perm_type)) {
+                    simple_permission(&mut s, &p.key, &p.range_end);
+                }
+                s.extend_from_slice(b"KV Write:\n");
+                for p in r.perm.iter().filter(|p| grants_write(p.perm_type)) {
+                    simple_permission(&mut s, &p.key, &p.range_end);
+                }
+                out(s);
+            }
+            Format::Json => Self::json_line(json::role_get(r)),
+            Format::Fields => {
+                let mut s = String::new();
+                Self::fields_hdr(&mut s, &r.header);
+                for p in &r.perm {
+                    let _ = writeln!(s, "\"PermType\" :  {}", perm_type_name(p.perm_type));
+                    let _ = writeln!(s, "\"Key\" : {}", quote(&p.key));
+                    let _ = writeln!(s, "\"RangeEnd\" : {}", quote(&p.range_end));
+                }
+                out(s);
+            }
+            Format::Protobuf => Self::pb(r),
+            Format::Table => return Err(unsupported(self.format)),
+        }
+        Ok(())
+    }
 }
 
 fn simple_rows(rows: &[Vec<String>]) -> String {
@@ -896,4 +1001,53 @@ pub(crate) fn alarm_name(a: i32) -> &'static str {
         Ok(AlarmType::Corrupt) => "CORRUPT",
         _ => "NONE",
     }
+}
+
+/// One name per line (`user list`, `role list`).
+fn lines(names: &[String]) -> String {
+    names.iter().map(|n| format!("{n}\n")).collect()
+}
+
+fn grants_read(t: i32) -> bool {
+    t == PermType::Read as i32 || t == PermType::Readwrite as i32
+}
+
+fn grants_write(t: i32) -> bool {
+    t == PermType::Write as i32 || t == PermType::Readwrite as i32
+}
+
+/// The permission type as Go's generated enum names it (an unknown value
+/// as its number, as Go's `String` does).
+fn perm_type_name(t: i32) -> String {
+    match PermType::try_from(t) {
+        Ok(PermType::Read) => "READ".to_string(),
+        Ok(PermType::Write) => "WRITE".to_string(),
+        Ok(PermType::Readwrite) => "READWRITE".to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+/// One line of `role get`: a key, an open-ended range (`range_end` is
+/// `\0`), a prefix (`range_end` is the key's prefix end) or a range.
+fn simple_permission(s: &mut Vec<u8>, key: &[u8], range_end: &[u8]) {
+    s.push(b'\t');
+    if range_end.is_empty() {
+        s.extend_from_slice(key);
+    } else if range_end == b"\0" {
+        s.push(b'[');
+        s.extend_from_slice(key);
+        s.extend_from_slice(b", <open ended>");
+    } else {
+        s.push(b'[');
+        s.extend_from_slice(key);
+        s.extend_from_slice(b", ");
+        s.extend_from_slice(range_end);
+        s.push(b')');
+        if range_end == crate::kv::prefix_end(key).as_slice() {
+            s.extend_from_slice(b" (prefix ");
+            s.extend_from_slice(key);
+            s.push(b')');
+        }
+    }
+    s.push(b'\n');
 }
