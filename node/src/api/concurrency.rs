@@ -53,7 +53,7 @@ pub(super) struct LockApi(Arc<Node>);
 #[tonic::async_trait]
 impl Lock for LockApi {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
-        let caller = super::grpc::caller(&self.0, &request)?;
+        let caller = super::grpc::caller(&self.0, &request).await?;
         answer(concurrency::lock(&self.0, &caller, request.into_inner()).await)
     }
 
@@ -61,7 +61,7 @@ impl Lock for LockApi {
         &self,
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
-        let caller = super::grpc::caller(&self.0, &request)?;
+        let caller = super::grpc::caller(&self.0, &request).await?;
         answer(concurrency::unlock(&self.0, &caller, request.into_inner()).await)
     }
 }
@@ -79,7 +79,7 @@ impl Election for ElectionApi {
         &self,
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
-        let caller = super::grpc::caller(&self.0, &request)?;
+        let caller = super::grpc::caller(&self.0, &request).await?;
         answer(concurrency::campaign(&self.0, &caller, request.into_inner()).await)
     }
 
@@ -87,7 +87,7 @@ impl Election for ElectionApi {
         &self,
         request: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
-        let caller = super::grpc::caller(&self.0, &request)?;
+        let caller = super::grpc::caller(&self.0, &request).await?;
         answer(concurrency::proclaim(&self.0, &caller, request.into_inner()).await)
     }
 
@@ -95,7 +95,7 @@ impl Election for ElectionApi {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
-        let caller = super::grpc::caller(&self.0, &request)?;
+        let caller = super::grpc::caller(&self.0, &request).await?;
         answer(concurrency::leader(&self.0, &caller, request.into_inner()).await)
     }
 
@@ -105,7 +105,7 @@ impl Election for ElectionApi {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
-        let caller = super::grpc::caller(&self.0, &request)?;
+        let caller = super::grpc::caller(&self.0, &request).await?;
         let updates = concurrency::observe(self.0.clone(), caller, request.into_inner());
         let stream = futures::StreamExt::map(
             tokio_stream::wrappers::ReceiverStream::new(updates),
@@ -118,7 +118,7 @@ impl Election for ElectionApi {
         &self,
         request: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
-        let caller = super::grpc::caller(&self.0, &request)?;
+        let caller = super::grpc::caller(&self.0, &request).await?;
         answer(concurrency::resign(&self.0, &caller, request.into_inner()).await)
     }
 }

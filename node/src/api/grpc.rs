@@ -7,15 +7,15 @@ use tonic::service::Routes;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::to_status;
+use crate::auth::Caller;
 use crate::proto::etcdserverpb::auth_server::{Auth, AuthServer};
 use crate::proto::etcdserverpb::cluster_server::{Cluster, ClusterServer};
 use crate::proto::etcdserverpb::kv_server::{Kv, KvServer};
 use crate::proto::etcdserverpb::lease_server::{Lease, LeaseServer};
 use crate::proto::etcdserverpb::maintenance_server::{Maintenance, MaintenanceServer};
-use crate::proto::etcdserverpb::watch_server::{Watch, WatchServer};
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
+use crate::proto::etcdserverpb::watch_server::{Watch, WatchServer};
 use crate::proto::etcdserverpb::*;
-use crate::auth::Caller;
 use crate::server::{Node, ServerError};
 
 /// The gRPC services served on the client URL.
@@ -71,21 +71,23 @@ pub(super) fn token(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
 
 /// Refuses a member change unless the caller may administer (etcd checks
 /// these as it checks the Auth service's calls).
-fn admin<T>(node: &Node, request: &Request<T>) -> Result<(), Status> {
-    let caller = caller(node, request)?;
+async fn admin<T>(node: &Node, request: &Request<T>) -> Result<(), Status> {
+    let caller = caller(node, request).await?;
     node.check_admin(&caller).map_err(to_status)
 }
 
 /// Refuses hash, defragment and snapshot unless the caller may
 /// administer (etcd's maintenance gate, with its own error wording).
-fn maintenance_admin<T>(node: &Node, request: &Request<T>) -> Result<(), Status> {
-    let caller = caller(node, request)?;
+async fn maintenance_admin<T>(node: &Node, request: &Request<T>) -> Result<(), Status> {
+    let caller = caller(node, request).await?;
     node.check_maintenance_admin(&caller).map_err(to_status)
 }
 
 /// Who a request comes from, by its token.
-pub(super) fn caller<T>(node: &Node, request: &Request<T>) -> Result<Caller, Status> {
-    node.caller(token(request.metadata())).map_err(to_status)
+pub(super) async fn caller<T>(node: &Node, request: &Request<T>) -> Result<Caller, Status> {
+    node.caller(token(request.metadata()))
+        .await
+        .map_err(to_status)
 }
 
 /// `etcdserverpb.KV`.
@@ -97,12 +99,12 @@ impl Kv for KvApi {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.range(request.into_inner(), &caller).await)
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.put(request.into_inner(), &caller).await)
     }
 
@@ -110,12 +112,12 @@ impl Kv for KvApi {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.delete_range(request.into_inner(), &caller).await)
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.txn(request.into_inner(), &caller).await)
     }
 
@@ -124,7 +126,7 @@ impl Kv for KvApi {
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         // Not checked against the auth store, but a bad token is refused.
-        caller(&self.0, &request)?;
+        caller(&self.0, &request).await?;
         answer(self.0.compact(request.into_inner()).await)
     }
 }
@@ -138,7 +140,7 @@ impl Cluster for ClusterApi {
         &self,
         request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
-        admin(&self.0, &request)?;
+        admin(&self.0, &request).await?;
         answer(self.0.member_add(request.into_inner()).await)
     }
 
@@ -146,7 +148,7 @@ impl Cluster for ClusterApi {
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
-        admin(&self.0, &request)?;
+        admin(&self.0, &request).await?;
         answer(self.0.member_remove(request.into_inner()).await)
     }
 
@@ -154,7 +156,7 @@ impl Cluster for ClusterApi {
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
-        admin(&self.0, &request)?;
+        admin(&self.0, &request).await?;
         answer(self.0.member_update(request.into_inner()).await)
     }
 
@@ -169,7 +171,7 @@ impl Cluster for ClusterApi {
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        admin(&self.0, &request)?;
+        admin(&self.0, &request).await?;
         answer(self.0.member_promote(request.into_inner()).await)
     }
 }
@@ -196,9 +198,16 @@ impl Watch for WatchApi {
         tokio::spawn(async move {
             while let Ok(Some(request)) = inbound.message().await {
                 if let Some(RequestUnion::CreateRequest(create)) = &request.request_union
-                    && let Err(refused) = node.check_watch(token.as_deref(), create)
+                    && let Err(refused) = node.check_watch(token.as_deref(), create).await
                 {
-                    stream.refuse(to_status(refused).message().to_string()).await;
+                    // etcd words the reason as Go prints a gRPC error.
+                    let status = to_status(refused);
+                    let reason = format!(
+                        "rpc error: code = {:?} desc = {}",
+                        status.code(),
+                        status.message()
+                    );
+                    stream.refuse(reason).await;
                     continue;
                 }
                 stream.handle(request).await;
@@ -228,7 +237,7 @@ impl Lease for LeaseApi {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
-        caller(&self.0, &request)?;
+        caller(&self.0, &request).await?;
         answer(self.0.lease_grant(request.into_inner()).await)
     }
 
@@ -236,7 +245,7 @@ impl Lease for LeaseApi {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.lease_revoke(request.into_inner(), &caller).await)
     }
 
@@ -294,7 +303,7 @@ impl Maintenance for MaintenanceApi {
         &self,
         request: Request<AlarmRequest>,
     ) -> Result<Response<AlarmResponse>, Status> {
-        caller(&self.0, &request)?;
+        caller(&self.0, &request).await?;
         answer(self.0.alarm(request.into_inner()).await)
     }
 
@@ -306,12 +315,12 @@ impl Maintenance for MaintenanceApi {
         &self,
         request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        maintenance_admin(&self.0, &request)?;
+        maintenance_admin(&self.0, &request).await?;
         answer(self.0.defragment().await)
     }
 
     async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        maintenance_admin(&self.0, &request)?;
+        maintenance_admin(&self.0, &request).await?;
         answer(self.0.hash().await)
     }
 
@@ -319,7 +328,7 @@ impl Maintenance for MaintenanceApi {
         &self,
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
-        maintenance_admin(&self.0, &request)?;
+        maintenance_admin(&self.0, &request).await?;
         answer(self.0.hash_kv(request.into_inner()).await)
     }
 
@@ -329,7 +338,7 @@ impl Maintenance for MaintenanceApi {
         &self,
         request: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
-        maintenance_admin(&self.0, &request)?;
+        maintenance_admin(&self.0, &request).await?;
         let pieces = self.0.snapshot().await.map_err(to_status)?;
         Ok(Response::new(Box::pin(
             pieces.map(|piece| piece.map_err(to_status)),
@@ -374,7 +383,7 @@ impl Auth for AuthApi {
         &self,
         request: Request<AuthEnableRequest>,
     ) -> Result<Response<AuthEnableResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.auth_enable(&caller).await)
     }
 
@@ -382,7 +391,7 @@ impl Auth for AuthApi {
         &self,
         request: Request<AuthDisableRequest>,
     ) -> Result<Response<AuthDisableResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.auth_disable(&caller).await)
     }
 
@@ -390,7 +399,7 @@ impl Auth for AuthApi {
         &self,
         request: Request<AuthUserAddRequest>,
     ) -> Result<Response<AuthUserAddResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.auth_user_add(&caller, request.into_inner()).await)
     }
 
@@ -398,7 +407,7 @@ impl Auth for AuthApi {
         &self,
         request: Request<AuthUserGetRequest>,
     ) -> Result<Response<AuthUserGetResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.auth_user_get(&caller, request.into_inner()).await)
     }
 
@@ -406,7 +415,7 @@ impl Auth for AuthApi {
         &self,
         request: Request<AuthUserListRequest>,
     ) -> Result<Response<AuthUserListResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.auth_user_list(&caller).await)
     }
 
@@ -414,7 +423,7 @@ impl Auth for AuthApi {
         &self,
         request: Request<AuthUserDeleteRequest>,
     ) -> Result<Response<AuthUserDeleteResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.auth_user_delete(&caller, request.into_inner()).await)
     }
 
@@ -422,31 +431,43 @@ impl Auth for AuthApi {
         &self,
         request: Request<AuthUserChangePasswordRequest>,
     ) -> Result<Response<AuthUserChangePasswordResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
-        answer(self.0.auth_user_change_password(&caller, request.into_inner()).await)
+        let caller = caller(&self.0, &request).await?;
+        answer(
+            self.0
+                .auth_user_change_password(&caller, request.into_inner())
+                .await,
+        )
     }
 
     async fn user_grant_role(
         &self,
         request: Request<AuthUserGrantRoleRequest>,
     ) -> Result<Response<AuthUserGrantRoleResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
-        answer(self.0.auth_user_grant_role(&caller, request.into_inner()).await)
+        let caller = caller(&self.0, &request).await?;
+        answer(
+            self.0
+                .auth_user_grant_role(&caller, request.into_inner())
+                .await,
+        )
     }
 
     async fn user_revoke_role(
         &self,
         request: Request<AuthUserRevokeRoleRequest>,
     ) -> Result<Response<AuthUserRevokeRoleResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
-        answer(self.0.auth_user_revoke_role(&caller, request.into_inner()).await)
+        let caller = caller(&self.0, &request).await?;
+        answer(
+            self.0
+                .auth_user_revoke_role(&caller, request.into_inner())
+                .await,
+        )
     }
 
     async fn role_add(
         &self,
         request: Request<AuthRoleAddRequest>,
     ) -> Result<Response<AuthRoleAddResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.auth_role_add(&caller, request.into_inner()).await)
     }
 
@@ -454,7 +475,7 @@ impl Auth for AuthApi {
         &self,
         request: Request<AuthRoleGetRequest>,
     ) -> Result<Response<AuthRoleGetResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.auth_role_get(&caller, request.into_inner()).await)
     }
 
@@ -462,7 +483,7 @@ impl Auth for AuthApi {
         &self,
         request: Request<AuthRoleListRequest>,
     ) -> Result<Response<AuthRoleListResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.auth_role_list(&caller).await)
     }
 
@@ -470,7 +491,7 @@ impl Auth for AuthApi {
         &self,
         request: Request<AuthRoleDeleteRequest>,
     ) -> Result<Response<AuthRoleDeleteResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
+        let caller = caller(&self.0, &request).await?;
         answer(self.0.auth_role_delete(&caller, request.into_inner()).await)
     }
 
@@ -478,15 +499,23 @@ impl Auth for AuthApi {
         &self,
         request: Request<AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<AuthRoleGrantPermissionResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
-        answer(self.0.auth_role_grant_permission(&caller, request.into_inner()).await)
+        let caller = caller(&self.0, &request).await?;
+        answer(
+            self.0
+                .auth_role_grant_permission(&caller, request.into_inner())
+                .await,
+        )
     }
 
     async fn role_revoke_permission(
         &self,
         request: Request<AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<AuthRoleRevokePermissionResponse>, Status> {
-        let caller = caller(&self.0, &request)?;
-        answer(self.0.auth_role_revoke_permission(&caller, request.into_inner()).await)
+        let caller = caller(&self.0, &request).await?;
+        answer(
+            self.0
+                .auth_role_revoke_permission(&caller, request.into_inner())
+                .await,
+        )
     }
 }

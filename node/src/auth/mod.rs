@@ -208,7 +208,10 @@ impl AuthOp {
 pub enum TokenEffect {
     None,
     /// A token now names `user`.
-    Assign { token: String, user: String },
+    Assign {
+        token: String,
+        user: String,
+    },
     /// Every token of `user` is void (deleted, or a new password).
     InvalidateUser(String),
     /// Every token is void (auth disabled).

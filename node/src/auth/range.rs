@@ -47,7 +47,10 @@ pub fn covers<'a>(
             Some(end) if end > covered_to => covered_to = end,
             Some(_) => {}
         }
-        if wanted_end.as_ref().is_some_and(|wanted| covered_to >= *wanted) {
+        if wanted_end
+            .as_ref()
+            .is_some_and(|wanted| covered_to >= *wanted)
+        {
             return true;
         }
     }
@@ -84,7 +87,11 @@ mod tests {
         assert!(check(&[("/b", "/d"), ("/a", "/b")], "/a", "/c"));
         assert!(!check(&[("/a", "/b"), ("/b0", "/d")], "/a", "/c"));
         // A single-key grant bridges exactly its key.
-        assert!(check(&[("/a", "/b"), ("/b", ""), ("/b\0", "/d")], "/a", "/d"));
+        assert!(check(
+            &[("/a", "/b"), ("/b", ""), ("/b\0", "/d")],
+            "/a",
+            "/d"
+        ));
     }
 
     #[test]

@@ -94,7 +94,9 @@ fn every_change_bumps_the_revision_and_refusals_do_not() {
         Err(AuthError::UserAlreadyExists)
     );
     assert_eq!(store.revision, 1);
-    store.apply(&AuthOp::RoleAdd { name: "r".into() }, 3).unwrap();
+    store
+        .apply(&AuthOp::RoleAdd { name: "r".into() }, 3)
+        .unwrap();
     assert_eq!(store.revision, 2);
     // A second grant of the same role is ignored.
     store.apply(&grant("a", "r"), 4).unwrap();
@@ -121,8 +123,14 @@ fn user_and_role_errors_are_etcds() {
         AuthError::UserNotFound
     );
     store.apply(&user_add("u"), 1).unwrap();
-    assert_eq!(err(&mut store, grant("u", "nosuch")), AuthError::RoleNotFound);
-    assert_eq!(err(&mut store, grant("nobody", "root")), AuthError::UserNotFound);
+    assert_eq!(
+        err(&mut store, grant("u", "nosuch")),
+        AuthError::RoleNotFound
+    );
+    assert_eq!(
+        err(&mut store, grant("nobody", "root")),
+        AuthError::UserNotFound
+    );
     assert_eq!(
         err(
             &mut store,
@@ -133,7 +141,9 @@ fn user_and_role_errors_are_etcds() {
         ),
         AuthError::RoleNotGranted
     );
-    store.apply(&AuthOp::RoleAdd { name: "r".into() }, 2).unwrap();
+    store
+        .apply(&AuthOp::RoleAdd { name: "r".into() }, 2)
+        .unwrap();
     assert_eq!(
         err(
             &mut store,
@@ -158,16 +168,32 @@ fn root_cannot_be_removed_while_enabled() {
         name: "root".into(),
         role: "root".into(),
     };
-    assert_eq!(store.apply(&revoke_root, 1), Err(AuthError::InvalidAuthMgmt));
+    assert_eq!(
+        store.apply(&revoke_root, 1),
+        Err(AuthError::InvalidAuthMgmt)
+    );
     let delete_root = AuthOp::UserDelete {
         name: "root".into(),
     };
-    assert_eq!(store.apply(&delete_root, 2), Err(AuthError::InvalidAuthMgmt));
-    store.apply(&AuthOp::RoleAdd { name: "root".into() }, 3).unwrap();
+    assert_eq!(
+        store.apply(&delete_root, 2),
+        Err(AuthError::InvalidAuthMgmt)
+    );
+    store
+        .apply(
+            &AuthOp::RoleAdd {
+                name: "root".into(),
+            },
+            3,
+        )
+        .unwrap();
     let delete_role = AuthOp::RoleDelete {
         role: "root".into(),
     };
-    assert_eq!(store.apply(&delete_role, 4), Err(AuthError::InvalidAuthMgmt));
+    assert_eq!(
+        store.apply(&delete_role, 4),
+        Err(AuthError::InvalidAuthMgmt)
+    );
     assert_eq!(
         store.apply(&AuthOp::Disable, 5),
         Ok(TokenEffect::InvalidateAll)
@@ -202,7 +228,9 @@ fn granted_permissions_stay_sorted_and_merge_on_the_same_range() {
 #[test]
 fn deleting_a_role_takes_it_from_its_users() {
     let mut store = enabled_store();
-    store.apply(&AuthOp::RoleDelete { role: "r".into() }, 1).unwrap();
+    store
+        .apply(&AuthOp::RoleDelete { role: "r".into() }, 1)
+        .unwrap();
     assert!(store.users["bob"].roles.is_empty());
 }
 
@@ -322,7 +350,9 @@ fn requests_checked_against_an_older_revision_are_refused_at_apply() {
     let mut store = enabled_store();
     let bob = caller(&store, "bob");
     assert_eq!(store.admit(Some(&bob), false), Ok(()));
-    store.apply(&AuthOp::RoleAdd { name: "r2".into() }, 1).unwrap();
+    store
+        .apply(&AuthOp::RoleAdd { name: "r2".into() }, 1)
+        .unwrap();
     assert_eq!(
         store.admit(Some(&bob), false),
         Err(AuthError::AuthOldRevision)

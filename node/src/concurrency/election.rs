@@ -16,6 +16,7 @@ use super::{
     create_revision_is, delete_if_created_at, first_created, get, put_op, range_kvs, range_op,
     revision, session_lease, wait_deletes,
 };
+use crate::auth::Caller;
 use crate::mvcc::prefix_end;
 use crate::proto::etcdserverpb::{ResponseHeader, TxnRequest};
 use crate::proto::mvccpb::KeyValue;
@@ -24,31 +25,42 @@ use crate::proto::v3electionpb::{
     CampaignRequest, CampaignResponse, LeaderKey, LeaderRequest, LeaderResponse, ProclaimRequest,
     ProclaimResponse, ResignRequest, ResignResponse,
 };
-use crate::auth::Caller;
 use crate::server::Node;
 
 /// `Campaign`: enters the election with `value` and returns once the
 /// caller leads. A session already campaigning keeps its place (and its
 /// value is replaced by the new one). If the caller goes away while
 /// waiting, it resigns.
-pub async fn campaign(node: &Arc<Node>, caller: &Caller, req: CampaignRequest) -> Result<CampaignResponse> {
+pub async fn campaign(
+    node: &Arc<Node>,
+    caller: &Caller,
+    req: CampaignRequest,
+) -> Result<CampaignResponse> {
     let lease = session_lease(node, req.lease).await?;
     let prefix = contender_prefix(&req.name);
     let key = contender_key(&prefix, lease);
     let resp = node
-        .txn(TxnRequest {
-            compare: vec![create_revision_is(&key, 0)],
-            success: vec![put_op(&key, &req.value, lease)],
-            failure: vec![range_op(get(&key))],
-        }, caller)
+        .txn(
+            TxnRequest {
+                compare: vec![create_revision_is(&key, 0)],
+                success: vec![put_op(&key, &req.value, lease)],
+                failure: vec![range_op(get(&key))],
+            },
+            caller,
+        )
         .await?;
     let mut leader_revision = revision(&resp.header);
     if !resp.succeeded {
         let existing = range_kvs(&resp, 0).first();
         leader_revision = existing.map_or(0, |kv| kv.create_revision);
         let stale = existing.is_some_and(|kv| kv.value != req.value);
-        if stale && let Err(e) = proclaim_as(node, caller, &key, leader_revision, lease, &req.value).await {
-            let _ = node.txn(delete_if_created_at(&key, leader_revision), caller).await;
+        if stale
+            && let Err(e) =
+                proclaim_as(node, caller, &key, leader_revision, lease, &req.value).await
+        {
+            let _ = node
+                .txn(delete_if_created_at(&key, leader_revision), caller)
+                .await;
             return Err(e);
         }
     }
@@ -79,11 +91,14 @@ async fn proclaim_as(
     value: &[u8],
 ) -> Result<Option<ResponseHeader>> {
     let resp = node
-        .txn(TxnRequest {
-            compare: vec![create_revision_is(key, create_revision)],
-            success: vec![put_op(key, value, lease)],
-            failure: Vec::new(),
-        }, caller)
+        .txn(
+            TxnRequest {
+                compare: vec![create_revision_is(key, create_revision)],
+                success: vec![put_op(key, value, lease)],
+                failure: Vec::new(),
+            },
+            caller,
+        )
         .await?;
     if !resp.succeeded {
         return Err(ConcurrencyError::NotLeader);
@@ -95,7 +110,11 @@ async fn proclaim_as(
 ///
 /// As in etcd, the value is put with the leader key's lease, and a leader
 /// key with lease 0 gets a new session lease first.
-pub async fn proclaim(node: &Node, caller: &Caller, req: ProclaimRequest) -> Result<ProclaimResponse> {
+pub async fn proclaim(
+    node: &Node,
+    caller: &Caller,
+    req: ProclaimRequest,
+) -> Result<ProclaimResponse> {
     let leader = req.leader.ok_or(ConcurrencyError::MissingLeaderKey)?;
     let lease = session_lease(node, leader.lease).await?;
     let header = proclaim_as(node, caller, &leader.key, leader.rev, lease, &req.value).await?;
@@ -136,7 +155,11 @@ const OBSERVE_BUFFER: usize = 16;
 /// order, starting with the current leader (or the first one elected).
 /// The updates stop when the receiver is dropped or a read or watch
 /// fails (the stream then simply ends, as etcd's does).
-pub fn observe(node: Arc<Node>, caller: Caller, req: LeaderRequest) -> mpsc::Receiver<LeaderResponse> {
+pub fn observe(
+    node: Arc<Node>,
+    caller: Caller,
+    req: LeaderRequest,
+) -> mpsc::Receiver<LeaderResponse> {
     let (updates, receiver) = mpsc::channel(OBSERVE_BUFFER);
     tokio::spawn(async move {
         let prefix = contender_prefix(&req.name);

@@ -7,9 +7,9 @@ use super::{
     delete_txn, first_created, get, put_op, range_kvs, range_op, revision, session_lease,
     wait_deletes,
 };
+use crate::auth::Caller;
 use crate::proto::etcdserverpb::{DeleteRangeRequest, TxnRequest};
 use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
-use crate::auth::Caller;
 use crate::server::Node;
 
 /// `Lock`: waits until the caller holds the lock `name` and returns its key,
@@ -26,11 +26,14 @@ pub async fn lock(node: &Arc<Node>, caller: &Caller, req: LockRequest) -> Result
     let key = contender_key(&prefix, lease);
     // Join the line unless already in it; either way learn who is first.
     let resp = node
-        .txn(TxnRequest {
-            compare: vec![create_revision_is(&key, 0)],
-            success: vec![put_op(&key, b"", lease), range_op(first_created(&prefix))],
-            failure: vec![range_op(get(&key)), range_op(first_created(&prefix))],
-        }, caller)
+        .txn(
+            TxnRequest {
+                compare: vec![create_revision_is(&key, 0)],
+                success: vec![put_op(&key, b"", lease), range_op(first_created(&prefix))],
+                failure: vec![range_op(get(&key)), range_op(first_created(&prefix))],
+            },
+            caller,
+        )
         .await?;
     let my_revision = if resp.succeeded {
         revision(&resp.header)
@@ -76,10 +79,13 @@ pub async fn lock(node: &Arc<Node>, caller: &Caller, req: LockRequest) -> Result
 /// `Unlock`: deletes the lock's key (whoever holds it).
 pub async fn unlock(node: &Node, caller: &Caller, req: UnlockRequest) -> Result<UnlockResponse> {
     let resp = node
-        .delete_range(DeleteRangeRequest {
-            key: req.key,
-            ..Default::default()
-        }, caller)
+        .delete_range(
+            DeleteRangeRequest {
+                key: req.key,
+                ..Default::default()
+            },
+            caller,
+        )
         .await?;
     Ok(UnlockResponse {
         header: resp.header,

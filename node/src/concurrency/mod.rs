@@ -37,6 +37,7 @@ use tokio::sync::mpsc;
 pub use election::{campaign, leader, observe, proclaim, resign};
 pub use lock::{lock, unlock};
 
+use crate::auth::Caller;
 use crate::mvcc::prefix_end;
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
@@ -49,7 +50,6 @@ use crate::proto::etcdserverpb::{
 };
 use crate::proto::mvccpb::event::EventType;
 use crate::proto::mvccpb::{Event, KeyValue};
-use crate::auth::Caller;
 use crate::server::{Node, ServerError};
 use crate::watch::{WatchMessage, WatchStream};
 

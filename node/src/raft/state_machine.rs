@@ -20,8 +20,8 @@ use openraft::{AnyError, EntryPayload, StorageIOError};
 use tokio_rusqlite::rusqlite::{Connection, Transaction};
 
 use super::{
-    AppliedChange, auth_apply, ApplyObserver, Command, CommandResult, Entry, LogId, MemberAttributes, MemberId,
-    RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig,
+    AppliedChange, ApplyObserver, Command, CommandResult, Entry, LogId, MemberAttributes, MemberId,
+    RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig, auth_apply,
 };
 use crate::mvcc::{self, KvRead, MvccError};
 use crate::proto::etcdserverpb::{AlarmType, ResponseHeader};
@@ -251,9 +251,11 @@ fn apply_command(
             Ok(CommandResult::Done)
         }
         // All handled above (a batch is never nested inside another).
-        Command::Batch(_) | Command::V2(_) | Command::Auth(_) | Command::Authorized { .. } => Err(MvccError::Backend(crate::mvcc::BackendError(
-            "a batch or v2 command reached the MVCC apply".into(),
-        ))),
+        Command::Batch(_) | Command::V2(_) | Command::Auth(_) | Command::Authorized { .. } => {
+            Err(MvccError::Backend(crate::mvcc::BackendError(
+                "a batch or v2 command reached the MVCC apply".into(),
+            )))
+        }
     };
     match outcome {
         Ok(result) => {

@@ -123,6 +123,11 @@ impl Checked {
     }
 }
 
+/// The log index a simple token names (`<letters>.<index>`).
+fn token_index(token: &str) -> Option<u64> {
+    token.rsplit_once('.')?.1.parse().ok()
+}
+
 /// A new token's random part: 16 letters.
 fn token_prefix() -> String {
     let mut rng = rand::rng();
@@ -132,9 +137,24 @@ fn token_prefix() -> String {
 }
 
 impl Node {
-    /// The caller behind a request's token (`None`: no token).
-    pub fn caller(&self, token: Option<&str>) -> Result<Caller, ServerError> {
-        Ok(self.auth.caller(token)?)
+    /// The caller behind a request's token (`None`: no token). A token
+    /// names the log index of the authentication that made it: a member
+    /// that has not applied that far yet waits for it (as etcd does), so a
+    /// token works on every member as soon as it is handed out.
+    pub async fn caller(&self, token: Option<&str>) -> Result<Caller, ServerError> {
+        match self.auth.caller(token) {
+            Err(AuthError::InvalidAuthToken) => {
+                let index = token
+                    .and_then(token_index)
+                    .ok_or(AuthError::InvalidAuthToken)?;
+                let applied = self.metrics.borrow().last_applied.map_or(0, |l| l.index);
+                if index <= applied || self.wait_applied(index).await.is_err() {
+                    return Err(AuthError::InvalidAuthToken.into());
+                }
+                Ok(self.auth.caller(token)?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Runs `check` against the auth store; the answer says how to propose
@@ -160,12 +180,15 @@ impl Node {
     /// Whether the client behind `token` may watch what `req` asks for
     /// (READ on its range; a bad token is refused the same way, as etcd
     /// refuses it on a watch stream).
-    pub fn check_watch(
+    pub async fn check_watch(
         &self,
         token: Option<&str>,
         req: &WatchCreateRequest,
     ) -> Result<(), ServerError> {
-        let caller = self.caller(token).map_err(|_| AuthError::PermissionDenied)?;
+        let caller = self
+            .caller(token)
+            .await
+            .map_err(|_| AuthError::PermissionDenied)?;
         let store = self.auth.store();
         store
             .check_key(&caller, &req.key, &req.range_end, crate::auth::Access::Read)
@@ -193,7 +216,11 @@ impl Node {
 
     /// Proposes an auth change as `caller`, after the same admin check
     /// the apply repeats; returns the token for an authentication.
-    async fn propose_auth(&self, caller: &Caller, op: AuthOp) -> Result<Option<String>, ServerError> {
+    async fn propose_auth(
+        &self,
+        caller: &Caller,
+        op: AuthOp,
+    ) -> Result<Option<String>, ServerError> {
         let checked = self.authorize(caller, |store| {
             if op.needs_admin() {
                 store.check_admin(caller)
@@ -313,7 +340,10 @@ impl Node {
         let password_hash = if no_password {
             None
         } else {
-            Some(self.password_hash(req.password, req.hashed_password).await?)
+            Some(
+                self.password_hash(req.password, req.hashed_password)
+                    .await?,
+            )
         };
         let op = AuthOp::UserAdd {
             name: req.name,
@@ -333,7 +363,9 @@ impl Node {
     ) -> Result<AuthUserGetResponse, ServerError> {
         self.linearizable_barrier().await?;
         let store = self.auth.store();
-        if caller.user.as_deref() != Some(req.name.as_str()) {
+        // A request without a token asks as the user named "" (etcd's
+        // empty user name), so it may "read itself" and find no user.
+        if caller.user.as_deref().unwrap_or_default() != req.name {
             store.check_admin(caller)?;
         }
         let user = store.users.get(&req.name).ok_or(AuthError::UserNotFound)?;
@@ -344,7 +376,10 @@ impl Node {
     }
 
     /// `Auth.UserList`: names in order.
-    pub async fn auth_user_list(&self, caller: &Caller) -> Result<AuthUserListResponse, ServerError> {
+    pub async fn auth_user_list(
+        &self,
+        caller: &Caller,
+    ) -> Result<AuthUserListResponse, ServerError> {
         self.linearizable_barrier().await?;
         let store = self.auth.store();
         store.check_admin(caller)?;
@@ -374,7 +409,10 @@ impl Node {
         req: AuthUserChangePasswordRequest,
     ) -> Result<AuthUserChangePasswordResponse, ServerError> {
         self.auth.store().check_admin(caller)?;
-        let password_hash = Some(self.password_hash(req.password, req.hashed_password).await?);
+        let password_hash = Some(
+            self.password_hash(req.password, req.hashed_password)
+                .await?,
+        );
         let op = AuthOp::UserChangePassword {
             name: req.name,
             password_hash,
@@ -455,7 +493,10 @@ impl Node {
     }
 
     /// `Auth.RoleList`: names in order.
-    pub async fn auth_role_list(&self, caller: &Caller) -> Result<AuthRoleListResponse, ServerError> {
+    pub async fn auth_role_list(
+        &self,
+        caller: &Caller,
+    ) -> Result<AuthRoleListResponse, ServerError> {
         self.linearizable_barrier().await?;
         let store = self.auth.store();
         store.check_admin(caller)?;
@@ -484,10 +525,14 @@ impl Node {
         caller: &Caller,
         req: AuthRoleGrantPermissionRequest,
     ) -> Result<AuthRoleGrantPermissionResponse, ServerError> {
-        let perm = req.perm.as_ref().map(KeyPermission::from_wire).ok_or_else(|| {
-            // etcd dereferences the missing permission and fails the call.
-            ServerError::Internal("role grant-permission without a permission".into())
-        })?;
+        let perm = req
+            .perm
+            .as_ref()
+            .map(KeyPermission::from_wire)
+            .ok_or_else(|| {
+                // etcd dereferences the missing permission and fails the call.
+                ServerError::Internal("role grant-permission without a permission".into())
+            })?;
         let op = AuthOp::RoleGrantPermission {
             name: req.name,
             perm,

@@ -253,7 +253,10 @@ impl Node {
         }
         self.check_size(&req)?;
         let checked = self.authorize(caller, |auth| auth.check_delete_range(caller, &req))?;
-        match self.propose(checked.command(Command::DeleteRange(req))).await? {
+        match self
+            .propose(checked.command(Command::DeleteRange(req)))
+            .await?
+        {
             CommandResult::DeleteRange(mut resp) => {
                 self.complete_header(&mut resp.header);
                 Ok(resp)

@@ -359,7 +359,10 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
             ))
         })
         .await?;
-    let auth = Arc::new(super::auth::AuthGate::new(auth_store, config.auth_token_ttl));
+    let auth = Arc::new(super::auth::AuthGate::new(
+        auth_store,
+        config.auth_token_ttl,
+    ));
     let hub = WatchHub::new(db.clone(), revision);
     let lessor = Arc::new(Lessor::new(leases, config.election_timeout));
     let v2_waiters = crate::v2store::WatcherHub::new();

@@ -11,7 +11,10 @@ use crate::auth::{AuthStore, Role, User};
 /// The auth tables through one connection; the caller owns the transaction.
 pub struct SqliteAuth<'c>(pub &'c Connection);
 
-fn decode<T: serde::de::DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StorageError> {
+fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StorageError> {
     postcard::from_bytes(bytes).map_err(|e| StorageError::Decode {
         what,
         detail: e.to_string(),
@@ -52,7 +55,8 @@ impl SqliteAuth<'_> {
         let meta = Meta(self.0);
         meta.set_i64(Meta::AUTH_ENABLED, i64::from(store.enabled))?;
         meta.set_i64(Meta::AUTH_REVISION, store.revision as i64)?;
-        self.0.execute_batch("DELETE FROM auth_users; DELETE FROM auth_roles;")?;
+        self.0
+            .execute_batch("DELETE FROM auth_users; DELETE FROM auth_roles;")?;
         let mut users = self
             .0
             .prepare_cached("INSERT INTO auth_users (name, user) VALUES (?1, ?2)")?;
