@@ -805,6 +805,39 @@ mod tests {
     }
 
     #[test]
+    fn auth_flags_take_etcds_defaults_and_only_simple_tokens() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.auth_token_ttl, Duration::from_secs(300));
+        assert_eq!(c.bcrypt_cost, 10);
+        let c = parse(&[
+            "--auth-token",
+            "simple",
+            "--auth-token-ttl",
+            "5",
+            "--bcrypt-cost",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.auth_token_ttl, c.bcrypt_cost),
+            (Duration::from_secs(5), 4)
+        );
+        let err = parse(&["--auth-token", "jwt,pub-key=a.pem"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--auth-token \"jwt,pub-key=a.pem\" is not supported: cetera only has etcd's \"simple\" tokens"
+        );
+        assert!(matches!(
+            parse(&["--bcrypt-cost", "3"]),
+            Err(ConfigError::BadBcryptCost(3))
+        ));
+        assert!(matches!(
+            parse(&["--auth-token-ttl", "0"]),
+            Err(ConfigError::NotPositive { .. })
+        ));
+    }
+
+    #[test]
     fn defaults_make_a_single_member_cluster_like_etcd() {
         let c = parse(&[]).unwrap();
         assert_eq!(c.name, "default");

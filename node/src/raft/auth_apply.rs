@@ -36,13 +36,10 @@ pub(super) fn screen(
         let result = apply_op(conn, op, caller.as_ref(), index, changes)?;
         return Ok(Screened::Done(CommandResult::Auth(result)));
     }
-    if caller.is_some() || is_checked_write(&command) {
-        let store = SqliteAuth(conn);
-        if caller.is_some() || store.enabled()? {
-            if let Err(refused) = store.load()?.admit(caller.as_ref(), false) {
-                return Ok(Screened::Done(CommandResult::Auth(Err(refused))));
-            }
-        }
+    if (caller.is_some() || is_checked_write(&command))
+        && let Err(refused) = SqliteAuth(conn).flags()?.admit(caller.as_ref(), false)
+    {
+        return Ok(Screened::Done(CommandResult::Auth(Err(refused))));
     }
     Ok(Screened::Apply(command))
 }
@@ -65,10 +62,10 @@ fn apply_op(
 ) -> Result<Result<Option<String>, crate::auth::AuthError>, StorageError> {
     let tables = SqliteAuth(conn);
     let mut store = tables.load()?;
-    if op.needs_admin() {
-        if let Err(refused) = store.admit(caller, true) {
-            return Ok(Err(refused));
-        }
+    if op.needs_admin()
+        && let Err(refused) = store.admit(caller, true)
+    {
+        return Ok(Err(refused));
     }
     let revision = store.revision;
     let tokens = match store.apply(op, index) {

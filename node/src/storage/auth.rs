@@ -31,12 +31,7 @@ fn encode<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>,
 impl SqliteAuth<'_> {
     /// The stored auth state (empty and disabled on a new member).
     pub fn load(&self) -> Result<AuthStore, StorageError> {
-        let meta = Meta(self.0);
-        let mut store = AuthStore {
-            enabled: meta.i64(Meta::AUTH_ENABLED)?.unwrap_or(0) != 0,
-            revision: meta.i64(Meta::AUTH_REVISION)?.unwrap_or(0) as u64,
-            ..AuthStore::default()
-        };
+        let mut store = self.flags()?;
         let mut users = self.0.prepare_cached("SELECT user FROM auth_users")?;
         for row in users.query_map([], |r| r.get::<_, Vec<u8>>(0))? {
             let user: User = decode("auth user", &row?)?;
@@ -72,8 +67,62 @@ impl SqliteAuth<'_> {
         Ok(())
     }
 
-    /// Whether auth is enabled (what every client write's apply asks).
-    pub fn enabled(&self) -> Result<bool, StorageError> {
-        Ok(Meta(self.0).i64(Meta::AUTH_ENABLED)?.unwrap_or(0) != 0)
+    /// The enabled flag and revision alone, without users or roles: all
+    /// that every client write's apply needs to read (two meta rows).
+    pub fn flags(&self) -> Result<AuthStore, StorageError> {
+        let meta = Meta(self.0);
+        Ok(AuthStore {
+            enabled: meta.i64(Meta::AUTH_ENABLED)?.unwrap_or(0) != 0,
+            revision: meta.i64(Meta::AUTH_REVISION)?.unwrap_or(0) as u64,
+            ..AuthStore::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Access, AuthOp, KeyPermission};
+
+    #[test]
+    fn the_auth_store_round_trips_through_its_tables() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(crate::storage::SCHEMA).unwrap();
+        let tables = SqliteAuth(&conn);
+        assert_eq!(tables.load().unwrap(), AuthStore::default());
+        let mut store = AuthStore::default();
+        let ops = [
+            AuthOp::UserAdd {
+                name: "root".into(),
+                password_hash: Some("h".into()),
+            },
+            AuthOp::UserGrantRole {
+                user: "root".into(),
+                role: "root".into(),
+            },
+            AuthOp::RoleAdd { name: "r".into() },
+            AuthOp::RoleGrantPermission {
+                name: "r".into(),
+                perm: KeyPermission {
+                    access: Access::ReadWrite,
+                    key: b"/k".to_vec(),
+                    range_end: vec![0],
+                },
+            },
+            AuthOp::Enable,
+        ];
+        for op in &ops {
+            store.apply(op, 1).unwrap();
+        }
+        tables.save(&store).unwrap();
+        assert_eq!(tables.load().unwrap(), store);
+        let flags = tables.flags().unwrap();
+        assert_eq!((flags.enabled, flags.revision), (true, store.revision));
+        // Saving replaces: a deleted role is gone from the table.
+        store
+            .apply(&AuthOp::RoleDelete { role: "r".into() }, 2)
+            .unwrap();
+        tables.save(&store).unwrap();
+        assert_eq!(tables.load().unwrap(), store);
     }
 }
