@@ -24,6 +24,8 @@ use cetera::proto::etcdserverpb::{
     AuthEnableRequest, AuthenticateRequest, PutRequest, RangeRequest, WatchCreateRequest,
     WatchRequest, WatchResponse,
 };
+use cetera::proto::v3lockpb::LockRequest;
+use cetera::proto::v3lockpb::lock_client::LockClient;
 use tests::kv::{expect_status, prefix_end};
 use tests::{Flavor, TestCluster, flavor_tests};
 use tonic::transport::Channel;
@@ -35,6 +37,7 @@ flavor_tests!(
     watches_without_read_permission_are_canceled,
     the_gateway_authenticates_and_reads_the_authorization_header,
     the_auth_store_survives_a_restart_of_every_member,
+    locks_need_the_callers_permissions_on_their_keys,
 );
 
 /// Runs etcdctl as `user` (`None`: without `--user`) and returns stdout if it
@@ -508,6 +511,38 @@ async fn the_auth_store_survives_a_restart_of_every_member(flavor: Flavor) -> Re
     KvClient::new(cluster.grpc_channel(1)?)
         .range(with_token(get("/a"), &token)?)
         .await?;
+    Ok(())
+}
+
+/// The Lock service acts with the caller's token: bob may lock under /x
+/// (READWRITE) but not under /q.
+async fn locks_need_the_callers_permissions_on_their_keys(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    set_up_users(&cluster).await?;
+    let token = authenticate(&cluster, 0, "bob").await?;
+    let mut lock = LockClient::new(cluster.grpc_channel(0)?);
+    let held = lock
+        .lock(with_token(
+            LockRequest {
+                name: b"/x/lock".to_vec(),
+                lease: 0,
+            },
+            &token,
+        )?)
+        .await?
+        .into_inner();
+    ensure!(held.key.starts_with(b"/x/lock/"), "{:?}", held.key);
+    let refused = lock
+        .lock(with_token(
+            LockRequest {
+                name: b"/q/lock".to_vec(),
+                lease: 0,
+            },
+            &token,
+        )?)
+        .await;
+    // etcd's lock service hands its client's error on as code Unknown.
+    expect_status(refused, Code::Unknown, "etcdserver: permission denied")?;
     Ok(())
 }
 
