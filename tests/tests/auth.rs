@@ -17,12 +17,15 @@
 
 use anyhow::{Context, Result, ensure};
 use cetera::proto::etcdserverpb::auth_client::AuthClient;
+use cetera::proto::etcdserverpb::cluster_client::ClusterClient;
 use cetera::proto::etcdserverpb::kv_client::KvClient;
+use cetera::proto::etcdserverpb::lease_client::LeaseClient;
 use cetera::proto::etcdserverpb::watch_client::WatchClient;
 use cetera::proto::etcdserverpb::watch_request::RequestUnion;
 use cetera::proto::etcdserverpb::{
-    AuthEnableRequest, AuthenticateRequest, PutRequest, RangeRequest, WatchCreateRequest,
-    WatchRequest, WatchResponse,
+    AuthEnableRequest, AuthenticateRequest, DefragmentRequest, HashKvRequest, LeaseGrantRequest,
+    LeaseRevokeRequest, MemberListRequest, MemberRemoveRequest, PutRequest, RangeRequest,
+    StatusRequest, WatchCreateRequest, WatchRequest, WatchResponse,
 };
 use cetera::proto::v3lockpb::LockRequest;
 use cetera::proto::v3lockpb::lock_client::LockClient;
@@ -349,6 +352,58 @@ async fn tokens_from_one_member_work_on_the_others(flavor: Flavor) -> Result<()>
         Code::InvalidArgument,
         "etcdserver: authentication failed, invalid user ID or password",
     )?;
+
+    // Admin-only calls: member changes, and hash/defragment/snapshot with
+    // the auth package's own wording; Status and MemberList are open.
+    let mut cluster_api = ClusterClient::new(cluster.grpc_channel(0)?);
+    expect_status(
+        cluster_api
+            .member_remove(with_token(MemberRemoveRequest { id: 1 }, &token)?)
+            .await,
+        Code::PermissionDenied,
+        "etcdserver: permission denied",
+    )?;
+    cluster_api
+        .member_list(with_token(MemberListRequest::default(), &token)?)
+        .await?;
+    let mut maintenance = cluster.maintenance(1)?;
+    expect_status(
+        maintenance
+            .hash_kv(with_token(HashKvRequest { revision: 0 }, &token)?)
+            .await,
+        Code::Unknown,
+        "auth: permission denied",
+    )?;
+    expect_status(
+        maintenance.defragment(DefragmentRequest {}).await,
+        Code::Unknown,
+        "auth: user name is empty",
+    )?;
+    maintenance
+        .status(with_token(StatusRequest {}, &token)?)
+        .await?;
+
+    // Revoking a lease needs WRITE on each of its keys.
+    let root = authenticate(&cluster, 0, "root").await?;
+    let mut lease_api = LeaseClient::new(cluster.grpc_channel(0)?);
+    let lease = lease_api
+        .lease_grant(with_token(LeaseGrantRequest { ttl: 60, id: 0 }, &root)?)
+        .await?
+        .into_inner()
+        .id;
+    let mut on_lease = put("/q", "v");
+    on_lease.lease = lease;
+    kv[0].put(with_token(on_lease, &root)?).await?;
+    expect_status(
+        lease_api
+            .lease_revoke(with_token(LeaseRevokeRequest { id: lease }, &token)?)
+            .await,
+        Code::PermissionDenied,
+        "etcdserver: permission denied",
+    )?;
+    lease_api
+        .lease_revoke(with_token(LeaseRevokeRequest { id: lease }, &root)?)
+        .await?;
 
     Ok(())
 }
