@@ -90,3 +90,93 @@ fn apply_op(
 pub(super) fn load(conn: &Connection) -> Result<AuthStore, StorageError> {
     SqliteAuth(conn).load()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthError;
+    use crate::proto::etcdserverpb::PutRequest;
+
+    fn applied(conn: &Connection, command: Command, index: u64) -> Option<CommandResult> {
+        match screen(conn, command, index, &mut Vec::new()).unwrap() {
+            Screened::Done(result) => Some(result),
+            Screened::Apply(_) => None,
+        }
+    }
+
+    fn auth(conn: &Connection, op: AuthOp, caller: Option<Caller>) -> CommandResult {
+        let command = match caller {
+            Some(caller) => Command::Authorized {
+                caller,
+                command: Box::new(Command::Auth(op)),
+            },
+            None => Command::Auth(op),
+        };
+        applied(conn, command, 7).expect("auth ops are applied here")
+    }
+
+    fn put_as(caller: &Caller) -> Command {
+        Command::Authorized {
+            caller: caller.clone(),
+            command: Box::new(Command::Put(PutRequest::default())),
+        }
+    }
+
+    #[test]
+    fn writes_are_screened_against_the_stored_auth_revision() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(crate::storage::SCHEMA).unwrap();
+        let ok = CommandResult::Auth(Ok(None));
+        let ops = [
+            AuthOp::UserAdd {
+                name: "root".into(),
+                password_hash: Some("h".into()),
+            },
+            AuthOp::UserGrantRole {
+                user: "root".into(),
+                role: "root".into(),
+            },
+            AuthOp::Enable,
+        ];
+        for op in ops {
+            assert_eq!(auth(&conn, op, None), ok);
+        }
+        let revision = SqliteAuth(&conn).flags().unwrap().revision;
+        let root = Caller {
+            user: Some("root".into()),
+            revision,
+        };
+        // Checked against the current revision: on to the keyspace.
+        assert_eq!(applied(&conn, put_as(&root), 8), None);
+        // Unchecked while auth is on: refused.
+        let plain = Command::Put(PutRequest::default());
+        assert_eq!(
+            applied(&conn, plain, 9),
+            Some(CommandResult::Auth(Err(AuthError::UserEmpty)))
+        );
+        // An auth change without root's token is refused at apply too.
+        let role_add = AuthOp::RoleAdd { name: "r".into() };
+        assert_eq!(
+            auth(&conn, role_add.clone(), None),
+            CommandResult::Auth(Err(AuthError::UserEmpty))
+        );
+        assert_eq!(auth(&conn, role_add, Some(root.clone())), ok);
+        // The store moved on since `root` was checked.
+        assert_eq!(
+            applied(&conn, put_as(&root), 10),
+            Some(CommandResult::Auth(Err(AuthError::AuthOldRevision)))
+        );
+        let token = auth(
+            &conn,
+            AuthOp::Authenticate {
+                name: "root".into(),
+                token_prefix: "abcdefghijklmnop".into(),
+            },
+            None,
+        );
+        assert_eq!(
+            token,
+            CommandResult::Auth(Ok(Some("abcdefghijklmnop.7".into())))
+        );
+    }
+}

@@ -204,6 +204,21 @@ mod tests {
         });
         let bytes = postcard::to_stdvec(&v2).unwrap();
         assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), v2);
+        let checked = Command::Authorized {
+            caller: Caller {
+                user: Some("bob".into()),
+                revision: 3,
+            },
+            command: Box::new(Command::Auth(AuthOp::RoleAdd { name: "r".into() })),
+        };
+        let bytes = postcard::to_stdvec(&checked).unwrap();
+        assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), checked);
+        let refused = CommandResult::Auth(Err(AuthError::AuthOldRevision));
+        let bytes = postcard::to_stdvec(&refused).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<CommandResult>(&bytes).unwrap(),
+            refused
+        );
     }
 
     /// The request inside decodes from a borrowed byte slice (postcard) and
