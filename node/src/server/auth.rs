@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::time::Instant;
+use std::time::Instant;
 
 use super::{Node, ServerError};
 use crate::auth::{AuthOp, AuthStore, Caller, KeyPermission, TokenEffect};
@@ -63,12 +63,15 @@ impl AuthGate {
 
     /// Takes in an applied auth change (from the apply path).
     pub(crate) fn applied(&self, store: Arc<AuthStore>, effect: TokenEffect) {
+        self.applied_at(store, effect, Instant::now());
+    }
+
+    fn applied_at(&self, store: Arc<AuthStore>, effect: TokenEffect, now: Instant) {
         let enabled = store.enabled;
         *self.store.write().unwrap_or_else(|p| p.into_inner()) = store;
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         match effect {
             TokenEffect::Assign { token, user } if enabled => {
-                let now = Instant::now();
                 tokens.retain(|_, issued| issued.lapses > now);
                 let lapses = now + self.ttl;
                 tokens.insert(token, Issued { user, lapses });
@@ -86,12 +89,15 @@ impl AuthGate {
     /// out and not lapsed (using it extends it), whether or not auth is
     /// enabled, as etcd checks it.
     pub(crate) fn caller(&self, token: Option<&str>) -> Result<Caller, AuthError> {
+        self.caller_at(token, Instant::now())
+    }
+
+    fn caller_at(&self, token: Option<&str>, now: Instant) -> Result<Caller, AuthError> {
         let Some(token) = token else {
             return Ok(Caller::default());
         };
         let revision = self.store().revision;
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
         match tokens.get_mut(token) {
             Some(issued) if issued.lapses > now => {
                 issued.lapses = now + self.ttl;
@@ -558,5 +564,83 @@ impl Node {
         Ok(AuthRoleRevokePermissionResponse {
             header: self.auth_header(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::User;
+
+    const TTL: Duration = Duration::from_secs(300);
+
+    fn store(enabled: bool) -> Arc<AuthStore> {
+        let mut store = AuthStore {
+            enabled,
+            revision: 4,
+            ..AuthStore::default()
+        };
+        let bob = User {
+            name: "bob".into(),
+            password_hash: Some("h".into()),
+            roles: Default::default(),
+        };
+        store.users.insert("bob".into(), bob);
+        Arc::new(store)
+    }
+
+    fn assign(token: &str, user: &str) -> TokenEffect {
+        TokenEffect::Assign {
+            token: token.into(),
+            user: user.into(),
+        }
+    }
+
+    #[test]
+    fn tokens_lapse_after_the_ttl_unless_used() {
+        let gate = AuthGate::new(AuthStore::default(), TTL);
+        let start = Instant::now();
+        gate.applied_at(store(true), assign("t.1", "bob"), start);
+        let bob = gate.caller_at(Some("t.1"), start + TTL / 2).unwrap();
+        assert_eq!(bob.user.as_deref(), Some("bob"));
+        assert_eq!(bob.revision, 4);
+        // Used at half the TTL, so still valid past the first deadline.
+        assert!(gate.caller_at(Some("t.1"), start + TTL + TTL / 4).is_ok());
+        let idle_too_long = start + 3 * TTL;
+        assert_eq!(
+            gate.caller_at(Some("t.1"), idle_too_long),
+            Err(AuthError::InvalidAuthToken)
+        );
+        assert_eq!(
+            gate.caller_at(Some("other.1"), start),
+            Err(AuthError::InvalidAuthToken)
+        );
+        assert_eq!(gate.caller_at(None, start), Ok(Caller::default()));
+    }
+
+    #[test]
+    fn tokens_are_dropped_with_their_user_or_when_auth_is_disabled() {
+        let gate = AuthGate::new(AuthStore::default(), TTL);
+        let now = Instant::now();
+        gate.applied_at(store(true), assign("b.1", "bob"), now);
+        gate.applied_at(store(true), assign("r.2", "root"), now);
+        gate.applied_at(store(true), TokenEffect::InvalidateUser("bob".into()), now);
+        assert!(gate.caller_at(Some("b.1"), now).is_err());
+        assert!(gate.caller_at(Some("r.2"), now).is_ok());
+        gate.applied_at(store(false), TokenEffect::InvalidateAll, now);
+        assert!(gate.caller_at(Some("r.2"), now).is_err());
+        // No token is handed out while auth is disabled.
+        gate.applied_at(store(false), assign("n.3", "bob"), now);
+        assert!(gate.caller_at(Some("n.3"), now).is_err());
+    }
+
+    #[test]
+    fn token_prefixes_are_sixteen_letters_and_indexes_parse() {
+        let prefix = token_prefix();
+        assert_eq!(prefix.len(), 16);
+        assert!(prefix.chars().all(|c| c.is_ascii_alphabetic()));
+        assert_eq!(token_index("abc.42"), Some(42));
+        assert_eq!(token_index("abc"), None);
+        assert_eq!(token_index("abc.x"), None);
     }
 }
