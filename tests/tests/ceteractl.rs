@@ -1114,16 +1114,8 @@ async fn check_perf_reports_a_verdict_that_matches_its_findings(flavor: Flavor) 
         bail!("check perf printed {} lines:\n{}", lines.len(), out.stdout);
     };
     let findings = [
-        (
-            throughput,
-            "PASS: Throughput is ",
-            "FAIL: Throughput too low: ",
-        ),
-        (
-            slowest,
-            "PASS: Slowest request took ",
-            "Slowest request took too long: ",
-        ),
+        (throughput, "PASS: Throughput is ", "FAIL: Throughput too low: "),
+        (slowest, "PASS: Slowest request took ", "Slowest request took too long: "),
         (stddev, "PASS: Stddev is ", "Stddev too high: "),
     ];
     let mut all_pass = true;
