@@ -128,6 +128,18 @@ pub struct Args {
     #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
     pub max_txn_ops: usize,
 
+    /// Auth token type: only `simple` (etcd's default) is supported.
+    #[arg(long, env = "ETCD_AUTH_TOKEN", default_value = "simple")]
+    pub auth_token: String,
+
+    /// Seconds an unused simple auth token stays valid.
+    #[arg(long, env = "ETCD_AUTH_TOKEN_TTL", default_value_t = 300)]
+    pub auth_token_ttl: u64,
+
+    /// bcrypt cost for hashing auth passwords (4 to 31).
+    #[arg(long, env = "ETCD_BCRYPT_COST", default_value_t = 10)]
+    pub bcrypt_cost: u32,
+
     /// Raise an alarm when the backend size exceeds this many bytes
     /// (0 means the default, 2 GiB).
     #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
@@ -315,6 +327,10 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error("--auth-token {0:?} is not supported: cetera only has etcd's \"simple\" tokens")]
+    UnsupportedAuthToken(String),
+    #[error("invalid --bcrypt-cost {0}: it must be between 4 and 31")]
+    BadBcryptCost(u32),
     #[error(
         "TLS key/cert (--cert-file, --key-file) must be provided for client url {0} with HTTPS scheme"
     )]
@@ -377,6 +393,10 @@ pub struct Config {
     pub snapshot_count: u64,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
+    /// How long an unused auth token stays valid (`--auth-token-ttl`).
+    pub auth_token_ttl: Duration,
+    /// `--bcrypt-cost`, checked to be one bcrypt accepts.
+    pub bcrypt_cost: u32,
     pub quota_backend_bytes: u64,
     pub watch_progress_notify_interval: Duration,
     /// Zero: no periodic corruption check.
@@ -677,6 +697,7 @@ impl TryFrom<Args> for Config {
             ("snapshot-count", args.snapshot_count),
             ("max-request-bytes", args.max_request_bytes as u64),
             ("max-txn-ops", args.max_txn_ops as u64),
+            ("auth-token-ttl", args.auth_token_ttl),
         ] {
             if value == 0 {
                 return Err(ConfigError::NotPositive { flag });
@@ -690,6 +711,13 @@ impl TryFrom<Args> for Config {
         }
         if args.election_timeout > 50_000 {
             return Err(ConfigError::ElectionTooLong(args.election_timeout));
+        }
+        // etcd's `simple` may carry options after a comma; none apply here.
+        if args.auth_token.split(',').next() != Some("simple") {
+            return Err(ConfigError::UnsupportedAuthToken(args.auth_token));
+        }
+        if !(4..=31).contains(&args.bcrypt_cost) {
+            return Err(ConfigError::BadBcryptCost(args.bcrypt_cost));
         }
         let advertise_peer_urls = advertised(
             "--initial-advertise-peer-urls",
@@ -748,6 +776,8 @@ impl TryFrom<Args> for Config {
             snapshot_count: args.snapshot_count,
             max_request_bytes: args.max_request_bytes,
             max_txn_ops: args.max_txn_ops,
+            auth_token_ttl: Duration::from_secs(args.auth_token_ttl),
+            bcrypt_cost: args.bcrypt_cost,
             quota_backend_bytes: match args.quota_backend_bytes {
                 0 => 2 * 1024 * 1024 * 1024,
                 bytes => bytes,
@@ -772,6 +802,39 @@ mod tests {
             .try_get_matches_from(std::iter::once("cetera").chain(args.iter().copied()))
             .expect("clap accepts");
         Config::from_matches(&matches)
+    }
+
+    #[test]
+    fn auth_flags_take_etcds_defaults_and_only_simple_tokens() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.auth_token_ttl, Duration::from_secs(300));
+        assert_eq!(c.bcrypt_cost, 10);
+        let c = parse(&[
+            "--auth-token",
+            "simple",
+            "--auth-token-ttl",
+            "5",
+            "--bcrypt-cost",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.auth_token_ttl, c.bcrypt_cost),
+            (Duration::from_secs(5), 4)
+        );
+        let err = parse(&["--auth-token", "jwt,pub-key=a.pem"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--auth-token \"jwt,pub-key=a.pem\" is not supported: cetera only has etcd's \"simple\" tokens"
+        );
+        assert!(matches!(
+            parse(&["--bcrypt-cost", "3"]),
+            Err(ConfigError::BadBcryptCost(3))
+        ));
+        assert!(matches!(
+            parse(&["--auth-token-ttl", "0"]),
+            Err(ConfigError::NotPositive { .. })
+        ));
     }
 
     #[test]

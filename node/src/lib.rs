@@ -13,6 +13,8 @@
 //!   translating to `server` calls and nothing more.
 //! - [`raft`]: openraft's types, the SQLite log and state machine, peer RPCs.
 //! - [`mvcc`]: etcd's revision/version/compaction rules, storage-agnostic.
+//! - [`auth`]: etcd's users, roles, permissions and auth revision rules,
+//!   storage-agnostic.
 //! - [`watch`]: watchers and event delivery (the Watch service's core).
 //! - [`concurrency`]: etcd's lock and election recipes (the Lock and
 //!   Election services' core), built only on `server`'s public requests.
@@ -27,6 +29,7 @@
 //!   `ceteractl bench` (a client of the wire API, not of the server).
 
 pub mod api;
+pub mod auth;
 pub mod bench;
 pub mod client_auth;
 pub mod client_tls;

@@ -26,10 +26,8 @@
 //!
 //! Not compared, because cetera does not implement them yet (tracked
 //! separately, answered `Unimplemented`): `/v3/cluster/member/update` and
-//! `/v3/maintenance/transfer-leadership`; auth calls that need an auth
-//! store (adding users or roles); a request carrying a token, which etcd
-//! refuses (`invalid auth token`) even with auth disabled, from most
-//! methods, each in its own way.
+//! `/v3/maintenance/transfer-leadership`. Auth with users, roles and
+//! tokens through the gateway is compared in `auth.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -53,14 +53,16 @@ pub(super) struct LockApi(Arc<Node>);
 #[tonic::async_trait]
 impl Lock for LockApi {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
-        answer(concurrency::lock(&self.0, request.into_inner()).await)
+        let caller = super::grpc::caller(&self.0, &request).await?;
+        answer(concurrency::lock(&self.0, &caller, request.into_inner()).await)
     }
 
     async fn unlock(
         &self,
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
-        answer(concurrency::unlock(&self.0, request.into_inner()).await)
+        let caller = super::grpc::caller(&self.0, &request).await?;
+        answer(concurrency::unlock(&self.0, &caller, request.into_inner()).await)
     }
 }
 
@@ -77,21 +79,24 @@ impl Election for ElectionApi {
         &self,
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
-        answer(concurrency::campaign(&self.0, request.into_inner()).await)
+        let caller = super::grpc::caller(&self.0, &request).await?;
+        answer(concurrency::campaign(&self.0, &caller, request.into_inner()).await)
     }
 
     async fn proclaim(
         &self,
         request: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
-        answer(concurrency::proclaim(&self.0, request.into_inner()).await)
+        let caller = super::grpc::caller(&self.0, &request).await?;
+        answer(concurrency::proclaim(&self.0, &caller, request.into_inner()).await)
     }
 
     async fn leader(
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
-        answer(concurrency::leader(&self.0, request.into_inner()).await)
+        let caller = super::grpc::caller(&self.0, &request).await?;
+        answer(concurrency::leader(&self.0, &caller, request.into_inner()).await)
     }
 
     type ObserveStream = ResponseStream<LeaderResponse>;
@@ -100,7 +105,8 @@ impl Election for ElectionApi {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
-        let updates = concurrency::observe(self.0.clone(), request.into_inner());
+        let caller = super::grpc::caller(&self.0, &request).await?;
+        let updates = concurrency::observe(self.0.clone(), caller, request.into_inner());
         let stream = futures::StreamExt::map(
             tokio_stream::wrappers::ReceiverStream::new(updates),
             Ok::<_, Status>,
@@ -112,6 +118,7 @@ impl Election for ElectionApi {
         &self,
         request: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
-        answer(concurrency::resign(&self.0, request.into_inner()).await)
+        let caller = super::grpc::caller(&self.0, &request).await?;
+        answer(concurrency::resign(&self.0, &caller, request.into_inner()).await)
     }
 }

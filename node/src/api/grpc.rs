@@ -7,11 +7,13 @@ use tonic::service::Routes;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::to_status;
+use crate::auth::Caller;
 use crate::proto::etcdserverpb::auth_server::{Auth, AuthServer};
 use crate::proto::etcdserverpb::cluster_server::{Cluster, ClusterServer};
 use crate::proto::etcdserverpb::kv_server::{Kv, KvServer};
 use crate::proto::etcdserverpb::lease_server::{Lease, LeaseServer};
 use crate::proto::etcdserverpb::maintenance_server::{Maintenance, MaintenanceServer};
+use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::watch_server::{Watch, WatchServer};
 use crate::proto::etcdserverpb::*;
 use crate::server::{Node, ServerError};
@@ -58,6 +60,36 @@ fn answer<T>(result: Result<T, ServerError>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(to_status)
 }
 
+/// The auth token a request carries: the `token` metadata, or the
+/// `authorization` the gateway forwards its header as.
+pub(super) fn token(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
+    metadata
+        .get("token")
+        .or_else(|| metadata.get("authorization"))
+        .and_then(|value| value.to_str().ok())
+}
+
+/// Refuses a member change unless the caller may administer (etcd checks
+/// these as it checks the Auth service's calls).
+async fn admin<T>(node: &Node, request: &Request<T>) -> Result<(), Status> {
+    let caller = caller(node, request).await?;
+    node.check_admin(&caller).map_err(to_status)
+}
+
+/// Refuses hash, defragment and snapshot unless the caller may
+/// administer (etcd's maintenance gate, with its own error wording).
+async fn maintenance_admin<T>(node: &Node, request: &Request<T>) -> Result<(), Status> {
+    let caller = caller(node, request).await?;
+    node.check_maintenance_admin(&caller).map_err(to_status)
+}
+
+/// Who a request comes from, by its token.
+pub(super) async fn caller<T>(node: &Node, request: &Request<T>) -> Result<Caller, Status> {
+    node.caller(token(request.metadata()))
+        .await
+        .map_err(to_status)
+}
+
 /// `etcdserverpb.KV`.
 struct KvApi(Arc<Node>);
 
@@ -67,28 +99,34 @@ impl Kv for KvApi {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
-        answer(self.0.range(request.into_inner()).await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.range(request.into_inner(), &caller).await)
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        answer(self.0.put(request.into_inner()).await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.put(request.into_inner(), &caller).await)
     }
 
     async fn delete_range(
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        answer(self.0.delete_range(request.into_inner()).await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.delete_range(request.into_inner(), &caller).await)
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        answer(self.0.txn(request.into_inner()).await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.txn(request.into_inner(), &caller).await)
     }
 
     async fn compact(
         &self,
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
+        // Not checked against the auth store, but a bad token is refused.
+        caller(&self.0, &request).await?;
         answer(self.0.compact(request.into_inner()).await)
     }
 }
@@ -102,6 +140,7 @@ impl Cluster for ClusterApi {
         &self,
         request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
+        admin(&self.0, &request).await?;
         answer(self.0.member_add(request.into_inner()).await)
     }
 
@@ -109,6 +148,7 @@ impl Cluster for ClusterApi {
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        admin(&self.0, &request).await?;
         answer(self.0.member_remove(request.into_inner()).await)
     }
 
@@ -116,6 +156,7 @@ impl Cluster for ClusterApi {
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        admin(&self.0, &request).await?;
         answer(self.0.member_update(request.into_inner()).await)
     }
 
@@ -130,6 +171,7 @@ impl Cluster for ClusterApi {
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        admin(&self.0, &request).await?;
         answer(self.0.member_promote(request.into_inner()).await)
     }
 }
@@ -149,10 +191,25 @@ impl Watch for WatchApi {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let token = token(request.metadata()).map(str::to_string);
         let mut inbound = request.into_inner();
         let (mut stream, messages) = self.0.watch_stream();
+        let node = self.0.clone();
         tokio::spawn(async move {
             while let Ok(Some(request)) = inbound.message().await {
+                if let Some(RequestUnion::CreateRequest(create)) = &request.request_union
+                    && let Err(refused) = node.check_watch(token.as_deref(), create).await
+                {
+                    // etcd words the reason as Go prints a gRPC error.
+                    let status = to_status(refused);
+                    let reason = format!(
+                        "rpc error: code = {:?} desc = {}",
+                        status.code(),
+                        status.message()
+                    );
+                    stream.refuse(reason).await;
+                    continue;
+                }
                 stream.handle(request).await;
             }
             // A client that half-closes still receives events; the watches
@@ -180,6 +237,7 @@ impl Lease for LeaseApi {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
+        caller(&self.0, &request).await?;
         answer(self.0.lease_grant(request.into_inner()).await)
     }
 
@@ -187,7 +245,8 @@ impl Lease for LeaseApi {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        answer(self.0.lease_revoke(request.into_inner()).await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.lease_revoke(request.into_inner(), &caller).await)
     }
 
     type LeaseKeepAliveStream = ResponseStream<LeaseKeepAliveResponse>;
@@ -244,6 +303,7 @@ impl Maintenance for MaintenanceApi {
         &self,
         request: Request<AlarmRequest>,
     ) -> Result<Response<AlarmResponse>, Status> {
+        caller(&self.0, &request).await?;
         answer(self.0.alarm(request.into_inner()).await)
     }
 
@@ -253,12 +313,14 @@ impl Maintenance for MaintenanceApi {
 
     async fn defragment(
         &self,
-        _: Request<DefragmentRequest>,
+        request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        maintenance_admin(&self.0, &request).await?;
         answer(self.0.defragment().await)
     }
 
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        maintenance_admin(&self.0, &request).await?;
         answer(self.0.hash().await)
     }
 
@@ -266,6 +328,7 @@ impl Maintenance for MaintenanceApi {
         &self,
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
+        maintenance_admin(&self.0, &request).await?;
         answer(self.0.hash_kv(request.into_inner()).await)
     }
 
@@ -273,8 +336,9 @@ impl Maintenance for MaintenanceApi {
 
     async fn snapshot(
         &self,
-        _: Request<SnapshotRequest>,
+        request: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
+        maintenance_admin(&self.0, &request).await?;
         let pieces = self.0.snapshot().await.map_err(to_status)?;
         Ok(Response::new(Box::pin(
             pieces.map(|piece| piece.map_err(to_status)),
@@ -296,131 +360,162 @@ impl Maintenance for MaintenanceApi {
     }
 }
 
-/// `etcdserverpb.Auth`, as far as cetera has auth: see `server::auth`.
+/// `etcdserverpb.Auth`: see `server::auth`.
 struct AuthApi(Arc<Node>);
 
 #[tonic::async_trait]
 impl Auth for AuthApi {
-    async fn auth_enable(
-        &self,
-        _: Request<AuthEnableRequest>,
-    ) -> Result<Response<AuthEnableResponse>, Status> {
-        answer(self.0.auth_enable().await)
-    }
-
-    async fn auth_disable(
-        &self,
-        _: Request<AuthDisableRequest>,
-    ) -> Result<Response<AuthDisableResponse>, Status> {
-        answer(self.0.auth_disable().await)
-    }
-
-    /// Not an etcd 3.4 method: answered as etcd 3.4's gRPC server answers
-    /// a method it does not have.
     async fn auth_status(
         &self,
         _: Request<AuthStatusRequest>,
     ) -> Result<Response<AuthStatusResponse>, Status> {
-        Err(Status::unimplemented(
-            "unknown method AuthStatus for service etcdserverpb.Auth",
-        ))
+        answer(self.0.auth_status().await)
     }
 
     async fn authenticate(
         &self,
-        _: Request<AuthenticateRequest>,
+        request: Request<AuthenticateRequest>,
     ) -> Result<Response<AuthenticateResponse>, Status> {
-        answer(self.0.authenticate().await)
+        answer(self.0.authenticate(request.into_inner()).await)
+    }
+
+    async fn auth_enable(
+        &self,
+        request: Request<AuthEnableRequest>,
+    ) -> Result<Response<AuthEnableResponse>, Status> {
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.auth_enable(&caller).await)
+    }
+
+    async fn auth_disable(
+        &self,
+        request: Request<AuthDisableRequest>,
+    ) -> Result<Response<AuthDisableResponse>, Status> {
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.auth_disable(&caller).await)
     }
 
     async fn user_add(
         &self,
         request: Request<AuthUserAddRequest>,
     ) -> Result<Response<AuthUserAddResponse>, Status> {
-        answer(self.0.auth_user_add(&request.into_inner().name).await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.auth_user_add(&caller, request.into_inner()).await)
     }
 
     async fn user_get(
         &self,
-        _: Request<AuthUserGetRequest>,
+        request: Request<AuthUserGetRequest>,
     ) -> Result<Response<AuthUserGetResponse>, Status> {
-        answer(self.0.auth_user_call().await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.auth_user_get(&caller, request.into_inner()).await)
     }
 
     async fn user_list(
         &self,
-        _: Request<AuthUserListRequest>,
+        request: Request<AuthUserListRequest>,
     ) -> Result<Response<AuthUserListResponse>, Status> {
-        answer(self.0.auth_user_list().await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.auth_user_list(&caller).await)
     }
 
     async fn user_delete(
         &self,
-        _: Request<AuthUserDeleteRequest>,
+        request: Request<AuthUserDeleteRequest>,
     ) -> Result<Response<AuthUserDeleteResponse>, Status> {
-        answer(self.0.auth_user_call().await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.auth_user_delete(&caller, request.into_inner()).await)
     }
 
     async fn user_change_password(
         &self,
-        _: Request<AuthUserChangePasswordRequest>,
+        request: Request<AuthUserChangePasswordRequest>,
     ) -> Result<Response<AuthUserChangePasswordResponse>, Status> {
-        answer(self.0.auth_user_call().await)
+        let caller = caller(&self.0, &request).await?;
+        answer(
+            self.0
+                .auth_user_change_password(&caller, request.into_inner())
+                .await,
+        )
     }
 
     async fn user_grant_role(
         &self,
-        _: Request<AuthUserGrantRoleRequest>,
+        request: Request<AuthUserGrantRoleRequest>,
     ) -> Result<Response<AuthUserGrantRoleResponse>, Status> {
-        answer(self.0.auth_user_call().await)
+        let caller = caller(&self.0, &request).await?;
+        answer(
+            self.0
+                .auth_user_grant_role(&caller, request.into_inner())
+                .await,
+        )
     }
 
     async fn user_revoke_role(
         &self,
-        _: Request<AuthUserRevokeRoleRequest>,
+        request: Request<AuthUserRevokeRoleRequest>,
     ) -> Result<Response<AuthUserRevokeRoleResponse>, Status> {
-        answer(self.0.auth_user_call().await)
+        let caller = caller(&self.0, &request).await?;
+        answer(
+            self.0
+                .auth_user_revoke_role(&caller, request.into_inner())
+                .await,
+        )
     }
 
     async fn role_add(
         &self,
         request: Request<AuthRoleAddRequest>,
     ) -> Result<Response<AuthRoleAddResponse>, Status> {
-        answer(self.0.auth_role_add(&request.into_inner().name).await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.auth_role_add(&caller, request.into_inner()).await)
     }
 
     async fn role_get(
         &self,
-        _: Request<AuthRoleGetRequest>,
+        request: Request<AuthRoleGetRequest>,
     ) -> Result<Response<AuthRoleGetResponse>, Status> {
-        answer(self.0.auth_role_call().await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.auth_role_get(&caller, request.into_inner()).await)
     }
 
     async fn role_list(
         &self,
-        _: Request<AuthRoleListRequest>,
+        request: Request<AuthRoleListRequest>,
     ) -> Result<Response<AuthRoleListResponse>, Status> {
-        answer(self.0.auth_role_list().await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.auth_role_list(&caller).await)
     }
 
     async fn role_delete(
         &self,
-        _: Request<AuthRoleDeleteRequest>,
+        request: Request<AuthRoleDeleteRequest>,
     ) -> Result<Response<AuthRoleDeleteResponse>, Status> {
-        answer(self.0.auth_role_call().await)
+        let caller = caller(&self.0, &request).await?;
+        answer(self.0.auth_role_delete(&caller, request.into_inner()).await)
     }
 
     async fn role_grant_permission(
         &self,
-        _: Request<AuthRoleGrantPermissionRequest>,
+        request: Request<AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<AuthRoleGrantPermissionResponse>, Status> {
-        answer(self.0.auth_role_call().await)
+        let caller = caller(&self.0, &request).await?;
+        answer(
+            self.0
+                .auth_role_grant_permission(&caller, request.into_inner())
+                .await,
+        )
     }
 
     async fn role_revoke_permission(
         &self,
-        _: Request<AuthRoleRevokePermissionRequest>,
+        request: Request<AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<AuthRoleRevokePermissionResponse>, Status> {
-        answer(self.0.auth_role_call().await)
+        let caller = caller(&self.0, &request).await?;
+        answer(
+            self.0
+                .auth_role_revoke_permission(&caller, request.into_inner())
+                .await,
+        )
     }
 }

@@ -37,10 +37,17 @@ pub fn to_status(error: ServerError) -> Status {
             LeadershipError::TransferTimeout => Code::Unavailable,
         },
         ServerError::Auth(e) => match e {
-            AuthError::UserEmpty | AuthError::RoleEmpty => Code::InvalidArgument,
-            AuthError::NotSupported(_) => Code::Unimplemented,
+            AuthError::UserEmpty
+            | AuthError::RoleEmpty
+            | AuthError::AuthFailed
+            | AuthError::InvalidAuthMgmt
+            | AuthError::AuthOldRevision => Code::InvalidArgument,
+            AuthError::PermissionDenied => Code::PermissionDenied,
+            AuthError::InvalidAuthToken => Code::Unauthenticated,
             _ => Code::FailedPrecondition,
         },
+        // etcd hands these on untranslated: no `etcdserver: ` prefix.
+        ServerError::AuthUnmapped(_) => return Status::new(Code::Unknown, error.to_string()),
         ServerError::NoLeader | ServerError::Timeout | ServerError::Stopped => Code::Unavailable,
         ServerError::Storage(_) | ServerError::Internal(_) => Code::Unknown,
         // Only the v2 keys API makes these, and it answers them itself.
@@ -92,9 +99,28 @@ mod tests {
             (s.code(), s.message()),
             (Code::InvalidArgument, "etcdserver: user name is empty")
         );
+        let s = to_status(AuthError::InvalidAuthToken.into());
         assert_eq!(
-            to_status(AuthError::NotSupported("UserAdd").into()).code(),
-            Code::Unimplemented
+            (s.code(), s.message()),
+            (Code::Unauthenticated, "etcdserver: invalid auth token")
+        );
+        let s = to_status(AuthError::PermissionDenied.into());
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::PermissionDenied, "etcdserver: permission denied")
+        );
+        let s = to_status(AuthError::AuthOldRevision.into());
+        assert_eq!(
+            (s.code(), s.message()),
+            (
+                Code::InvalidArgument,
+                "etcdserver: revision of auth store is old"
+            )
+        );
+        let s = to_status(ServerError::AuthUnmapped(AuthError::PermissionDenied));
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::Unknown, "auth: permission denied")
         );
         let s = to_status(MvccError::DuplicateKey.into());
         assert_eq!(

@@ -16,6 +16,7 @@ use super::{
     create_revision_is, delete_if_created_at, first_created, get, put_op, range_kvs, range_op,
     revision, session_lease, wait_deletes,
 };
+use crate::auth::Caller;
 use crate::mvcc::prefix_end;
 use crate::proto::etcdserverpb::{ResponseHeader, TxnRequest};
 use crate::proto::mvccpb::KeyValue;
@@ -30,30 +31,42 @@ use crate::server::Node;
 /// caller leads. A session already campaigning keeps its place (and its
 /// value is replaced by the new one). If the caller goes away while
 /// waiting, it resigns.
-pub async fn campaign(node: &Arc<Node>, req: CampaignRequest) -> Result<CampaignResponse> {
+pub async fn campaign(
+    node: &Arc<Node>,
+    caller: &Caller,
+    req: CampaignRequest,
+) -> Result<CampaignResponse> {
     let lease = session_lease(node, req.lease).await?;
     let prefix = contender_prefix(&req.name);
     let key = contender_key(&prefix, lease);
     let resp = node
-        .txn(TxnRequest {
-            compare: vec![create_revision_is(&key, 0)],
-            success: vec![put_op(&key, &req.value, lease)],
-            failure: vec![range_op(get(&key))],
-        })
+        .txn(
+            TxnRequest {
+                compare: vec![create_revision_is(&key, 0)],
+                success: vec![put_op(&key, &req.value, lease)],
+                failure: vec![range_op(get(&key))],
+            },
+            caller,
+        )
         .await?;
     let mut leader_revision = revision(&resp.header);
     if !resp.succeeded {
         let existing = range_kvs(&resp, 0).first();
         leader_revision = existing.map_or(0, |kv| kv.create_revision);
         let stale = existing.is_some_and(|kv| kv.value != req.value);
-        if stale && let Err(e) = proclaim_as(node, &key, leader_revision, lease, &req.value).await {
-            let _ = node.txn(delete_if_created_at(&key, leader_revision)).await;
+        if stale
+            && let Err(e) =
+                proclaim_as(node, caller, &key, leader_revision, lease, &req.value).await
+        {
+            let _ = node
+                .txn(delete_if_created_at(&key, leader_revision), caller)
+                .await;
             return Err(e);
         }
     }
 
-    let resign = Cleanup::arm(node, delete_if_created_at(&key, leader_revision));
-    let waited = wait_deletes(node, &prefix, leader_revision - 1).await;
+    let resign = Cleanup::arm(node, caller, delete_if_created_at(&key, leader_revision));
+    let waited = wait_deletes(node, caller, &prefix, leader_revision - 1).await;
     // Only a caller that went away resigns; on other errors the key stays.
     resign.disarm();
     waited?;
@@ -71,17 +84,21 @@ pub async fn campaign(node: &Arc<Node>, req: CampaignRequest) -> Result<Campaign
 /// Puts `value` on the leader key if it still has `create_revision`.
 async fn proclaim_as(
     node: &Node,
+    caller: &Caller,
     key: &[u8],
     create_revision: i64,
     lease: i64,
     value: &[u8],
 ) -> Result<Option<ResponseHeader>> {
     let resp = node
-        .txn(TxnRequest {
-            compare: vec![create_revision_is(key, create_revision)],
-            success: vec![put_op(key, value, lease)],
-            failure: Vec::new(),
-        })
+        .txn(
+            TxnRequest {
+                compare: vec![create_revision_is(key, create_revision)],
+                success: vec![put_op(key, value, lease)],
+                failure: Vec::new(),
+            },
+            caller,
+        )
         .await?;
     if !resp.succeeded {
         return Err(ConcurrencyError::NotLeader);
@@ -93,21 +110,25 @@ async fn proclaim_as(
 ///
 /// As in etcd, the value is put with the leader key's lease, and a leader
 /// key with lease 0 gets a new session lease first.
-pub async fn proclaim(node: &Node, req: ProclaimRequest) -> Result<ProclaimResponse> {
+pub async fn proclaim(
+    node: &Node,
+    caller: &Caller,
+    req: ProclaimRequest,
+) -> Result<ProclaimResponse> {
     let leader = req.leader.ok_or(ConcurrencyError::MissingLeaderKey)?;
     let lease = session_lease(node, leader.lease).await?;
-    let header = proclaim_as(node, &leader.key, leader.rev, lease, &req.value).await?;
+    let header = proclaim_as(node, caller, &leader.key, leader.rev, lease, &req.value).await?;
     Ok(ProclaimResponse { header })
 }
 
 /// `Resign`: deletes the leader key if it is still the one the caller was
 /// given; answers success either way.
-pub async fn resign(node: &Node, req: ResignRequest) -> Result<ResignResponse> {
+pub async fn resign(node: &Node, caller: &Caller, req: ResignRequest) -> Result<ResignResponse> {
     let leader = req.leader.ok_or(ConcurrencyError::MissingLeaderKey)?;
     // etcd opens a session here too, which grants a lease for lease 0.
     session_lease(node, leader.lease).await?;
     let resp = node
-        .txn(delete_if_created_at(&leader.key, leader.rev))
+        .txn(delete_if_created_at(&leader.key, leader.rev), caller)
         .await?;
     Ok(ResignResponse {
         header: resp.header,
@@ -115,9 +136,9 @@ pub async fn resign(node: &Node, req: ResignRequest) -> Result<ResignResponse> {
 }
 
 /// `Leader`: the current leader's key and value, or `election: no leader`.
-pub async fn leader(node: &Node, req: LeaderRequest) -> Result<LeaderResponse> {
+pub async fn leader(node: &Node, caller: &Caller, req: LeaderRequest) -> Result<LeaderResponse> {
     let prefix = contender_prefix(&req.name);
-    let resp = node.range(first_created(&prefix)).await?;
+    let resp = node.range(first_created(&prefix), caller).await?;
     let Some(kv) = resp.kvs.into_iter().next() else {
         return Err(ConcurrencyError::NoLeader);
     };
@@ -134,13 +155,17 @@ const OBSERVE_BUFFER: usize = 16;
 /// order, starting with the current leader (or the first one elected).
 /// The updates stop when the receiver is dropped or a read or watch
 /// fails (the stream then simply ends, as etcd's does).
-pub fn observe(node: Arc<Node>, req: LeaderRequest) -> mpsc::Receiver<LeaderResponse> {
+pub fn observe(
+    node: Arc<Node>,
+    caller: Caller,
+    req: LeaderRequest,
+) -> mpsc::Receiver<LeaderResponse> {
     let (updates, receiver) = mpsc::channel(OBSERVE_BUFFER);
     tokio::spawn(async move {
         let prefix = contender_prefix(&req.name);
         tokio::select! {
             () = updates.closed() => {}
-            ended = observe_leaders(&node, &prefix, &updates) => {
+            ended = observe_leaders(&node, &caller, &prefix, &updates) => {
                 if let Err(e) = ended {
                     tracing::debug!(error = %e, "election observer ended");
                 }
@@ -155,6 +180,7 @@ pub fn observe(node: Arc<Node>, req: LeaderRequest) -> mpsc::Receiver<LeaderResp
 /// deleted, then look again.
 async fn observe_leaders(
     node: &Node,
+    caller: &Caller,
     prefix: &[u8],
     updates: &mpsc::Sender<LeaderResponse>,
 ) -> Result<()> {
@@ -169,7 +195,7 @@ async fn observe_leaders(
             .map_err(|_| ConcurrencyError::LostWatcher)
     };
     loop {
-        let resp = node.range(first_created(prefix)).await?;
+        let resp = node.range(first_created(prefix), caller).await?;
         let (header, kv) = match resp.kvs.into_iter().next() {
             Some(kv) => (resp.header, kv),
             None => {

@@ -23,7 +23,8 @@
 //!
 //! This module only calls [`Node`]'s public request methods (`txn`,
 //! `range`, `delete_range`, `lease_grant`, `watch_stream`), exactly as a
-//! client would: it never touches storage or Raft, and knows nothing of
+//! client would, and as the caller that asked (so auth checks the lock's
+//! and election's keys as etcd does through its own client): it never touches storage or Raft, and knows nothing of
 //! gRPC (the services live in `api::concurrency`).
 
 pub mod election;
@@ -36,6 +37,7 @@ use tokio::sync::mpsc;
 pub use election::{campaign, leader, observe, proclaim, resign};
 pub use lock::{lock, unlock};
 
+use crate::auth::Caller;
 use crate::mvcc::prefix_end;
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
@@ -205,12 +207,13 @@ fn revision(header: &Option<ResponseHeader>) -> i64 {
 /// `waitDeletes`). Returns the header of the last, empty, Range.
 async fn wait_deletes(
     node: &Node,
+    caller: &Caller,
     prefix: &[u8],
     max_create_revision: i64,
 ) -> Result<Option<ResponseHeader>> {
     loop {
         let resp = node
-            .range(last_created_up_to(prefix, max_create_revision))
+            .range(last_created_up_to(prefix, max_create_revision), caller)
             .await?;
         let Some(last) = resp.kvs.first() else {
             return Ok(resp.header);
@@ -288,13 +291,15 @@ impl KeyWatch {
 /// when the call's context ends.
 struct Cleanup {
     node: Arc<Node>,
+    caller: Caller,
     txn: Option<TxnRequest>,
 }
 
 impl Cleanup {
-    fn arm(node: &Arc<Node>, txn: TxnRequest) -> Self {
+    fn arm(node: &Arc<Node>, caller: &Caller, txn: TxnRequest) -> Self {
         Self {
             node: node.clone(),
+            caller: caller.clone(),
             txn: Some(txn),
         }
     }
@@ -302,7 +307,7 @@ impl Cleanup {
     /// Makes the write now, and only once.
     async fn run(mut self) -> Result<TxnResponse> {
         let txn = self.txn.take().unwrap_or_default();
-        Ok(self.node.txn(txn).await?)
+        Ok(self.node.txn(txn, &self.caller).await?)
     }
 
     fn disarm(mut self) {
@@ -319,8 +324,9 @@ impl Drop for Cleanup {
             return;
         };
         let node = self.node.clone();
+        let caller = self.caller.clone();
         runtime.spawn(async move {
-            if let Err(e) = node.txn(txn).await {
+            if let Err(e) = node.txn(txn, &caller).await {
                 tracing::warn!(error = %e, "cleaning up an abandoned lock or campaign failed");
             }
         });

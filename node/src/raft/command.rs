@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{AuthError, AuthOp, Caller};
 use crate::mvcc::MvccError;
 use crate::proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
@@ -47,6 +48,14 @@ pub enum Command {
     /// A write to the v2 keyspace (or the leader's expiry sweep of it).
     /// Variants are only ever appended: postcard encodes their position.
     V2(V2Write),
+    /// A change to the auth store, or an authentication (`crate::auth`).
+    Auth(AuthOp),
+    /// A request checked against the auth store on its member as `caller`;
+    /// applied only if that check still holds (`AuthStore::admit`).
+    Authorized {
+        caller: Caller,
+        command: Box<Command>,
+    },
 }
 
 /// The attributes a member publishes about itself.
@@ -76,6 +85,9 @@ pub enum CommandResult {
     Batch(Vec<CommandResult>),
     /// A v2 write's event, or the v2 error it was refused with.
     V2(Result<Box<V2Event>, V2Error>),
+    /// An auth change's outcome (the token, for an authentication), or an
+    /// auth check at apply that refused the command.
+    Auth(Result<Option<String>, AuthError>),
 }
 
 impl Command {
@@ -92,6 +104,8 @@ impl Command {
             Command::Batch(_) => "batch",
             Command::Alarm { .. } => "alarm",
             Command::V2(_) => "v2",
+            Command::Auth(_) => "auth",
+            Command::Authorized { command, .. } => command.kind(),
         }
     }
 }
@@ -153,10 +167,12 @@ impl Command {
             Command::Compact(r) => r.encoded_len(),
             Command::Batch(commands) => commands.iter().map(Command::approx_size).sum(),
             Command::V2(write) => crate::v2store::encoded_size(&write.op),
+            Command::Authorized { command, .. } => command.approx_size() + 64,
             Command::PublishMember(_)
             | Command::LeaseGrant { .. }
             | Command::LeaseRevoke { .. }
-            | Command::Alarm { .. } => 64,
+            | Command::Alarm { .. }
+            | Command::Auth(_) => 64,
         }
     }
 }
@@ -188,6 +204,21 @@ mod tests {
         });
         let bytes = postcard::to_stdvec(&v2).unwrap();
         assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), v2);
+        let checked = Command::Authorized {
+            caller: Caller {
+                user: Some("bob".into()),
+                revision: 3,
+            },
+            command: Box::new(Command::Auth(AuthOp::RoleAdd { name: "r".into() })),
+        };
+        let bytes = postcard::to_stdvec(&checked).unwrap();
+        assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), checked);
+        let refused = CommandResult::Auth(Err(AuthError::AuthOldRevision));
+        let bytes = postcard::to_stdvec(&refused).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<CommandResult>(&bytes).unwrap(),
+            refused
+        );
     }
 
     /// The request inside decodes from a borrowed byte slice (postcard) and

@@ -6,6 +6,7 @@
 //! never decide what a request means: applying a command hands it to
 //! `mvcc`, which owns the keyspace rules.
 
+mod auth_apply;
 mod command;
 mod connector;
 mod log_store;

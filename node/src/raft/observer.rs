@@ -1,6 +1,7 @@
 //! How the rest of the node learns what the state machine applied: the
 //! watch hub needs every event, the lessor every lease grant and revoke,
-//! the v2 waiters and store counters every v2 write.
+//! the v2 waiters and store counters every v2 write, the auth gate every
+//! auth change.
 
 use crate::proto::mvccpb::Event;
 use crate::v2store::{Counter, Notification};
@@ -26,6 +27,12 @@ pub enum AppliedChange {
     V2 {
         notifications: Vec<Notification>,
         counted: Vec<Counter>,
+    },
+    /// The auth store after a change (or after a snapshot replaced it), and
+    /// what happened to tokens.
+    Auth {
+        store: std::sync::Arc<crate::auth::AuthStore>,
+        tokens: crate::auth::TokenEffect,
     },
 }
 

@@ -1,5 +1,6 @@
 //! The replicated state machine: committed entries applied to the MVCC
-//! tables and the v2 keyspace's tables, and snapshots of those tables.
+//! tables, the v2 keyspace's tables and the auth store (through
+//! `auth_apply`), and snapshots of those tables.
 //!
 //! A batch of entries is applied in one SQLite transaction that also records
 //! the last applied log id and the membership, so state and position never
@@ -20,7 +21,7 @@ use tokio_rusqlite::rusqlite::{Connection, Transaction};
 
 use super::{
     AppliedChange, ApplyObserver, Command, CommandResult, Entry, LogId, MemberAttributes, MemberId,
-    RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig,
+    RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig, auth_apply,
 };
 use crate::mvcc::{self, KvRead, MvccError};
 use crate::proto::etcdserverpb::{AlarmType, ResponseHeader};
@@ -66,7 +67,7 @@ impl StateMachine {
 }
 
 /// The tables a snapshot carries, in copy order.
-const STATE_TABLES: [&str; 7] = [
+const STATE_TABLES: [&str; 9] = [
     "kv",
     "kv_live",
     "leases",
@@ -74,6 +75,8 @@ const STATE_TABLES: [&str; 7] = [
     "v2_nodes",
     "v2_events",
     "v2_index",
+    "auth_users",
+    "auth_roles",
 ];
 /// Meta rows that belong to the state machine (the rest belong to the log).
 const STATE_META: &str = "(name LIKE 'mvcc.%' OR name LIKE 'sm.%')";
@@ -181,15 +184,20 @@ fn record(changes: &mut Vec<AppliedChange>, header: &Option<ResponseHeader>, eve
 fn apply_command(
     tx: &mut Transaction<'_>,
     command: Command,
+    index: u64,
     changes: &mut Vec<AppliedChange>,
 ) -> Result<CommandResult, StorageError> {
     if let Command::Batch(commands) = command {
         let results = commands
             .into_iter()
-            .map(|command| apply_command(tx, command, changes))
+            .map(|command| apply_command(tx, command, index, changes))
             .collect::<Result<_, _>>()?;
         return Ok(CommandResult::Batch(results));
     }
+    let command = match auth_apply::screen(tx, command, index, changes)? {
+        auth_apply::Screened::Done(result) => return Ok(result),
+        auth_apply::Screened::Apply(command) => command,
+    };
     if let Command::V2(write) = command {
         return apply_v2(tx, &write, changes);
     }
@@ -242,10 +250,12 @@ fn apply_command(
             set_alarm(&savepoint, member_id, alarm, activate)?;
             Ok(CommandResult::Done)
         }
-        // Both handled above (a batch is never nested inside another).
-        Command::Batch(_) | Command::V2(_) => Err(MvccError::Backend(crate::mvcc::BackendError(
-            "a batch or v2 command reached the MVCC apply".into(),
-        ))),
+        // All handled above (a batch is never nested inside another).
+        Command::Batch(_) | Command::V2(_) | Command::Auth(_) | Command::Authorized { .. } => {
+            Err(MvccError::Backend(crate::mvcc::BackendError(
+                "a batch or v2 command reached the MVCC apply".into(),
+            )))
+        }
     };
     match outcome {
         Ok(result) => {
@@ -374,7 +384,9 @@ fn apply_batch(conn: &mut Connection, entries: Vec<Entry>) -> Result<BatchOutcom
         last_applied = Some(entry.log_id);
         results.push(match entry.payload {
             EntryPayload::Blank => CommandResult::Done,
-            EntryPayload::Normal(command) => apply_command(&mut tx, command, &mut changes)?,
+            EntryPayload::Normal(command) => {
+                apply_command(&mut tx, command, entry.log_id.index, &mut changes)?
+            }
             EntryPayload::Membership(m) => {
                 membership = Some(StoredMembership::new(Some(entry.log_id), m));
                 CommandResult::Done
@@ -466,15 +478,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(snapshot_error)?;
         tracing::info!(snapshot = %meta.snapshot_id, last_log_id = ?meta.last_log_id, "installed snapshot");
-        let (revision, leases) = self
+        let (revision, leases, auth) = self
             .db
             .read(|tx| {
                 let kv = SqliteKv::new(tx);
-                Ok((kv.revisions()?.current, kv.leases()?))
+                Ok((kv.revisions()?.current, kv.leases()?, auth_apply::load(tx)?))
             })
             .await
             .map_err(snapshot_error)?;
         self.observer.restored(revision, leases);
+        self.observer.applied(vec![AppliedChange::Auth {
+            store: Arc::new(auth),
+            tokens: crate::auth::TokenEffect::None,
+        }]);
         self.snapshots.set_current(meta.clone());
         Ok(())
     }
@@ -628,8 +644,8 @@ pub async fn write_backup(db: &Db, target: PathBuf) -> Result<(), StorageError> 
 }
 
 /// Makes `data_dir` the data dir of a member of a *new* cluster holding the
-/// keyspace of `backup` (etcd's `snapshot restore`): the keys, revisions
-/// and leases stay; Raft state, membership and identity are left out, so
+/// keyspace of `backup` (etcd's `snapshot restore`): the keys, revisions,
+/// leases and auth store stay; Raft state, membership and identity are left out, so
 /// the member bootstraps with its own `--initial-cluster`.
 pub fn restore_backup(backup: &Path, data_dir: &Path) -> Result<(), StorageError> {
     let member = data_dir.join("member");
@@ -652,7 +668,7 @@ pub fn restore_backup(backup: &Path, data_dir: &Path) -> Result<(), StorageError
     }
     conn.execute_batch(
         "DELETE FROM raft_log; \
-         DELETE FROM meta WHERE name NOT LIKE 'mvcc.%';",
+         DELETE FROM meta WHERE name NOT LIKE 'mvcc.%' AND name NOT LIKE 'sm.auth_%';",
     )?;
     drop(conn);
     std::fs::File::open(&target)

@@ -18,6 +18,10 @@ pub enum ServerError {
     Leadership(#[from] super::leadership::LeadershipError),
     #[error(transparent)]
     Auth(#[from] super::auth::AuthError),
+    /// An auth refusal etcd passes on without translating it (the admin
+    /// maintenance calls): code Unknown, message `auth: ...`.
+    #[error("auth: {0}")]
+    AuthUnmapped(super::auth::AuthError),
     #[error("no leader")]
     NoLeader,
     #[error("request timed out")]

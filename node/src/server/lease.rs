@@ -8,6 +8,7 @@ use rand::Rng;
 
 use super::error::PeerRefusal;
 use super::{Node, ServerError, unexpected};
+use crate::auth::Caller;
 use crate::mvcc::{KvRead, MAX_LEASE_TTL, MvccError};
 use crate::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
@@ -63,12 +64,29 @@ impl Node {
         }
     }
 
-    /// `Lease.LeaseRevoke`: the lease's keys go in one revision.
+    /// `Lease.LeaseRevoke`, as `caller`: the lease's keys go in one
+    /// revision (so with auth enabled the caller must be allowed to write
+    /// each).
     pub async fn lease_revoke(
         &self,
         req: LeaseRevokeRequest,
+        caller: &Caller,
     ) -> Result<LeaseRevokeResponse, ServerError> {
-        match self.propose(Command::LeaseRevoke { id: req.id }).await? {
+        let id = req.id;
+        let keys = if self.auth_enabled() {
+            self.read(move |kv| Ok(kv.lease_keys(id)?)).await?
+        } else {
+            Vec::new()
+        };
+        let checked = self.authorize(caller, |auth| auth.check_lease_revoke(caller, &keys))?;
+        // A lease without keys needs no permission at all (etcd checks
+        // only its keys), so there is nothing to check again at apply.
+        let command = if keys.is_empty() {
+            Command::LeaseRevoke { id }
+        } else {
+            checked.command(Command::LeaseRevoke { id })
+        };
+        match self.propose(command).await? {
             CommandResult::Lease { revision } => Ok(LeaseRevokeResponse {
                 header: Some(self.header(revision)),
             }),

@@ -41,6 +41,7 @@ use stats::LeaderHistory;
 pub use stats::{GrpcCounters, GrpcMethod, LeaderStats, PeerStats, SelfStats};
 pub use v2::{V2Answer, V2Wait};
 
+use crate::auth::Caller;
 use crate::cluster::Identity;
 use crate::config::Config;
 use crate::mvcc::{self, MvccError};
@@ -95,6 +96,8 @@ pub struct Node {
     grpc_counters: Arc<GrpcCounters>,
     /// Durations of the Raft log's durable writes.
     wal_fsync: Arc<crate::histogram::Histogram>,
+    /// The auth store as applied here, and this member's tokens.
+    auth: Arc<auth::AuthGate>,
 }
 
 impl Node {
@@ -206,11 +209,16 @@ impl Node {
         Ok(outcome?)
     }
 
-    /// `KV.Range`.
-    pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, ServerError> {
+    /// `KV.Range`, as `caller`.
+    pub async fn range(
+        &self,
+        req: RangeRequest,
+        caller: &Caller,
+    ) -> Result<RangeResponse, ServerError> {
         if req.key.is_empty() {
             return Err(MvccError::KeyNotProvided.into());
         }
+        self.check_read(|auth| auth.check_range(caller, &req))?;
         if !req.serializable {
             self.linearizable_barrier().await?;
         }
@@ -219,12 +227,13 @@ impl Node {
         Ok(resp)
     }
 
-    /// `KV.Put`.
-    pub async fn put(&self, req: PutRequest) -> Result<PutResponse, ServerError> {
+    /// `KV.Put`, as `caller`.
+    pub async fn put(&self, req: PutRequest, caller: &Caller) -> Result<PutResponse, ServerError> {
         mvcc::validate_put(&req)?;
         self.check_size(&req)?;
         self.check_quota().await?;
-        match self.propose(Command::Put(req)).await? {
+        let checked = self.authorize(caller, |auth| auth.check_put(caller, &req))?;
+        match self.propose(checked.command(Command::Put(req))).await? {
             CommandResult::Put(mut resp) => {
                 self.complete_header(&mut resp.header);
                 Ok(resp)
@@ -233,16 +242,21 @@ impl Node {
         }
     }
 
-    /// `KV.DeleteRange`.
+    /// `KV.DeleteRange`, as `caller`.
     pub async fn delete_range(
         &self,
         req: DeleteRangeRequest,
+        caller: &Caller,
     ) -> Result<DeleteRangeResponse, ServerError> {
         if req.key.is_empty() {
             return Err(MvccError::KeyNotProvided.into());
         }
         self.check_size(&req)?;
-        match self.propose(Command::DeleteRange(req)).await? {
+        let checked = self.authorize(caller, |auth| auth.check_delete_range(caller, &req))?;
+        match self
+            .propose(checked.command(Command::DeleteRange(req)))
+            .await?
+        {
             CommandResult::DeleteRange(mut resp) => {
                 self.complete_header(&mut resp.header);
                 Ok(resp)
@@ -251,11 +265,12 @@ impl Node {
         }
     }
 
-    /// `KV.Txn`: read-only transactions are served locally behind a read
-    /// barrier, as etcd does; the rest go through Raft.
-    pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, ServerError> {
+    /// `KV.Txn`, as `caller`: read-only transactions are served locally
+    /// behind a read barrier, as etcd does; the rest go through Raft.
+    pub async fn txn(&self, req: TxnRequest, caller: &Caller) -> Result<TxnResponse, ServerError> {
         mvcc::validate_txn(&req, self.config.max_txn_ops)?;
         self.check_size(&req)?;
+        let checked = self.authorize(caller, |auth| auth.check_txn(caller, &req))?;
         let mut resp = if crate::mvcc::txn_is_read_only(&req) {
             if !is_serializable(&req) {
                 self.linearizable_barrier().await?;
@@ -266,7 +281,7 @@ impl Node {
             if mvcc::txn_has_puts(&req) {
                 self.check_quota().await?;
             }
-            match self.propose(Command::Txn(req)).await? {
+            match self.propose(checked.command(Command::Txn(req))).await? {
                 CommandResult::Txn(resp) => resp,
                 other => return Err(unexpected(other)),
             }
@@ -381,6 +396,7 @@ fn alarm_text(alarm: &crate::proto::etcdserverpb::AlarmMember) -> String {
 pub(crate) fn unexpected(result: CommandResult) -> ServerError {
     match result {
         CommandResult::Rejected(e) => ServerError::Mvcc(e),
+        CommandResult::Auth(Err(e)) => ServerError::Auth(e),
         other => ServerError::Internal(format!("unexpected apply result {other:?}")),
     }
 }

@@ -1,8 +1,9 @@
 //! Fans the state machine's applied changes out to the watch hub, the
-//! lessor, and the v2 waiters and store counters.
+//! lessor, the v2 waiters and store counters, and the auth gate.
 
 use std::sync::Arc;
 
+use super::auth::AuthGate;
 use super::lessor::Lessor;
 use crate::raft::{AppliedChange, ApplyObserver};
 use crate::v2store::{StoreStats, WatcherHub};
@@ -13,6 +14,7 @@ pub(crate) struct Observers {
     pub(crate) lessor: Arc<Lessor>,
     pub(crate) v2_waiters: Arc<WatcherHub>,
     pub(crate) v2_stats: Arc<StoreStats>,
+    pub(crate) auth: Arc<AuthGate>,
 }
 
 impl ApplyObserver for Observers {
@@ -33,6 +35,7 @@ impl ApplyObserver for Observers {
                         self.v2_waiters.notify(notification);
                     }
                 }
+                AppliedChange::Auth { store, tokens } => self.auth.applied(store, tokens),
             }
         }
     }

@@ -349,12 +349,20 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
 
     // Watchers and lease clocks start from what the store holds now, and
     // follow every batch the state machine applies from here on.
-    let (revision, leases) = db
+    let (revision, leases, auth_store) = db
         .read(|tx| {
             let kv = SqliteKv::new(tx);
-            Ok((kv.revisions()?.current, kv.leases()?))
+            Ok((
+                kv.revisions()?.current,
+                kv.leases()?,
+                crate::storage::SqliteAuth(tx).load()?,
+            ))
         })
         .await?;
+    let auth = Arc::new(super::auth::AuthGate::new(
+        auth_store,
+        config.auth_token_ttl,
+    ));
     let hub = WatchHub::new(db.clone(), revision);
     let lessor = Arc::new(Lessor::new(leases, config.election_timeout));
     let v2_waiters = crate::v2store::WatcherHub::new();
@@ -364,6 +372,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         lessor: lessor.clone(),
         v2_waiters: v2_waiters.clone(),
         v2_stats: v2_stats.clone(),
+        auth: auth.clone(),
     });
 
     let peers = unjoined.for_member(identity.cluster_id, identity.member_id);
@@ -417,6 +426,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         transfer_lock: Default::default(),
         grpc_counters: Default::default(),
         wal_fsync,
+        auth,
         started_at: SystemTime::now(),
     });
 

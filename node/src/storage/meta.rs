@@ -20,6 +20,9 @@ impl Meta<'_> {
     pub const MEMBER_ATTRIBUTES: &'static str = "sm.member_attributes";
     /// Active alarms: (member id, alarm type).
     pub const ALARMS: &'static str = "sm.alarms";
+    /// The auth store's enabled flag (0 or 1) and revision.
+    pub const AUTH_ENABLED: &'static str = "sm.auth_enabled";
+    pub const AUTH_REVISION: &'static str = "sm.auth_revision";
     pub const IDENTITY: &'static str = "member.identity";
 
     pub fn i64(&self, name: &str) -> Result<Option<i64>, StorageError> {

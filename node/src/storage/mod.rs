@@ -11,6 +11,7 @@
 //! last committed state. This module must never interpret Raft entries or
 //! etcd requests: it stores bytes and rows, the callers give them meaning.
 
+mod auth;
 mod kv;
 mod meta;
 mod schema;
@@ -19,6 +20,7 @@ mod v2;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use auth::SqliteAuth;
 pub use kv::SqliteKv;
 pub use meta::Meta;
 pub(crate) use schema::SCHEMA;

@@ -8,7 +8,7 @@ use tokio_rusqlite::rusqlite::{self, Connection, ErrorCode};
 use super::StorageError;
 
 /// Bumped whenever the tables below change shape.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 pub(crate) const SCHEMA: &str = "
 -- Every version of every key: etcd's revision table. A tombstone row marks
@@ -74,6 +74,17 @@ CREATE TABLE IF NOT EXISTS v2_index (
     id       INTEGER PRIMARY KEY CHECK (id = 0),
     current  INTEGER NOT NULL
 );
+
+-- The auth store (schema 3): one postcard-encoded user or role per row;
+-- its enabled flag and revision are meta rows.
+CREATE TABLE IF NOT EXISTS auth_users (
+    name  TEXT PRIMARY KEY,
+    user  BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS auth_roles (
+    name  TEXT PRIMARY KEY,
+    role  BLOB NOT NULL
+) WITHOUT ROWID;
 
 -- Raft's log: one encoded entry per index.
 CREATE TABLE IF NOT EXISTS raft_log (

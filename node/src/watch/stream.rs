@@ -66,6 +66,18 @@ impl WatchStream {
         }
     }
 
+    /// Refuses a create request (etcd's answer to a watch the caller may
+    /// not read: created and canceled at once, with `reason`).
+    pub async fn refuse(&self, reason: String) {
+        let revision = self.hub.revision();
+        self.send(WatchMessage::Canceled {
+            watch_id: -1,
+            revision,
+            reason,
+        })
+        .await;
+    }
+
     fn allocate_watch_id(&mut self) -> i64 {
         while self.watches.contains_key(&self.next_watch_id) {
             self.next_watch_id += 1;
