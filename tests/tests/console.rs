@@ -86,7 +86,10 @@ async fn a_panic_restores_the_terminal() -> Result<()> {
         &console_bin()?,
         &args,
         // No backtrace: it would scroll the panic message off the screen.
-        &[("CETERA_CONSOLE_PANIC_ON_KEY", "~"), ("RUST_BACKTRACE", "0")],
+        &[
+            ("CETERA_CONSOLE_PANIC_ON_KEY", "~"),
+            ("RUST_BACKTRACE", "0"),
+        ],
         100,
         30,
     )?;
