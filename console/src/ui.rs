@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::Line;
-use ratatui::widgets::Paragraph;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
 
 use crate::app::{App, View};
 use crate::cluster_state::Role;
@@ -164,6 +164,20 @@ pub fn age_text(now: Instant, at: Option<Instant>) -> String {
         Some(at) => format!("{} ago", human_duration(now.saturating_duration_since(at))),
         None => "never".to_string(),
     }
+}
+
+/// A bordered panel whose border and title turn red while its data is
+/// stale, so stale data is never mistaken for fresh.
+pub fn panel_block(title: String, stale: bool, theme: Theme) -> Block<'static> {
+    let (border, title_style) = if stale {
+        (theme.fg(Color::Red), theme.bold(Color::Red))
+    } else {
+        (theme.dim(), theme.bold(Color::White))
+    };
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(border)
+        .title(Span::styled(title, title_style))
 }
 
 /// " · read 3s ago" / " · STALE 12s: error" / " · loading…" for a panel title.

@@ -16,7 +16,7 @@ use crate::action::Action;
 use crate::cluster_state::{MemberRow, Role};
 use crate::keymap::Intent;
 use crate::text::{human_bytes, human_duration, human_rate};
-use crate::ui::{Theme, freshness};
+use crate::ui::{Theme, freshness, panel_block};
 
 /// The Cluster view component (its selection is shared, see the module docs).
 #[derive(Debug, Default)]
@@ -271,21 +271,7 @@ pub fn draw_members_table(
     let stale = app.cluster.snapshot.stale();
     let (fresh, _) = freshness(app.now, &app.cluster.snapshot);
     let title = format!(" Members ({}) · {fresh} ", app.cluster.rows.len());
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(if stale {
-            theme.fg(Color::Red)
-        } else {
-            theme.dim()
-        })
-        .title(Span::styled(
-            title,
-            if stale {
-                theme.bold(Color::Red)
-            } else {
-                theme.bold(Color::White)
-            },
-        ));
+    let block = panel_block(title, stale, theme);
     if app.cluster.rows.is_empty() {
         let msg = match &app.cluster.snapshot.error {
             Some(e) => format!("no data: {e}"),

@@ -19,7 +19,7 @@ use crate::model::Lease;
 use crate::quorum::{self, Change};
 use crate::text::human_duration;
 use crate::tree::display_key;
-use crate::ui::freshness;
+use crate::ui::{freshness, panel_block};
 
 /// The Leases view component.
 #[derive(Debug, Default)]
@@ -116,21 +116,11 @@ fn draw_leases(frame: &mut Frame, area: Rect, view: &LeasesView, ctx: &DrawCtx) 
     let leases = view.leases.data.as_deref().unwrap_or(&[]);
     let [table_area, detail] =
         Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(if stale {
-            theme.fg(Color::Red)
-        } else {
-            theme.dim()
-        })
-        .title(Span::styled(
-            format!(" Leases ({}) · {fresh} ", leases.len()),
-            if stale {
-                theme.bold(Color::Red)
-            } else {
-                theme.bold(Color::White)
-            },
-        ));
+    let block = panel_block(
+        format!(" Leases ({}) · {fresh} ", leases.len()),
+        stale,
+        theme,
+    );
     let elapsed = view.leases.at.map_or(0, |at| {
         app.now.saturating_duration_since(at).as_secs() as i64
     });
