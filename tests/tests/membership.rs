@@ -125,20 +125,32 @@ async fn add_learner(cluster: &TestCluster, endpoints: &str, name: &str) -> Resu
     })
 }
 
-/// The member id `member list` shows for a peer URL.
+/// The member id `member list` shows for a peer URL. etcd 3.4 answers
+/// `member list` from the answering member's applied state, so a member
+/// other than the one that took the `member add` may not list it yet: ask
+/// again until it does.
 async fn id_of(cluster: &TestCluster, endpoints: &str, peer_url: &str) -> Result<String> {
-    let list = cluster
-        .etcdctl(
-            &[&format!("--endpoints={endpoints}"), "member", "list"],
-            None,
-        )
-        .await?
-        .ok()?;
-    list.lines()
-        .find(|l| l.contains(peer_url))
-        .and_then(|l| l.split(',').next())
-        .map(str::to_string)
-        .with_context(|| format!("{peer_url} not in {list}"))
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = cluster
+            .etcdctl(
+                &[&format!("--endpoints={endpoints}"), "member", "list"],
+                None,
+            )
+            .await?
+            .ok()?;
+        let id = list
+            .lines()
+            .find(|l| l.contains(peer_url))
+            .and_then(|l| l.split(',').next());
+        match id {
+            Some(id) => return Ok(id.to_string()),
+            None if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            None => bail!("{peer_url} not in {list}"),
+        }
+    }
 }
 
 /// Promotes the learner, retrying while it is still catching up.

@@ -398,7 +398,8 @@ fn read_field(
                 put_len(out, field.number, &nested);
             } else {
                 // A null element is the zero value.
-                let value = read_scalar(schema, &field.ty, item)?.unwrap_or(Scalar::Varint(0));
+                let value =
+                    read_scalar(schema, &field.ty, item)?.unwrap_or_else(|| zero(&field.ty));
                 put_scalar(out, field, value);
             }
         }
@@ -642,6 +643,19 @@ mod tests {
             revision,
             raft_term: 2,
         })
+    }
+
+    #[test]
+    fn a_null_element_of_a_repeated_scalar_is_its_zero_value() {
+        use crate::proto::etcdserverpb::MemberAddRequest;
+        // A string field's zero on the wire is an empty length-delimited
+        // value, not a varint 0 (which left the request unreadable).
+        let add: MemberAddRequest = decode(
+            "etcdserverpb.MemberAddRequest",
+            r#"{"peerURLs":["http://a:2380",null]}"#,
+        )
+        .unwrap();
+        assert_eq!(add.peer_ur_ls, ["http://a:2380", ""]);
     }
 
     #[test]
