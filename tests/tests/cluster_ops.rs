@@ -72,12 +72,17 @@ async fn a_member_whose_data_differs_is_flagged_corrupt() -> Result<()> {
             .trim()
             == "v"
     );
-    let (status, body) = http_get(&format!("{}/health", cluster.client_url(0))).await?;
-    ensure!(
-        status == 503 && body.contains("ALARM CORRUPT"),
-        "{status} {body}"
-    );
-    Ok(())
+    // Member 0 answers /health from its own applied alarms, which may
+    // trail the member that answered `alarm list`.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body) = http_get(&format!("{}/health", cluster.client_url(0))).await?;
+        if status == 503 && body.contains("ALARM CORRUPT") {
+            return Ok(());
+        }
+        ensure!(std::time::Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 flavor_tests!(
