@@ -212,7 +212,7 @@ impl Client {
     }
 
     /// Forgets the channel in use so that the next call tries the next endpoint.
-    fn fail_over(&self) {
+    pub(crate) fn fail_over(&self) {
         let mut state = self.state();
         if let Some((i, _)) = state.channel.take() {
             state.next = (i + 1) % self.cfg.endpoints.len();
@@ -234,6 +234,17 @@ impl Client {
             .await
             .map_err(|_| deadline_exceeded())?
             .map_err(|status| CtlError::from(status).with_code(EXIT_BAD_CONNECTION))
+    }
+
+    /// Whether requests carry a token (`--user` with a password).
+    pub(crate) fn authenticates(&self) -> bool {
+        self.auth.enabled()
+    }
+
+    /// Replaces the token the server refused, on `ch`: for a stream whose
+    /// opening or creation was refused (unary calls renew by themselves).
+    pub(crate) async fn renew_token(&self, ch: Channel) -> Result<(), tonic::Status> {
+        self.auth.reauthenticate(ch).await
     }
 
     /// A request carrying the auth token, if any.
