@@ -28,6 +28,7 @@ flavor_tests!(
     protobuf_output_matches_etcdctl_byte_for_byte,
     a_token_forgotten_by_a_restart_is_renewed,
     bench_authenticates_as_the_user,
+    bench_renews_a_token_forgotten_by_a_restart,
     a_watch_delivers_every_event_once_across_expired_tokens_and_restarts,
     lease_keep_alive_outlives_expired_tokens_and_restarts,
     a_held_lock_outlives_a_restart_of_every_member,
@@ -660,6 +661,60 @@ async fn bench_authenticates_as_the_user(flavor: Flavor) -> Result<()> {
             .ends_with("Error distribution:\n  [10]\tInvalidArgument\n"),
         "{refused:?}"
     );
+    Ok(())
+}
+
+/// Keys under `w/`, counted as root.
+async fn keys_under_w(cluster: &TestCluster) -> Result<u64> {
+    let out = cluster
+        .etcdctl_ok(&[ROOT, "get", "w/", "--prefix", "--keys-only", "-w", "json"])
+        .await?;
+    let json: serde_json::Value = serde_json::from_str(&out)?;
+    Ok(json["count"].as_u64().unwrap_or(0))
+}
+
+/// A `bench put` writing one new key per request goes on writing after
+/// the member restarted and forgot its token: the refused requests renew
+/// it (once for all clients) and carry on.
+async fn bench_renews_a_token_forgotten_by_a_restart(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    users_with_auth_enabled(&cluster).await?;
+    let args = [
+        "--user=alice:alicepw",
+        "bench",
+        "put",
+        "--total=1000000",
+        "--clients=2",
+        "--key-space-size=1000000",
+        "--sequential-keys",
+        "--prefix=w/",
+    ];
+    let mut bench = LongRunning::spawn(&cluster.endpoints(), &args)?;
+    let grows = |from: u64| {
+        let cluster = &cluster;
+        async move {
+            let deadline = tokio::time::Instant::now() + OUTPUT_WAIT;
+            loop {
+                let now = keys_under_w(cluster).await?;
+                if now > from + 10 {
+                    return anyhow::Ok(now);
+                }
+                ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "bench wrote nothing more than {from} keys"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    grows(0).await?;
+    cluster.stop_all().await?;
+    cluster.restart_all().await?;
+    let before = keys_under_w(&cluster).await?;
+    let grown = grows(before).await;
+    ensure!(bench.running()?, "bench ended");
+    let stderr = bench.stop().await?;
+    grown.with_context(|| format!("ceteractl stderr: {stderr}"))?;
     Ok(())
 }
 
