@@ -618,7 +618,7 @@ async fn bench_authenticates_as_the_user(flavor: Flavor) -> Result<()> {
         "--sequential-keys",
         "--prefix=w/",
     ];
-    let runs: [(&[&str], &[(&str, &str)]); 4] = [
+    let runs: [EnvStep; 4] = [
         (&["--user=alice:alicepw", "bench", "put"], &[]),
         (
             &["bench", "txn"],

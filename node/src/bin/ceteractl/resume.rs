@@ -212,10 +212,13 @@ impl<'c> ResumedWatch<'c> {
                     Taken::RenewToken => Next::Renew,
                 },
                 Ok(None) => return Ok(None),
-                Err(status) => match self.after_failure(&status) {
-                    Next::End => return Err(status),
-                    next => next,
-                },
+                Err(status) => {
+                    let established = stream.created;
+                    match self.after_failure(&status, established) {
+                        Next::End => return Err(status),
+                        next => next,
+                    }
+                }
             };
             let Some(stream) = self.stream.take() else {
                 continue;
@@ -261,12 +264,12 @@ impl<'c> ResumedWatch<'c> {
         Taken::Deliver(response)
     }
 
-    /// What a stream that failed with `status` calls for.
-    fn after_failure(&self, status: &Status) -> Next {
+    /// What a stream that failed with `status` calls for; `established`
+    /// when its watch had been created.
+    fn after_failure(&self, status: &Status, established: bool) -> Next {
         if must_reauthenticate(status) && self.client.authenticates() && !self.renewed {
             return Next::Renew;
         }
-        let established = self.stream.as_ref().is_some_and(|s| s.created);
         if established && status.message() == NO_LEADER {
             return Next::End;
         }
@@ -297,6 +300,134 @@ fn progress_request() -> WatchRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::ClientConfig;
+    use cetera::client_auth::{Credentials, INVALID_TOKEN};
+    use cetera::client_tls::TlsFlags;
+    use cetera::proto::etcdserverpb::ResponseHeader;
+    use cetera::proto::mvccpb::{Event, KeyValue};
+
+    fn client(with_user: bool) -> Client {
+        let second = Duration::from_secs(1);
+        Client::new(ClientConfig {
+            endpoints: vec!["127.0.0.1:1".into()],
+            dial_timeout: second,
+            command_timeout: second,
+            command_timeout_set: false,
+            keepalive_time: second,
+            keepalive_timeout: second,
+            auth: with_user.then(|| Credentials {
+                name: "alice".into(),
+                password: "pw".into(),
+            }),
+            tls: TlsFlags::etcdctl_defaults(),
+        })
+        .unwrap()
+    }
+
+    fn created(revision: i64) -> WatchResponse {
+        WatchResponse {
+            header: Some(ResponseHeader {
+                revision,
+                ..Default::default()
+            }),
+            created: true,
+            ..Default::default()
+        }
+    }
+
+    fn events(revisions: &[i64]) -> WatchResponse {
+        let events = revisions
+            .iter()
+            .map(|&mod_revision| Event {
+                kv: Some(KeyValue {
+                    key: b"k".to_vec(),
+                    mod_revision,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        WatchResponse {
+            events,
+            ..Default::default()
+        }
+    }
+
+    fn refused_token() -> WatchResponse {
+        WatchResponse {
+            created: true,
+            canceled: true,
+            cancel_reason: format!("rpc error: code = Unauthenticated desc = {INVALID_TOKEN}"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_watch_resumes_after_its_last_event_and_is_created_once_for_the_caller() {
+        let c = client(false);
+        let mut watch = ResumedWatch::new(&c, WatchCreateRequest::default(), true);
+        assert!(matches!(watch.take(created(10)), Taken::Deliver(_)));
+        assert_eq!(watch.create.start_revision, 11, "after the creation");
+        assert!(matches!(
+            watch.take(events(&[12, 12, 14])),
+            Taken::Deliver(_)
+        ));
+        assert_eq!(watch.create.start_revision, 15);
+        // Created again on a new stream: from 15, whatever its header says.
+        assert!(matches!(watch.take(created(20)), Taken::Skip));
+        assert_eq!(watch.create.start_revision, 15);
+        // A watch from a given revision starts there, not at the header.
+        let from = WatchCreateRequest {
+            start_revision: 3,
+            ..Default::default()
+        };
+        let mut watch = ResumedWatch::new(&c, from, true);
+        assert!(matches!(watch.take(created(10)), Taken::Deliver(_)));
+        assert_eq!(watch.create.start_revision, 3);
+    }
+
+    #[test]
+    fn a_creation_refused_for_its_token_renews_it_once() {
+        let with_user = client(true);
+        let mut watch = ResumedWatch::new(&with_user, WatchCreateRequest::default(), true);
+        assert!(matches!(watch.take(refused_token()), Taken::RenewToken));
+        watch.renewed = true;
+        // Refused again with the new token: the caller hears of it.
+        assert!(matches!(watch.take(refused_token()), Taken::Deliver(_)));
+        // Once created, a later refusal renews again.
+        assert!(matches!(watch.take(created(1)), Taken::Deliver(_)));
+        assert!(matches!(watch.take(refused_token()), Taken::RenewToken));
+        // Without credentials there is nothing to renew.
+        let anonymous = client(false);
+        let mut watch = ResumedWatch::new(&anonymous, WatchCreateRequest::default(), true);
+        assert!(matches!(watch.take(refused_token()), Taken::Deliver(_)));
+    }
+
+    #[test]
+    fn broken_streams_reopen_and_refusals_end_the_watch() {
+        let c = client(true);
+        let watch = ResumedWatch::new(&c, WatchCreateRequest::default(), true);
+        let reopen = |status: Status, established| {
+            matches!(watch.after_failure(&status, established), Next::Reopen)
+        };
+        assert!(reopen(Status::unknown("transport error"), true));
+        assert!(reopen(Status::unavailable(NO_LEADER), false));
+        assert!(matches!(
+            watch.after_failure(&Status::unavailable(NO_LEADER), true),
+            Next::End
+        ));
+        assert!(matches!(
+            watch.after_failure(&Status::unauthenticated(INVALID_TOKEN), true),
+            Next::Renew
+        ));
+        assert!(matches!(
+            watch.after_failure(
+                &Status::permission_denied("etcdserver: permission denied"),
+                false
+            ),
+            Next::End
+        ));
+    }
 
     #[test]
     fn only_connection_failures_reopen_a_stream() {
