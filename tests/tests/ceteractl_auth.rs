@@ -32,6 +32,7 @@ flavor_tests!(
     a_watch_delivers_every_event_once_across_expired_tokens_and_restarts,
     lease_keep_alive_outlives_expired_tokens_and_restarts,
     a_held_lock_outlives_a_restart_of_every_member,
+    an_election_and_its_observer_outlive_a_restart_of_every_member,
 );
 
 type Step<'a> = (&'a [&'a str], Option<&'a str>);
@@ -863,5 +864,51 @@ async fn a_held_lock_outlives_a_restart_of_every_member(flavor: Flavor) -> Resul
     let (status, stderr) = holder.interrupt().await?;
     ensure!(status.success(), "ceteractl lock: {status:?}: {stderr}");
     ensure!(held().await?.is_empty(), "SIGINT did not unlock");
+    Ok(())
+}
+
+/// `elect` keeps its leadership and `elect -l` keeps observing through a
+/// restart of every member (tokens forgotten, streams broken): after it,
+/// the leader resigns on SIGINT and the observer sees the next one.
+async fn an_election_and_its_observer_outlive_a_restart_of_every_member(
+    flavor: Flavor,
+) -> Result<()> {
+    let cluster = TestCluster::builder(flavor, 1)
+        .arg("--auth-token-ttl=1")
+        .start()
+        .await?;
+    users_with_auth_enabled(&cluster).await?;
+    let ep = cluster.endpoints();
+    let mut observer = LongRunning::spawn(&ep, &["--user=alice:alicepw", "elect", "-l", "door-e"])?;
+    let mut first = LongRunning::spawn(&ep, &["--user=alice:alicepw", "elect", "door-e", "first"])?;
+    let first_won = first.wait_for("the first leader", |l| l.len() >= 2).await?;
+    ensure!(
+        first_won[0].starts_with("door-e/") && first_won[1] == "first",
+        "{first_won:?}"
+    );
+    observer
+        .wait_for("the first leader", |l| l.len() >= 2)
+        .await?;
+
+    cluster.stop_all().await?;
+    cluster.restart_all().await?;
+    // Longer than a token lives: both hold on with renewed ones.
+    tokio::time::sleep(TOKEN_EXPIRY).await;
+    ensure!(first.running()?, "the leader gave up");
+    let (status, stderr) = first.interrupt().await?;
+    ensure!(status.success(), "elect: {status:?}: {stderr}");
+    let mut second =
+        LongRunning::spawn(&ep, &["--user=alice:alicepw", "elect", "door-e", "second"])?;
+    let won = second
+        .wait_for("the second leader", |l| l.len() >= 2)
+        .await?;
+    let seen = observer
+        .wait_for("the second leader, observed", |l| l.len() >= 4)
+        .await?;
+    ensure!(observer.running()?, "the observer ended: {seen:?}");
+    let stderr = observer.stop().await?;
+    second.stop().await?;
+    assert_eq!(seen[..2], first_won[..], "{stderr}");
+    assert_eq!(seen[2..], won[..], "{stderr}");
     Ok(())
 }

@@ -12,8 +12,8 @@
 //!
 //! As in clientv3 3.4, the server's own refusals end the watch (a
 //! compaction, a permission denied, `no leader` on a stream that was
-//! working); so do errors before the first stream was created, which the
-//! caller reports as before. This module never prints.
+//! working); so does finding no member to connect to at the start, which
+//! the caller reports as before. This module never prints.
 
 use std::time::Duration;
 
@@ -114,7 +114,11 @@ impl<'c> ResumedWatch<'c> {
         }
     }
 
-    /// Opens the first stream; its failures end the command as before.
+    /// Opens the first stream. A client that cannot reach any member ends
+    /// the command, as before; a stream that fails at the transport level
+    /// once connected (a member that went away since the client last used
+    /// it) is opened again by [`ResumedWatch::next`], as clientv3 never
+    /// fails a watch for that.
     pub(crate) async fn open(
         client: &'c Client,
         create: WatchCreateRequest,
@@ -130,7 +134,11 @@ impl<'c> ResumedWatch<'c> {
             .channel(deadline)
             .await
             .map_err(|e| e.with_code(crate::error::EXIT_BAD_CONNECTION))?;
-        watch.stream = Some(watch.start(channel).await.map_err(CtlError::from)?);
+        match watch.start(channel).await {
+            Ok(stream) => watch.stream = Some(stream),
+            Err(status) if transient(&status) => {}
+            Err(status) => return Err(CtlError::from(status)),
+        }
         Ok(watch)
     }
 
@@ -168,21 +176,24 @@ impl<'c> ResumedWatch<'c> {
     }
 
     /// Opens the stream again (after a pause that grows with each failed
-    /// attempt), on the next endpoint; a failure leaves it closed for the
-    /// next attempt.
-    async fn reopen(&mut self) {
+    /// attempt), on the next endpoint; a failure to reach a member leaves
+    /// it closed for the next attempt, a refused authentication (a changed
+    /// password) ends the watch.
+    async fn reopen(&mut self) -> Result<(), Status> {
         self.client.fail_over();
         let pause = Duration::from_millis(25 * u64::from(self.failures)).min(MAX_PAUSE);
         self.failures = self.failures.saturating_add(1);
         tokio::time::sleep(pause).await;
         let deadline = tokio::time::Instant::now() + self.client.config().dial_timeout;
-        // A failed dial or authentication is retried like a broken stream.
-        let Ok(channel) = self.client.channel(deadline).await else {
-            return;
+        let channel = match self.client.stream_channel(deadline).await {
+            Ok(channel) => channel,
+            Err(Some(refused)) if !transient(&refused) => return Err(refused),
+            Err(_) => return Ok(()),
         };
         if let Ok(stream) = self.start(channel).await {
             self.stream = Some(stream);
         }
+        Ok(())
     }
 
     /// The next response for the caller: `Ok(None)` when the server ended
@@ -190,7 +201,7 @@ impl<'c> ResumedWatch<'c> {
     pub(crate) async fn next(&mut self) -> Result<Option<WatchResponse>, Status> {
         loop {
             let Some(stream) = self.stream.as_mut() else {
-                self.reopen().await;
+                self.reopen().await?;
                 continue;
             };
             let received = tokio::select! {
