@@ -235,10 +235,10 @@ pub(crate) async fn keep_alive_forever(
             }
         };
         if lapses.is_none() {
-            return Err(match failure {
-                Some(status) => CtlError::from(status),
-                None => CtlError::error("lease keep-alive stream ended"),
-            });
+            return match failure {
+                Some(status) => Err(CtlError::from(status)),
+                None => Ok(()),
+            };
         }
         if let Some(status) = failure
             && must_reauthenticate(&status)
