@@ -625,7 +625,16 @@ async fn bench_authenticates_as_the_user(flavor: Flavor) -> Result<()> {
             &["bench", "txn"],
             &[("ETCDCTL_USER", "alice"), ("ETCDCTL_PASSWORD", "alicepw")],
         ),
-        (&["--user=alice", "--password=alicepw", "bench", "get"], &[]),
+        (
+            &[
+                "--user=alice",
+                "--password=alicepw",
+                "bench",
+                "get",
+                "--target-leader",
+            ],
+            &[],
+        ),
         (&["--user=alice:alicepw", "bench", "watch"], &[]),
     ];
     for (args, env) in runs {
