@@ -22,7 +22,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cetera::client_auth::{AuthChannel, AuthSession, Credentials, must_reauthenticate};
+use cetera::client_auth::{
+    AuthChannel, AuthSession, Credentials, must_reauthenticate, watch_refused_token,
+};
 use cetera::client_tls::{ClientTls, TlsFlags, Transport};
 use cetera::proto::etcdserverpb::alarm_request::AlarmAction;
 use cetera::proto::etcdserverpb::cluster_client::ClusterClient;
@@ -906,9 +908,9 @@ async fn watch(
             ..WatchCreateRequest::default()
         })),
     };
-    // A token the server refused (or, for a watch, a creation refused with
-    // `permission denied`, which is how etcd 3.4 answers an expired token
-    // there) is renewed once and the watch opened again.
+    // A token the server refused (for a watch, a creation canceled with
+    // `invalid auth token` or `revision of auth store is old` as its
+    // reason) is renewed once and the watch opened again.
     let mut renewed = false;
     'open: loop {
         if let Err(e) = clients.authenticate(renewed).await {
@@ -931,7 +933,7 @@ async fn watch(
                 Ok(Some(resp)) => {
                     let refused = resp.created
                         && resp.canceled
-                        && resp.cancel_reason == PERMISSION_DENIED
+                        && watch_refused_token(&resp.cancel_reason)
                         && clients.auth.enabled();
                     if refused && !renewed {
                         renewed = true;
@@ -975,9 +977,6 @@ async fn watch(
         }
     }
 }
-
-/// etcd's answer to a watch its token does not allow.
-const PERMISSION_DENIED: &str = "etcdserver: permission denied";
 
 /// Opens the watch stream on the first endpoint that answers.
 async fn open_watch(

@@ -4,7 +4,8 @@
 //! the answers asserted here are etcd's: user and role management through
 //! the real `etcdctl` with its exact output and errors, then what a user
 //! may read and write once auth is enabled; tokens handed out by one
-//! member and used on another (gRPC `token` metadata); watches refused without READ; the JSON gateway's
+//! member and used on another (gRPC `token` metadata); watches refused
+//! without READ, without a token or with an unknown one; the JSON gateway's
 //! `/v3/auth/authenticate` and `Authorization` header; and the auth store
 //! surviving a restart of every member. The catch-up of a member through a
 //! Raft snapshot is cetera's own storage, so that test runs on cetera only.
@@ -460,6 +461,38 @@ async fn watches_without_read_permission_are_canceled(flavor: Flavor) -> Result<
     let events = first_response(&mut responses).await?;
     assert_eq!(events.watch_id, created.watch_id);
     assert_eq!(events.events.len(), 1);
+
+    // No token, or one the member does not know: refused with etcd's
+    // reasons, the second of which tells clients to renew their token.
+    let refusal = |token: Option<&'static str>| {
+        let channel = cluster.grpc_channel(0);
+        let request = create("/x", prefix_end(b"/x"));
+        async move {
+            let requests = tokio_stream::StreamExt::chain(
+                tokio_stream::iter([request]),
+                tokio_stream::pending(),
+            );
+            let request = match token {
+                Some(token) => with_token(requests, token)?,
+                None => Request::new(requests),
+            };
+            let mut responses = WatchClient::new(channel?)
+                .watch(request)
+                .await?
+                .into_inner();
+            let refused = first_response(&mut responses).await?;
+            ensure!(refused.created && refused.canceled, "{refused:?}");
+            Ok(refused.cancel_reason)
+        }
+    };
+    assert_eq!(
+        refusal(None).await?,
+        "rpc error: code = InvalidArgument desc = etcdserver: user name is empty"
+    );
+    assert_eq!(
+        refusal(Some("bogusbogusbogusb.1")).await?,
+        "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token"
+    );
     Ok(())
 }
 

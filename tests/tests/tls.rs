@@ -1,8 +1,8 @@
 //! TLS on the client URL: cetera started with etcd's `--cert-file`,
 //! `--key-file`, `--trusted-ca-file` and `--client-cert-auth` on an
 //! `https://` listen URL, reached by etcdctl, ceteractl (`--cacert`,
-//! `--cert`, `--key`, `ETCDCTL_CACERT`, `--insecure-skip-tls-verify`),
-//! curl and the Python `etcd3` client. And TLS between members:
+//! `--cert`, `--key`, `ETCDCTL_CACERT`, `--insecure-skip-tls-verify`, and
+//! its load generator `bench`), curl and the Python `etcd3` client. And TLS between members:
 //! `https://` peer URLs with `--peer-cert-file`, `--peer-key-file`,
 //! `--peer-trusted-ca-file` and `--peer-client-cert-auth`, where a member
 //! with another CA is kept out. Each flavor test also runs on real etcd
@@ -131,14 +131,57 @@ async fn https_client_url_serves_grpc_and_http(flavor: Flavor) -> Result<()> {
     assert_eq!(ours.status.code(), theirs.status.code(), "{ours:?}");
     assert_eq!(ours.stderr, "Error: context deadline exceeded\n");
 
-    // The load generator refuses TLS endpoints instead of dialling them
-    // in the clear.
-    let bench = ceteractl(&ep, &[&cacert, "bench", "put", "--total=1"], &[]).await?;
-    assert_eq!(bench.status.code(), Some(128), "{bench:?}");
+    // The load generator dials TLS too: by --cacert, and by
+    // --insecure-skip-tls-verify; not with a CA that did not sign the
+    // server's certificate.
+    let bench = |tls: &'static str, wrong: Option<&str>| {
+        let (ep, cacert, wrong) = (ep.clone(), cacert.clone(), wrong.map(str::to_string));
+        async move {
+            let tls = match (tls, wrong) {
+                (_, Some(wrong)) => wrong,
+                ("ca", None) => cacert,
+                _ => "--insecure-skip-tls-verify".to_string(),
+            };
+            let knobs = [
+                tls.as_str(),
+                "--dial-timeout=1s",
+                "bench",
+                "put",
+                "--total=20",
+                "--clients=2",
+                "--conns=2",
+                "--key-space-size=5",
+                "--sequential-keys",
+                "--prefix=tlsbench/",
+            ];
+            ceteractl(&ep, &knobs, &[]).await
+        }
+    };
+    for tls in ["ca", "skip"] {
+        let out = bench(tls, None).await?;
+        let summary = out.ok()?;
+        assert!(summary.contains("Requests/sec"), "{summary}");
+        assert!(!summary.contains("Error distribution"), "{summary}");
+    }
+    let written = ceteractl(
+        &ep,
+        &[&cacert, "get", "tlsbench/", "--prefix", "--keys-only"],
+        &[],
+    )
+    .await?
+    .ok()?;
     assert_eq!(
-        bench.stderr,
-        "Error: bench does not support TLS endpoints yet
-"
+        written.lines().filter(|l| !l.is_empty()).count(),
+        5,
+        "{written}"
+    );
+    let refused = bench("ca", Some(&other.cacert())).await?;
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .starts_with("Error: cannot connect to https://"),
+        "{refused:?}"
     );
 
     // HTTP on the same TLS port: /health and the v3 JSON gateway.
@@ -246,6 +289,28 @@ async fn client_cert_auth_refuses_clients_without_a_certificate(flavor: Flavor) 
     ])
     .await?;
     assert!(ok && body.contains(r#""health":"true""#), "{body}");
+    // The load generator presents the client certificate too. Without
+    // one, TLS 1.3 completes the client's side of the handshake before the
+    // server refuses it: every request fails and so does the run.
+    let mut bench = with.to_vec();
+    bench.extend([
+        "bench",
+        "txn",
+        "--total=10",
+        "--key-space-size=2",
+        "--prefix=mtls/b",
+    ]);
+    let summary = ceteractl(&ep, &bench, &[]).await?.ok()?;
+    assert!(summary.contains("Requests/sec"), "{summary}");
+    assert!(!summary.contains("Error distribution"), "{summary}");
+    let refused = ceteractl(
+        &ep,
+        &[&cacert, "bench", "put", "--total=1", "--prefix=mtls/b"],
+        &[],
+    )
+    .await?;
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert_eq!(refused.stderr, "Error: no request succeeded\n");
     // Only one of --cert and --key: etcdctl's message and exit code.
     let half = ceteractl(&ep, &[&cacert, &cert, "get", "mtls/k"], &[]).await?;
     let theirs = etcdctl(&ep, &[&cacert, &cert, "get", "mtls/k"]).await?;

@@ -7,7 +7,8 @@
 //! parses command lines or prints: each binary maps its own flags onto a
 //! [`Plan`] and renders the [`Report`] as it likes.
 //!
-//! - [`conn`]: channels, spreading them over endpoints, finding the leader.
+//! - [`conn`]: channels (plain or TLS), spreading them over endpoints, the
+//!   auth session their requests carry the token of, finding the leader.
 //! - [`keys`]: the preallocated keyspace and how clients pick keys.
 //! - [`workload`]: the clients, their unmeasured setup and measured loop.
 //! - [`stats`]: per-client histograms, the merged report and its renderings.
@@ -17,6 +18,7 @@ pub mod keys;
 pub mod stats;
 pub mod workload;
 
+pub use conn::{Connections, Dialer};
 pub use keys::KeySpace;
 pub use stats::{Report, Stats};
 pub use workload::{Kind, Plan};
@@ -37,6 +39,12 @@ pub enum BenchError {
         url: String,
         source: tonic::transport::Error,
     },
+    /// An endpoint needs TLS but the dialer was given no TLS configuration.
+    #[error("{endpoint} needs TLS, which this client was not configured for")]
+    NoTls { endpoint: String },
+    /// Authenticate failed (wrong password, unknown user, ...).
+    #[error("authenticating as {user:?}: {}", .source.message())]
+    Authenticate { user: String, source: tonic::Status },
     #[error("no endpoint reports itself as the leader{0}")]
     NoLeader(String),
     #[error(

@@ -6,8 +6,12 @@
 //! event, so the latency is put plus notification.
 //!
 //! Every client is a tokio task owning its tonic client (a cheap clone of a
-//! shared channel), its key picker and its [`Stats`]; nothing on the request
-//! path is shared except the read-only [`Plan`].
+//! shared channel), its key picker, its copy of the auth token and its
+//! [`Stats`]; nothing on the request path is shared except the read-only
+//! [`Plan`]. A request the server refuses for its token (expired, or
+//! forgotten by a restarted member) renews the token once, for every
+//! client, and is sent again, as etcd's Go client does; the renewal counts
+//! in that request's latency.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +36,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Status, Streaming};
 
-use super::BenchError;
+use super::{BenchError, Connections};
 use crate::bench::keys::{KeyPicker, KeySpace, owned_keys};
 use crate::bench::stats::Stats;
+use crate::client_auth::{TokenCache, must_reauthenticate};
 
 /// Pause after a failed request, so a cluster in trouble is not hammered
 /// by a tight error loop.
@@ -83,7 +88,8 @@ impl Plan {
 
 /// Runs the setup of every client, then the measured phase, and returns the
 /// merged stats and the measured wall time.
-pub async fn run(plan: Arc<Plan>, channels: &[Channel]) -> Result<(Stats, Duration), BenchError> {
+pub async fn run(plan: Arc<Plan>, conns: &Connections) -> Result<(Stats, Duration), BenchError> {
+    let channels = &conns.channels;
     if channels.is_empty() {
         return Err(BenchError::NoEndpoint);
     }
@@ -96,7 +102,7 @@ pub async fn run(plan: Arc<Plan>, channels: &[Channel]) -> Result<(Stats, Durati
     let mut setups = JoinSet::new();
     for id in 0..plan.clients {
         let channel = channels[id % channels.len()].clone();
-        let mut worker = Client::new(id, channel, plan.clone());
+        let mut worker = Client::new(id, channel, conns.auth.cache(), plan.clone());
         setups.spawn(async move { worker.setup().await.map(|()| worker) });
     }
     let mut clients = Vec::with_capacity(plan.clients);
@@ -136,6 +142,8 @@ struct Client {
     /// For watch: the stream's request side (kept open) and its events.
     watch: Option<WatchStream>,
     channel: Channel,
+    /// The token each request carries.
+    token: TokenCache,
 }
 
 /// One client's watch on its own key.
@@ -147,7 +155,7 @@ struct WatchStream {
 }
 
 impl Client {
-    fn new(id: usize, channel: Channel, plan: Arc<Plan>) -> Self {
+    fn new(id: usize, channel: Channel, token: TokenCache, plan: Arc<Plan>) -> Self {
         let kv = KvClient::new(channel.clone());
         // A txn client picks among its own keys; the others share the keyspace.
         let picker = match plan.kind {
@@ -162,8 +170,16 @@ impl Client {
             cas: Vec::new(),
             watch: None,
             channel,
+            token,
             plan,
         }
+    }
+
+    /// `message` as a request carrying the token.
+    fn request<T>(&mut self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        self.token.attach(&mut request);
+        request
     }
 
     /// The unmeasured phase: populate the keys to read, or create the keys
@@ -212,7 +228,7 @@ impl Client {
             if sent >= deadline {
                 break;
             }
-            match bounded(timeout, self.step()).await {
+            match bounded(timeout, self.step_with_token()).await {
                 Ok(outcome) => {
                     stats.record_ok(sent.elapsed());
                     if let Outcome::CasFailed = outcome {
@@ -226,6 +242,18 @@ impl Client {
             }
         }
         stats
+    }
+
+    /// One measured request, sent again with a new token if the server
+    /// refused the one it carried.
+    async fn step_with_token(&mut self) -> Result<Outcome, Status> {
+        match self.step().await {
+            Err(status) if must_reauthenticate(&status) && self.token.session().enabled() => {
+                self.token.reauthenticate(self.channel.clone()).await?;
+                self.step().await
+            }
+            outcome => outcome,
+        }
     }
 
     /// One measured request.
@@ -257,17 +285,20 @@ impl Client {
     }
 
     async fn put(&mut self, index: usize) -> Result<Outcome, Status> {
-        let request = put_request(self.plan.keys.key(index), self.plan.keys.value());
+        let request = self.request(put_request(
+            self.plan.keys.key(index),
+            self.plan.keys.value(),
+        ));
         self.kv.put(request).await?;
         Ok(Outcome::Done)
     }
 
     async fn range(&mut self, index: usize, serializable: bool) -> Result<Outcome, Status> {
-        let request = RangeRequest {
+        let request = self.request(RangeRequest {
             key: self.plan.keys.key(index).clone().into(),
             serializable,
             ..Default::default()
-        };
+        });
         self.kv.range(request).await?;
         Ok(Outcome::Done)
     }
@@ -317,7 +348,8 @@ impl Client {
             .await
             .map_err(|_| Status::internal("watch request stream closed"))?;
         let mut client = WatchClient::new(self.channel.clone());
-        let mut events = client.watch(ReceiverStream::new(rx)).await?.into_inner();
+        let request = self.request(ReceiverStream::new(rx));
+        let mut events = client.watch(request).await?.into_inner();
         loop {
             match events.message().await? {
                 Some(response) if response.created => break,
@@ -342,7 +374,11 @@ impl Client {
             .watch
             .as_mut()
             .ok_or_else(|| Status::internal("watch workload without a watch"))?;
-        let request = put_request(self.plan.keys.key(watch.key), self.plan.keys.value());
+        let mut request = tonic::Request::new(put_request(
+            self.plan.keys.key(watch.key),
+            self.plan.keys.value(),
+        ));
+        self.token.attach(&mut request);
         let revision = self
             .kv
             .put(request)
@@ -394,6 +430,7 @@ impl Client {
                 })),
             }],
         };
+        let request = self.request(request);
         let response = self.kv.txn(request).await?.into_inner();
         Ok((response.succeeded, revision_after(&response)))
     }

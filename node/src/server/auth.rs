@@ -184,21 +184,18 @@ impl Node {
     }
 
     /// Whether the client behind `token` may watch what `req` asks for
-    /// (READ on its range; a bad token is refused the same way, as etcd
-    /// refuses it on a watch stream).
+    /// (READ on its range). The refusal is etcd's: `invalid auth token`
+    /// for a token this member does not know (clients renew it and watch
+    /// again), `user name is empty` without one, `revision of auth store
+    /// is old`, or `permission denied`.
     pub async fn check_watch(
         &self,
         token: Option<&str>,
         req: &WatchCreateRequest,
     ) -> Result<(), ServerError> {
-        let caller = self
-            .caller(token)
-            .await
-            .map_err(|_| AuthError::PermissionDenied)?;
+        let caller = self.caller(token).await?;
         let store = self.auth.store();
-        store
-            .check_key(&caller, &req.key, &req.range_end, crate::auth::Access::Read)
-            .map_err(|_| AuthError::PermissionDenied.into())
+        Ok(store.check_key(&caller, &req.key, &req.range_end, crate::auth::Access::Read)?)
     }
 
     /// Whether auth is enabled (as of the last applied change).

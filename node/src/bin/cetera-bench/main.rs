@@ -27,7 +27,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cetera::bench::{KeySpace, Kind, Plan, Report, conn, workload};
+use cetera::bench::{Dialer, KeySpace, Kind, Plan, Report, workload};
 
 use crate::cli::{Cli, Consistency, DEFAULT_MAX_DURATION, DEFAULT_TOTAL, Opts, Workload};
 use crate::watch::{DeliveryReport, IdleReport};
@@ -114,14 +114,16 @@ async fn bench(cli: &Cli) -> Result<Outcome> {
 /// Runs one of the KV workloads.
 async fn kv_bench(cli: &Cli) -> Result<Report> {
     let opts = &cli.opts;
+    // Plain connections, no auth: the servers this tool measures.
+    let dialer = Dialer::default();
     let endpoints = if opts.target_leader {
-        vec![conn::find_leader(&opts.endpoints, opts.timeout).await?]
+        vec![dialer.find_leader(&opts.endpoints, opts.timeout).await?]
     } else {
         opts.endpoints.clone()
     };
-    let channels = conn::open(&endpoints, opts.conns).await?;
+    let conns = dialer.open(&endpoints, opts.conns).await?;
     let plan = Arc::new(plan(opts, &cli.workload)?);
-    let (stats, elapsed) = workload::run(plan, &channels).await?;
+    let (stats, elapsed) = workload::run(plan, &conns).await?;
     Ok(Report {
         workload: workload_name(&cli.workload),
         clients: opts.clients,

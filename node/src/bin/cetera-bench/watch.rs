@@ -31,7 +31,7 @@ use tonic::Streaming;
 use tonic::transport::Channel;
 
 use crate::cli::{DEFAULT_MAX_DURATION, DEFAULT_TOTAL, IdleArgs, Opts, WatchArgs};
-use cetera::bench::conn;
+use cetera::bench::Dialer;
 use cetera::bench::stats::round3;
 use cetera::bench::{KeySpace, Stats};
 
@@ -275,13 +275,15 @@ pub(crate) async fn delivery(opts: &Opts, args: &WatchArgs) -> Result<DeliveryRe
     let writers = opts.clients as usize;
     let max_duration = opts.duration.unwrap_or(DEFAULT_MAX_DURATION);
 
+    // Plain connections, no auth: the servers this tool measures.
+    let dialer = Dialer::default();
     let writer_endpoint = if opts.target_leader {
-        conn::find_leader(&opts.endpoints, opts.timeout).await?
+        dialer.find_leader(&opts.endpoints, opts.timeout).await?
     } else {
         opts.endpoints.first().context("no endpoint given")?.clone()
     };
-    let writer_channel = conn::connect(&writer_endpoint).await?;
-    let channels = conn::open(&opts.endpoints, opts.conns).await?;
+    let writer_channel = dialer.connect(&writer_endpoint).await?;
+    let channels = dialer.open(&opts.endpoints, opts.conns).await?.channels;
     let prefix = args.prefix.as_bytes().to_vec();
     let watch = WatchCreateRequest {
         key: prefix.clone(),
@@ -554,7 +556,10 @@ pub(crate) async fn idle(opts: &Opts, args: &IdleArgs) -> Result<IdleReport> {
             ..Default::default()
         })
         .collect();
-    let channels = conn::open(&opts.endpoints, opts.conns).await?;
+    let channels = Dialer::default()
+        .open(&opts.endpoints, opts.conns)
+        .await?
+        .channels;
     let before = args.rss_pid.map(rss_kib).transpose()?;
 
     let start = Instant::now();

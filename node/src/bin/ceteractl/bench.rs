@@ -1,7 +1,11 @@
 //! `bench put|get|txn|watch`: the knobs of etcd's `benchmark` tool on the
 //! shared load generator (`cetera::bench`), printing etcd's summary
 //! (totals, a latency histogram, percentiles). It runs against any
-//! etcd-API server at `--endpoints`.
+//! etcd-API server at `--endpoints`, with the global client flags as
+//! etcd's benchmark takes them: `--user`/`--password` (or `ETCDCTL_USER`,
+//! `ETCDCTL_PASSWORD`; one Authenticate before measuring, the token on
+//! every request) and TLS (`--cacert`, `--cert`, `--key`,
+//! `--insecure-skip-tls-verify`, `https://` endpoints).
 //!
 //! This module only maps flags onto a `cetera::bench::Plan` and prints the
 //! report; the load itself lives in the library, shared with `cetera-bench`.
@@ -9,13 +13,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cetera::bench::{BenchError, KeySpace, Kind, Plan, conn, workload};
+use cetera::bench::{BenchError, Dialer, KeySpace, Kind, Plan, workload};
+use cetera::client_auth::AuthSession;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::cli::Ctx;
 use crate::error::{CtlError, CtlResult, EXIT_BAD_CONNECTION, EXIT_ERROR};
 use crate::printer::out;
-use cetera::client_tls::{ClientTls, Transport};
+use cetera::client_tls::ClientTls;
 
 /// A measured phase never runs longer than this, even against a server
 /// that stalls (`--total` normally ends it much sooner).
@@ -93,11 +98,13 @@ pub(crate) async fn run(ctx: &Ctx, cmd: BenchCommand) -> CtlResult<()> {
         }
     };
     let config = ctx.config()?;
-    refuse_tls(&config)?;
-    refuse_auth(&config)?;
+    let any_https = config.endpoints.iter().any(|e| e.starts_with("https://"));
+    let tls = ClientTls::from_flags(&config.tls, any_https)?;
+    let dialer = Dialer::new(tls, AuthSession::new(config.auth.clone()));
     let endpoints = if args.target_leader {
         vec![
-            conn::find_leader(&config.endpoints, config.command_timeout)
+            dialer
+                .find_leader(&config.endpoints, config.command_timeout)
                 .await
                 .map_err(bench_error)?,
         ]
@@ -120,10 +127,11 @@ pub(crate) async fn run(ctx: &Ctx, cmd: BenchCommand) -> CtlResult<()> {
         max_duration: MAX_DURATION,
         timeout: config.command_timeout,
     };
-    let channels = conn::open(&endpoints, args.conns)
+    let conns = dialer
+        .open(&endpoints, args.conns)
         .await
         .map_err(bench_error)?;
-    let (stats, elapsed) = workload::run(Arc::new(plan), &channels)
+    let (stats, elapsed) = workload::run(Arc::new(plan), &conns)
         .await
         .map_err(bench_error)?;
     let report = cetera::bench::Report {
@@ -140,42 +148,18 @@ pub(crate) async fn run(ctx: &Ctx, cmd: BenchCommand) -> CtlResult<()> {
     Ok(())
 }
 
-/// Connection failures exit like etcdctl's bad connections; the rest are
-/// plain errors.
+/// Connection and authentication failures exit like etcdctl's bad
+/// connections (an authentication failure with etcdctl's message); the
+/// rest are plain errors.
 fn bench_error(e: BenchError) -> CtlError {
-    let code = match e {
-        BenchError::Connect { .. } | BenchError::NoLeader(_) | BenchError::Setup { .. } => {
-            EXIT_BAD_CONNECTION
+    match e {
+        BenchError::Authenticate { source, .. } => {
+            CtlError::from(source).with_code(EXIT_BAD_CONNECTION)
         }
-        _ => EXIT_ERROR,
-    };
-    CtlError::new(code, e.to_string())
-}
-
-/// The load generator's connections carry no auth token: `--user` is
-/// refused rather than every request failing with `user name is empty`.
-fn refuse_auth(config: &crate::client::ClientConfig) -> CtlResult<()> {
-    if config.auth.is_some() {
-        return Err(CtlError::bad_args(
-            "bench does not support authentication (--user) yet",
-        ));
+        BenchError::Connect { .. }
+        | BenchError::NoTls { .. }
+        | BenchError::NoLeader(_)
+        | BenchError::Setup { .. } => CtlError::new(EXIT_BAD_CONNECTION, e.to_string()),
+        _ => CtlError::new(EXIT_ERROR, e.to_string()),
     }
-    Ok(())
-}
-
-/// The load generator dials plain connections only: an endpoint that
-/// would need TLS is refused rather than dialled in the clear.
-fn refuse_tls(config: &crate::client::ClientConfig) -> CtlResult<()> {
-    let any_https = config.endpoints.iter().any(|e| e.starts_with("https://"));
-    let tls = ClientTls::from_flags(&config.tls, any_https)?;
-    if config
-        .endpoints
-        .iter()
-        .any(|e| ClientTls::transport(tls.as_ref(), e) == Transport::Tls)
-    {
-        return Err(CtlError::bad_args(
-            "bench does not support TLS endpoints yet",
-        ));
-    }
-    Ok(())
 }

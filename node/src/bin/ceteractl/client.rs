@@ -172,8 +172,31 @@ impl Client {
     }
 
     /// The channel in use, connecting to the first reachable endpoint
-    /// (starting after the last one that failed) if there is none.
+    /// (starting after the last one that failed) if there is none, with a
+    /// token if the client authenticates.
     pub(crate) async fn channel(&self, deadline: Instant) -> CtlResult<Channel> {
+        let ch = self.connected(deadline).await?;
+        self.authenticate(ch.clone(), deadline, false).await?;
+        Ok(ch)
+    }
+
+    /// [`Client::channel`] for a stream opened again: `Err(None)` when no
+    /// endpoint answered in time, `Err(Some(status))` when authenticating
+    /// failed (the caller tells a refusal from a member not ready yet).
+    pub(crate) async fn stream_channel(
+        &self,
+        deadline: Instant,
+    ) -> Result<Channel, Option<tonic::Status>> {
+        let ch = self.connected(deadline).await.map_err(|_| None)?;
+        match timeout_at(deadline, self.auth.ensure_token(ch.clone())).await {
+            Ok(Ok(())) => Ok(ch),
+            Ok(Err(status)) => Err(Some(status)),
+            Err(_) => Err(None),
+        }
+    }
+
+    /// The channel in use, or one to the first reachable endpoint.
+    async fn connected(&self, deadline: Instant) -> CtlResult<Channel> {
         let current = self.state().channel.as_ref().map(|(_, ch)| ch.clone());
         if let Some(ch) = current {
             return Ok(ch);
@@ -192,12 +215,9 @@ impl Client {
                 let ep = &self.cfg.endpoints[i];
                 let endpoint = self.endpoint(ep, dial)?;
                 if let Ok(Ok(ch)) = timeout_at(deadline, self.connect(ep, endpoint, dial)).await {
-                    {
-                        let mut state = self.state();
-                        state.channel = Some((i, ch.clone()));
-                        state.next = i;
-                    }
-                    self.authenticate(ch.clone(), deadline, false).await?;
+                    let mut state = self.state();
+                    state.channel = Some((i, ch.clone()));
+                    state.next = i;
                     return Ok(ch);
                 }
             }
@@ -212,7 +232,7 @@ impl Client {
     }
 
     /// Forgets the channel in use so that the next call tries the next endpoint.
-    fn fail_over(&self) {
+    pub(crate) fn fail_over(&self) {
         let mut state = self.state();
         if let Some((i, _)) = state.channel.take() {
             state.next = (i + 1) % self.cfg.endpoints.len();
@@ -234,6 +254,17 @@ impl Client {
             .await
             .map_err(|_| deadline_exceeded())?
             .map_err(|status| CtlError::from(status).with_code(EXIT_BAD_CONNECTION))
+    }
+
+    /// Whether requests carry a token (`--user` with a password).
+    pub(crate) fn authenticates(&self) -> bool {
+        self.auth.enabled()
+    }
+
+    /// Replaces the token the server refused, on `ch`: for a stream whose
+    /// opening or creation was refused (unary calls renew by themselves).
+    pub(crate) async fn renew_token(&self, ch: Channel) -> Result<(), tonic::Status> {
+        self.auth.reauthenticate(ch).await
     }
 
     /// A request carrying the auth token, if any.

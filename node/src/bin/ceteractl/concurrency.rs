@@ -3,24 +3,29 @@
 //! key `<name>/<lease hex>` per contender, the oldest key wins, contenders
 //! wait for the deletion of older keys), so they interoperate with etcdctl
 //! and every Go client using the same names.
+//!
+//! As with etcdctl, a held lock or a won election outlives restarted
+//! members and refused tokens: the session's keep-alive and the waits'
+//! watches are resumed (`crate::lease`, `crate::resume`). The lock is
+//! given up only when the session's lease lapsed, and then said so
+//! (`session expired`, exit 1).
 
 use std::sync::Arc;
 
 use cetera::proto::etcdserverpb::{
     Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest,
-    TxnResponse, WatchCreateRequest, WatchRequest, compare, range_request, request_op, response_op,
-    watch_request,
+    TxnResponse, WatchCreateRequest, compare, range_request, request_op, response_op,
 };
 use cetera::proto::mvccpb::{KeyValue, event::EventType};
 use clap::Args;
 use tokio::sync::watch;
-use tokio_stream::StreamExt as _;
 
 use crate::cli::{Ctx, parse_go_bool};
 use crate::client::{self, Client};
 use crate::error::{CtlError, CtlResult};
 use crate::kv::prefix_end;
 use crate::lease;
+use crate::resume::ResumedWatch;
 
 #[derive(Args, Debug)]
 pub(crate) struct LockArgs {
@@ -123,38 +128,27 @@ fn range_kvs(resp: &TxnResponse, i: usize) -> Vec<KeyValue> {
     }
 }
 
-/// A watch stream on one key or prefix from a revision.
-async fn watch_from(
-    c: &Client,
+/// A watch on one key or prefix from a revision, resumed when its stream
+/// breaks or its token is refused (see `crate::resume`).
+async fn watch_from<'c>(
+    c: &'c Client,
     key: &[u8],
     range_end: Vec<u8>,
     rev: i64,
-) -> CtlResult<tonic::Streaming<cetera::proto::etcdserverpb::WatchResponse>> {
-    let ch = c.channel(c.command_deadline()).await?;
-    let create = WatchRequest {
-        request_union: Some(watch_request::RequestUnion::CreateRequest(
-            WatchCreateRequest {
-                key: key.to_vec(),
-                range_end,
-                start_revision: rev,
-                ..Default::default()
-            },
-        )),
+) -> CtlResult<ResumedWatch<'c>> {
+    let create = WatchCreateRequest {
+        key: key.to_vec(),
+        range_end,
+        start_revision: rev,
+        ..Default::default()
     };
-    // One create request, then the request side stays open.
-    let requests = tokio_stream::iter(vec![create]).chain(tokio_stream::pending());
-    Ok(client::watch(ch)
-        .watch(c.request(requests))
-        .await
-        .map_err(CtlError::from)?
-        .into_inner())
+    ResumedWatch::open(c, create, false).await
 }
 
 /// Waits until `key` is deleted (concurrency's `waitDelete`).
 async fn wait_delete(c: &Client, key: &[u8], rev: i64) -> CtlResult<()> {
-    let mut stream = watch_from(c, key, Vec::new(), rev).await?;
-    while let Some(resp) = stream.next().await {
-        let resp = resp.map_err(CtlError::from)?;
+    let mut watch = watch_from(c, key, Vec::new(), rev).await?;
+    while let Some(resp) = watch.next().await.map_err(CtlError::from)? {
         if resp
             .events
             .iter()
@@ -408,13 +402,12 @@ async fn observe(ctx: &Ctx, c: &Arc<Client>, name: &str) -> CtlResult<()> {
                 Some(kv) => (resp.header.unwrap_or_default(), kv.clone()),
                 None => {
                     let rev = resp.header.as_ref().map_or(0, |h| h.revision);
-                    let mut stream = watch_from(c, &prefix, prefix_end(&prefix), rev).await?;
+                    let mut watch = watch_from(c, &prefix, prefix_end(&prefix), rev).await?;
                     let mut found = None;
                     while found.is_none() {
-                        let Some(wr) = stream.next().await else {
+                        let Some(wr) = watch.next().await.map_err(CtlError::from)? else {
                             return Err(CtlError::error("elect: observer lost"));
                         };
-                        let wr = wr.map_err(CtlError::from)?;
                         if let Some(ev) =
                             wr.events.iter().find(|e| e.r#type == EventType::Put as i32)
                         {
@@ -432,9 +425,8 @@ async fn observe(ctx: &Ctx, c: &Arc<Client>, name: &str) -> CtlResult<()> {
                 kvs: vec![kv.clone()],
                 ..Default::default()
             })?;
-            let mut stream = watch_from(c, &kv.key, Vec::new(), header.revision + 1).await?;
-            'leader: while let Some(wr) = stream.next().await {
-                let wr = wr.map_err(CtlError::from)?;
+            let mut watch = watch_from(c, &kv.key, Vec::new(), header.revision + 1).await?;
+            'leader: while let Some(wr) = watch.next().await.map_err(CtlError::from)? {
                 for ev in &wr.events {
                     if ev.r#type == EventType::Delete as i32 {
                         break 'leader;

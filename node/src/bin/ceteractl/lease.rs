@@ -1,21 +1,31 @@
 //! `lease grant|revoke|timetolive|list|keep-alive`.
+//!
+//! `keep-alive` (and the sessions of `lock` and `elect`) keep a lease
+//! alive across restarted members and refused tokens, as etcdctl does.
 
 use std::time::Duration;
 
+use cetera::client_auth::must_reauthenticate;
 use cetera::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest, LeaseRevokeRequest,
     LeaseTimeToLiveRequest,
 };
 use clap::Subcommand;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
 
 use crate::cli::{Ctx, parse_go_bool};
 use crate::client::{self, Client};
 use crate::error::{CtlError, CtlResult, EXIT_BAD_CONNECTION, status_message};
 use crate::gofmt;
 use crate::printer::{Format, out};
+
+/// How long a broken keep-alive stream waits before it is opened again
+/// (clientv3's `retryConnWait`).
+const REOPEN_PAUSE: Duration = Duration::from_millis(500);
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum LeaseCommand {
@@ -180,33 +190,97 @@ pub(crate) async fn keep_alive_once(
 
 /// Keeps a lease alive until it expires or is revoked, calling `each` on
 /// every answer (clientv3's `KeepAlive`: a request every TTL/3).
+///
+/// As clientv3 does, a stream that breaks after the first answer (a member
+/// restarted or went away) is opened again, on the next endpoint, every
+/// half second, and a token the server refuses is renewed first; the
+/// lease is given up (`Ok`) only once it has lapsed: its last TTL passed
+/// without an answer. Before the first answer, failures are the caller's.
 pub(crate) async fn keep_alive_forever(
     c: &Client,
     id: i64,
     mut each: impl FnMut(&cetera::proto::etcdserverpb::LeaseKeepAliveResponse) -> CtlResult<()>,
 ) -> CtlResult<()> {
-    let ch = c.channel(c.command_deadline()).await?;
-    let (tx, rx) = mpsc::channel(4);
-    let _ = tx.send(LeaseKeepAliveRequest { id }).await;
-    let mut stream = client::lease(ch)
-        .lease_keep_alive(c.request(ReceiverStream::new(rx)))
-        .await
-        .map_err(CtlError::from)?
-        .into_inner();
+    // When the lease lapses unless renewed: the last answer plus its TTL.
+    let mut lapses: Option<Instant> = None;
     loop {
-        let resp = match stream.next().await {
-            Some(Ok(r)) => r,
-            Some(Err(s)) => return Err(CtlError::from(s)),
-            None => return Ok(()),
+        let opened = open_keep_alive(c, id).await;
+        let (ch, tx, mut stream) = match (opened, lapses) {
+            (Ok(opened), _) => opened,
+            (Err(e), None) => return Err(e),
+            (Err(_), Some(_)) => {
+                if pause_or_lapse(c, lapses).await {
+                    return Ok(());
+                }
+                continue;
+            }
         };
-        if resp.ttl <= 0 {
-            return Ok(());
+        let failure = loop {
+            let resp = match stream.next().await {
+                Some(Ok(r)) => r,
+                Some(Err(s)) => break Some(s),
+                None => break None,
+            };
+            if resp.ttl <= 0 {
+                return Ok(());
+            }
+            lapses = Some(Instant::now() + Duration::from_secs(resp.ttl as u64));
+            each(&resp)?;
+            let pause = Duration::from_secs((resp.ttl as u64 / 3).max(1));
+            tokio::time::sleep(pause).await;
+            // A stream the server dropped takes its request side along:
+            // opened again like any broken stream.
+            if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
+                break None;
+            }
+        };
+        if lapses.is_none() {
+            return match failure {
+                Some(status) => Err(CtlError::from(status)),
+                None => Ok(()),
+            };
         }
-        each(&resp)?;
-        let pause = Duration::from_secs((resp.ttl as u64 / 3).max(1));
-        tokio::time::sleep(pause).await;
-        if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
+        if let Some(status) = failure
+            && must_reauthenticate(&status)
+            && c.authenticates()
+        {
+            // A failure (a member still starting) leaves the token to be
+            // renewed when the stream is opened again.
+            let _ = c.renew_token(ch).await;
+        }
+        if pause_or_lapse(c, lapses).await {
             return Ok(());
         }
     }
+}
+
+/// Opens a keep-alive stream and sends the first request.
+async fn open_keep_alive(
+    c: &Client,
+    id: i64,
+) -> CtlResult<(
+    Channel,
+    mpsc::Sender<LeaseKeepAliveRequest>,
+    tonic::Streaming<cetera::proto::etcdserverpb::LeaseKeepAliveResponse>,
+)> {
+    let deadline = c.command_deadline();
+    let ch = c.channel(deadline).await?;
+    let (tx, rx) = mpsc::channel(4);
+    let _ = tx.send(LeaseKeepAliveRequest { id }).await;
+    let mut lease = client::lease(ch.clone());
+    let call = lease.lease_keep_alive(c.request(ReceiverStream::new(rx)));
+    let stream = tokio::time::timeout_at(deadline, call)
+        .await
+        .map_err(|_| CtlError::error(crate::error::DEADLINE_EXCEEDED))?
+        .map_err(CtlError::from)?
+        .into_inner();
+    Ok((ch, tx, stream))
+}
+
+/// Waits before opening a broken keep-alive stream again (clientv3's half
+/// second), on the next endpoint; true once the lease has lapsed.
+async fn pause_or_lapse(c: &Client, lapses: Option<Instant>) -> bool {
+    c.fail_over();
+    tokio::time::sleep(REOPEN_PAUSE).await;
+    lapses.is_some_and(|at| Instant::now() >= at)
 }

@@ -28,6 +28,7 @@ mod lease;
 mod maintenance;
 mod member;
 mod printer;
+mod resume;
 mod snapshot;
 mod txn;
 mod watch;

@@ -1,19 +1,18 @@
 //! `watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]`
 //! and interactive `watch -i` (lines `watch ...` and `progress` on stdin).
+//!
+//! As etcdctl's, a watch outlives its stream: when a member restarts or
+//! goes away, or the token is refused, the watch resumes after the last
+//! event printed (`crate::resume`).
 
 use std::io::BufRead;
 
-use cetera::proto::etcdserverpb::{
-    WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse, watch_request,
-};
+use cetera::proto::etcdserverpb::{WatchCreateRequest, WatchResponse};
 use clap::{Args, Parser};
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::metadata::MetadataValue;
 
 use crate::cli::{Ctx, parse_go_bool, parse_go_int};
-use crate::client::{self, Client};
+use crate::client::Client;
 use crate::error::{
     CtlError, CtlResult, EXIT_BAD_ARGS, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID_INPUT,
     status_message,
@@ -21,6 +20,7 @@ use crate::error::{
 use crate::gofmt::quote;
 use crate::kv::prefix_end;
 use crate::printer::{Printer, err, event_type, out};
+use crate::resume::ResumedWatch;
 
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct WatchArgs {
@@ -135,11 +135,9 @@ pub(crate) async fn run(ctx: &Ctx, a: WatchArgs) -> CtlResult<()> {
     let p = plan(&a, &env_key, &env_range, separator_last)?;
     let c = ctx.client()?;
     let printer = ctx.printer()?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let _ = tx.send(WatchRequest {
-        request_union: Some(watch_request::RequestUnion::CreateRequest(p.create.clone())),
-    });
-    watch_stream(&c, printer, rx, &p.exec).await?;
+    // Nothing asks for progress outside interactive mode.
+    let (_progress, wanted) = mpsc::unbounded_channel();
+    watch_stream(&c, printer, p.create.clone(), wanted, &p.exec).await?;
     Err(CtlError::new(
         EXIT_INTERRUPTED,
         "watch is canceled by the server",
@@ -172,7 +170,7 @@ async fn interactive(ctx: &Ctx, env_key: &str, env_range: &str) -> CtlResult<()>
             }
         }
     });
-    let mut progress_senders: Vec<mpsc::UnboundedSender<WatchRequest>> = Vec::new();
+    let mut progress_senders: Vec<mpsc::UnboundedSender<()>> = Vec::new();
     while let Some(line) = lines_rx.recv().await {
         let line = match line {
             Ok(l) => l,
@@ -215,14 +213,11 @@ async fn interactive(ctx: &Ctx, env_key: &str, env_range: &str) -> CtlResult<()>
                     }
                     Err(e) => return Err(e),
                 };
-                let (tx, rx) = mpsc::unbounded_channel();
-                let _ = tx.send(WatchRequest {
-                    request_union: Some(watch_request::RequestUnion::CreateRequest(p.create)),
-                });
+                let (tx, wanted) = mpsc::unbounded_channel();
                 progress_senders.push(tx);
                 let c = c.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = watch_stream(&c, printer, rx, &p.exec).await {
+                    if let Err(e) = watch_stream(&c, printer, p.create, wanted, &p.exec).await {
                         err(format!("Error: {}\n", e.message));
                         std::process::exit(e.code);
                     }
@@ -230,11 +225,7 @@ async fn interactive(ctx: &Ctx, env_key: &str, env_range: &str) -> CtlResult<()>
             }
             "progress" => {
                 for tx in &progress_senders {
-                    let _ = tx.send(WatchRequest {
-                        request_union: Some(watch_request::RequestUnion::ProgressRequest(
-                            WatchProgressRequest {},
-                        )),
-                    });
+                    let _ = tx.send(());
                 }
             }
             _ => err(format!("Invalid command {l} (only support watch)\n")),
@@ -254,38 +245,29 @@ fn cancel_message(r: &WatchResponse) -> String {
     "etcdserver: mvcc: required revision is a future revision".into()
 }
 
-/// Runs one watch stream until the server cancels it, printing each
-/// response and running `exec` for each event. Returns when the watch
-/// ends (the caller reports it).
+/// Runs one watch until the server cancels it, printing each response
+/// and running `exec` for each event; a `()` on `progress` asks for a
+/// progress notification. Returns when the watch ends (the caller reports
+/// it).
 async fn watch_stream(
     c: &Client,
     printer: Printer,
-    requests: mpsc::UnboundedReceiver<WatchRequest>,
+    create: WatchCreateRequest,
+    progress: mpsc::UnboundedReceiver<()>,
     exec: &[String],
 ) -> CtlResult<()> {
-    let ch = c
-        .channel(
-            tokio::time::Instant::now() + c.config().dial_timeout.max(c.config().command_timeout),
-        )
-        .await
-        .map_err(|e| e.with_code(crate::error::EXIT_BAD_CONNECTION))?;
-    let mut req = c.request(UnboundedReceiverStream::new(requests));
     // clientv3.WithRequireLeader
-    req.metadata_mut()
-        .insert("hasleader", MetadataValue::from_static("true"));
-    let mut stream = client::watch(ch)
-        .watch(req)
-        .await
-        .map_err(CtlError::from)?
-        .into_inner();
+    let mut watch = ResumedWatch::open(c, create, true)
+        .await?
+        .with_progress(progress);
     loop {
-        let resp = match stream.next().await {
-            Some(Ok(r)) => r,
-            Some(Err(s)) => {
+        let resp = match watch.next().await {
+            Ok(Some(r)) => r,
+            Err(s) => {
                 err(format!("watch was canceled ({})\n", status_message(&s)));
                 return Ok(());
             }
-            None => return Ok(()),
+            Ok(None) => return Ok(()),
         };
         if resp.created && !resp.canceled {
             continue;
