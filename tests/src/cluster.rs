@@ -866,6 +866,15 @@ impl Member {
         Ok(())
     }
 
+    /// SIGTERMs the member and returns at once, so a test can watch what
+    /// its clients see while it stops; [`Member::wait_for_exit`] then waits
+    /// for the exit.
+    pub fn terminate(&self) -> Result<()> {
+        self.signal(Signal::TERM)?;
+        self.lock().taken_down = true;
+        Ok(())
+    }
+
     /// Starts the member again with the same command line, data dir and
     /// ports. Does not wait for readiness: use [`TestCluster::wait_ready`]
     /// (a lone member of a cluster without quorum never becomes healthy).

@@ -136,6 +136,14 @@ impl WatchSession {
         }
     }
 
+    /// The next response, the end of the stream (`Ok(None)`) or the status
+    /// it failed with, failing after [`RESPONSE_WAIT`].
+    pub async fn next_or_end(&mut self) -> Result<Result<Option<WatchResponse>, tonic::Status>> {
+        tokio::time::timeout(RESPONSE_WAIT, self.responses.message())
+            .await
+            .context("no watch response in time")
+    }
+
     /// Collects event responses until `count` events have arrived.
     pub async fn events(&mut self, count: usize) -> Result<Vec<WatchResponse>> {
         let mut responses = Vec::new();

@@ -8,19 +8,35 @@
 //! prefix from its start on, in revision order: no gap, no duplicate. The
 //! reference history comes from a second watch opened afterwards on another
 //! member with a past start revision. Every body runs on etcd and cetera.
+//!
+//! A member stopped with SIGTERM ends its watch and keep-alive streams at
+//! once with `Unavailable`, as etcd does (it closes its client connections
+//! within milliseconds), and the watcher that resumes from its last
+//! revision + 1 on another member misses nothing and sees nothing twice.
+//! cetera also answers a unary request in flight before it exits (etcd
+//! drops it with the connection).
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
-use cetera::proto::etcdserverpb::{PutRequest, WatchCreateRequest};
+use anyhow::{Context, Result, bail, ensure};
+use cetera::proto::etcdserverpb::lease_client::LeaseClient;
+use cetera::proto::etcdserverpb::{
+    LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse, PutRequest,
+    WatchCreateRequest,
+};
 use tests::kv::{Kv, prefix_end, rev};
 use tests::watch::WatchSession;
 use tests::{Flavor, TestCluster, flavor_tests};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout};
+use tonic::Code;
 
 flavor_tests!(
     a_watch_keeps_order_while_its_leader_is_frozen,
     a_frozen_watch_member_catches_up_in_order,
+    a_stopping_member_ends_its_streams_at_once,
 );
 
 /// Deadline of one put; a put that takes longer is retried elsewhere.
@@ -185,5 +201,255 @@ async fn a_frozen_watch_member_catches_up_in_order(flavor: Flavor) -> Result<()>
 
     let last = *acknowledged.last().context("no write acknowledged")?;
     let seen = events_through(&mut session, last).await?;
+    check_history(&cluster, other, PREFIX, start, last, &seen, &acknowledged).await
+}
+
+/// Liveness bound for a stopped member's exit; never a speed threshold.
+const EXIT_WAIT: Duration = Duration::from_secs(30);
+
+/// A request to the JSON gateway, sent up to its body and held there, so it
+/// is in flight on the member while the test stops it.
+struct HeldRequest {
+    connection: BufReader<TcpStream>,
+    body: &'static str,
+}
+
+impl HeldRequest {
+    /// Sends `POST path` with `Expect: 100-continue` and waits for the
+    /// `100 Continue`: the member has then started on the request and is
+    /// reading its body.
+    async fn start(client_url: &str, path: &str, body: &'static str) -> Result<HeldRequest> {
+        let address = client_url
+            .strip_prefix("http://")
+            .context("a plain-HTTP client URL")?;
+        let mut connection = BufReader::new(TcpStream::connect(address).await?);
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        );
+        connection.get_mut().write_all(head.as_bytes()).await?;
+        let mut line = String::new();
+        timeout(EXIT_WAIT, connection.read_line(&mut line))
+            .await
+            .context("no 100 Continue")??;
+        ensure!(
+            line.starts_with("HTTP/1.1 100"),
+            "expected 100 Continue, got {line:?}"
+        );
+        timeout(EXIT_WAIT, connection.read_line(&mut line))
+            .await
+            .context("no end of the 100 Continue")??;
+        Ok(HeldRequest { connection, body })
+    }
+
+    /// Sends the body and reads the whole answer (the server closes the
+    /// connection after it, as a stopping server must); `None` if the
+    /// connection ended without an answer.
+    async fn finish(mut self) -> Result<Option<String>> {
+        // A write to a closed connection is an answer too: none.
+        if self
+            .connection
+            .get_mut()
+            .write_all(self.body.as_bytes())
+            .await
+            .is_err()
+        {
+            return Ok(None);
+        }
+        let mut answer = String::new();
+        match timeout(EXIT_WAIT, self.connection.read_to_string(&mut answer)).await {
+            Err(_) => bail!("no answer and no end of the connection; so far: {answer:?}"),
+            Ok(Err(_)) | Ok(Ok(_)) if answer.is_empty() => Ok(None),
+            Ok(_) => Ok(Some(answer)),
+        }
+    }
+}
+
+/// An open keep-alive stream: the answers, and the sender of requests,
+/// kept so the request stream stays open (a half-closed one would give the
+/// server another reason to end it).
+type KeepAlive = (
+    tonic::Streaming<LeaseKeepAliveResponse>,
+    mpsc::Sender<LeaseKeepAliveRequest>,
+);
+
+/// Opens a keep-alive stream for a new lease on `channel` and checks that it
+/// answers.
+async fn keep_alive_stream(channel: tonic::transport::Channel) -> Result<KeepAlive> {
+    let mut leases = LeaseClient::new(channel);
+    let lease = leases
+        .lease_grant(LeaseGrantRequest { ttl: 60, id: 0 })
+        .await?
+        .into_inner();
+    let (requests, outgoing) = mpsc::channel(4);
+    requests
+        .send(LeaseKeepAliveRequest { id: lease.id })
+        .await
+        .context("queueing a keep-alive")?;
+    let mut answers = leases
+        .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+        .await?
+        .into_inner();
+    let first = timeout(EXIT_WAIT, answers.message())
+        .await
+        .context("no keep-alive answer")??
+        .context("the keep-alive stream ended at once")?;
+    ensure!(
+        first.id == lease.id && first.ttl > 0,
+        "keep-alive answered {first:?}"
+    );
+    Ok((answers, requests))
+}
+
+/// Checks how a stream on a stopping member ended. etcd drops the
+/// connection (tonic reports the broken connection as `Unknown`, grpc-go
+/// and Python clients as `Unavailable`); cetera ends the stream with
+/// `Unavailable: etcdserver: server stopped`. Clients resume elsewhere on
+/// either.
+fn check_stopped_stream(flavor: Flavor, stream: &str, status: &tonic::Status) -> Result<()> {
+    let expected = match flavor {
+        Flavor::Etcd => {
+            status.code() == Code::Unavailable
+                || (status.code() == Code::Unknown
+                    && status.message().starts_with("h2 protocol error"))
+        }
+        Flavor::Cetera => {
+            status.code() == Code::Unavailable && status.message() == "etcdserver: server stopped"
+        }
+    };
+    ensure!(expected, "the {stream} stream ended with {status:?}");
+    Ok(())
+}
+
+/// Reads the watch until its stream fails; the events seen and the status.
+async fn events_until_failure(session: &mut WatchSession) -> Result<(Vec<Seen>, tonic::Status)> {
+    let mut seen = Vec::new();
+    loop {
+        match session.next_or_end().await? {
+            Ok(Some(response)) => {
+                ensure!(!response.canceled, "the watch was canceled: {response:?}");
+                for event in &response.events {
+                    let kv = event.kv.clone().unwrap_or_default();
+                    seen.push((
+                        kv.mod_revision,
+                        String::from_utf8_lossy(&kv.key).into_owned(),
+                        event.r#type,
+                    ));
+                }
+            }
+            Ok(None) => bail!("the watch stream ended without a status"),
+            Err(status) => return Ok((seen, status)),
+        }
+    }
+}
+
+/// The member with an open watch and an open keep-alive stream is stopped
+/// with SIGTERM while writes go on through the others: both streams fail
+/// with `Unavailable` (clients resume elsewhere on it), a unary request in
+/// flight is answered first on cetera, the member exits cleanly, and a
+/// watch resumed on another member from the last revision seen + 1 gets
+/// every event exactly once.
+async fn a_stopping_member_ends_its_streams_at_once(flavor: Flavor) -> Result<()> {
+    const PREFIX: &str = "stop/";
+    // `stop/inflight` = "v", as the gateway takes bytes: base64.
+    const HELD_PUT: &str = r#"{"key":"c3RvcC9pbmZsaWdodA==","value":"dg=="}"#;
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let leader = cluster.leader_index().await?;
+    let stopped = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let (mut session, created) =
+        WatchSession::open(cluster.grpc_channel(stopped)?, watch_prefix(PREFIX)).await?;
+    let start = rev(&created.header) + 1;
+    let (mut keep_alive, _keep_alive_requests) =
+        keep_alive_stream(cluster.grpc_channel(stopped)?).await?;
+    let clients = [cluster.kv(leader)?, cluster.kv(other)?];
+    let mut acknowledged = write(&clients, PREFIX, 0, 20).await?;
+    let before = events_through(&mut session, *acknowledged.last().context("no write")?).await?;
+
+    let held = HeldRequest::start(&cluster.client_url(stopped), "/v3/kv/put", HELD_PUT).await?;
+    let writing = tokio::spawn({
+        let clients = clients.clone();
+        async move { write(&clients, PREFIX, 20, 100).await }
+    });
+    cluster.member(stopped).terminate()?;
+
+    let (during, watch_status) = events_until_failure(&mut session).await?;
+    check_stopped_stream(flavor, "watch", &watch_status)?;
+    let keep_alive_status = loop {
+        match timeout(EXIT_WAIT, keep_alive.message()).await? {
+            Ok(Some(_)) => continue,
+            Ok(None) => bail!("the keep-alive stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    check_stopped_stream(flavor, "keep-alive", &keep_alive_status)?;
+
+    match flavor {
+        Flavor::Cetera => {
+            // The held request keeps the member up, so the streams ended
+            // before the process did, not with it.
+            ensure!(
+                cluster.member(stopped).is_running(),
+                "the member exited before it answered a request in flight"
+            );
+            let answer = held
+                .finish()
+                .await?
+                .context("the request in flight got no answer")?;
+            ensure!(
+                answer.starts_with("HTTP/1.1 200"),
+                "the request in flight got {answer:?}"
+            );
+            let revision: serde_json::Value = serde_json::from_str(
+                answer
+                    .split("\r\n\r\n")
+                    .nth(1)
+                    .context("an answer without a body")?,
+            )?;
+            let revision = revision["header"]["revision"]
+                .as_str()
+                .context("the answer has no revision")?
+                .parse::<i64>()?;
+            acknowledged.push(revision);
+            let exit = cluster.member(stopped).wait_for_exit(EXIT_WAIT).await?;
+            ensure!(exit.code() == Some(0), "cetera exited with {exit:?}");
+            let log = std::fs::read_to_string(cluster.member(stopped).log_path())?;
+            ensure!(
+                !log.contains("did not close"),
+                "connections outlived the stop:\n{}",
+                cluster.member(stopped).log_tail(20)
+            );
+        }
+        Flavor::Etcd => {
+            // etcd drops requests in flight with their connections and,
+            // once stopped, dies by the SIGTERM it re-raises.
+            let exit = cluster.member(stopped).wait_for_exit(EXIT_WAIT).await?;
+            ensure!(
+                held.finish().await?.is_none(),
+                "etcd answered a request in flight"
+            );
+            use std::os::unix::process::ExitStatusExt;
+            ensure!(exit.signal() == Some(15), "etcd exited with {exit:?}");
+        }
+    }
+
+    acknowledged.extend(writing.await??);
+    acknowledged.extend(write(&clients, PREFIX, 120, 20).await?);
+    let last = *acknowledged.iter().max().context("no write")?;
+    let resume_from = during
+        .last()
+        .or(before.last())
+        .map_or(start, |seen| seen.0 + 1);
+    let (mut resumed, _) = WatchSession::open(
+        cluster.grpc_channel(other)?,
+        WatchCreateRequest {
+            start_revision: resume_from,
+            ..watch_prefix(PREFIX)
+        },
+    )
+    .await?;
+    let after = events_through(&mut resumed, last).await?;
+    let seen: Vec<Seen> = before.into_iter().chain(during).chain(after).collect();
     check_history(&cluster, other, PREFIX, start, last, &seen, &acknowledged).await
 }

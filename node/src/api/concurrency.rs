@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::grpc::{ResponseStream, until_stopped};
 use super::to_status;
 use crate::concurrency::{self, ConcurrencyError};
 use crate::proto::v3electionpb::election_server::{Election, ElectionServer};
@@ -47,6 +48,21 @@ fn answer<T>(result: concurrency::Result<T>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(status)
 }
 
+/// `call`'s answer, or `Unavailable: etcdserver: server stopped` once the
+/// member starts to stop: `Lock` and `Campaign` wait for other clients for
+/// as long as they hold on, and must not hold a stopping member up. A wait
+/// given up this way cleans up after itself as when its caller leaves.
+async fn or_stopped<T>(
+    node: &Node,
+    call: impl std::future::Future<Output = Result<Response<T>, Status>>,
+) -> Result<Response<T>, Status> {
+    tokio::select! {
+        biased;
+        answer = call => answer,
+        () = node.stopping() => Err(to_status(crate::server::ServerError::Stopped)),
+    }
+}
+
 /// `v3lockpb.Lock`.
 pub(super) struct LockApi(Arc<Node>);
 
@@ -54,7 +70,8 @@ pub(super) struct LockApi(Arc<Node>);
 impl Lock for LockApi {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
         let caller = super::grpc::caller(&self.0, &request).await?;
-        answer(concurrency::lock(&self.0, &caller, request.into_inner()).await)
+        let lock = concurrency::lock(&self.0, &caller, request.into_inner());
+        or_stopped(&self.0, async { answer(lock.await) }).await
     }
 
     async fn unlock(
@@ -66,10 +83,6 @@ impl Lock for LockApi {
     }
 }
 
-/// A server-streaming response.
-type ResponseStream<T> =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
-
 /// `v3electionpb.Election`.
 pub(super) struct ElectionApi(Arc<Node>);
 
@@ -80,7 +93,8 @@ impl Election for ElectionApi {
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
         let caller = super::grpc::caller(&self.0, &request).await?;
-        answer(concurrency::campaign(&self.0, &caller, request.into_inner()).await)
+        let campaign = concurrency::campaign(&self.0, &caller, request.into_inner());
+        or_stopped(&self.0, async { answer(campaign.await) }).await
     }
 
     async fn proclaim(
@@ -111,7 +125,7 @@ impl Election for ElectionApi {
             tokio_stream::wrappers::ReceiverStream::new(updates),
             Ok::<_, Status>,
         );
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(until_stopped(&self.0, stream)))
     }
 
     async fn resign(

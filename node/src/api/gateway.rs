@@ -430,7 +430,13 @@ fn read_requests(
                     if decoder.buffered() > body_limit(limit) {
                         Err(too_large(decoder.buffered(), limit))
                     } else {
-                        match body.next().await {
+                        // Once the call has ended (a stopping member ends
+                        // streams), nobody reads on: let the body go.
+                        let next = tokio::select! {
+                            () = tx.closed() => break,
+                            next = body.next() => next,
+                        };
+                        match next {
                             Some(Ok(chunk)) => decoder.push(&chunk),
                             Some(Err(e)) => {
                                 tracing::debug!(error = %e, "gateway stream request body failed");

@@ -177,8 +177,36 @@ impl Cluster for ClusterApi {
 }
 
 /// A server-streaming response.
-type ResponseStream<T> =
+pub(super) type ResponseStream<T> =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// `responses` until the member starts to stop, then `Unavailable:
+/// etcdserver: server stopped` and the end. Clients (clientv3, etcdctl,
+/// ceteractl) treat that as a lost connection and resume on another
+/// member; a watcher resumes from the last revision it received, so
+/// responses not sent here are not lost. Nothing is sent once stopping:
+/// the stop wins over a response that is ready at the same moment.
+pub(super) fn until_stopped<T, S>(node: &Node, responses: S) -> ResponseStream<T>
+where
+    T: Send + 'static,
+    S: futures::Stream<Item = Result<T, Status>> + Send + 'static,
+{
+    let stopping = Box::pin(node.stopping());
+    let responses = Box::pin(responses);
+    Box::pin(futures::stream::unfold(
+        Some((responses, stopping)),
+        |state| async move {
+            let (mut responses, mut stopping) = state?;
+            tokio::select! {
+                biased;
+                () = &mut stopping => Some((Err(to_status(ServerError::Stopped)), None)),
+                next = responses.next() => {
+                    next.map(|response| (response, Some((responses, stopping))))
+                }
+            }
+        },
+    ))
+}
 
 /// `etcdserverpb.Watch`.
 struct WatchApi(Arc<Node>);
@@ -196,7 +224,15 @@ impl Watch for WatchApi {
         let (mut stream, messages) = self.0.watch_stream();
         let node = self.0.clone();
         tokio::spawn(async move {
-            while let Ok(Some(request)) = inbound.message().await {
+            loop {
+                // Once the responses are gone (the client left, or the
+                // member is stopping) the requests are not read on, so the
+                // call ends and its connection can close.
+                let request = tokio::select! {
+                    () = stream.closed() => return,
+                    request = inbound.message() => request,
+                };
+                let Ok(Some(request)) = request else { break };
                 if let Some(RequestUnion::CreateRequest(create)) = &request.request_union
                     && let Err(refused) = node.check_watch(token.as_deref(), create).await
                 {
@@ -224,7 +260,7 @@ impl Watch for WatchApi {
                     crate::watch::responses(message, |revision| node.header(revision), max_bytes);
                 futures::stream::iter(responses.into_iter().map(Ok))
             });
-        Ok(Response::new(Box::pin(outbound)))
+        Ok(Response::new(until_stopped(&self.0, outbound)))
     }
 }
 
@@ -265,7 +301,7 @@ impl Lease for LeaseApi {
                 node.lease_keep_alive(request.id).await.map_err(to_status)
             }
         });
-        Ok(Response::new(Box::pin(outbound)))
+        Ok(Response::new(until_stopped(&self.0, outbound)))
     }
 
     async fn lease_time_to_live(

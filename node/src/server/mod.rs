@@ -88,6 +88,9 @@ pub struct Node {
     leaders: LeaderHistory,
     /// Turns true once this member has been removed from the cluster.
     removed: watch::Sender<bool>,
+    /// Turns true when this member starts to stop: the accept loops, the
+    /// background tasks and every long-lived stream follow it.
+    stop: watch::Sender<bool>,
     /// Members seen in the membership and later removed from it.
     removed_members: std::sync::Mutex<std::collections::BTreeSet<u64>>,
     started_at: SystemTime,
@@ -332,6 +335,14 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(&member)
+    }
+
+    /// Resolves once this member has started to stop (at once if it
+    /// already has). Long-lived streams and waits select on it to end
+    /// promptly, so clients move to another member instead of holding the
+    /// shutdown until its drain timeout.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        wait_for_stop(self.stop.subscribe())
     }
 
     /// `Watch.Watch`: a new stream and the receiver of its messages.

@@ -35,6 +35,9 @@ use crate::storage::SqliteKv;
 use crate::storage::{Db, Meta, StorageError};
 use crate::watch::WatchHub;
 
+/// How long a stopping member waits for requests in flight to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Entries kept behind a snapshot for slow followers, as etcd keeps them.
 const SNAPSHOT_CATCH_UP_ENTRIES: u64 = 5000;
 
@@ -125,8 +128,11 @@ pub struct RunningNode {
     pub node: Arc<Node>,
     pub client_addrs: Vec<SocketAddr>,
     pub peer_addrs: Vec<SocketAddr>,
-    stop: watch::Sender<bool>,
-    servers: Vec<JoinHandle<()>>,
+    client_servers: Vec<JoinHandle<()>>,
+    /// Stops the peer listeners and the background tasks, once the client
+    /// side has drained.
+    stop_peers: watch::Sender<bool>,
+    peer_servers: Vec<JoinHandle<()>>,
 }
 
 impl RunningNode {
@@ -137,21 +143,49 @@ impl RunningNode {
         let _ = removed.wait_for(|r| *r).await;
     }
 
-    /// Stops accepting requests, lets in-flight ones finish (briefly), and
-    /// stops Raft so the log and state are left consistent on disk.
+    /// Hands leadership over, stops accepting client requests, ends the
+    /// long-lived streams, lets unary requests in flight finish (bounded by
+    /// [`DRAIN_TIMEOUT`]), then stops the peer side and Raft so the log and
+    /// state are left consistent on disk.
+    ///
+    /// Streams (Watch, LeaseKeepAlive, Election.Observe, the gateway's
+    /// streams, v2 waits) and waits for a lock or an election end the
+    /// moment the client listeners close, with `Unavailable: etcdserver:
+    /// server stopped` (an empty body for a v2 wait); HTTP/2 connections
+    /// get a GOAWAY at the same time, so no new call lands here, and
+    /// clients resume on another member at once.
+    ///
+    /// What real etcd 3.4.23 does, measured (`etcdctl`, Python `etcd3`,
+    /// tonic, strace): on SIGTERM its `GracefulStop` closes the cmux
+    /// sub-listener, which closes the shared listener, so `cmux.Serve`
+    /// fails and the gRPC server is hard-stopped within milliseconds. Its
+    /// clients see at most a GOAWAY (NO_ERROR), then the TCP connection
+    /// closed, never a `grpc-status`: open watch and keep-alive streams and
+    /// unary calls in flight alike fail, `Unavailable` in grpc-go and
+    /// Python clients (`Stream removed`), `Unknown: h2 protocol error` in
+    /// tonic. It then hands leadership over and dies by the SIGTERM it
+    /// re-raises (status 143). We end the streams as promptly, with a
+    /// status every client retries elsewhere, but still answer unary calls
+    /// in flight, and exit with status 0.
     pub async fn shutdown(self) {
         // A leader hands over first, as etcd does, so the others need not
         // wait out an election timeout.
         if let Err(e) = self.node.hand_over_leadership().await {
             tracing::warn!(error = %e, "could not hand leadership over before stopping");
         }
-        let _ = self.stop.send(true);
-        let drain = futures::future::join_all(self.servers);
-        if tokio::time::timeout(Duration::from_secs(5), drain)
-            .await
-            .is_err()
-        {
-            tracing::warn!("some connections did not close within 5s");
+        self.node.stop.send_replace(true);
+        // The peer side serves on until then: a write in flight here is
+        // answered once this member has applied it, which takes the
+        // leader's appends.
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        let clients = futures::future::join_all(self.client_servers);
+        if tokio::time::timeout_at(deadline, clients).await.is_err() {
+            tracing::warn!("some client connections did not close within {DRAIN_TIMEOUT:?}");
+        }
+        self.stop_peers.send_replace(true);
+        let peers = futures::future::join_all(self.peer_servers);
+        if tokio::time::timeout_at(deadline, peers).await.is_err() {
+            tracing::warn!("some peer connections did not close within {DRAIN_TIMEOUT:?}");
         }
         if let Err(e) = self.node.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not stop cleanly");
@@ -422,6 +456,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         peer_stats,
         leaders: Default::default(),
         removed: watch::Sender::new(false),
+        stop: watch::Sender::new(false),
         removed_members: Default::default(),
         transfer_lock: Default::default(),
         grpc_counters: Default::default(),
@@ -430,8 +465,8 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         started_at: SystemTime::now(),
     });
 
-    let (stop, stopped) = watch::channel(false);
-    let mut servers = Vec::new();
+    let (stop_peers, stopped) = watch::channel(false);
+    let mut peer_servers = Vec::new();
     let mut peer_addrs = Vec::new();
     for (listener, listen) in peer_listeners.into_iter().zip(&node.config.listen_peer) {
         peer_addrs.push(listener.local_addr().map_err(|source| StartError::Bind {
@@ -439,7 +474,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
             source,
         })?);
         match peer_tls.clone().filter(|_| listen.secure) {
-            Some(acceptor) => servers.push(tokio::spawn(peer_api::serve_tls(
+            Some(acceptor) => peer_servers.push(tokio::spawn(peer_api::serve_tls(
                 listener,
                 node.clone(),
                 stopped.clone(),
@@ -449,20 +484,21 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
                 let server = warp::serve(peer_api::routes(node.clone()))
                     .incoming(listener)
                     .graceful(wait_for_stop(stopped.clone()));
-                servers.push(tokio::spawn(server.run()));
+                peer_servers.push(tokio::spawn(server.run()));
             }
         }
     }
     let mut client_addrs = Vec::new();
+    let mut client_servers = Vec::new();
     for (listener, listen) in client_listeners.into_iter().zip(&node.config.listen_client) {
         client_addrs.push(listener.local_addr().map_err(|source| StartError::Bind {
             addr: listen.addr,
             source,
         })?);
-        servers.push(tokio::spawn(crate::api::serve_client(
+        client_servers.push(tokio::spawn(crate::api::serve_client(
             listener,
             node.clone(),
-            stopped.clone(),
+            node.stop.subscribe(),
             tls.clone().filter(|_| listen.secure),
         )));
     }
@@ -479,8 +515,9 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         node,
         client_addrs,
         peer_addrs,
-        stop,
-        servers,
+        client_servers,
+        stop_peers,
+        peer_servers,
     })
 }
 

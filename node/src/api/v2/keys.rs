@@ -61,7 +61,7 @@ async fn answer(node: &Arc<Node>, method: KeyMethod, req: KeyRequest) -> Respons
                 .v2_watch(&req.path, req.recursive, req.wait_index)
                 .await
             {
-                Ok(wait) => wait_response(wait, req.stream),
+                Ok(wait) => wait_response(node, wait, req.stream),
                 Err(e) => error_response(&v2_error(e)),
             };
         }
@@ -157,10 +157,11 @@ fn event_response(answer: &V2Answer, no_value_on_success: bool) -> Response {
 
 /// A wait: the headers go out at once (as etcd flushes them), the event
 /// follows when it happens; with `stream`, every event follows, one JSON
-/// object per line. The wait ends after [`WAIT_TIMEOUT`], when the client
+/// object per line. The wait ends after [`WAIT_TIMEOUT`], when the member
+/// starts to stop, when the client
 /// goes away (the response body is dropped, which drops the waiter), or
 /// when the waiter is dropped for falling behind.
-fn wait_response(wait: V2Wait, stream: bool) -> Response {
+fn wait_response(node: &Node, wait: V2Wait, stream: bool) -> Response {
     let V2Wait {
         mut watch,
         raft_index,
@@ -168,13 +169,17 @@ fn wait_response(wait: V2Wait, stream: bool) -> Response {
     } = wait;
     let start_index = watch.start_index();
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(4);
+    let stopping = node.stopping();
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(WAIT_TIMEOUT);
-        tokio::pin!(deadline);
+        tokio::pin!(deadline, stopping);
         loop {
             let signal = tokio::select! {
                 () = tx.closed() => break,
                 () = &mut deadline => break,
+                // A stopping member ends the wait as its timeout does (an
+                // empty body), and v2 clients wait again elsewhere.
+                () = &mut stopping => break,
                 signal = watch.next() => signal,
             };
             let chunk = match signal {
