@@ -24,7 +24,11 @@ use cetera::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse, PutRequest,
     WatchCreateRequest,
 };
-use tests::kv::{Kv, prefix_end, rev};
+use cetera::proto::v3electionpb::election_client::ElectionClient;
+use cetera::proto::v3electionpb::{CampaignRequest, LeaderRequest};
+use cetera::proto::v3lockpb::LockRequest;
+use cetera::proto::v3lockpb::lock_client::LockClient;
+use tests::kv::{Kv, prefix_end, range_prefix, rev};
 use tests::watch::WatchSession;
 use tests::{Flavor, TestCluster, flavor_tests};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -37,6 +41,7 @@ flavor_tests!(
     a_watch_keeps_order_while_its_leader_is_frozen,
     a_frozen_watch_member_catches_up_in_order,
     a_stopping_member_ends_its_streams_at_once,
+    a_stopping_member_ends_every_wait_at_once,
 );
 
 /// Deadline of one put; a put that takes longer is retried elsewhere.
@@ -302,23 +307,25 @@ async fn keep_alive_stream(channel: tonic::transport::Channel) -> Result<KeepAli
     Ok((answers, requests))
 }
 
-/// Checks how a stream on a stopping member ended. etcd drops the
-/// connection (tonic reports the broken connection as `Unknown`, grpc-go
+/// Checks how a stream or a waiting call on a stopping member ended. etcd drops the
+/// connection (tonic reports the broken connection as `Unknown`: `h2
+/// protocol error` on a stream, `transport error` on a unary call; grpc-go
 /// and Python clients as `Unavailable`); cetera ends the stream with
 /// `Unavailable: etcdserver: server stopped`. Clients resume elsewhere on
 /// either.
 fn check_stopped_stream(flavor: Flavor, stream: &str, status: &tonic::Status) -> Result<()> {
     let expected = match flavor {
         Flavor::Etcd => {
+            // A status tonic made of a transport error carries its source;
+            // one the server sent does not.
             status.code() == Code::Unavailable
-                || (status.code() == Code::Unknown
-                    && status.message().starts_with("h2 protocol error"))
+                || (status.code() == Code::Unknown && std::error::Error::source(status).is_some())
         }
         Flavor::Cetera => {
             status.code() == Code::Unavailable && status.message() == "etcdserver: server stopped"
         }
     };
-    ensure!(expected, "the {stream} stream ended with {status:?}");
+    ensure!(expected, "{stream} ended with {status:?}");
     Ok(())
 }
 
@@ -375,7 +382,7 @@ async fn a_stopping_member_ends_its_streams_at_once(flavor: Flavor) -> Result<()
     cluster.member(stopped).terminate()?;
 
     let (during, watch_status) = events_until_failure(&mut session).await?;
-    check_stopped_stream(flavor, "watch", &watch_status)?;
+    check_stopped_stream(flavor, "the watch stream", &watch_status)?;
     let keep_alive_status = loop {
         match timeout(EXIT_WAIT, keep_alive.message()).await? {
             Ok(Some(_)) => continue,
@@ -383,55 +390,10 @@ async fn a_stopping_member_ends_its_streams_at_once(flavor: Flavor) -> Result<()
             Err(status) => break status,
         }
     };
-    check_stopped_stream(flavor, "keep-alive", &keep_alive_status)?;
+    check_stopped_stream(flavor, "the keep-alive stream", &keep_alive_status)?;
 
-    match flavor {
-        Flavor::Cetera => {
-            // The held request keeps the member up, so the streams ended
-            // before the process did, not with it.
-            ensure!(
-                cluster.member(stopped).is_running(),
-                "the member exited before it answered a request in flight"
-            );
-            let answer = held
-                .finish()
-                .await?
-                .context("the request in flight got no answer")?;
-            ensure!(
-                answer.starts_with("HTTP/1.1 200"),
-                "the request in flight got {answer:?}"
-            );
-            let revision: serde_json::Value = serde_json::from_str(
-                answer
-                    .split("\r\n\r\n")
-                    .nth(1)
-                    .context("an answer without a body")?,
-            )?;
-            let revision = revision["header"]["revision"]
-                .as_str()
-                .context("the answer has no revision")?
-                .parse::<i64>()?;
-            acknowledged.push(revision);
-            let exit = cluster.member(stopped).wait_for_exit(EXIT_WAIT).await?;
-            ensure!(exit.code() == Some(0), "cetera exited with {exit:?}");
-            let log = std::fs::read_to_string(cluster.member(stopped).log_path())?;
-            ensure!(
-                !log.contains("did not close"),
-                "connections outlived the stop:\n{}",
-                cluster.member(stopped).log_tail(20)
-            );
-        }
-        Flavor::Etcd => {
-            // etcd drops requests in flight with their connections and,
-            // once stopped, dies by the SIGTERM it re-raises.
-            let exit = cluster.member(stopped).wait_for_exit(EXIT_WAIT).await?;
-            ensure!(
-                held.finish().await?.is_none(),
-                "etcd answered a request in flight"
-            );
-            use std::os::unix::process::ExitStatusExt;
-            ensure!(exit.signal() == Some(15), "etcd exited with {exit:?}");
-        }
+    if let Some(revision) = exits_after_answering(&cluster, stopped, held).await? {
+        acknowledged.push(revision);
     }
 
     acknowledged.extend(writing.await??);
@@ -452,4 +414,187 @@ async fn a_stopping_member_ends_its_streams_at_once(flavor: Flavor) -> Result<()
     let after = events_through(&mut resumed, last).await?;
     let seen: Vec<Seen> = before.into_iter().chain(during).chain(after).collect();
     check_history(&cluster, other, PREFIX, start, last, &seen, &acknowledged).await
+}
+
+/// After the streams ended: on cetera, the member is still up (the held
+/// request keeps it so, hence the streams did not end with the process),
+/// answers the held put, exits with status 0 and logs no connection that
+/// outlived the stop; returns the put's revision. etcd drops the request
+/// with its connection and dies by the SIGTERM it re-raises.
+async fn exits_after_answering(
+    cluster: &TestCluster,
+    stopped: usize,
+    held: HeldRequest,
+) -> Result<Option<i64>> {
+    let member = cluster.member(stopped);
+    match cluster.flavor() {
+        Flavor::Cetera => {
+            ensure!(
+                member.is_running(),
+                "the member exited before it answered a request in flight"
+            );
+            let answer = held
+                .finish()
+                .await?
+                .context("the request in flight got no answer")?;
+            ensure!(
+                answer.starts_with("HTTP/1.1 200"),
+                "the request in flight got {answer:?}"
+            );
+            let body: serde_json::Value = serde_json::from_str(
+                answer
+                    .split("\r\n\r\n")
+                    .nth(1)
+                    .context("an answer without a body")?,
+            )?;
+            let revision = body["header"]["revision"]
+                .as_str()
+                .context("the answer has no revision")?
+                .parse::<i64>()?;
+            let exit = member.wait_for_exit(EXIT_WAIT).await?;
+            ensure!(exit.code() == Some(0), "cetera exited with {exit:?}");
+            let log = std::fs::read_to_string(member.log_path())?;
+            ensure!(
+                !log.contains("did not close"),
+                "connections outlived the stop:\n{}",
+                member.log_tail(20)
+            );
+            Ok(Some(revision))
+        }
+        Flavor::Etcd => {
+            let exit = member.wait_for_exit(EXIT_WAIT).await?;
+            ensure!(
+                held.finish().await?.is_none(),
+                "etcd answered a request in flight"
+            );
+            use std::os::unix::process::ExitStatusExt;
+            ensure!(exit.signal() == Some(15), "etcd exited with {exit:?}");
+            Ok(None)
+        }
+    }
+}
+
+/// The other long waits on a stopping member end at once too: an
+/// Election.Observe stream, a Lock call waiting behind another holder, the
+/// gateway's streaming watch, and a v2 `?wait=true` long poll.
+async fn a_stopping_member_ends_every_wait_at_once(flavor: Flavor) -> Result<()> {
+    const HELD_PUT: &str = r#"{"key":"aGVsZA==","value":"dg=="}"#;
+    let cluster = TestCluster::builder(flavor, 3).enable_v2().start().await?;
+    let leader = cluster.leader_index().await?;
+    let stopped = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let channel = cluster.grpc_channel(stopped)?;
+    let mut leases = LeaseClient::new(channel.clone());
+    let mut grant = async || -> Result<i64> {
+        let grant = LeaseGrantRequest { ttl: 60, id: 0 };
+        Ok(leases.lease_grant(grant).await?.into_inner().id)
+    };
+    let (first, second) = (grant().await?, grant().await?);
+
+    let mut election = ElectionClient::new(channel.clone());
+    election
+        .campaign(CampaignRequest {
+            name: b"stop-election".to_vec(),
+            lease: first,
+            value: b"one".to_vec(),
+        })
+        .await?;
+    let mut observed = election
+        .observe(LeaderRequest {
+            name: b"stop-election".to_vec(),
+        })
+        .await?
+        .into_inner();
+    timeout(EXIT_WAIT, observed.message())
+        .await
+        .context("Observe sent nothing")??
+        .context("Observe ended at once")?;
+
+    let mut lock = LockClient::new(channel);
+    let lock_request = |lease| LockRequest {
+        name: b"stop-lock".to_vec(),
+        lease,
+    };
+    lock.lock(lock_request(first)).await?;
+    let waiting = tokio::spawn({
+        let mut lock = lock.clone();
+        async move { lock.lock(lock_request(second)).await }
+    });
+    // The second caller waits once its key is in line.
+    let mut kv = cluster.kv(other)?;
+    while range_prefix(&mut kv, "stop-lock/", false).await?.count < 2 {
+        ensure!(!waiting.is_finished(), "the second Lock did not wait");
+        sleep(Duration::from_millis(20)).await;
+    }
+
+    let http = reqwest::Client::new();
+    let url = cluster.client_url(stopped);
+    let mut gateway_watch = http
+        .post(format!("{url}/v3/watch"))
+        .body(r#"{"create_request":{"key":"Z3c="}}"#)
+        .send()
+        .await?;
+    let created = timeout(EXIT_WAIT, gateway_watch.chunk())
+        .await
+        .context("the gateway watch sent nothing")??
+        .context("the gateway watch ended at once")?;
+    ensure!(
+        String::from_utf8_lossy(&created).contains(r#""created":true"#),
+        "the gateway watch began with {created:?}"
+    );
+    let v2_wait = http
+        .get(format!("{url}/v2/keys/stop-v2?wait=true"))
+        .send()
+        .await?;
+    ensure!(v2_wait.status() == 200, "the v2 wait answered {v2_wait:?}");
+
+    let held = HeldRequest::start(&url, "/v3/kv/put", HELD_PUT).await?;
+    cluster.member(stopped).terminate()?;
+
+    let observe_status = loop {
+        match timeout(EXIT_WAIT, observed.message()).await? {
+            Ok(Some(_)) => continue,
+            Ok(None) => bail!("the Observe stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    check_stopped_stream(flavor, "the Observe stream", &observe_status)?;
+    match timeout(EXIT_WAIT, waiting).await?? {
+        Ok(answer) => bail!("the waiting Lock was granted: {answer:?}"),
+        Err(status) => check_stopped_stream(flavor, "the waiting Lock", &status)?,
+    }
+    let mut rest = Vec::new();
+    let gateway_end = loop {
+        match timeout(EXIT_WAIT, gateway_watch.chunk()).await? {
+            Ok(Some(chunk)) => rest.extend_from_slice(&chunk),
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    let rest = String::from_utf8_lossy(&rest);
+    let v2_end = timeout(EXIT_WAIT, v2_wait.text()).await?;
+    // Both end the gateway's stream with an error chunk. etcd's gateway
+    // says what its loopback client saw first: `14 transport is closing`
+    // or `1 grpc: the client connection is closing`; cetera's says `14
+    // etcdserver: server stopped`.
+    let error_chunk = match flavor {
+        Flavor::Etcd => rest.contains(r#""grpc_code":14,"#) || rest.contains(r#""grpc_code":1,"#),
+        Flavor::Cetera => {
+            rest.contains(r#""grpc_code":14,"#) && rest.contains("etcdserver: server stopped")
+        }
+    };
+    ensure!(
+        gateway_end.is_none() && error_chunk && !rest.contains("result"),
+        "the gateway watch ended with {rest:?} ({gateway_end:?})"
+    );
+    // etcd cuts the chunked body off; cetera ends it empty, as at the
+    // wait's timeout, which v2 clients answer by waiting again (elsewhere,
+    // since this member no longer accepts connections).
+    let v2_ended = match flavor {
+        Flavor::Etcd => v2_end.as_ref().is_err(),
+        Flavor::Cetera => v2_end.as_ref().is_ok_and(String::is_empty),
+    };
+    ensure!(v2_ended, "the v2 wait ended with {v2_end:?}");
+    exits_after_answering(&cluster, stopped, held).await?;
+    Ok(())
 }
