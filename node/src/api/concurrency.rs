@@ -125,7 +125,7 @@ impl Election for ElectionApi {
             tokio_stream::wrappers::ReceiverStream::new(updates),
             Ok::<_, Status>,
         );
-        Ok(Response::new(until_stopped(&self.0, stream)))
+        Ok(Response::new(until_stopped(self.0.stopping(), stream)))
     }
 
     async fn resign(

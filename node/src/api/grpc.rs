@@ -180,18 +180,22 @@ impl Cluster for ClusterApi {
 pub(super) type ResponseStream<T> =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// `responses` until the member starts to stop, then `Unavailable:
+/// `responses` until `stopping` (the member's
+/// [`Node::stopping`]) resolves, then `Unavailable:
 /// etcdserver: server stopped` and the end. Clients (clientv3, etcdctl,
 /// ceteractl) treat that as a lost connection and resume on another
 /// member; a watcher resumes from the last revision it received, so
 /// responses not sent here are not lost. Nothing is sent once stopping:
 /// the stop wins over a response that is ready at the same moment.
-pub(super) fn until_stopped<T, S>(node: &Node, responses: S) -> ResponseStream<T>
+pub(super) fn until_stopped<T, S>(
+    stopping: impl Future<Output = ()> + Send + 'static,
+    responses: S,
+) -> ResponseStream<T>
 where
     T: Send + 'static,
     S: futures::Stream<Item = Result<T, Status>> + Send + 'static,
 {
-    let stopping = Box::pin(node.stopping());
+    let stopping = Box::pin(stopping);
     let responses = Box::pin(responses);
     Box::pin(futures::stream::unfold(
         Some((responses, stopping)),
@@ -260,7 +264,7 @@ impl Watch for WatchApi {
                     crate::watch::responses(message, |revision| node.header(revision), max_bytes);
                 futures::stream::iter(responses.into_iter().map(Ok))
             });
-        Ok(Response::new(until_stopped(&self.0, outbound)))
+        Ok(Response::new(until_stopped(self.0.stopping(), outbound)))
     }
 }
 
@@ -301,7 +305,7 @@ impl Lease for LeaseApi {
                 node.lease_keep_alive(request.id).await.map_err(to_status)
             }
         });
-        Ok(Response::new(until_stopped(&self.0, outbound)))
+        Ok(Response::new(until_stopped(self.0.stopping(), outbound)))
     }
 
     async fn lease_time_to_live(
@@ -553,5 +557,49 @@ impl Auth for AuthApi {
                 .auth_role_revoke_permission(&caller, request.into_inner())
                 .await,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use tokio::sync::oneshot;
+    use tonic::{Code, Status};
+
+    use super::until_stopped;
+
+    fn stop_signal() -> (
+        oneshot::Sender<()>,
+        impl Future<Output = ()> + Send + 'static,
+    ) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        (stop, async move {
+            let _ = stopped.await;
+        })
+    }
+
+    #[tokio::test]
+    async fn responses_pass_until_the_stop_then_server_stopped_ends_the_stream() {
+        let (stop, stopping) = stop_signal();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<u32, Status>>(4);
+        let mut stream = until_stopped(stopping, tokio_stream::wrappers::ReceiverStream::new(rx));
+        tx.send(Ok(1)).await.unwrap();
+        assert_eq!(stream.next().await.unwrap().unwrap(), 1);
+        stop.send(()).unwrap();
+        // A response ready at the same moment loses to the stop.
+        tx.send(Ok(2)).await.unwrap();
+        let status = stream.next().await.unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), "etcdserver: server stopped");
+        assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_by_itself_ends_without_an_error() {
+        let (_stop, stopping) = stop_signal();
+        let responses = futures::stream::iter([Ok::<_, Status>(1), Err(Status::not_found("x"))]);
+        let seen: Vec<_> = until_stopped(stopping, responses).collect().await;
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[1].as_ref().unwrap_err().code(), Code::NotFound);
     }
 }
