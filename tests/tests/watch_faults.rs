@@ -116,6 +116,26 @@ async fn events_through(session: &mut WatchSession, last: i64) -> Result<Vec<See
     Ok(seen)
 }
 
+/// Watches `prefix` on `member` from revision `start` and reads through
+/// `last`: the history a resumed or replaying watcher must see.
+async fn events_from(
+    cluster: &TestCluster,
+    member: usize,
+    prefix: &str,
+    start: i64,
+    last: i64,
+) -> Result<Vec<Seen>> {
+    let (mut session, _) = WatchSession::open(
+        cluster.grpc_channel(member)?,
+        WatchCreateRequest {
+            start_revision: start,
+            ..watch_prefix(prefix)
+        },
+    )
+    .await?;
+    events_through(&mut session, last).await
+}
+
 /// Checks the watcher's events against the prefix's history from
 /// `start` to `last`, read by a new watch on member `reference`.
 async fn check_history(
@@ -138,15 +158,7 @@ async fn check_history(
             "acknowledged revision {revision} was never delivered"
         );
     }
-    let (mut replay, _) = WatchSession::open(
-        cluster.grpc_channel(reference)?,
-        WatchCreateRequest {
-            start_revision: start,
-            ..watch_prefix(prefix)
-        },
-    )
-    .await?;
-    let history = events_through(&mut replay, last).await?;
+    let history = events_from(cluster, reference, prefix, start, last).await?;
     ensure!(
         seen == history.as_slice(),
         "the watcher's events differ from the history: {} seen, {} in history; first difference at {:?}",
@@ -403,15 +415,7 @@ async fn a_stopping_member_ends_its_streams_at_once(flavor: Flavor) -> Result<()
         .last()
         .or(before.last())
         .map_or(start, |seen| seen.0 + 1);
-    let (mut resumed, _) = WatchSession::open(
-        cluster.grpc_channel(other)?,
-        WatchCreateRequest {
-            start_revision: resume_from,
-            ..watch_prefix(PREFIX)
-        },
-    )
-    .await?;
-    let after = events_through(&mut resumed, last).await?;
+    let after = events_from(&cluster, other, PREFIX, resume_from, last).await?;
     let seen: Vec<Seen> = before.into_iter().chain(during).chain(after).collect();
     check_history(&cluster, other, PREFIX, start, last, &seen, &acknowledged).await
 }
