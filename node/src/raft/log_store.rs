@@ -47,8 +47,8 @@ struct LogCache {
     /// The approximate size of `entries`.
     bytes: usize,
     last_purged: Option<LogId>,
-    /// The newest committed id saved, which reaches SQLite with a later
-    /// batch: reads answer from here so they see every save before them.
+    /// The newest committed id saved, which reaches SQLite with the next
+    /// durable batch: reads answer from here so they see every save.
     committed: Option<LogId>,
     flushed_up_to: u64,
 }
@@ -119,9 +119,6 @@ enum LogWrite {
         vote: Vote,
         done: oneshot::Sender<Result<(), String>>,
     },
-    Committed {
-        committed: Option<LogId>,
-    },
 }
 
 fn io_error(e: impl ToString) -> std::io::Error {
@@ -170,7 +167,13 @@ impl LogStore {
         let (writes, queue) = mpsc::unbounded_channel();
         let cache = Arc::new(Mutex::new(cache));
         let fsync = Arc::new(Histogram::fsync());
-        tokio::spawn(run_writer(db.clone(), queue, cache.clone(), fsync.clone()));
+        tokio::spawn(run_writer(
+            db.clone(),
+            queue,
+            cache.clone(),
+            fsync.clone(),
+            committed,
+        ));
         Ok(Self {
             db,
             cache,
@@ -185,9 +188,7 @@ impl LogStore {
     }
 
     fn cache(&self) -> MutexGuard<'_, LogCache> {
-        // A poisoned lock means a panic mid-update; the data is still a
-        // valid map, and the storage task reports the failure itself.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.cache)
     }
 
     #[allow(
@@ -314,10 +315,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
-        // Recorded with the next batch; losing it only means re-applying
-        // from the state machine's own applied id.
+        // Written along with the next durable batch rather than in a
+        // transaction of its own (which every commit would cost on every
+        // member, ahead of the apply on the same writer connection). Losing
+        // it only means re-applying from the state machine's own applied id.
         self.cache().committed = committed;
-        self.enqueue(LogWrite::Committed { committed })
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, RaftStorageError> {
@@ -371,12 +374,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
+fn lock(cache: &Mutex<LogCache>) -> MutexGuard<'_, LogCache> {
+    // A poisoned lock means a panic mid-update; the data is still a valid
+    // map, and the storage task reports the failure itself.
+    cache.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Drains the queue in batches: one transaction and one fsync per batch.
+/// The committed id rides along with a durable batch when it has moved
+/// since `committed_on_disk`.
 async fn run_writer(
     db: Db,
     mut queue: mpsc::UnboundedReceiver<LogWrite>,
     cache: Arc<Mutex<LogCache>>,
     fsync: Arc<Histogram>,
+    mut committed_on_disk: Option<LogId>,
 ) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
@@ -387,7 +399,13 @@ async fn run_writer(
             }
         }
         tracing::trace!(writes = batch.len(), "log batch");
-        let (tables, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(split_write).unzip();
+        let (mut tables, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(split_write).unzip();
+        let committed = lock(&cache).committed;
+        let save_committed =
+            committed != committed_on_disk && tables.iter().any(TableChange::must_be_durable);
+        if save_committed {
+            tables.push(TableChange::Committed(committed));
+        }
         // Timed on the connection's thread: the wait for the shared writer
         // connection is not the disk's.
         let durations = fsync.clone();
@@ -400,8 +418,11 @@ async fn run_writer(
             })
             .await
             .map_err(|e| e.to_string());
+        if result.is_ok() && save_committed {
+            committed_on_disk = committed;
+        }
         if let Ok(Some(flushed)) = &result {
-            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = lock(&cache);
             cache.flushed_up_to = cache.flushed_up_to.max(*flushed);
             cache.trim();
         }
@@ -435,7 +456,6 @@ impl TableChange {
 enum Reply {
     Flushed(LogFlushed<TypeConfig>),
     Done(oneshot::Sender<Result<(), String>>),
-    Nothing,
 }
 
 impl Reply {
@@ -445,7 +465,6 @@ impl Reply {
             Reply::Done(done) => {
                 let _ = done.send(result);
             }
-            Reply::Nothing => {}
         }
     }
 }
@@ -456,7 +475,6 @@ fn split_write(write: LogWrite) -> (TableChange, Reply) {
         LogWrite::Truncate { from, done } => (TableChange::Truncate(from), Reply::Done(done)),
         LogWrite::Purge { upto, done } => (TableChange::Purge(upto), Reply::Done(done)),
         LogWrite::Vote { vote, done } => (TableChange::Vote(vote), Reply::Done(done)),
-        LogWrite::Committed { committed } => (TableChange::Committed(committed), Reply::Nothing),
     }
 }
 
@@ -549,6 +567,26 @@ mod tests {
         let mut cache = cache_of((1..=3).map(|i| entry(i, 20 << 20)), 3);
         cache.trim();
         assert_eq!(cache.entries.keys().collect::<Vec<_>>(), [&3]);
+    }
+
+    #[tokio::test]
+    async fn the_committed_id_reaches_disk_with_the_next_durable_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cetera.db");
+        let mut log = LogStore::open(Db::open(&path).await.unwrap())
+            .await
+            .unwrap();
+        let committed = Some(entry(7, 1).log_id);
+        log.save_committed(committed).await.unwrap();
+        // Answered from memory at once...
+        assert_eq!(log.read_committed().await.unwrap(), committed);
+        // ...and on disk with the next durable write (a vote, here).
+        log.save_vote(&Vote::new(1, 1)).await.unwrap();
+        drop(log);
+        let mut reopened = LogStore::open(Db::open(&path).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(reopened.read_committed().await.unwrap(), committed);
     }
 
     #[test]
