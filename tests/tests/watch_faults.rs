@@ -319,6 +319,17 @@ async fn keep_alive_stream(channel: tonic::transport::Channel) -> Result<KeepAli
     Ok((answers, requests))
 }
 
+/// Reads `stream` until it fails and returns the status it failed with.
+async fn status_at_end<T>(stream: &mut tonic::Streaming<T>, what: &str) -> Result<tonic::Status> {
+    loop {
+        match timeout(EXIT_WAIT, stream.message()).await? {
+            Ok(Some(_)) => continue,
+            Ok(None) => bail!("{what} ended without a status"),
+            Err(status) => return Ok(status),
+        }
+    }
+}
+
 /// Checks how a stream or a waiting call on a stopping member ended. etcd drops the
 /// connection (tonic reports the broken connection as `Unknown`: `h2
 /// protocol error` on a stream, `transport error` on a unary call; grpc-go
@@ -395,13 +406,7 @@ async fn a_stopping_member_ends_its_streams_at_once(flavor: Flavor) -> Result<()
 
     let (during, watch_status) = events_until_failure(&mut session).await?;
     check_stopped_stream(flavor, "the watch stream", &watch_status)?;
-    let keep_alive_status = loop {
-        match timeout(EXIT_WAIT, keep_alive.message()).await? {
-            Ok(Some(_)) => continue,
-            Ok(None) => bail!("the keep-alive stream ended without a status"),
-            Err(status) => break status,
-        }
-    };
+    let keep_alive_status = status_at_end(&mut keep_alive, "the keep-alive stream").await?;
     check_stopped_stream(flavor, "the keep-alive stream", &keep_alive_status)?;
 
     if let Some(revision) = exits_after_answering(&cluster, stopped, held).await? {
@@ -555,13 +560,7 @@ async fn a_stopping_member_ends_every_wait_at_once(flavor: Flavor) -> Result<()>
     let held = HeldRequest::start(&url, "/v3/kv/put", HELD_PUT).await?;
     cluster.member(stopped).terminate()?;
 
-    let observe_status = loop {
-        match timeout(EXIT_WAIT, observed.message()).await? {
-            Ok(Some(_)) => continue,
-            Ok(None) => bail!("the Observe stream ended without a status"),
-            Err(status) => break status,
-        }
-    };
+    let observe_status = status_at_end(&mut observed, "the Observe stream").await?;
     check_stopped_stream(flavor, "the Observe stream", &observe_status)?;
     match timeout(EXIT_WAIT, waiting).await?? {
         Ok(answer) => bail!("the waiting Lock was granted: {answer:?}"),
