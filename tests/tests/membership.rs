@@ -125,6 +125,17 @@ async fn add_learner(cluster: &TestCluster, endpoints: &str, name: &str) -> Resu
     })
 }
 
+/// `etcdctl member list` through `endpoints`.
+async fn member_list(cluster: &TestCluster, endpoints: &str) -> Result<String> {
+    cluster
+        .etcdctl(
+            &[&format!("--endpoints={endpoints}"), "member", "list"],
+            None,
+        )
+        .await?
+        .ok()
+}
+
 /// The member id `member list` shows for a peer URL. etcd 3.4 answers
 /// `member list` from the answering member's applied state, so a member
 /// other than the one that took the `member add` may not list it yet: ask
@@ -132,13 +143,7 @@ async fn add_learner(cluster: &TestCluster, endpoints: &str, name: &str) -> Resu
 async fn id_of(cluster: &TestCluster, endpoints: &str, peer_url: &str) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let list = cluster
-            .etcdctl(
-                &[&format!("--endpoints={endpoints}"), "member", "list"],
-                None,
-            )
-            .await?
-            .ok()?;
+        let list = member_list(cluster, endpoints).await?;
         let id = list
             .lines()
             .find(|l| l.contains(peer_url))
@@ -183,13 +188,7 @@ async fn grow_one_to_five_with_learners_then_shrink_to_three_under_writes(
         added.push(member);
         ids.push(id);
     }
-    let list = cluster
-        .etcdctl(
-            &[&format!("--endpoints={endpoints}"), "member", "list"],
-            None,
-        )
-        .await?
-        .ok()?;
+    let list = member_list(&cluster, &endpoints).await?;
     ensure!(
         list.lines().count() == 5 && !list.contains("true"),
         "expected five voters:\n{list}"

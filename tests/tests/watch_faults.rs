@@ -22,7 +22,7 @@ use anyhow::{Context, Result, bail, ensure};
 use cetera::proto::etcdserverpb::lease_client::LeaseClient;
 use cetera::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse, PutRequest,
-    WatchCreateRequest,
+    WatchCreateRequest, WatchResponse,
 };
 use cetera::proto::v3electionpb::election_client::ElectionClient;
 use cetera::proto::v3electionpb::{CampaignRequest, LeaderRequest};
@@ -96,6 +96,23 @@ async fn write(clients: &[Kv], prefix: &str, first: usize, count: usize) -> Resu
     Ok(acknowledged)
 }
 
+/// The events of one watch response, which must not be a cancellation.
+fn events_of(response: &WatchResponse) -> Result<Vec<Seen>> {
+    ensure!(!response.canceled, "the watch was canceled: {response:?}");
+    Ok(response
+        .events
+        .iter()
+        .map(|event| {
+            let kv = event.kv.clone().unwrap_or_default();
+            (
+                kv.mod_revision,
+                String::from_utf8_lossy(&kv.key).into_owned(),
+                event.r#type,
+            )
+        })
+        .collect())
+}
+
 /// Reads events until one at `last` or later arrives; returns them all.
 async fn events_through(session: &mut WatchSession, last: i64) -> Result<Vec<Seen>> {
     let mut seen: Vec<Seen> = Vec::new();
@@ -103,15 +120,7 @@ async fn events_through(session: &mut WatchSession, last: i64) -> Result<Vec<See
         let response = session.next().await.with_context(|| {
             format!("waiting for revision {last}; {} events so far", seen.len())
         })?;
-        ensure!(!response.canceled, "the watch was canceled: {response:?}");
-        for event in &response.events {
-            let kv = event.kv.clone().unwrap_or_default();
-            seen.push((
-                kv.mod_revision,
-                String::from_utf8_lossy(&kv.key).into_owned(),
-                event.r#type,
-            ));
-        }
+        seen.extend(events_of(&response)?);
     }
     Ok(seen)
 }
@@ -358,15 +367,7 @@ async fn events_until_failure(session: &mut WatchSession) -> Result<(Vec<Seen>, 
     loop {
         match session.next_or_end().await? {
             Ok(Some(response)) => {
-                ensure!(!response.canceled, "the watch was canceled: {response:?}");
-                for event in &response.events {
-                    let kv = event.kv.clone().unwrap_or_default();
-                    seen.push((
-                        kv.mod_revision,
-                        String::from_utf8_lossy(&kv.key).into_owned(),
-                        event.r#type,
-                    ));
-                }
+                seen.extend(events_of(&response)?);
             }
             Ok(None) => bail!("the watch stream ended without a status"),
             Err(status) => return Ok((seen, status)),
