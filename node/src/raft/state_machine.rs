@@ -106,15 +106,22 @@ impl SnapshotStore {
         self.dir.join("incoming.partial")
     }
 
-    fn current(&self) -> Option<SnapshotMeta> {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// The current snapshot and its file, opened under the same lock that
+    /// `set_current` deletes older files under: a reader never finds its
+    /// file gone between reading the meta and opening it (an open file
+    /// stays readable after it is unlinked).
+    fn open_current(&self) -> std::io::Result<Option<(SnapshotMeta, std::fs::File)>> {
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(meta) = current.clone() else {
+            return Ok(None);
+        };
+        let file = std::fs::File::open(self.path_of(&meta.snapshot_id))?;
+        Ok(Some((meta, file)))
     }
 
     /// Makes `meta` the current snapshot and deletes older files.
     fn set_current(&self, meta: SnapshotMeta) {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         let keep = self.path_of(&meta.snapshot_id);
         if let Ok(dir) = std::fs::read_dir(&self.dir) {
             for file in dir.flatten() {
@@ -124,7 +131,7 @@ impl SnapshotStore {
                 }
             }
         }
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta);
+        *current = Some(meta);
     }
 }
 
@@ -498,15 +505,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
-        let Some(meta) = self.snapshots.current() else {
+        let Some((meta, file)) = self.snapshots.open_current().map_err(snapshot_error)? else {
             return Ok(None);
         };
-        let file = tokio::fs::File::open(self.snapshots.path_of(&meta.snapshot_id))
-            .await
-            .map_err(snapshot_error)?;
         Ok(Some(Snapshot {
             meta,
-            snapshot: Box::new(file),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         }))
     }
 }
@@ -686,10 +690,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .await
             .map_err(snapshot_error)?;
         tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
-        self.snapshots.set_current(meta.clone());
+        // Opened before it becomes current: from then on a newer build may
+        // delete it.
         let file = tokio::fs::File::open(self.snapshots.path_of(&meta.snapshot_id))
             .await
             .map_err(snapshot_error)?;
+        self.snapshots.set_current(meta.clone());
         Ok(Snapshot {
             meta,
             snapshot: Box::new(file),
