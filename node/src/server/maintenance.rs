@@ -97,7 +97,7 @@ impl Node {
 
     /// The active alarms.
     pub(crate) async fn active_alarms(&self) -> Result<Vec<AlarmMember>, ServerError> {
-        let active = self.db.read(|tx| crate::raft::alarms(tx)).await?;
+        let active = self.db.read(crate::raft::alarms).await?;
         Ok(active
             .into_iter()
             .map(|(member_id, alarm)| AlarmMember { member_id, alarm })
