@@ -22,6 +22,8 @@ use tokio::time::{sleep, timeout};
 
 flavor_tests!(
     killing_the_leader_under_writes_loses_no_acknowledged_write,
+    killing_a_lone_member_under_writes_loses_no_acknowledged_write,
+    killing_every_member_under_writes_loses_no_acknowledged_write,
     stopping_and_restarting_every_member_keeps_all_data,
     killing_every_member_loses_no_acknowledged_write,
     stopped_follower_catches_up_after_10000_writes,
@@ -188,6 +190,71 @@ async fn killing_the_leader_under_writes_loses_no_acknowledged_write(flavor: Fla
         views.iter().all(|v| *v == views[0]),
         "members disagree after the old leader rejoined"
     );
+    Ok(())
+}
+
+/// A one-member cluster commits on its own: its writes must still be on
+/// its disk before they are acknowledged.
+async fn killing_a_lone_member_under_writes_loses_no_acknowledged_write(
+    flavor: Flavor,
+) -> Result<()> {
+    kill_everyone_under_writes(flavor, 1).await
+}
+
+/// The leader reports its own entries before its fsync (so replication runs
+/// alongside it): killing the whole cluster mid-stream must still lose no
+/// acknowledged write.
+async fn killing_every_member_under_writes_loses_no_acknowledged_write(
+    flavor: Flavor,
+) -> Result<()> {
+    kill_everyone_under_writes(flavor, 3).await
+}
+
+/// Writers keep putting until every member of a `size`-member cluster is
+/// killed (SIGKILL, the leader first); after a restart every member has
+/// every acknowledged write.
+async fn kill_everyone_under_writes(flavor: Flavor, size: usize) -> Result<()> {
+    const WRITERS: usize = 8;
+    let cluster = TestCluster::start(flavor, size).await?;
+    let leader = cluster.leader_index().await?;
+    let clients = (0..size)
+        .map(|i| cluster.kv(i))
+        .collect::<Result<Vec<_>>>()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked_count = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            tokio::spawn(writer(
+                clients.clone(),
+                w,
+                "k/",
+                stop.clone(),
+                acked_count.clone(),
+            ))
+        })
+        .collect();
+    let outcome = async {
+        wait_for_count(&acked_count, 300, "before the kill").await?;
+        cluster.member(leader).kill().await?;
+        for i in (0..size).filter(|i| *i != leader) {
+            cluster.member(i).kill().await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for task in tasks {
+        acked.extend(task.await?);
+    }
+    outcome?;
+
+    cluster.restart_all().await?;
+    for i in 0..size {
+        cluster.wait_ready(i).await?;
+        let (_, data) = contents(&cluster, i, "k/", false).await?;
+        check_acked(i, &acked, &data)?;
+    }
     Ok(())
 }
 

@@ -8,6 +8,23 @@
 //! Recent entries also stay in memory, so replication reads (the hot path on
 //! the leader) never touch SQLite, and reads always see entries that were
 //! appended but are not yet flushed.
+//!
+//! **The leader's own appends are reported flushed at once**, before their
+//! fsync, as etcd's leader sends entries to followers while it writes them
+//! to its own WAL: openraft 0.9 otherwise waits for the leader's fsync
+//! before it replicates, which puts two fsyncs in a row on every write's
+//! path. What the leader has only in memory must still never be acted on,
+//! so [`Durability`] tells how far the log is on disk and three places wait
+//! for it:
+//! - the network counts a follower's acknowledgement only once the leader
+//!   has the same entries on disk (so openraft's commit index only counts
+//!   durable copies, the leader's included);
+//! - the network never tells a peer a commit index beyond the leader's disk
+//!   (a single-voter leader commits on its own say-so);
+//! - the state machine applies only entries on this member's disk.
+//!
+//! A follower's appends are reported only once durable: its acknowledgement
+//! is the promise.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -16,10 +33,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, RaftLogId, StorageIOError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rusqlite::rusqlite::{Connection, params};
 
-use super::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
+use super::{Entry, LogId, MemberId, RaftStorageError, TypeConfig, Vote};
 use crate::histogram::Histogram;
 use crate::storage::{Db, Meta, StorageError};
 
@@ -34,11 +51,54 @@ const MAX_BATCH: usize = 1024;
 /// The log as openraft sees it; cheap to clone (it is also the log reader).
 #[derive(Clone)]
 pub struct LogStore {
+    /// This member: appends made while it leads are reported at once.
+    me: MemberId,
     db: Db,
     cache: Arc<Mutex<LogCache>>,
     writes: mpsc::UnboundedSender<LogWrite>,
     /// How long each durable batch took (`etcd_disk_wal_fsync_duration_seconds`).
     fsync: Arc<Histogram>,
+    durable: watch::Receiver<OnDisk>,
+}
+
+/// How far the log is on disk, as the writer last reported.
+#[derive(Debug, Clone, Default)]
+struct OnDisk {
+    /// Every entry up to this index is durable.
+    up_to: u64,
+    /// Set for good once a durable write failed.
+    failed: Option<String>,
+}
+
+/// Why an entry will not be durable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurabilityError {
+    #[error("writing the raft log failed: {0}")]
+    WriteFailed(String),
+    #[error("the raft log writer stopped")]
+    Stopped,
+}
+
+/// A view of how far the log is on disk, for those that must not act on
+/// entries the leader holds only in memory (see the module docs).
+#[derive(Clone)]
+pub struct Durability {
+    durable: watch::Receiver<OnDisk>,
+}
+
+impl Durability {
+    /// Waits until every entry up to `index` is on disk.
+    pub async fn wait_for(&self, index: u64) -> Result<(), DurabilityError> {
+        let mut durable = self.durable.clone();
+        let on_disk = durable
+            .wait_for(|d| d.up_to >= index || d.failed.is_some())
+            .await
+            .map_err(|_| DurabilityError::Stopped)?;
+        match &on_disk.failed {
+            Some(e) => Err(DurabilityError::WriteFailed(e.clone())),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Entries not yet purged, newest last; the unflushed ones among them.
@@ -51,6 +111,9 @@ struct LogCache {
     /// durable batch: reads answer from here so they see every save.
     committed: Option<LogId>,
     flushed_up_to: u64,
+    /// True while the last vote saved is this member's own, committed: it
+    /// leads, and every append is its own new entries.
+    leading: bool,
 }
 
 /// About how much memory a cached entry holds.
@@ -105,7 +168,8 @@ impl LogCache {
 enum LogWrite {
     Append {
         rows: Vec<(u64, Vec<u8>)>,
-        flushed: LogFlushed<TypeConfig>,
+        /// None when the append was already reported (the leader's).
+        flushed: Option<LogFlushed<TypeConfig>>,
     },
     Truncate {
         from: u64,
@@ -134,9 +198,9 @@ fn read_error(e: impl ToString) -> RaftStorageError {
 }
 
 impl LogStore {
-    /// Opens the log kept in `db`, loading its tail into memory, and starts
-    /// the writer task.
-    pub async fn open(db: Db) -> Result<Self, StorageError> {
+    /// Opens the log of member `me` kept in `db`, loading its tail into
+    /// memory, and starts the writer task.
+    pub async fn open(db: Db, me: MemberId) -> Result<Self, StorageError> {
         let (last_purged, committed, tail) = db
             .read(|tx| {
                 let last_purged: Option<LogId> = Meta(tx).value(Meta::LAST_PURGED)?;
@@ -152,34 +216,55 @@ impl LogStore {
                 Ok((last_purged, committed.flatten(), tail))
             })
             .await?;
-        let flushed_up_to = tail.first().map_or(0, |e: &Entry| e.log_id.index);
+        let flushed_up_to = tail
+            .first()
+            .map(|e: &Entry| e.log_id.index)
+            .or(last_purged.map(|p| p.index))
+            .unwrap_or(0);
         let mut cache = LogCache {
             entries: BTreeMap::new(),
             bytes: 0,
             last_purged,
             committed,
             flushed_up_to,
+            leading: false,
         };
         for entry in tail {
             cache.insert(entry);
         }
         cache.trim();
         let (writes, queue) = mpsc::unbounded_channel();
+        let (on_disk, durable) = watch::channel(OnDisk {
+            up_to: flushed_up_to,
+            failed: None,
+        });
         let cache = Arc::new(Mutex::new(cache));
         let fsync = Arc::new(Histogram::fsync());
         tokio::spawn(run_writer(
-            db.clone(),
+            Writer {
+                db: db.clone(),
+                cache: cache.clone(),
+                fsync: fsync.clone(),
+                on_disk,
+            },
             queue,
-            cache.clone(),
-            fsync.clone(),
             committed,
         ));
         Ok(Self {
+            me,
             db,
             cache,
             writes,
             fsync,
+            durable,
         })
+    }
+
+    /// How far this log is on disk.
+    pub fn durability(&self) -> Durability {
+        Durability {
+            durable: self.durable.clone(),
+        }
     }
 
     /// Durations of the log's durable writes, for `/metrics`.
@@ -303,6 +388,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), RaftStorageError> {
         let vote = *vote;
+        // openraft saves a vote before it appends under it: as a follower the
+        // leader's, as a new leader its own committed one.
+        self.cache().leading = vote.is_committed() && vote.leader_id().voted_for() == Some(self.me);
         self.enqueue_and_wait(|done| LogWrite::Vote { vote, done })
             .await
     }
@@ -337,7 +425,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let mut rows = Vec::new();
-        {
+        let leading = {
             let mut cache = self.cache();
             for entry in entries {
                 let bytes = postcard::to_stdvec(&entry).map_err(write_error)?;
@@ -345,11 +433,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 rows.push((index, bytes));
                 cache.insert(entry);
             }
+            cache.leading
+        };
+        if !leading || self.durable.borrow().failed.is_some() {
+            return self.enqueue(LogWrite::Append {
+                rows,
+                flushed: Some(callback),
+            });
         }
+        // The leader's own entries: replication may start now (see the
+        // module docs for who waits for the disk instead).
         self.enqueue(LogWrite::Append {
             rows,
-            flushed: callback,
-        })
+            flushed: None,
+        })?;
+        callback.log_io_completed(Ok(()));
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
@@ -380,16 +479,37 @@ fn lock(cache: &Mutex<LogCache>) -> MutexGuard<'_, LogCache> {
     cache.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What the writer task writes to and reports into.
+struct Writer {
+    db: Db,
+    cache: Arc<Mutex<LogCache>>,
+    fsync: Arc<Histogram>,
+    on_disk: watch::Sender<OnDisk>,
+}
+
+/// Where the durable index stands once `changes` are on disk, from `up_to`.
+fn durable_after(up_to: u64, changes: &[TableChange]) -> u64 {
+    changes.iter().fold(up_to, |up_to, change| match change {
+        TableChange::Append(rows) => rows.last().map_or(up_to, |(i, _)| up_to.max(*i)),
+        TableChange::Truncate(from) => up_to.min(from.saturating_sub(1)),
+        _ => up_to,
+    })
+}
+
 /// Drains the queue in batches: one transaction and one fsync per batch.
 /// The committed id rides along with a durable batch when it has moved
 /// since `committed_on_disk`.
 async fn run_writer(
-    db: Db,
+    writer: Writer,
     mut queue: mpsc::UnboundedReceiver<LogWrite>,
-    cache: Arc<Mutex<LogCache>>,
-    fsync: Arc<Histogram>,
     mut committed_on_disk: Option<LogId>,
 ) {
+    let Writer {
+        db,
+        cache,
+        fsync,
+        on_disk,
+    } = writer;
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -406,6 +526,7 @@ async fn run_writer(
         if save_committed {
             tables.push(TableChange::Committed(committed));
         }
+        let up_to = durable_after(on_disk.borrow().up_to, &tables);
         // Timed on the connection's thread: the wait for the shared writer
         // connection is not the disk's.
         let durations = fsync.clone();
@@ -426,10 +547,15 @@ async fn run_writer(
             cache.flushed_up_to = cache.flushed_up_to.max(*flushed);
             cache.trim();
         }
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "writing the raft log failed");
-        }
-        for reply in replies {
+        match &result {
+            Ok(_) => on_disk.send_if_modified(|d| std::mem::replace(&mut d.up_to, up_to) != up_to),
+            Err(e) => {
+                tracing::error!(error = %e, "writing the raft log failed");
+                on_disk.send_modify(|d| d.failed = Some(e.clone()));
+                true
+            }
+        };
+        for reply in replies.into_iter().flatten() {
             reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
         }
     }
@@ -469,12 +595,14 @@ impl Reply {
     }
 }
 
-fn split_write(write: LogWrite) -> (TableChange, Reply) {
+fn split_write(write: LogWrite) -> (TableChange, Option<Reply>) {
     match write {
-        LogWrite::Append { rows, flushed } => (TableChange::Append(rows), Reply::Flushed(flushed)),
-        LogWrite::Truncate { from, done } => (TableChange::Truncate(from), Reply::Done(done)),
-        LogWrite::Purge { upto, done } => (TableChange::Purge(upto), Reply::Done(done)),
-        LogWrite::Vote { vote, done } => (TableChange::Vote(vote), Reply::Done(done)),
+        LogWrite::Append { rows, flushed } => {
+            (TableChange::Append(rows), flushed.map(Reply::Flushed))
+        }
+        LogWrite::Truncate { from, done } => (TableChange::Truncate(from), Some(Reply::Done(done))),
+        LogWrite::Purge { upto, done } => (TableChange::Purge(upto), Some(Reply::Done(done))),
+        LogWrite::Vote { vote, done } => (TableChange::Vote(vote), Some(Reply::Done(done))),
     }
 }
 
@@ -545,11 +673,76 @@ mod tests {
             last_purged: None,
             committed: None,
             flushed_up_to,
+            leading: false,
         };
         for e in entries {
             cache.insert(e);
         }
         cache
+    }
+
+    fn append_of(indexes: std::ops::RangeInclusive<u64>) -> TableChange {
+        TableChange::Append(indexes.map(|i| (i, Vec::new())).collect())
+    }
+
+    #[test]
+    fn the_durable_index_follows_appends_and_truncations_in_order() {
+        let batch = [append_of(5..=8), TableChange::Truncate(7), append_of(7..=7)];
+        assert_eq!(durable_after(4, &batch), 7);
+        assert_eq!(
+            durable_after(4, &[append_of(5..=8), TableChange::Truncate(7)]),
+            6
+        );
+        assert_eq!(durable_after(9, &[TableChange::Truncate(12)]), 9);
+        let hints = [
+            TableChange::Committed(None),
+            TableChange::Vote(Vote::new(1, 1)),
+        ];
+        assert_eq!(durable_after(3, &hints), 3);
+    }
+
+    #[tokio::test]
+    async fn waiting_for_the_disk_ends_when_the_writer_gets_there_or_fails() {
+        let (on_disk, durable) = watch::channel(OnDisk {
+            up_to: 3,
+            failed: None,
+        });
+        let durability = Durability { durable };
+        durability.wait_for(3).await.unwrap();
+        let waiting = tokio::spawn({
+            let durability = durability.clone();
+            async move { durability.wait_for(5).await }
+        });
+        tokio::task::yield_now().await;
+        on_disk.send_modify(|d| d.up_to = 4);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "index 5 is not on disk yet");
+        on_disk.send_modify(|d| d.up_to = 5);
+        assert_eq!(waiting.await.unwrap(), Ok(()));
+
+        on_disk.send_modify(|d| d.failed = Some("disk full".into()));
+        assert_eq!(
+            durability.wait_for(9).await,
+            Err(DurabilityError::WriteFailed("disk full".into()))
+        );
+        drop(on_disk);
+        let (_, durable) = watch::channel(OnDisk::default());
+        let orphan = Durability { durable };
+        assert_eq!(orphan.wait_for(1).await, Err(DurabilityError::Stopped));
+    }
+
+    #[tokio::test]
+    async fn only_its_own_committed_vote_makes_a_member_lead() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("cetera.db")).await.unwrap();
+        let mut log = LogStore::open(db, 7).await.unwrap();
+        let leading = |log: &LogStore| log.cache().leading;
+        log.save_vote(&Vote::new(2, 7)).await.unwrap();
+        assert!(!leading(&log), "a candidate does not lead");
+        log.save_vote(&Vote::new_committed(2, 7)).await.unwrap();
+        assert!(leading(&log), "elected");
+        log.save_vote(&Vote::new_committed(3, 9)).await.unwrap();
+        assert!(!leading(&log), "member 9 leads term 3");
     }
 
     #[test]
@@ -573,7 +766,7 @@ mod tests {
     async fn the_committed_id_reaches_disk_with_the_next_durable_batch() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cetera.db");
-        let mut log = LogStore::open(Db::open(&path).await.unwrap())
+        let mut log = LogStore::open(Db::open(&path).await.unwrap(), 1)
             .await
             .unwrap();
         let committed = Some(entry(7, 1).log_id);
@@ -583,7 +776,7 @@ mod tests {
         // ...and on disk with the next durable write (a vote, here).
         log.save_vote(&Vote::new(1, 1)).await.unwrap();
         drop(log);
-        let mut reopened = LogStore::open(Db::open(&path).await.unwrap())
+        let mut reopened = LogStore::open(Db::open(&path).await.unwrap(), 1)
             .await
             .unwrap();
         assert_eq!(reopened.read_committed().await.unwrap(), committed);

@@ -15,7 +15,7 @@ mod observer;
 mod state_machine;
 
 pub use command::{Command, CommandResult, MemberAttributes};
-pub use log_store::LogStore;
+pub use log_store::{Durability, DurabilityError, LogStore};
 pub use network::{CLUSTER_ID_HEADER, MEMBER_ID_HEADER, PeerClient, PeerError, PeerNetwork, paths};
 pub use observer::{AppliedChange, ApplyObserver, IgnoreApplied};
 pub use state_machine::{SnapshotStore, StateMachine, alarms, restore_backup, write_backup};
@@ -78,7 +78,7 @@ mod tests {
             let db = Db::open(&dir.path().join("cetera.db"))
                 .await
                 .map_err(fail)?;
-            let log = LogStore::open(db.clone()).await.map_err(fail)?;
+            let log = LogStore::open(db.clone(), 1).await.map_err(fail)?;
             let observer = std::sync::Arc::new(IgnoreApplied);
             let sm = StateMachine::open(db, &dir.path().join("snap"), observer)
                 .await

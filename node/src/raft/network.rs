@@ -15,7 +15,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use openraft::EntryPayload;
 use openraft::error::{
-    InstallSnapshotError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -27,6 +28,7 @@ use serde::de::DeserializeOwned;
 use tokio_rustls::TlsConnector;
 
 use super::connector::PeerConnector;
+use super::log_store::Durability;
 use super::{Entry, MemberId, MemberNode, TypeConfig};
 use crate::server::PeerStats;
 
@@ -180,11 +182,18 @@ fn unreachable(url: &str, e: &(dyn std::error::Error + 'static)) -> PeerError {
 pub struct PeerNetwork {
     client: PeerClient,
     stats: Arc<PeerStats>,
+    durability: Durability,
 }
 
 impl PeerNetwork {
-    pub fn new(client: PeerClient, stats: Arc<PeerStats>) -> Self {
-        Self { client, stats }
+    /// `durability` is this member's log's: replication never runs ahead of
+    /// it (see `log_store`).
+    pub fn new(client: PeerClient, stats: Arc<PeerStats>, durability: Durability) -> Self {
+        Self {
+            client,
+            stats,
+            durability,
+        }
     }
 }
 
@@ -195,6 +204,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         PeerConnection {
             client: self.client.clone(),
             stats: self.stats.clone(),
+            durability: self.durability.clone(),
             target,
             url: node.peer_urls.first().cloned().unwrap_or_default(),
         }
@@ -205,6 +215,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 pub struct PeerConnection {
     client: PeerClient,
     stats: Arc<PeerStats>,
+    durability: Durability,
     target: MemberId,
     url: String,
 }
@@ -212,6 +223,18 @@ pub struct PeerConnection {
 type RpcResult<T, E> = Result<T, RPCError<MemberId, MemberNode, E>>;
 
 impl PeerConnection {
+    /// Waits until this member's log is on disk up to `index`; a failed disk
+    /// fails the RPC (and, through the state machine, stops the member).
+    async fn wait_until_durable<E>(&self, index: u64) -> RpcResult<(), E>
+    where
+        E: std::error::Error,
+    {
+        self.durability
+            .wait_for(index)
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
     async fn rpc<Req, Resp, E>(
         &self,
         path: &str,
@@ -272,11 +295,26 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
                 PayloadTooLarge::new_entries_hint(fits),
             ));
         }
+        // The leader's own entries may not be on its disk yet (log_store):
+        // never announce a commit index beyond them...
+        let commit = rpc.leader_commit.map_or(0, |c| c.index);
+        self.wait_until_durable(commit).await?;
+        let sent_up_to = rpc.entries.last().map(|e| e.log_id.index);
         self.stats.count_sent_append();
         let started = std::time::Instant::now();
         let answer = self.rpc(paths::APPEND, &rpc, &option).await;
         self.stats
             .record_append(self.target, started.elapsed(), answer.is_ok());
+        // ...and count a follower's copy towards the commit only once the
+        // leader's is durable too.
+        let matched = match &answer {
+            Ok(AppendEntriesResponse::Success) => sent_up_to,
+            Ok(AppendEntriesResponse::PartialSuccess(matching)) => matching.map(|m| m.index),
+            _ => None,
+        };
+        if let Some(index) = matched {
+            self.wait_until_durable(index).await?;
+        }
         answer
     }
 

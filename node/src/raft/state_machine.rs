@@ -19,6 +19,7 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
 use openraft::{AnyError, EntryPayload, StorageIOError};
 use tokio_rusqlite::rusqlite::{Connection, Transaction};
 
+use super::log_store::Durability;
 use super::{
     AppliedChange, ApplyObserver, Command, CommandResult, Entry, LogId, MemberAttributes, MemberId,
     RaftStorageError, SnapshotMeta, StoredMembership, TypeConfig, auth_apply,
@@ -34,6 +35,10 @@ pub struct StateMachine {
     db: Db,
     snapshots: SnapshotStore,
     observer: Arc<dyn ApplyObserver>,
+    /// The log's durability: entries are applied only once on disk. None
+    /// only where entries are applied without a log (openraft's storage
+    /// suite).
+    durable_log: Option<Durability>,
 }
 
 /// The directory of snapshot files and the newest one's metadata.
@@ -62,7 +67,15 @@ impl StateMachine {
             db,
             snapshots,
             observer,
+            durable_log: None,
         })
+    }
+
+    /// Applies each batch only once `log` has it on disk: the leader's
+    /// entries may be committed before its own fsync ends (see `log_store`).
+    pub fn applying_only_durable(mut self, log: Durability) -> Self {
+        self.durable_log = Some(log);
+        self
     }
 }
 
@@ -433,6 +446,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
         tracing::trace!(entries = entries.len(), "apply batch");
+        if let (Some(log), Some(last)) = (&self.durable_log, entries.last()) {
+            log.wait_for(last.log_id.index).await.map_err(sm_error)?;
+        }
         let (results, changes) = self
             .db
             .write(move |conn| apply_batch(conn, entries))

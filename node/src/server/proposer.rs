@@ -1,8 +1,9 @@
 //! Group commit for proposals.
 //!
-//! openraft 0.9 appends each entry and waits for its fsync before it takes
-//! the next, so one entry per client write would mean one fsync and one
-//! replication round per write. The proposer instead drains every proposal
+//! openraft 0.9 takes client writes one entry at a time, and followers
+//! fsync each replication round before the next, so one entry per client
+//! write would mean one append, one replication round and one apply per
+//! write. The proposer instead drains every proposal
 //! waiting at that moment into one [`Command::Batch`] entry: one append,
 //! one fsync on each member, one replication round and one apply
 //! transaction serve the whole batch, while each command still gets its own

@@ -411,14 +411,17 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
 
     let peers = unjoined.for_member(identity.cluster_id, identity.member_id);
     let peer_stats = Arc::new(PeerStats::default());
-    let log = LogStore::open(db.clone()).await?;
+    let log = LogStore::open(db.clone(), identity.member_id).await?;
     let wal_fsync = log.fsync_durations();
+    let durability = log.durability();
     let raft = Raft::new(
         identity.member_id,
         Arc::new(raft_config(&config)?),
-        PeerNetwork::new(peers.clone(), peer_stats.clone()),
+        PeerNetwork::new(peers.clone(), peer_stats.clone(), durability.clone()),
         log,
-        StateMachine::open(db.clone(), &member_dir.join("snap"), observers).await?,
+        StateMachine::open(db.clone(), &member_dir.join("snap"), observers)
+            .await?
+            .applying_only_durable(durability),
     )
     .await
     .map_err(|e| StartError::Raft(e.to_string()))?;
