@@ -13,9 +13,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use openraft::EntryPayload;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
     Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -23,13 +22,14 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::{EntryPayload, RPCTypes};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_rustls::TlsConnector;
 
 use super::connector::PeerConnector;
 use super::log_store::Durability;
-use super::{Entry, MemberId, MemberNode, TypeConfig};
+use super::{Entry, LogId, MemberId, MemberNode, TypeConfig, Vote};
 use crate::server::PeerStats;
 
 /// The header that carries the sender's cluster id (hex).
@@ -202,17 +202,39 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 
     async fn new_client(&mut self, target: MemberId, node: &MemberNode) -> PeerConnection {
         PeerConnection {
-            client: self.client.clone(),
-            stats: self.stats.clone(),
-            durability: self.durability.clone(),
-            target,
-            url: node.peer_urls.first().cloned().unwrap_or_default(),
+            peer: Peer {
+                client: self.client.clone(),
+                stats: self.stats.clone(),
+                durability: self.durability.clone(),
+                target,
+                url: node.peer_urls.first().cloned().unwrap_or_default(),
+            },
+            in_flight: None,
         }
     }
 }
 
 /// Raft RPCs to one member.
+///
+/// openraft 0.9 gives every AppendEntries one heartbeat interval and then
+/// drops it. A member that needs longer (encoding, sending, decoding and
+/// fsyncing a batch of entries on a busy machine easily does) would never
+/// be heard from if the request died with openraft's wait: openraft sends
+/// the same entries again, they take as long again, and the member falls
+/// behind for good. So an append runs in a task of its own, with a longer
+/// deadline ([`APPEND_PATIENCE`]), and outlives the call that started it:
+/// the next call waits for it first and, when it was about the same place
+/// in the log, answers from it (openraft accepts a partial success) instead
+/// of sending those entries again. At most one append of a connection (one
+/// replication stream) is on its way at any time.
 pub struct PeerConnection {
+    peer: Peer,
+    in_flight: Option<InFlightAppend>,
+}
+
+/// What a peer request needs; cheap to clone into the task that sends it.
+#[derive(Clone)]
+struct Peer {
     client: PeerClient,
     stats: Arc<PeerStats>,
     durability: Durability,
@@ -221,25 +243,70 @@ pub struct PeerConnection {
 }
 
 type RpcResult<T, E> = Result<T, RPCError<MemberId, MemberNode, E>>;
+type AppendAnswer = RpcResult<AppendEntriesResponse<MemberId>, RaftError<MemberId>>;
 
-impl PeerConnection {
-    /// Waits until this member's log is on disk up to `index`; a failed disk
-    /// fails the RPC (and, through the state machine, stops the member).
-    async fn wait_until_durable<E>(&self, index: u64) -> RpcResult<(), E>
-    where
-        E: std::error::Error,
-    {
-        self.durability
-            .wait_for(index)
-            .await
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))
+/// How many heartbeat intervals an append may take before it counts as
+/// lost (the member is then sent a new one).
+const APPEND_PATIENCE: u32 = 20;
+
+/// An AppendEntries on its way to the member.
+struct InFlightAppend {
+    shape: AppendShape,
+    answer: tokio::task::JoinHandle<AppendAnswer>,
+}
+
+/// Where in the log an AppendEntries is: whose, after which entry, up to
+/// which.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct AppendShape {
+    vote: Vote,
+    prev: Option<LogId>,
+    last: Option<LogId>,
+}
+
+impl AppendShape {
+    fn of(rpc: &AppendEntriesRequest<TypeConfig>) -> Self {
+        Self {
+            vote: rpc.vote,
+            prev: rpc.prev_log_id,
+            last: rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id),
+        }
     }
+}
 
+/// The answer to `later` that the answer to an `earlier` request of the
+/// same leader and the same previous entry implies; `None` when it implies
+/// nothing. The leader never rewrites its own log, so entries up to the
+/// earlier request's end are the same in both.
+fn answer_from_earlier(
+    earlier: &AppendShape,
+    answer: &AppendEntriesResponse<MemberId>,
+    later: &AppendShape,
+) -> Option<AppendEntriesResponse<MemberId>> {
+    if earlier.vote != later.vote || earlier.prev != later.prev {
+        return None;
+    }
+    let matched_up_to = |matching: Option<LogId>| {
+        if matching >= later.last {
+            AppendEntriesResponse::Success
+        } else {
+            AppendEntriesResponse::PartialSuccess(matching)
+        }
+    };
+    Some(match answer {
+        AppendEntriesResponse::Success => matched_up_to(earlier.last),
+        AppendEntriesResponse::PartialSuccess(matching) => matched_up_to(*matching),
+        AppendEntriesResponse::Conflict => AppendEntriesResponse::Conflict,
+        AppendEntriesResponse::HigherVote(vote) => AppendEntriesResponse::HigherVote(*vote),
+    })
+}
+
+impl Peer {
     async fn rpc<Req, Resp, E>(
         &self,
-        path: &str,
+        action: RPCTypes,
         req: &Req,
-        option: &RPCOption,
+        timeout: Duration,
     ) -> RpcResult<Resp, E>
     where
         Req: Serialize,
@@ -248,23 +315,91 @@ impl PeerConnection {
     {
         let answer: Result<Resp, E> = self
             .client
-            .call(&self.url, path, req, option.hard_ttl())
+            .call(&self.url, path_of(action), req, timeout)
             .await
             .map_err(|e| {
                 if matches!(&e, PeerError::Refused { status: 410, .. }) {
                     self.stats.mark_removed();
                 }
-                RPCError::Unreachable(Unreachable::new(&e))
+                self.rpc_error(action, timeout, e)
             })?;
         self.stats.record_contact(self.target);
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
+
+    /// What openraft hears of a failed request. A member that answers too
+    /// slowly is not unreachable: openraft backs off for half a second
+    /// after `Unreachable` (stopping replication to it), but tries again at
+    /// once after `Timeout`.
+    fn rpc_error<E: std::error::Error>(
+        &self,
+        action: RPCTypes,
+        timeout: Duration,
+        e: PeerError,
+    ) -> RPCError<MemberId, MemberNode, E> {
+        match e {
+            PeerError::Timeout { .. } => RPCError::Timeout(Timeout {
+                action,
+                id: self.client.member_id,
+                target: self.target,
+                timeout,
+            }),
+            other => RPCError::Unreachable(Unreachable::new(&other)),
+        }
+    }
+
+    async fn append(
+        &self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        timeout: Duration,
+    ) -> AppendAnswer {
+        // The leader's own entries may not be on its disk yet (log_store):
+        // never announce a commit index beyond them...
+        let commit = rpc.leader_commit.map_or(0, |c| c.index);
+        self.wait_until_durable(commit).await?;
+        let sent_up_to = rpc.entries.last().map(|e| e.log_id.index);
+        self.stats.count_sent_append();
+        let started = std::time::Instant::now();
+        let answer = self.rpc(RPCTypes::AppendEntries, &rpc, timeout).await;
+        self.stats
+            .record_append(self.target, started.elapsed(), answer.is_ok());
+        // ...and count the member's copy towards the commit only once the
+        // leader's is durable too.
+        let matched = match &answer {
+            Ok(AppendEntriesResponse::Success) => sent_up_to,
+            Ok(AppendEntriesResponse::PartialSuccess(matching)) => matching.map(|m| m.index),
+            _ => None,
+        };
+        if let Some(index) = matched {
+            self.wait_until_durable(index).await?;
+        }
+        answer
+    }
+
+    /// Waits until this member's log is on disk up to `index`; a failed disk
+    /// fails the RPC (and, through the state machine, stops the member).
+    async fn wait_until_durable(
+        &self,
+        index: u64,
+    ) -> Result<(), RPCError<MemberId, MemberNode, RaftError<MemberId>>> {
+        self.durability
+            .wait_for(index)
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
 }
 
-/// Bytes of entries in one AppendEntries at most. openraft bounds each
-/// append RPC by the heartbeat interval, so a follower far behind must be
-/// fed in pieces it can take and fsync in time (a single larger entry still
-/// goes alone).
+/// The peer path each Raft RPC is posted to.
+fn path_of(action: RPCTypes) -> &'static str {
+    match action {
+        RPCTypes::Vote => paths::VOTE,
+        RPCTypes::AppendEntries => paths::APPEND,
+        RPCTypes::InstallSnapshot => paths::SNAPSHOT,
+    }
+}
+
+/// Bytes of entries in one AppendEntries at most, so a follower far behind
+/// is fed in pieces (a single larger entry still goes alone).
 const MAX_APPEND_BYTES: usize = 1024 * 1024;
 
 /// `None` when `entries` fit in `limit` bytes (or are a single entry);
@@ -283,6 +418,30 @@ fn entries_within(entries: &[Entry], limit: usize) -> Option<u64> {
     None
 }
 
+fn join_error(e: tokio::task::JoinError) -> RPCError<MemberId, MemberNode, RaftError<MemberId>> {
+    RPCError::Network(NetworkError::new(&e))
+}
+
+impl PeerConnection {
+    /// Waits for the append still on its way (openraft may drop this call
+    /// meanwhile: the append then stays in flight for the next call) and
+    /// returns what its answer says about `later`, if anything. openraft
+    /// dates such an answer from the later call's start, a little late; it
+    /// uses that time only for its quorum-acknowledgement metric.
+    async fn settle_in_flight(
+        &mut self,
+        later: &AppendShape,
+    ) -> Option<AppendEntriesResponse<MemberId>> {
+        let in_flight = self.in_flight.as_mut()?;
+        let answer = (&mut in_flight.answer).await;
+        let earlier = self.in_flight.take()?.shape;
+        match answer {
+            Ok(Ok(response)) => answer_from_earlier(&earlier, &response, later),
+            _ => None,
+        }
+    }
+}
+
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
@@ -295,27 +454,19 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
                 PayloadTooLarge::new_entries_hint(fits),
             ));
         }
-        // The leader's own entries may not be on its disk yet (log_store):
-        // never announce a commit index beyond them...
-        let commit = rpc.leader_commit.map_or(0, |c| c.index);
-        self.wait_until_durable(commit).await?;
-        let sent_up_to = rpc.entries.last().map(|e| e.log_id.index);
-        self.stats.count_sent_append();
-        let started = std::time::Instant::now();
-        let answer = self.rpc(paths::APPEND, &rpc, &option).await;
-        self.stats
-            .record_append(self.target, started.elapsed(), answer.is_ok());
-        // ...and count a follower's copy towards the commit only once the
-        // leader's is durable too.
-        let matched = match &answer {
-            Ok(AppendEntriesResponse::Success) => sent_up_to,
-            Ok(AppendEntriesResponse::PartialSuccess(matching)) => matching.map(|m| m.index),
-            _ => None,
-        };
-        if let Some(index) = matched {
-            self.wait_until_durable(index).await?;
+        let shape = AppendShape::of(&rpc);
+        if let Some(answer) = self.settle_in_flight(&shape).await {
+            return Ok(answer);
         }
-        answer
+        let peer = self.peer.clone();
+        let patience = option.hard_ttl() * APPEND_PATIENCE;
+        let in_flight = self.in_flight.insert(InFlightAppend {
+            shape,
+            answer: tokio::spawn(async move { peer.append(rpc, patience).await }),
+        });
+        let answer = (&mut in_flight.answer).await;
+        self.in_flight = None;
+        answer.map_err(join_error)?
     }
 
     async fn install_snapshot(
@@ -324,7 +475,9 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<MemberId>, RaftError<MemberId, InstallSnapshotError>>
     {
-        self.rpc(paths::SNAPSHOT, &rpc, &option).await
+        self.peer
+            .rpc(RPCTypes::InstallSnapshot, &rpc, option.hard_ttl())
+            .await
     }
 
     async fn vote(
@@ -332,7 +485,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: VoteRequest<MemberId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<MemberId>, RaftError<MemberId>> {
-        self.rpc(paths::VOTE, &rpc, &option).await
+        self.peer.rpc(RPCTypes::Vote, &rpc, option.hard_ttl()).await
     }
 }
 
@@ -351,6 +504,160 @@ mod tests {
                 ..Default::default()
             })),
         }
+    }
+
+    fn log_id(term: u64, index: u64) -> LogId {
+        LogId::new(openraft::CommittedLeaderId::new(term, 1), index)
+    }
+
+    fn shape(prev: u64, last: u64) -> AppendShape {
+        AppendShape {
+            vote: Vote::new_committed(2, 1),
+            prev: Some(log_id(2, prev)),
+            last: Some(log_id(2, last)),
+        }
+    }
+
+    #[test]
+    fn an_earlier_append_answers_a_longer_resend_with_what_it_matched() {
+        let earlier = shape(10, 14);
+        let success = AppendEntriesResponse::Success;
+        assert_eq!(
+            answer_from_earlier(&earlier, &success, &shape(10, 20)),
+            Some(AppendEntriesResponse::PartialSuccess(Some(log_id(2, 14))))
+        );
+        // The same request, or a shorter one: all of it matched.
+        assert_eq!(
+            answer_from_earlier(&earlier, &success, &shape(10, 14)),
+            Some(AppendEntriesResponse::Success)
+        );
+        assert_eq!(
+            answer_from_earlier(&earlier, &success, &shape(10, 12)),
+            Some(AppendEntriesResponse::Success)
+        );
+        let partial = AppendEntriesResponse::PartialSuccess(Some(log_id(2, 12)));
+        assert_eq!(
+            answer_from_earlier(&earlier, &partial, &shape(10, 20)),
+            Some(AppendEntriesResponse::PartialSuccess(Some(log_id(2, 12))))
+        );
+    }
+
+    #[test]
+    fn an_earlier_conflict_or_higher_vote_holds_for_the_resend() {
+        let earlier = shape(10, 14);
+        assert_eq!(
+            answer_from_earlier(&earlier, &AppendEntriesResponse::Conflict, &shape(10, 20)),
+            Some(AppendEntriesResponse::Conflict)
+        );
+        let higher = AppendEntriesResponse::HigherVote(Vote::new(3, 2));
+        assert_eq!(
+            answer_from_earlier(&earlier, &higher, &shape(10, 20)),
+            Some(AppendEntriesResponse::HigherVote(Vote::new(3, 2)))
+        );
+    }
+
+    #[test]
+    fn an_earlier_append_elsewhere_in_the_log_says_nothing() {
+        let earlier = shape(10, 14);
+        let success = AppendEntriesResponse::Success;
+        assert_eq!(
+            answer_from_earlier(&earlier, &success, &shape(14, 20)),
+            None
+        );
+        assert_eq!(answer_from_earlier(&earlier, &success, &shape(8, 20)), None);
+        let mut other_leader = shape(10, 20);
+        other_leader.vote = Vote::new_committed(3, 2);
+        assert_eq!(answer_from_earlier(&earlier, &success, &other_leader), None);
+    }
+
+    /// A member that answers appends only when the test lets it, counting
+    /// the requests it received; returns its URL.
+    async fn held_member(
+        received: Arc<std::sync::atomic::AtomicUsize>,
+        release: Arc<tokio::sync::Semaphore>,
+    ) -> String {
+        use warp::Filter;
+        let route = warp::post()
+            .and(warp::body::bytes())
+            .then(move |_body: Bytes| {
+                let received = received.clone();
+                let release = release.clone();
+                async move {
+                    received.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = release.acquire().await.map(|permit| permit.forget());
+                    let answer: Result<AppendEntriesResponse<MemberId>, RaftError<MemberId>> =
+                        Ok(AppendEntriesResponse::Success);
+                    postcard::to_stdvec(&answer).unwrap()
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(warp::serve(route).incoming(listener).run());
+        format!("http://{addr}")
+    }
+
+    fn append_request(prev: u64, last: u64) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(2, 1),
+            prev_log_id: Some(log_id(2, prev)),
+            leader_commit: None,
+            entries: (prev + 1..=last)
+                .map(|index| Entry {
+                    log_id: log_id(2, index),
+                    ..put_of(10)
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_append_outlives_openraft_giving_up_and_answers_the_resend() {
+        let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let url = held_member(received.clone(), release.clone()).await;
+        let tls = crate::tls::peer_connector(&Default::default()).unwrap();
+        let mut network = PeerNetwork::new(
+            PeerClient::new(tls),
+            Default::default(),
+            Durability::of_everything(),
+        );
+        let node = MemberNode {
+            name: "n2".into(),
+            peer_urls: vec![url],
+        };
+        let mut connection = network.new_client(2, &node).await;
+        let heartbeat = Duration::from_millis(50);
+
+        // openraft stops waiting after a heartbeat interval; the member has
+        // not answered yet.
+        let first = tokio::time::timeout(
+            heartbeat,
+            connection.append_entries(append_request(10, 14), RPCOption::new(heartbeat)),
+        )
+        .await;
+        assert!(first.is_err());
+
+        // The member answers the first request; openraft's resend (with an
+        // entry more by now) learns from that answer and sends nothing.
+        release.add_permits(1);
+        let resend = connection
+            .append_entries(append_request(10, 15), RPCOption::new(heartbeat))
+            .await
+            .unwrap();
+        assert_eq!(
+            resend,
+            AppendEntriesResponse::PartialSuccess(Some(log_id(2, 14)))
+        );
+        assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // The rest goes as a request of its own.
+        release.add_permits(1);
+        let rest = connection
+            .append_entries(append_request(14, 15), RPCOption::new(heartbeat))
+            .await
+            .unwrap();
+        assert_eq!(rest, AppendEntriesResponse::Success);
+        assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -2,10 +2,15 @@
 //! tables, the v2 keyspace's tables and the auth store (through
 //! `auth_apply`), and snapshots of those tables.
 //!
-//! A batch of entries is applied in one SQLite transaction that also records
-//! the last applied log id and the membership, so state and position never
-//! disagree. Each command runs under a savepoint: a command the keyspace
-//! rules refuse leaves no trace, a storage failure stops the node.
+//! A batch of entries is applied in chunks of whole entries, each chunk in
+//! one SQLite transaction that also records the chunk's last applied log id
+//! and the membership, so state and position never disagree. The chunks
+//! bound how long one apply holds the single writer connection the Raft log
+//! shares: a follower appending entries for the leader (which must answer
+//! within the heartbeat interval) waits for one chunk, never for a whole
+//! backlog of committed entries. A small batch is one chunk, as before.
+//! Each command runs under a savepoint: a command the keyspace rules refuse
+//! leaves no trace, a storage failure stops the node.
 //!
 //! A snapshot is a separate SQLite file holding the state tables, copied
 //! inside one read transaction (so it is consistent with the applied id it
@@ -390,7 +395,60 @@ fn publish_member(conn: &Connection, attributes: MemberAttributes) -> Result<(),
 /// observers must hear about.
 type BatchOutcome = (Vec<CommandResult>, Vec<AppliedChange>);
 
-/// Applies a batch of entries in one transaction.
+/// About how much work one apply transaction may hold the writer for, in
+/// [`entry_work`] units (bytes of requests plus [`OP_WORK`] per
+/// operation): one or two entries of a bulk import (each a few 128-put
+/// transactions), which took some 50 to 150 ms to apply in a debug build
+/// on a busy 2-core machine, where a backlog of 20 entries in one
+/// transaction took over 200 ms.
+const APPLY_CHUNK_WORK: usize = 128 * 1024;
+/// The work of one operation beyond its bytes (its index updates and
+/// revision rows), so a batch of many tiny writes counts as the work it is.
+const OP_WORK: usize = 128;
+
+/// About how much applying `entry` costs the writer (see [`APPLY_CHUNK_WORK`]).
+fn entry_work(entry: &Entry) -> usize {
+    match &entry.payload {
+        EntryPayload::Normal(command) => command_work(command),
+        EntryPayload::Blank | EntryPayload::Membership(_) => OP_WORK,
+    }
+}
+
+fn command_work(command: &Command) -> usize {
+    match command {
+        Command::Batch(commands) => commands.iter().map(command_work).sum(),
+        Command::Authorized { command, .. } => command_work(command),
+        Command::Txn(txn) => {
+            let ops = txn.compare.len() + txn.success.len() + txn.failure.len();
+            command.approx_size() + OP_WORK * ops.max(1)
+        }
+        other => other.approx_size() + OP_WORK,
+    }
+}
+
+/// Splits `entries` at entry boundaries into chunks of at most `budget`
+/// work each (an entry heavier than the budget makes a chunk alone), in
+/// order.
+fn chunks_of_work(entries: Vec<Entry>, budget: usize) -> Vec<Vec<Entry>> {
+    let mut chunks: Vec<Vec<Entry>> = Vec::new();
+    let mut current = Vec::new();
+    let mut work = 0;
+    for entry in entries {
+        let cost = entry_work(&entry);
+        if !current.is_empty() && work + cost > budget {
+            chunks.push(std::mem::take(&mut current));
+            work = 0;
+        }
+        work += cost;
+        current.push(entry);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+/// Applies a chunk of entries in one transaction.
 fn apply_batch(conn: &mut Connection, entries: Vec<Entry>) -> Result<BatchOutcome, StorageError> {
     // Not fsynced here: the next log append's fsync covers this WAL frame
     // too, and if it is lost the entries are simply applied again.
@@ -445,17 +503,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        tracing::trace!(entries = entries.len(), "apply batch");
         if let (Some(log), Some(last)) = (&self.durable_log, entries.last()) {
             log.wait_for(last.log_id.index).await.map_err(sm_error)?;
         }
-        let (results, changes) = self
-            .db
-            .write(move |conn| apply_batch(conn, entries))
-            .await
-            .map_err(sm_error)?;
-        if !changes.is_empty() {
-            self.observer.applied(changes);
+        let chunks = chunks_of_work(entries, APPLY_CHUNK_WORK);
+        tracing::trace!(chunks = chunks.len(), "apply batch");
+        let mut results = Vec::new();
+        // One writer call per chunk, awaited in turn: log appends queued
+        // meanwhile get the writer between two chunks.
+        for chunk in chunks {
+            let (chunk_results, changes) = self
+                .db
+                .write(move |conn| apply_batch(conn, chunk))
+                .await
+                .map_err(sm_error)?;
+            results.extend(chunk_results);
+            if !changes.is_empty() {
+                self.observer.applied(changes);
+            }
         }
         Ok(results)
     }
@@ -716,5 +781,121 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             meta,
             snapshot: Box::new(file),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::CommittedLeaderId;
+
+    use super::*;
+    use crate::proto::etcdserverpb::PutRequest;
+
+    fn put_entry(index: u64, value_bytes: usize) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command::Put(PutRequest {
+                key: format!("k{index}").into_bytes(),
+                value: vec![b'v'; value_bytes],
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn indexes(chunks: &[Vec<Entry>]) -> Vec<Vec<u64>> {
+        chunks
+            .iter()
+            .map(|c| c.iter().map(|e| e.log_id.index).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_small_batch_is_one_chunk() {
+        let entries: Vec<Entry> = (1..=3).map(|i| put_entry(i, 10)).collect();
+        let chunks = chunks_of_work(entries, APPLY_CHUNK_WORK);
+        assert_eq!(indexes(&chunks), [[1, 2, 3]]);
+    }
+
+    #[test]
+    fn chunks_split_at_entry_boundaries_within_the_budget_and_keep_order() {
+        let entries: Vec<Entry> = (1..=7).map(|i| put_entry(i, 1000)).collect();
+        let one = entry_work(&entries[0]);
+        let chunks = chunks_of_work(entries, 3 * one);
+        assert_eq!(indexes(&chunks), [vec![1, 2, 3], vec![4, 5, 6], vec![7]]);
+        for chunk in &chunks {
+            assert!(chunk.iter().map(entry_work).sum::<usize>() <= 3 * one);
+        }
+    }
+
+    #[test]
+    fn an_entry_heavier_than_the_budget_goes_alone() {
+        let entries = vec![put_entry(1, 10), put_entry(2, 10_000), put_entry(3, 10)];
+        let chunks = chunks_of_work(entries, 1000);
+        assert_eq!(indexes(&chunks), [[1], [2], [3]]);
+    }
+
+    #[test]
+    fn many_tiny_operations_count_as_work_beyond_their_bytes() {
+        let tiny: Vec<Command> = (0..1000)
+            .map(|i| {
+                Command::Put(PutRequest {
+                    key: format!("{i}").into_bytes(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let batch = Command::Batch(tiny);
+        assert!(command_work(&batch) >= 1000 * OP_WORK);
+        assert!(command_work(&batch) > batch.approx_size());
+    }
+
+    /// Remembers every notification, in order.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<AppliedChange>>);
+
+    impl ApplyObserver for Recorder {
+        fn applied(&self, changes: Vec<AppliedChange>) {
+            self.0.lock().unwrap().extend(changes);
+        }
+        fn restored(&self, _: i64, _: Vec<(i64, i64)>) {}
+    }
+
+    #[tokio::test]
+    async fn a_batch_applied_in_several_chunks_answers_and_notifies_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("cetera.db")).await.unwrap();
+        let recorder = Arc::new(Recorder::default());
+        let mut sm = StateMachine::open(db, &dir.path().join("snap"), recorder.clone())
+            .await
+            .unwrap();
+        // Enough bytes for several chunks.
+        let count = 40;
+        let value_bytes = APPLY_CHUNK_WORK / 8;
+        let entries: Vec<Entry> = (1..=count).map(|i| put_entry(i, value_bytes)).collect();
+        assert!(chunks_of_work(entries.clone(), APPLY_CHUNK_WORK).len() > 1);
+
+        let results = sm.apply(entries).await.unwrap();
+
+        let revisions: Vec<i64> = results
+            .iter()
+            .map(|r| match r {
+                CommandResult::Put(put) => put.header.as_ref().unwrap().revision,
+                other => panic!("unexpected result {other:?}"),
+            })
+            .collect();
+        assert_eq!(revisions, (2..=count as i64 + 1).collect::<Vec<_>>());
+        let notified: Vec<i64> = recorder
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| match c {
+                AppliedChange::Events { revision, .. } => *revision,
+                other => panic!("unexpected change {other:?}"),
+            })
+            .collect();
+        assert_eq!(notified, revisions);
+        let (applied, _) = sm.applied_state().await.unwrap();
+        assert_eq!(applied.map(|id| id.index), Some(count));
     }
 }
