@@ -27,8 +27,13 @@ pub(crate) use schema::SCHEMA;
 use tokio_rusqlite::rusqlite;
 pub use v2::SqliteV2;
 
-/// How many reader connections serve concurrent reads.
-const READERS: usize = 4;
+/// How many reader connections serve concurrent reads: one per core (reads
+/// of cached pages are CPU-bound; each connection also holds its own page
+/// cache, so more than the cores only costs memory), at least two so one
+/// long scan never holds every read up.
+fn reader_count() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
 
 /// A storage failure. Every variant ends the operation; none is retried
 /// silently.
@@ -82,8 +87,9 @@ impl Db {
         writer
             .call(move |conn| schema::prepare_writer(conn, &owned))
             .await?;
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
+        let readers_wanted = reader_count();
+        let mut readers = Vec::with_capacity(readers_wanted);
+        for _ in 0..readers_wanted {
             let reader = tokio_rusqlite::Connection::open(path).await?;
             reader.call(schema::prepare_reader).await?;
             readers.push(reader);
