@@ -205,6 +205,50 @@ fn record(changes: &mut Vec<AppliedChange>, header: &Option<ResponseHeader>, eve
     }
 }
 
+/// One command's savepoint. Its statements are cached: rusqlite's
+/// `Transaction::savepoint` formats and parses `SAVEPOINT`/`RELEASE` anew
+/// for every command, which the apply path paid for every put.
+struct Savepoint<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> Savepoint<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self, StorageError> {
+        conn.prepare_cached("SAVEPOINT command")?.execute([])?;
+        Ok(Self { conn, open: true })
+    }
+
+    /// Keeps the command's changes.
+    fn release(mut self) -> Result<(), StorageError> {
+        self.open = false;
+        self.conn.prepare_cached("RELEASE command")?.execute([])?;
+        Ok(())
+    }
+
+    /// Drops the command's changes.
+    fn undo(mut self) -> Result<(), StorageError> {
+        self.open = false;
+        self.conn
+            .prepare_cached("ROLLBACK TO command")?
+            .execute([])?;
+        self.conn.prepare_cached("RELEASE command")?.execute([])?;
+        Ok(())
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        // Only on a storage error, which abandons the whole transaction;
+        // undone anyway so nothing half-applied can be committed by mistake.
+        if self.open {
+            let _ = self
+                .conn
+                .execute_batch("ROLLBACK TO command; RELEASE command");
+        }
+    }
+}
+
 /// Applies one command under a savepoint, noting what observers must hear.
 fn apply_command(
     tx: &mut Transaction<'_>,
@@ -229,8 +273,8 @@ fn apply_command(
     if let Some(refusal) = refused_by_alarms(&command, &alarms(tx)?) {
         return Ok(CommandResult::Rejected(refusal));
     }
-    let mut savepoint = tx.savepoint()?;
-    let mut kv = SqliteKv::new(&savepoint);
+    let savepoint = Savepoint::begin(tx)?;
+    let mut kv = SqliteKv::new(tx);
     let outcome = match command {
         Command::Put(req) => mvcc::apply_put(&mut kv, &req).map(|applied| {
             record(changes, &applied.response.header, applied.events);
@@ -264,7 +308,7 @@ fn apply_command(
             CommandResult::Lease { revision }
         }),
         Command::PublishMember(attributes) => {
-            publish_member(&savepoint, attributes)?;
+            publish_member(tx, attributes)?;
             Ok(CommandResult::Done)
         }
         Command::Alarm {
@@ -272,7 +316,7 @@ fn apply_command(
             alarm,
             activate,
         } => {
-            set_alarm(&savepoint, member_id, alarm, activate)?;
+            set_alarm(tx, member_id, alarm, activate)?;
             Ok(CommandResult::Done)
         }
         // All handled above (a batch is never nested inside another).
@@ -284,7 +328,7 @@ fn apply_command(
     };
     match outcome {
         Ok(result) => {
-            savepoint.commit()?;
+            savepoint.release()?;
             Ok(result)
         }
         Err(MvccError::Backend(e)) => Err(StorageError::Decode {
@@ -292,8 +336,7 @@ fn apply_command(
             detail: e.0,
         }),
         Err(rejected) => {
-            savepoint.rollback()?;
-            savepoint.commit()?;
+            savepoint.undo()?;
             Ok(CommandResult::Rejected(rejected))
         }
     }
@@ -306,18 +349,18 @@ fn apply_v2(
     write: &V2Write,
     changes: &mut Vec<AppliedChange>,
 ) -> Result<CommandResult, StorageError> {
-    let mut savepoint = tx.savepoint()?;
-    let applied = v2store::apply(&mut SqliteV2::new(&savepoint), write).map_err(|e| {
-        StorageError::Decode {
+    let savepoint = Savepoint::begin(tx)?;
+    let applied =
+        v2store::apply(&mut SqliteV2::new(tx), write).map_err(|e| StorageError::Decode {
             what: "v2 store",
             detail: e.0,
-        }
-    })?;
+        })?;
     let refused = matches!(applied.reply, Some(Err(_)));
     if refused {
-        savepoint.rollback()?;
+        savepoint.undo()?;
+    } else {
+        savepoint.release()?;
     }
-    savepoint.commit()?;
     changes.push(AppliedChange::V2 {
         notifications: applied.notifications,
         counted: applied.counted,
@@ -897,5 +940,60 @@ mod tests {
         assert_eq!(notified, revisions);
         let (applied, _) = sm.applied_state().await.unwrap();
         assert_eq!(applied.map(|id| id.index), Some(count));
+    }
+
+    #[tokio::test]
+    async fn a_refused_command_leaves_no_trace_between_applied_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("cetera.db")).await.unwrap();
+        let mut sm = StateMachine::open(
+            db.clone(),
+            &dir.path().join("snap"),
+            Arc::new(Recorder::default()),
+        )
+        .await
+        .unwrap();
+        let mut refused = put_entry(2, 4);
+        if let EntryPayload::Normal(Command::Put(put)) = &mut refused.payload {
+            put.lease = 999; // never granted
+        }
+        let batch = Command::Batch(
+            [put_entry(1, 4), refused, put_entry(3, 4)]
+                .into_iter()
+                .map(|e| match e.payload {
+                    EntryPayload::Normal(command) => command,
+                    _ => unreachable!(),
+                })
+                .collect(),
+        );
+        let entry = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
+            payload: EntryPayload::Normal(batch),
+        };
+
+        let results = sm.apply([entry]).await.unwrap();
+
+        let CommandResult::Batch(results) = &results[0] else {
+            panic!("unexpected {results:?}");
+        };
+        let revision = |r: &CommandResult| match r {
+            CommandResult::Put(put) => put.header.as_ref().unwrap().revision,
+            other => panic!("unexpected result {other:?}"),
+        };
+        assert_eq!(revision(&results[0]), 2);
+        assert!(
+            matches!(results[1], CommandResult::Rejected(_)),
+            "{results:?}"
+        );
+        assert_eq!(revision(&results[2]), 3, "the refused put took no revision");
+        let rows: Vec<Vec<u8>> = db
+            .read(|conn| {
+                let mut stmt = conn.prepare("SELECT key FROM kv ORDER BY mod_rev")?;
+                let keys = stmt.query_map([], |r| r.get(0))?;
+                Ok(keys.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, [b"k1".to_vec(), b"k3".to_vec()]);
     }
 }
