@@ -80,6 +80,46 @@ async fn writer(
     acked
 }
 
+/// `count` [`writer`]s putting under `prefix` through `clients`.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    acked_count: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<String>>>,
+}
+
+impl Writers {
+    fn start(clients: &[Kv], count: usize, prefix: &'static str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked_count = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..count)
+            .map(|w| {
+                tokio::spawn(writer(
+                    clients.to_vec(),
+                    w,
+                    prefix,
+                    stop.clone(),
+                    acked_count.clone(),
+                ))
+            })
+            .collect();
+        Self {
+            stop,
+            acked_count,
+            tasks,
+        }
+    }
+
+    /// Stops them and returns every acknowledged key.
+    async fn finish(self) -> Result<Vec<String>> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut acked = Vec::new();
+        for task in self.tasks {
+            acked.extend(task.await?);
+        }
+        Ok(acked)
+    }
+}
+
 /// Waits until `counter` reaches `target`, or fails after [`PHASE_TIMEOUT`].
 async fn wait_for_count(counter: &AtomicUsize, target: usize, what: &str) -> Result<()> {
     let deadline = Instant::now() + PHASE_TIMEOUT;
@@ -140,20 +180,8 @@ async fn killing_the_leader_under_writes_loses_no_acknowledged_write(flavor: Fla
     let old_leader = cluster.leader_index().await?;
     let clients = (0..3).map(|i| cluster.kv(i)).collect::<Result<Vec<_>>>()?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked_count = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..WRITERS)
-        .map(|w| {
-            tokio::spawn(writer(
-                clients.clone(),
-                w,
-                "w/",
-                stop.clone(),
-                acked_count.clone(),
-            ))
-        })
-        .collect();
-
+    let writers = Writers::start(&clients, WRITERS, "w/");
+    let acked_count = writers.acked_count.clone();
     let outcome = async {
         wait_for_count(&acked_count, 200, "before the kill").await?;
         cluster.member(old_leader).kill().await?;
@@ -162,11 +190,7 @@ async fn killing_the_leader_under_writes_loses_no_acknowledged_write(flavor: Fla
         wait_for_count(&acked_count, at_kill + 200, "after killing the leader").await
     }
     .await;
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = Vec::new();
-    for task in tasks {
-        acked.extend(task.await?);
-    }
+    let acked = writers.finish().await?;
     outcome?;
 
     let new_leader = cluster.leader_index().await?;
@@ -235,19 +259,8 @@ async fn kill_everyone_under_writes(flavor: Flavor, size: usize) -> Result<()> {
     let clients = (0..size)
         .map(|i| cluster.kv(i))
         .collect::<Result<Vec<_>>>()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked_count = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..WRITERS)
-        .map(|w| {
-            tokio::spawn(writer(
-                clients.clone(),
-                w,
-                "k/",
-                stop.clone(),
-                acked_count.clone(),
-            ))
-        })
-        .collect();
+    let writers = Writers::start(&clients, WRITERS, "k/");
+    let acked_count = writers.acked_count.clone();
     let outcome = async {
         wait_for_count(&acked_count, 300, "before the kill").await?;
         cluster.member(leader).kill().await?;
@@ -257,11 +270,7 @@ async fn kill_everyone_under_writes(flavor: Flavor, size: usize) -> Result<()> {
         anyhow::Ok(())
     }
     .await;
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = Vec::new();
-    for task in tasks {
-        acked.extend(task.await?);
-    }
+    let acked = writers.finish().await?;
     outcome?;
 
     cluster.restart_all().await?;
