@@ -9,6 +9,8 @@
 //! shares: a follower appending entries for the leader (which must answer
 //! within the heartbeat interval) waits for one chunk, never for a whole
 //! backlog of committed entries. A small batch is one chunk, as before.
+//! A batch is applied only once this member's log has it on disk (the
+//! leader commits entries it may not have fsynced yet; see `log_store`).
 //! Each command runs under a savepoint: a command the keyspace rules refuse
 //! leaves no trace, a storage failure stops the node.
 //!
