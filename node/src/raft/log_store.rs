@@ -504,11 +504,13 @@ struct Writer {
 }
 
 /// Where the durable index stands once `changes` are on disk, from `up_to`.
+/// Purged entries count as durable: only what a snapshot holds is purged.
 fn durable_after(up_to: u64, changes: &[TableChange]) -> u64 {
     changes.iter().fold(up_to, |up_to, change| match change {
         TableChange::Append(rows) => rows.last().map_or(up_to, |(i, _)| up_to.max(*i)),
         TableChange::Truncate(from) => up_to.min(from.saturating_sub(1)),
-        _ => up_to,
+        TableChange::Purge(upto) => up_to.max(upto.index),
+        TableChange::Vote(_) | TableChange::Committed(_) => up_to,
     })
 }
 
@@ -710,6 +712,12 @@ mod tests {
             6
         );
         assert_eq!(durable_after(9, &[TableChange::Truncate(12)]), 9);
+        let purge = TableChange::Purge(LogId::new(CommittedLeaderId::new(1, 1), 30));
+        assert_eq!(
+            durable_after(9, &[purge]),
+            30,
+            "a snapshot holds what is purged"
+        );
         let hints = [
             TableChange::Committed(None),
             TableChange::Vote(Vote::new(1, 1)),
