@@ -135,7 +135,8 @@ pub(super) fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), S
         _ => StorageError::Sqlite(e),
     };
     common_pragmas(conn).map_err(not_a_database)?;
-    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+        .map_err(not_a_database)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(not_a_database)?;
     // FULL makes every commit fsync the WAL: the log writer relies on it.
