@@ -411,7 +411,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
 
     let peers = unjoined.for_member(identity.cluster_id, identity.member_id);
     let peer_stats = Arc::new(PeerStats::default());
-    let log = LogStore::open(db.clone(), identity.member_id).await?;
+    let log = LogStore::open(db.clone()).await?;
     let wal_fsync = log.fsync_durations();
     let durability = log.durability();
     let raft = Raft::new(
