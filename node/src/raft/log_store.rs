@@ -544,7 +544,7 @@ async fn run_writer(
                 true
             }
         };
-        for reply in replies.into_iter().flatten() {
+        for reply in replies {
             reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
         }
     }
@@ -584,14 +584,12 @@ impl Reply {
     }
 }
 
-fn split_write(write: LogWrite) -> (TableChange, Option<Reply>) {
+fn split_write(write: LogWrite) -> (TableChange, Reply) {
     match write {
-        LogWrite::Append { rows, flushed } => {
-            (TableChange::Append(rows), Some(Reply::Flushed(flushed)))
-        }
-        LogWrite::Truncate { from, done } => (TableChange::Truncate(from), Some(Reply::Done(done))),
-        LogWrite::Purge { upto, done } => (TableChange::Purge(upto), Some(Reply::Done(done))),
-        LogWrite::Vote { vote, done } => (TableChange::Vote(vote), Some(Reply::Done(done))),
+        LogWrite::Append { rows, flushed } => (TableChange::Append(rows), Reply::Flushed(flushed)),
+        LogWrite::Truncate { from, done } => (TableChange::Truncate(from), Reply::Done(done)),
+        LogWrite::Purge { upto, done } => (TableChange::Purge(upto), Reply::Done(done)),
+        LogWrite::Vote { vote, done } => (TableChange::Vote(vote), Reply::Done(done)),
     }
 }
 
