@@ -9,15 +9,31 @@
 //! the leader) never touch SQLite, and reads always see entries that were
 //! appended but are not yet flushed.
 //!
-//! Every append is reported flushed only once it is on disk, the leader's
-//! included. [`Durability`] tells how far the log is on disk, and the
-//! network (acknowledgements and commit indexes it passes on) and the state
-//! machine (applies) check it. Today those checks never wait: openraft 0.9
-//! waits for the leader's fsync before it replicates. They are what a
-//! leader replicating during its own fsync (as etcd's does) would rely on;
-//! that also needs openraft to never resume leadership in the same term
-//! after a restart, which 0.9 does (a restarted leader with its own
-//! committed vote leads on and reuses the log ids of entries it lost).
+//! **The leader's own appends are reported flushed at once**, before their
+//! fsync, as etcd's leader sends entries to followers while it writes them
+//! to its own WAL: openraft 0.9 otherwise waits for the leader's fsync
+//! before it replicates, which puts two fsyncs in a row on every write's
+//! path. What the leader has only in memory must still never be acted on,
+//! so [`Durability`] tells how far the log is on disk and three places wait
+//! for it:
+//! - the network counts a follower's acknowledgement only once the leader
+//!   has the same entries on disk (so openraft's commit index only counts
+//!   durable copies, the leader's included);
+//! - the network never tells a peer a commit index beyond the leader's disk
+//!   (a single-voter leader commits on its own say-so);
+//! - the state machine applies only entries on this member's disk.
+//!
+//! A follower's appends are reported only once durable: its acknowledgement
+//! is the promise.
+//!
+//! **A restarted leader never leads on in its old term.** openraft 0.9
+//! resumes leadership from a saved committed vote of its own, but entries
+//! this leader reported before its crash may never have reached its disk
+//! while a follower holds them: leading on, it would write new entries
+//! under those same log ids, and log matching would take the two for one
+//! (a permanent divergence). So [`LogStore::open`] saves such a vote back
+//! as a mere candidacy for the same term: the member must win a new term,
+//! whose entries carry new log ids, and the Raft rules settle the rest.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -29,7 +45,7 @@ use openraft::{AnyError, RaftLogId, StorageIOError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rusqlite::rusqlite::{Connection, params};
 
-use super::{Entry, LogId, RaftStorageError, TypeConfig, Vote};
+use super::{Entry, LogId, MemberId, RaftStorageError, TypeConfig, Vote};
 use crate::histogram::Histogram;
 use crate::storage::{Db, Meta, StorageError};
 
@@ -48,6 +64,8 @@ const MAX_BATCH: usize = 1024;
 /// The log as openraft sees it; cheap to clone (it is also the log reader).
 #[derive(Clone)]
 pub struct LogStore {
+    /// This member: appends made while it leads are reported at once.
+    me: MemberId,
     db: Db,
     cache: Arc<Mutex<LogCache>>,
     writes: mpsc::UnboundedSender<LogWrite>,
@@ -118,6 +136,9 @@ struct LogCache {
     /// durable batch: reads answer from here so they see every save.
     committed: Option<LogId>,
     flushed_up_to: u64,
+    /// True while the last vote saved is this member's own, committed: it
+    /// leads, and every append is its own new entries.
+    leading: bool,
 }
 
 /// About how much memory a cached entry holds.
@@ -172,7 +193,8 @@ impl LogCache {
 enum LogWrite {
     Append {
         rows: Vec<(u64, Vec<u8>)>,
-        flushed: LogFlushed<TypeConfig>,
+        /// None when the append was already reported (the leader's).
+        flushed: Option<LogFlushed<TypeConfig>>,
     },
     Truncate {
         from: u64,
@@ -201,9 +223,10 @@ fn read_error(e: impl ToString) -> RaftStorageError {
 }
 
 impl LogStore {
-    /// Opens the log kept in `db`, loading its tail into memory, and starts
-    /// the writer task.
-    pub async fn open(db: Db) -> Result<Self, StorageError> {
+    /// Opens the log of member `me` kept in `db`, loading its tail into
+    /// memory, and starts the writer task.
+    pub async fn open(db: Db, me: MemberId) -> Result<Self, StorageError> {
+        step_down_from_saved_leadership(&db, me).await?;
         let (last_purged, committed, tail) = db
             .read(|tx| {
                 let last_purged: Option<LogId> = Meta(tx).value(Meta::LAST_PURGED)?;
@@ -230,6 +253,7 @@ impl LogStore {
             last_purged,
             committed,
             flushed_up_to,
+            leading: false,
         };
         for entry in tail {
             cache.insert(entry);
@@ -253,6 +277,7 @@ impl LogStore {
             committed,
         ));
         Ok(Self {
+            me,
             db,
             cache,
             writes,
@@ -389,6 +414,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), RaftStorageError> {
         let vote = *vote;
+        // openraft saves a vote before it appends under it: as a follower the
+        // leader's, as a new leader its own committed one.
+        self.cache().leading = vote.is_committed() && vote.leader_id().voted_for() == Some(self.me);
         self.enqueue_and_wait(|done| LogWrite::Vote { vote, done })
             .await
     }
@@ -423,7 +451,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let mut rows = Vec::new();
-        {
+        let leading = {
             let mut cache = self.cache();
             for entry in entries {
                 let bytes = postcard::to_stdvec(&entry).map_err(write_error)?;
@@ -431,11 +459,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 rows.push((index, bytes));
                 cache.insert(entry);
             }
+            cache.leading
+        };
+        if !leading || self.durable.borrow().failed.is_some() {
+            return self.enqueue(LogWrite::Append {
+                rows,
+                flushed: Some(callback),
+            });
         }
+        // The leader's own entries: replication may start now (see the
+        // module docs for who waits for the disk instead).
         self.enqueue(LogWrite::Append {
             rows,
-            flushed: callback,
-        })
+            flushed: None,
+        })?;
+        callback.log_io_completed(Ok(()));
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
@@ -544,7 +583,7 @@ async fn run_writer(
                 true
             }
         };
-        for reply in replies {
+        for reply in replies.into_iter().flatten() {
             reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
         }
     }
@@ -584,13 +623,35 @@ impl Reply {
     }
 }
 
-fn split_write(write: LogWrite) -> (TableChange, Reply) {
+fn split_write(write: LogWrite) -> (TableChange, Option<Reply>) {
     match write {
-        LogWrite::Append { rows, flushed } => (TableChange::Append(rows), Reply::Flushed(flushed)),
-        LogWrite::Truncate { from, done } => (TableChange::Truncate(from), Reply::Done(done)),
-        LogWrite::Purge { upto, done } => (TableChange::Purge(upto), Reply::Done(done)),
-        LogWrite::Vote { vote, done } => (TableChange::Vote(vote), Reply::Done(done)),
+        LogWrite::Append { rows, flushed } => {
+            (TableChange::Append(rows), flushed.map(Reply::Flushed))
+        }
+        LogWrite::Truncate { from, done } => (TableChange::Truncate(from), Some(Reply::Done(done))),
+        LogWrite::Purge { upto, done } => (TableChange::Purge(upto), Some(Reply::Done(done))),
+        LogWrite::Vote { vote, done } => (TableChange::Vote(vote), Some(Reply::Done(done))),
     }
+}
+
+/// Turns a saved committed vote of `me`'s own into an uncommitted one of the
+/// same term, durably, so openraft starts `me` as a follower that must win
+/// a new term (see the module docs for why).
+async fn step_down_from_saved_leadership(db: &Db, me: MemberId) -> Result<(), StorageError> {
+    db.write(move |conn| {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let tx = conn.transaction()?;
+        let vote: Option<Vote> = Meta(&tx).value(Meta::VOTE)?;
+        let led = vote.filter(|v| v.is_committed() && v.leader_id().voted_for() == Some(me));
+        if let Some(vote) = led {
+            let candidacy = Vote::new(vote.leader_id().get_term(), me);
+            Meta(&tx).set_value(Meta::VOTE, &candidacy)?;
+            tracing::info!(%vote, "led before the restart: must win a new term first");
+        }
+        tx.commit()?;
+        Ok(())
+    })
+    .await
 }
 
 /// Applies a batch in one durable transaction; returns the highest index
@@ -660,6 +721,7 @@ mod tests {
             last_purged: None,
             committed: None,
             flushed_up_to,
+            leading: false,
         };
         for e in entries {
             cache.insert(e);
@@ -723,6 +785,56 @@ mod tests {
         assert_eq!(orphan.wait_for(1).await, Err(DurabilityError::Stopped));
     }
 
+    #[tokio::test]
+    async fn only_its_own_committed_vote_makes_a_member_lead() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("cetera.db")).await.unwrap();
+        let mut log = LogStore::open(db, 7).await.unwrap();
+        let leading = |log: &LogStore| log.cache().leading;
+        log.save_vote(&Vote::new(2, 7)).await.unwrap();
+        assert!(!leading(&log), "a candidate does not lead");
+        log.save_vote(&Vote::new_committed(2, 7)).await.unwrap();
+        assert!(leading(&log), "elected");
+        log.save_vote(&Vote::new_committed(3, 9)).await.unwrap();
+        assert!(!leading(&log), "member 9 leads term 3");
+    }
+
+    #[tokio::test]
+    async fn a_restarted_leader_must_win_a_new_term_but_a_follower_keeps_its_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cetera.db");
+        let reopened_vote = |me: MemberId, saved: Vote| {
+            let path = path.clone();
+            async move {
+                let mut log = LogStore::open(Db::open(&path).await.unwrap(), me)
+                    .await
+                    .unwrap();
+                log.save_vote(&saved).await.unwrap();
+                drop(log);
+                let mut log = LogStore::open(Db::open(&path).await.unwrap(), me)
+                    .await
+                    .unwrap();
+                let vote = log.read_vote().await.unwrap().unwrap();
+                (vote, log.cache().leading)
+            }
+        };
+        assert_eq!(
+            reopened_vote(7, Vote::new_committed(4, 7)).await,
+            (Vote::new(4, 7), false),
+            "its own leadership is saved back as a candidacy for the same term"
+        );
+        assert_eq!(
+            reopened_vote(7, Vote::new_committed(5, 9)).await,
+            (Vote::new_committed(5, 9), false),
+            "another member's leadership stays as it was"
+        );
+        assert_eq!(
+            reopened_vote(7, Vote::new(6, 7)).await,
+            (Vote::new(6, 7), false),
+            "a candidacy stays a candidacy"
+        );
+    }
+
     #[test]
     fn trim_bounds_flushed_entries_by_bytes_but_keeps_the_newest_and_unflushed() {
         let big = 1 << 20;
@@ -749,7 +861,7 @@ mod tests {
     async fn the_committed_id_reaches_disk_with_the_next_durable_batch() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cetera.db");
-        let mut log = LogStore::open(Db::open(&path).await.unwrap())
+        let mut log = LogStore::open(Db::open(&path).await.unwrap(), 1)
             .await
             .unwrap();
         let committed = Some(entry(7, 1).log_id);
@@ -759,7 +871,7 @@ mod tests {
         // ...and on disk with the next durable write (a vote, here).
         log.save_vote(&Vote::new(1, 1)).await.unwrap();
         drop(log);
-        let mut reopened = LogStore::open(Db::open(&path).await.unwrap())
+        let mut reopened = LogStore::open(Db::open(&path).await.unwrap(), 1)
             .await
             .unwrap();
         assert_eq!(reopened.read_committed().await.unwrap(), committed);

@@ -78,7 +78,7 @@ mod tests {
             let db = Db::open(&dir.path().join("cetera.db"))
                 .await
                 .map_err(fail)?;
-            let log = LogStore::open(db.clone()).await.map_err(fail)?;
+            let log = LogStore::open(db.clone(), 1).await.map_err(fail)?;
             let observer = std::sync::Arc::new(IgnoreApplied);
             let sm = StateMachine::open(db, &dir.path().join("snap"), observer)
                 .await

@@ -205,6 +205,17 @@ async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> 
     Ok(listeners)
 }
 
+/// Whether `me` is the cluster's only voter, as the restored log says.
+fn is_sole_voter(raft: &Raft, me: MemberId) -> bool {
+    let metrics = raft.metrics();
+    let membership = metrics.borrow();
+    membership
+        .membership_config
+        .membership()
+        .voter_ids()
+        .eq(std::iter::once(me))
+}
+
 fn raft_config(config: &Config) -> Result<openraft::Config, StartError> {
     let election_ms = config.election_timeout.as_millis() as u64;
     openraft::Config {
@@ -411,7 +422,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
 
     let peers = unjoined.for_member(identity.cluster_id, identity.member_id);
     let peer_stats = Arc::new(PeerStats::default());
-    let log = LogStore::open(db.clone()).await?;
+    let log = LogStore::open(db.clone(), identity.member_id).await?;
     let wal_fsync = log.fsync_durations();
     let durability = log.durability();
     let raft = Raft::new(
@@ -440,6 +451,14 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
             Meta(conn).set_value(Meta::IDENTITY, &stored)
         })
         .await?;
+    } else if is_sole_voter(&raft, identity.member_id) {
+        // A restarted member never leads on in its old term (see
+        // `raft::log_store`); alone, it need not wait an election timeout
+        // to win the next one.
+        raft.trigger()
+            .elect()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
     }
 
     let metrics = raft.metrics();
