@@ -9,6 +9,7 @@
 //! [`Node`](crate::server::Node): no request is interpreted here, and every
 //! error is mapped to etcd's code and message in one place (`status`).
 
+mod coalesce;
 mod concurrency;
 pub mod gateway;
 mod go_mux;
@@ -131,7 +132,9 @@ where
 {
     let connection = builder
         .serve_connection_with_upgrades(
-            TokioIo::new(h2_authority::AuthorityFix::new(stream)),
+            TokioIo::new(h2_authority::AuthorityFix::new(
+                coalesce::WriteCoalescer::new(stream),
+            )),
             service,
         )
         .into_owned();
