@@ -70,7 +70,9 @@ pub async fn serve_client(
         let (grpc, http, counters) = (grpc.clone(), http.clone(), node.grpc_counters());
         let service = hyper::service::service_fn(move |req: ::http::Request<Incoming>| {
             let (grpc, http, counters) = (grpc.clone(), http.clone(), counters.clone());
-            async move {
+            // Boxed: hyper moves each request's future into a task of its
+            // own, and unboxed this state machine is kilobytes to copy.
+            Box::pin(async move {
                 let response = if is_grpc(&req) {
                     let method = grpc_metrics::method_of(req.uri().path());
                     if let Some(method) = &method {
@@ -85,7 +87,7 @@ pub async fn serve_client(
                     http.oneshot(req).await?.map(tonic::body::Body::new)
                 };
                 Ok::<_, Infallible>(response)
-            }
+            })
         });
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         // The handshake runs in the connection's own task, so a slow or
