@@ -711,6 +711,7 @@ async fn cluster_commands_match_etcdctl(flavor: Flavor) -> Result<()> {
             vec!["member", "remove", &id],
             vec!["member", "remove", &id],
         ] {
+            cluster.settle_membership().await?;
             let out = run(args.iter().map(|s| s.to_string()).collect()).await?;
             t.push_str(&transcript(&out, &ids, &extra));
         }

@@ -44,6 +44,7 @@ impl AddedMember {
 async fn membership_command(cluster: &TestCluster, args: &[&str]) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        cluster.settle_membership().await?;
         let out = cluster.etcdctl(args, None).await?;
         if out.status.success() {
             return Ok(out.stdout);
