@@ -225,7 +225,17 @@ impl Node {
         if !req.serializable {
             self.linearizable_barrier().await?;
         }
-        let mut resp = self.read(move |kv| mvcc::range(kv, &req)).await?;
+        let mut resp = if req.range_end.is_empty() && req.revision <= 0 {
+            // The newest version of one key: one row through `kv_live`
+            // (an older revision may walk the key's whole history).
+            let outcome = self
+                .db
+                .read_small(move |tx| Ok(mvcc::range(&SqliteKv::new(tx), &req)))
+                .await?;
+            outcome?
+        } else {
+            self.read(move |kv| mvcc::range(kv, &req)).await?
+        };
         self.complete_header(&mut resp.header);
         Ok(resp)
     }

@@ -7,8 +7,11 @@
 //!
 //! All writes go through one writer connection (one thread, FIFO), which
 //! serialises the log writer and the state machine without lock
-//! contention; reads use a small pool of reader connections that see the
-//! last committed state. This module must never interpret Raft entries or
+//! contention; reads use a small pool of reader connections (a thread
+//! each) that see the last committed state. Reads of a row or two
+//! ([`Db::read_small`]) run on the caller's thread instead, from a second
+//! pool: handing them to a reader thread and back cost more CPU than the
+//! read itself. This module must never interpret Raft entries or
 //! etcd requests: it stores bytes and rows, the callers give them meaning.
 
 mod auth;
@@ -75,6 +78,8 @@ pub struct Db {
     writer: tokio_rusqlite::Connection,
     readers: std::sync::Arc<[tokio_rusqlite::Connection]>,
     next_reader: std::sync::Arc<AtomicUsize>,
+    /// Reader connections that point reads use on the calling thread.
+    inline_readers: std::sync::Arc<std::sync::Mutex<Vec<rusqlite::Connection>>>,
     path: PathBuf,
 }
 
@@ -94,10 +99,18 @@ impl Db {
             reader.call(schema::prepare_reader).await?;
             readers.push(reader);
         }
+        // One per async worker thread at most is ever in use at once.
+        let mut inline_readers = Vec::with_capacity(readers_wanted);
+        for _ in 0..readers_wanted {
+            let mut conn = rusqlite::Connection::open(path)?;
+            schema::prepare_reader(&mut conn)?;
+            inline_readers.push(conn);
+        }
         Ok(Db {
             writer,
             readers: readers.into(),
             next_reader: Default::default(),
+            inline_readers: std::sync::Arc::new(std::sync::Mutex::new(inline_readers)),
             path: path.to_path_buf(),
         })
     }
@@ -128,6 +141,31 @@ impl Db {
             .call(move |conn| in_read_transaction(conn, f))
             .await?;
         Ok(result)
+    }
+
+    /// Like [`Db::read`], but for reads that touch a few rows: runs `f` on
+    /// the calling thread when a connection is free, saving two thread
+    /// hand-offs (which cost more than such a read itself). Never use it
+    /// for scans: the caller's async worker is blocked meanwhile.
+    pub async fn read_small<F, R>(&self, f: F) -> Result<R, StorageError>
+    where
+        F: FnOnce(&rusqlite::Connection) -> Result<R, StorageError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let idle = self
+            .inline_readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let Some(mut conn) = idle else {
+            return self.read(f).await;
+        };
+        let result = in_read_transaction(&mut conn, f);
+        self.inline_readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+        result
     }
 
     /// Runs `f` on a reader connection outside any transaction (for work
@@ -218,5 +256,49 @@ mod tests {
         .unwrap();
         assert_eq!(v, 7);
         assert!(conn.is_autocommit());
+    }
+
+    async fn db_with_one_row() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("cetera.db")).await.unwrap();
+        db.write(|conn| Meta(conn).set_i64("probe", 1))
+            .await
+            .unwrap();
+        (dir, db)
+    }
+
+    fn probe(tx: &rusqlite::Connection) -> Result<Option<i64>, StorageError> {
+        Meta(tx).i64("probe")
+    }
+
+    #[tokio::test]
+    async fn small_reads_see_the_last_commit_on_the_calling_thread() {
+        let (_dir, db) = db_with_one_row().await;
+        let caller = std::thread::current().id();
+        let (value, thread) = db
+            .read_small(|tx| Ok((probe(tx)?, std::thread::current().id())))
+            .await
+            .unwrap();
+        assert_eq!((value, thread), (Some(1), caller));
+        db.write(|conn| Meta(conn).set_i64("probe", 2))
+            .await
+            .unwrap();
+        assert_eq!(db.read_small(probe).await.unwrap(), Some(2));
+        let idle = db.inline_readers.lock().unwrap().len();
+        assert_eq!(idle, reader_count(), "a connection was not given back");
+    }
+
+    #[tokio::test]
+    async fn small_reads_go_to_a_reader_thread_when_no_connection_is_idle() {
+        let (_dir, db) = db_with_one_row().await;
+        let taken = std::mem::take(&mut *db.inline_readers.lock().unwrap());
+        let caller = std::thread::current().id();
+        let (value, thread) = db
+            .read_small(|tx| Ok((probe(tx)?, std::thread::current().id())))
+            .await
+            .unwrap();
+        assert_eq!(value, Some(1));
+        assert_ne!(thread, caller);
+        drop(taken);
     }
 }
