@@ -159,3 +159,46 @@ async fn harness_etcdctl_reaches_every_member() -> Result<()> {
     assert_eq!(status.json()?.as_array().map(Vec::len), Some(3));
     Ok(())
 }
+
+/// A follower that is down is logged the way etcd logs it: "became
+/// inactive" once (after a second of failed requests), a reminder every
+/// five seconds, "became active" when it answers again; not several lines
+/// per failed request. The log file holds no terminal colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_peer_is_logged_once_then_every_few_seconds() -> Result<()> {
+    let cluster = TestCluster::start(Flavor::Cetera, 3).await?;
+    let leader = cluster.leader_index().await?;
+    let follower = cluster.follower_indices().await?[0];
+    let log = cluster.member(leader).log_path().to_path_buf();
+    let before = std::fs::read_to_string(&log)?.len();
+    cluster.member(follower).kill().await?;
+    // Long enough for the first report and one reminder.
+    tokio::time::sleep(Duration::from_millis(7500)).await;
+    cluster.member(follower).restart().await?;
+    cluster.wait_ready(follower).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let written = loop {
+        let text = std::fs::read_to_string(&log)?;
+        let written = text[before..].to_string();
+        if written.contains("peer became active") || std::time::Instant::now() > deadline {
+            break written;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let count = |needle: &str| written.matches(needle).count();
+    anyhow::ensure!(
+        count("peer became inactive") == 1
+            && (1..=2).contains(&count("peer is still inactive"))
+            && count("peer became active") == 1,
+        "unexpected reports while a follower was down:\n{written}"
+    );
+    anyhow::ensure!(
+        count("RPCError") == 0 && count("backoff mode") == 0,
+        "openraft's per-request lines are back:\n{written}"
+    );
+    anyhow::ensure!(
+        !written.contains('\u{1b}'),
+        "colour codes in a log file:\n{written}"
+    );
+    Ok(())
+}

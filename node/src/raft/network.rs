@@ -318,8 +318,12 @@ impl Peer {
             .call(&self.url, path_of(action), req, timeout)
             .await
             .map_err(|e| {
-                if matches!(&e, PeerError::Refused { status: 410, .. }) {
-                    self.stats.mark_removed();
+                match &e {
+                    PeerError::Refused { status: 410, .. } => self.stats.mark_removed(),
+                    PeerError::Unreachable { .. } | PeerError::Timeout { .. } => {
+                        self.stats.record_failure(self.target, &e)
+                    }
+                    PeerError::Refused { .. } | PeerError::Decode { .. } => {}
                 }
                 self.rpc_error(action, timeout, e)
             })?;

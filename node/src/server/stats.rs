@@ -14,6 +14,8 @@ pub struct PeerStats {
     received_appends: AtomicU64,
     sent_appends: AtomicU64,
     last_contact: Mutex<std::collections::HashMap<u64, std::time::Instant>>,
+    /// Peers whose Raft requests are failing, for the log.
+    outages: Mutex<std::collections::HashMap<u64, Outage>>,
     followers: Mutex<std::collections::BTreeMap<u64, FollowerRecord>>,
     /// Set when a peer told this member it was removed from the cluster.
     removed: std::sync::atomic::AtomicBool,
@@ -29,8 +31,60 @@ impl PeerStats {
     }
 
     pub fn record_contact(&self, peer: u64) {
+        let now = std::time::Instant::now();
         let mut contacts = self.last_contact.lock().unwrap_or_else(|p| p.into_inner());
-        contacts.insert(peer, std::time::Instant::now());
+        contacts.insert(peer, now);
+        drop(contacts);
+        let mut outages = self.outages.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(outage) = outages.remove(&peer)
+            && outage.last_logged.is_some()
+        {
+            tracing::info!(
+                peer = %format!("{peer:x}"),
+                inactive_for = ?now.saturating_duration_since(outage.since),
+                "peer became active"
+            );
+        }
+    }
+
+    /// Records a Raft request to `peer` that got no answer. The log says so
+    /// once the peer has not answered for [`OUTAGE_GRACE`], then every
+    /// [`OUTAGE_LOG_EVERY`] while it stays silent (as etcd does), not once
+    /// per request.
+    pub fn record_failure(&self, peer: u64, error: &dyn std::fmt::Display) {
+        let now = std::time::Instant::now();
+        let mut outages = self.outages.lock().unwrap_or_else(|p| p.into_inner());
+        let report = match outages.entry(peer) {
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(Outage::new(now));
+                return;
+            }
+            std::collections::hash_map::Entry::Occupied(mut outage) => {
+                match outage.get_mut().failed(now) {
+                    Some(report) => report,
+                    None => return,
+                }
+            }
+        };
+        drop(outages);
+        let peer = format!("{peer:x}");
+        match report {
+            OutageReport::Began => tracing::warn!(
+                peer,
+                %error,
+                "peer became inactive (message send to peer failed)"
+            ),
+            OutageReport::Continues {
+                inactive_for,
+                failures,
+            } => tracing::warn!(
+                peer,
+                %error,
+                ?inactive_for,
+                failures,
+                "peer is still inactive"
+            ),
+        }
     }
 
     /// Whether `peer` answered within `window`.
@@ -95,6 +149,64 @@ impl PeerStats {
 
     pub fn sent_appends(&self) -> u64 {
         self.sent_appends.load(Ordering::Relaxed)
+    }
+}
+
+/// How long a peer's requests must keep failing before the log says it
+/// became inactive: a lone timeout under load is not an outage.
+const OUTAGE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often the log repeats that a peer is still inactive.
+const OUTAGE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A peer that stopped answering this member's Raft requests.
+#[derive(Debug)]
+struct Outage {
+    since: std::time::Instant,
+    /// When the log last spoke of it, if it has.
+    last_logged: Option<std::time::Instant>,
+    /// Failed requests since the last log line.
+    failures: u64,
+}
+
+/// What the log says of a failed request, if anything.
+#[derive(Debug, PartialEq, Eq)]
+enum OutageReport {
+    Began,
+    Continues {
+        inactive_for: std::time::Duration,
+        failures: u64,
+    },
+}
+
+impl Outage {
+    fn new(now: std::time::Instant) -> Self {
+        Outage {
+            since: now,
+            last_logged: None,
+            failures: 1,
+        }
+    }
+
+    /// One more failed request at `now`: a report once the outage is
+    /// [`OUTAGE_GRACE`] old, then once the last report is
+    /// [`OUTAGE_LOG_EVERY`] old.
+    fn failed(&mut self, now: std::time::Instant) -> Option<OutageReport> {
+        self.failures += 1;
+        let report = match self.last_logged {
+            None if now.saturating_duration_since(self.since) >= OUTAGE_GRACE => {
+                OutageReport::Began
+            }
+            Some(last) if now.saturating_duration_since(last) >= OUTAGE_LOG_EVERY => {
+                OutageReport::Continues {
+                    inactive_for: now.saturating_duration_since(self.since),
+                    failures: self.failures,
+                }
+            }
+            _ => return None,
+        };
+        self.last_logged = Some(now);
+        self.failures = 0;
+        Some(report)
     }
 }
 
@@ -402,6 +514,45 @@ mod tests {
         assert_eq!(go_duration(Duration::from_secs(3723)), "1h2m3s");
         assert_eq!(go_duration(Duration::from_secs(120)), "2m0s");
         assert_eq!(go_duration(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn an_outage_is_reported_after_a_second_then_every_few_seconds() {
+        let start = std::time::Instant::now();
+        let mut outage = Outage::new(start);
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert_eq!(outage.failed(at(500)), None, "a lone failure is no outage");
+        assert_eq!(outage.failed(at(1000)), Some(OutageReport::Began));
+        // Requests fail every half second (openraft's back-off).
+        for ms in (1500..6000).step_by(500) {
+            assert_eq!(outage.failed(at(ms)), None, "at {ms} ms");
+        }
+        assert_eq!(
+            outage.failed(at(6000)),
+            Some(OutageReport::Continues {
+                inactive_for: Duration::from_secs(6),
+                failures: 10
+            })
+        );
+        assert_eq!(outage.failed(at(10_999)), None);
+        assert_eq!(
+            outage.failed(at(11_000)),
+            Some(OutageReport::Continues {
+                inactive_for: Duration::from_secs(11),
+                failures: 2
+            })
+        );
+    }
+
+    #[test]
+    fn an_answer_ends_the_outage() {
+        let stats = PeerStats::default();
+        stats.record_failure(0xab, &"connection refused");
+        stats.record_failure(0xab, &"connection refused");
+        assert!(stats.outages.lock().unwrap().contains_key(&0xab));
+        stats.record_contact(0xab);
+        assert!(stats.outages.lock().unwrap().is_empty());
+        assert!(stats.contacted_within(0xab, Duration::from_secs(1)));
     }
 
     #[test]
