@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tests::kv::{get_value, put};
 use tests::{Flavor, TestCluster, flavor_tests};
 
@@ -200,5 +200,62 @@ async fn a_down_peer_is_logged_once_then_every_few_seconds() -> Result<()> {
         !written.contains('\u{1b}'),
         "colour codes in a log file:\n{written}"
     );
+    Ok(())
+}
+
+/// A snapshot download in progress ends with `Unavailable` as soon as its
+/// member starts to stop, the member then exits promptly, and the copy it
+/// was streaming does not stay in the data dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_member_ends_a_snapshot_download_and_removes_its_copy() -> Result<()> {
+    use cetera::proto::etcdserverpb::SnapshotRequest;
+    let cluster = TestCluster::start(Flavor::Cetera, 1).await?;
+    let mut kv = cluster.kv(0)?;
+    let value = "v".repeat(4096);
+    for i in 0..500 {
+        put(&mut kv, &format!("bulk/{i:04}"), &value).await?;
+    }
+    let mut pieces = cluster
+        .maintenance(0)?
+        .snapshot(SnapshotRequest {})
+        .await?
+        .into_inner();
+    let first = pieces.message().await?.context("no first piece")?;
+    anyhow::ensure!(first.remaining_bytes > 0, "the snapshot fit in one piece");
+
+    let member = cluster.member(0);
+    member.terminate()?;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match pieces.message().await {
+                Ok(Some(piece)) if piece.remaining_bytes == 0 => {
+                    break Err(anyhow::anyhow!("the whole snapshot was sent"));
+                }
+                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(None) => break Err(anyhow::anyhow!("the stream ended without an error")),
+                Err(status) => break Ok(status),
+            }
+        }
+    })
+    .await
+    .context("the download went on while the member stopped")??;
+    anyhow::ensure!(
+        ended.code() == tonic::Code::Unavailable,
+        "unexpected end: {ended:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while member.is_running() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the member kept running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let copies: Vec<_> = std::fs::read_dir(member.data_dir().join("member"))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("backup-"))
+        .collect();
+    anyhow::ensure!(copies.is_empty(), "copies left behind: {copies:?}");
     Ok(())
 }

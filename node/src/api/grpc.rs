@@ -380,7 +380,10 @@ impl Maintenance for MaintenanceApi {
     ) -> Result<Response<SnapshotStream>, Status> {
         maintenance_admin(&self.0, &request).await?;
         let pieces = self.0.snapshot().await.map_err(to_status)?;
-        Ok(Response::new(Box::pin(
+        // A stopping member ends the download at once (the client tries
+        // another member) instead of holding its shutdown.
+        Ok(Response::new(until_stopped(
+            self.0.stopping(),
             pieces.map(|piece| piece.map_err(to_status)),
         )))
     }

@@ -181,7 +181,7 @@ impl Node {
             .config
             .data_dir
             .join("member")
-            .join(format!("backup-{nanos}.partial"));
+            .join(format!("{BACKUP_PREFIX}{nanos}{BACKUP_SUFFIX}"));
         crate::raft::write_backup(&self.db, path.clone()).await?;
         let file = tokio::fs::File::open(&path).await.map_err(io_error)?;
         let size = file.metadata().await.map_err(io_error)?.len();
@@ -206,6 +206,31 @@ impl Node {
 pub type SnapshotStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<SnapshotResponse, ServerError>> + Send>>;
 
+/// How the copies a `Maintenance.Snapshot` streams are named in
+/// `member/`.
+const BACKUP_PREFIX: &str = "backup-";
+const BACKUP_SUFFIX: &str = ".partial";
+
+/// Removes snapshot copies a crash left in `member_dir` (a running stream
+/// removes its own when it ends, however it ends).
+pub(crate) fn remove_stale_backups(member_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(member_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(BACKUP_PREFIX) && name.ends_with(BACKUP_SUFFIX) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(file = %name, "removed a snapshot copy left by a crash"),
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "cannot remove a stale snapshot copy")
+                }
+            }
+        }
+    }
+}
+
 /// Size of one snapshot piece, as etcd sends them.
 const SNAPSHOT_CHUNK: usize = 32 * 1024;
 
@@ -220,6 +245,14 @@ struct BackupReader {
     path: PathBuf,
     remaining: u64,
     hasher: Sha256,
+}
+
+/// A stream cut short (the client went away, the member stops) still
+/// removes its copy.
+impl Drop for BackupReader {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl BackupReader {
@@ -255,5 +288,52 @@ impl BackupReader {
         };
         self.file = Some(file);
         Some((Ok(piece), self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_snapshot_copies_are_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "backup-17.partial",
+            "cetera.db",
+            "backup-17",
+            "incoming.partial",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        remove_stale_backups(dir.path());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["backup-17", "cetera.db", "incoming.partial"]);
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_short_removes_its_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("backup-1.partial");
+        std::fs::write(&path, vec![7u8; 3 * SNAPSHOT_CHUNK]).unwrap();
+        let reader = BackupReader {
+            file: Some(tokio::fs::File::open(&path).await.unwrap()),
+            path: path.clone(),
+            remaining: 3 * SNAPSHOT_CHUNK as u64,
+            hasher: Sha256::new(),
+        };
+        let mut stream = Box::pin(futures::stream::unfold(reader, BackupReader::next));
+        let first = futures::StreamExt::next(&mut stream)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.remaining_bytes, 2 * SNAPSHOT_CHUNK as u64);
+        assert!(path.exists());
+        drop(stream);
+        assert!(!path.exists(), "the copy outlived its stream");
     }
 }

@@ -380,6 +380,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         path: member_dir.clone(),
         source,
     })?;
+    super::maintenance::remove_stale_backups(&member_dir);
     let db = Db::open(&member_dir.join("cetera.db")).await?;
     let (identity, bootstrap) = load_identity(&db, &config, &unjoined).await?;
     let fresh = !matches!(bootstrap, Bootstrap::Restart);
