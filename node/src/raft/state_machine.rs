@@ -34,7 +34,7 @@ use super::{
 use crate::mvcc::{self, KvRead, MvccError};
 use crate::proto::etcdserverpb::{AlarmType, ResponseHeader};
 use crate::proto::mvccpb::Event;
-use crate::storage::{Db, Meta, SqliteKv, SqliteV2, StorageError};
+use crate::storage::{Db, Meta, SharedIndex, SqliteKv, SqliteV2, StorageError, load_index};
 use crate::v2store::{self, V2Write};
 
 /// openraft's view of our state: the database plus the snapshot files.
@@ -87,9 +87,8 @@ impl StateMachine {
 }
 
 /// The tables a snapshot carries, in copy order.
-const STATE_TABLES: [&str; 9] = [
+const STATE_TABLES: [&str; 8] = [
     "kv",
-    "kv_live",
     "leases",
     "lease_keys",
     "v2_nodes",
@@ -254,6 +253,7 @@ impl Drop for Savepoint<'_> {
 /// Applies one command under a savepoint, noting what observers must hear.
 fn apply_command(
     tx: &mut Transaction<'_>,
+    keys: &SharedIndex,
     command: Command,
     index: u64,
     changes: &mut Vec<AppliedChange>,
@@ -261,7 +261,7 @@ fn apply_command(
     if let Command::Batch(commands) = command {
         let results = commands
             .into_iter()
-            .map(|command| apply_command(tx, command, index, changes))
+            .map(|command| apply_command(tx, keys, command, index, changes))
             .collect::<Result<_, _>>()?;
         return Ok(CommandResult::Batch(results));
     }
@@ -276,7 +276,7 @@ fn apply_command(
         return Ok(CommandResult::Rejected(refusal));
     }
     let savepoint = Savepoint::begin(tx)?;
-    let mut kv = SqliteKv::new(tx);
+    let mut kv = SqliteKv::writer(tx, keys);
     let outcome = match command {
         Command::Put(req) => mvcc::apply_put(&mut kv, &req).map(|applied| {
             record(changes, &applied.response.header, applied.events);
@@ -338,6 +338,7 @@ fn apply_command(
             detail: e.0,
         }),
         Err(rejected) => {
+            kv.undo_index();
             savepoint.undo()?;
             Ok(CommandResult::Rejected(rejected))
         }
@@ -494,7 +495,13 @@ fn chunks_of_work(entries: Vec<Entry>, budget: usize) -> Vec<Vec<Entry>> {
 }
 
 /// Applies a chunk of entries in one transaction.
-fn apply_batch(conn: &mut Connection, entries: Vec<Entry>) -> Result<BatchOutcome, StorageError> {
+fn apply_batch(
+    conn: &mut Connection,
+    keys: &SharedIndex,
+    entries: Vec<Entry>,
+) -> Result<BatchOutcome, StorageError> {
+    // Whatever an abandoned transaction deferred did not happen.
+    keys.abandon_pending();
     // Not fsynced here: the next log append's fsync covers this WAL frame
     // too, and if it is lost the entries are simply applied again.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -508,7 +515,7 @@ fn apply_batch(conn: &mut Connection, entries: Vec<Entry>) -> Result<BatchOutcom
         results.push(match entry.payload {
             EntryPayload::Blank => CommandResult::Done,
             EntryPayload::Normal(command) => {
-                apply_command(&mut tx, command, entry.log_id.index, &mut changes)?
+                apply_command(&mut tx, keys, command, entry.log_id.index, &mut changes)?
             }
             EntryPayload::Membership(m) => {
                 membership = Some(StoredMembership::new(Some(entry.log_id), m));
@@ -521,7 +528,7 @@ fn apply_batch(conn: &mut Connection, entries: Vec<Entry>) -> Result<BatchOutcom
     if let Some(membership) = &membership {
         meta.set_value(Meta::MEMBERSHIP, membership)?;
     }
-    tx.commit()?;
+    keys.publish(|| tx.commit())?;
     Ok((results, changes))
 }
 
@@ -557,9 +564,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // One writer call per chunk, awaited in turn: log appends queued
         // meanwhile get the writer between two chunks.
         for chunk in chunks {
+            let keys = self.db.key_index().clone();
             let (chunk_results, changes) = self
                 .db
-                .write(move |conn| apply_batch(conn, chunk))
+                .write(move |conn| apply_batch(conn, &keys, chunk))
                 .await
                 .map_err(sm_error)?;
             results.extend(chunk_results);
@@ -606,16 +614,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let _ = tokio::fs::remove_file(self.snapshots.incoming_path()).await;
         let owned_meta = meta.clone();
         let source = path.clone();
+        let keys = self.db.key_index().clone();
         self.db
-            .write(move |conn| replace_state(conn, &source, &owned_meta))
+            .write(move |conn| replace_state(conn, &keys, &source, &owned_meta))
             .await
             .map_err(snapshot_error)?;
         tracing::info!(snapshot = %meta.snapshot_id, last_log_id = ?meta.last_log_id, "installed snapshot");
         let (revision, leases, auth) = self
             .db
-            .read(|tx| {
-                let kv = SqliteKv::new(tx);
-                Ok((kv.revisions()?.current, kv.leases()?, auth_apply::load(tx)?))
+            .read_kv(|kv| {
+                Ok((
+                    kv.revisions()?.current,
+                    kv.leases()?,
+                    auth_apply::load(kv.conn())?,
+                ))
             })
             .await
             .map_err(snapshot_error)?;
@@ -656,9 +668,11 @@ async fn copy_snapshot(
     tokio::fs::rename(partial, dest).await
 }
 
-/// Replaces the state tables with a snapshot's, durably, in one transaction.
+/// Replaces the state tables with a snapshot's, durably, in one
+/// transaction, and the key index with theirs.
 fn replace_state(
     conn: &mut Connection,
+    keys: &SharedIndex,
     source: &Path,
     meta: &SnapshotMeta,
 ) -> Result<(), StorageError> {
@@ -689,7 +703,8 @@ fn replace_state(
         let m = Meta(&tx);
         m.set_value(Meta::APPLIED, &meta.last_log_id)?;
         m.set_value(Meta::MEMBERSHIP, &meta.last_membership)?;
-        tx.commit()?;
+        let index = load_index(&tx)?;
+        keys.replace(index, || tx.commit())?;
         Ok(())
     })();
     conn.execute("DETACH DATABASE snap", [])?;

@@ -54,8 +54,7 @@ impl Node {
     pub async fn hash_kv(&self, req: HashKvRequest) -> Result<HashKvResponse, ServerError> {
         let (current, compacted, hash) = self
             .db
-            .read(move |tx| {
-                let kv = crate::storage::SqliteKv::new(tx);
+            .read_kv(move |kv| {
                 let revisions = kv.revisions()?;
                 let upto = if req.revision <= 0 {
                     revisions.current
@@ -83,8 +82,7 @@ impl Node {
     pub async fn hash(&self) -> Result<HashResponse, ServerError> {
         let (current, hash) = self
             .db
-            .read(|tx| {
-                let kv = crate::storage::SqliteKv::new(tx);
+            .read_kv(|kv| {
                 let current = kv.revisions()?.current;
                 Ok((current, kv.hash_versions(current)?))
             })

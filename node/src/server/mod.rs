@@ -205,9 +205,10 @@ impl Node {
         F: FnOnce(&mut SqliteKv<'_>) -> Result<R, MvccError> + Send + 'static,
         R: Send + 'static,
     {
+        let index = self.db.key_index().clone();
         let outcome = self
             .db
-            .read(move |tx| Ok(f(&mut SqliteKv::new(tx))))
+            .read(move |tx| Ok(f(&mut SqliteKv::reader(tx, &index))))
             .await?;
         Ok(outcome?)
     }
@@ -226,11 +227,11 @@ impl Node {
             self.linearizable_barrier().await?;
         }
         let mut resp = if req.range_end.is_empty() && req.revision <= 0 {
-            // The newest version of one key: one row through `kv_live`
-            // (an older revision may walk the key's whole history).
+            // The newest version of one key: one row, found through the
+            // key index (a scan may read many).
             let outcome = self
                 .db
-                .read_small(move |tx| Ok(mvcc::range(&SqliteKv::new(tx), &req)))
+                .read_small_kv(move |kv| Ok(mvcc::range(kv, &req)))
                 .await?;
             outcome?
         } else {

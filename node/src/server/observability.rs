@@ -7,7 +7,6 @@ use std::time::SystemTime;
 use super::Node;
 use super::stats::{LeaderInfo, LeaderStats, SelfStats, go_duration, rfc3339};
 use crate::mvcc::{KeyRange, KvRead};
-use crate::storage::SqliteKv;
 use openraft::ServerState;
 
 impl Node {
@@ -126,7 +125,7 @@ impl Node {
         );
         let keys = self
             .db
-            .read(|tx| Ok(SqliteKv::new(tx).count(&KeyRange::new(b"\0", b"\0"), None)?))
+            .read_kv(|kv| Ok(kv.count(&KeyRange::new(b"\0", b"\0"), None)?))
             .await
             .unwrap_or(0);
         gauge(

@@ -31,7 +31,6 @@ use crate::raft::{
     Command, LogStore, MemberAttributes, MemberId, MemberNode, PeerClient, PeerNetwork, Raft,
     StateMachine,
 };
-use crate::storage::SqliteKv;
 use crate::storage::{Db, Meta, StorageError};
 use crate::watch::WatchHub;
 
@@ -396,12 +395,11 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     // Watchers and lease clocks start from what the store holds now, and
     // follow every batch the state machine applies from here on.
     let (revision, leases, auth_store) = db
-        .read(|tx| {
-            let kv = SqliteKv::new(tx);
+        .read_kv(|kv| {
             Ok((
                 kv.revisions()?.current,
                 kv.leases()?,
-                crate::storage::SqliteAuth(tx).load()?,
+                crate::storage::SqliteAuth(kv.conn()).load()?,
             ))
         })
         .await?;

@@ -1,8 +1,16 @@
 //! The MVCC revision table in SQLite: [`KvRead`] and [`KvWrite`] over one
-//! connection or transaction.
+//! connection or transaction, with the in-memory [`KeyIndex`] that finds
+//! its rows.
+//!
+//! The `kv` table only has rows appended (in revision order) and compacted
+//! rows deleted; which row is a key's version at a revision is the index's
+//! business. Every write here changes table and index together.
+
+use std::cell::Cell;
 
 use tokio_rusqlite::rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
+use super::key_index::{IndexedVersion, KeyIndex, RowId, SharedIndex};
 use super::{Meta, StorageError};
 use crate::mvcc::{BackendError, KeyRange, KeyValue, KvRead, KvWrite, RevisionState};
 use crate::proto::mvccpb::Event;
@@ -12,11 +20,148 @@ use crate::proto::mvccpb::event::EventType;
 /// transaction boundaries.
 pub struct SqliteKv<'c> {
     conn: &'c Connection,
+    index: &'c SharedIndex,
+    role: Role,
+}
+
+/// What a latest read (`at == None`) means.
+enum Role {
+    /// The state machine inside its write transaction: the newest version,
+    /// its own uncommitted writes included. `pushed` lists the versions
+    /// this command added to the index, to take back if it is refused.
+    Writer { pushed: Vec<(Vec<u8>, i64)> },
+    /// A read transaction: the newest version at or below the revision its
+    /// snapshot holds (the index may already know newer ones).
+    Reader { current: Cell<Option<i64>> },
 }
 
 impl<'c> SqliteKv<'c> {
-    pub fn new(conn: &'c Connection) -> Self {
-        Self { conn }
+    /// The state machine's view, inside its write transaction.
+    pub fn writer(conn: &'c Connection, index: &'c SharedIndex) -> Self {
+        Self {
+            conn,
+            index,
+            role: Role::Writer { pushed: Vec::new() },
+        }
+    }
+
+    /// A reader's view, inside a read transaction that holds the index's
+    /// read gate (as [`Db::read`](super::Db::read) does).
+    pub fn reader(conn: &'c Connection, index: &'c SharedIndex) -> Self {
+        Self {
+            conn,
+            index,
+            role: Role::Reader {
+                current: Cell::new(None),
+            },
+        }
+    }
+
+    /// The connection, for the other tables the same transaction reads.
+    pub fn conn(&self) -> &'c Connection {
+        self.conn
+    }
+
+    /// Takes back the index entries of this command's writes (the caller
+    /// rolls back their rows).
+    pub fn undo_index(&mut self) {
+        if let Role::Writer { pushed } = &mut self.role {
+            let mut index = self.index.write();
+            for (key, revision) in pushed.drain(..).rev() {
+                index.pop(&key, revision);
+            }
+        }
+    }
+
+    /// The newest revision a read at `at` may see.
+    fn bound(&self, at: Option<i64>) -> Result<i64, BackendError> {
+        if let Some(at) = at {
+            return Ok(at);
+        }
+        match &self.role {
+            Role::Writer { .. } => Ok(i64::MAX),
+            Role::Reader { current } => match current.get() {
+                Some(revision) => Ok(revision),
+                None => Ok(self.revisions()?.current),
+            },
+        }
+    }
+
+    fn push(&mut self, key: &[u8], version: IndexedVersion) {
+        self.index.write().push(key, version);
+        if let Role::Writer { pushed } = &mut self.role {
+            pushed.push((key.to_vec(), version.mod_revision()));
+        }
+    }
+
+    /// Writes come only from the state machine: a reader's view (a
+    /// read-only txn runs through the write rules) must never change the
+    /// shared index.
+    fn ensure_writer(&self) -> Result<(), BackendError> {
+        match self.role {
+            Role::Writer { .. } => Ok(()),
+            Role::Reader { .. } => Err(BackendError(
+                "a read transaction tried to change the revision table".into(),
+            )),
+        }
+    }
+
+    fn insert_row(&self, kv: &KeyValue, sub: i64, tombstone: bool) -> Result<RowId, BackendError> {
+        let row = self.index.next_row(|| {
+            self.conn
+                .query_row("SELECT COALESCE(MAX(id), 0) FROM kv", [], |r| r.get(0))
+                .unwrap_or(0)
+        });
+        let mut insert = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO kv (id, key, mod_rev, sub_rev, create_rev, version, lease, tombstone, value) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(backend)?;
+        insert
+            .execute(params![
+                row,
+                kv.key,
+                kv.mod_revision,
+                sub,
+                kv.create_revision,
+                kv.version,
+                kv.lease,
+                tombstone,
+                kv.value
+            ])
+            .map_err(backend)?;
+        Ok(row)
+    }
+
+    /// The rows `versions` point at, in order.
+    fn fetch(
+        &self,
+        versions: &[IndexedVersion],
+        keys_only: bool,
+    ) -> Result<Vec<KeyValue>, BackendError> {
+        let sql = if keys_only {
+            "SELECT key, create_rev, mod_rev, version, lease, x'' FROM kv WHERE id = ?1"
+        } else {
+            "SELECT key, create_rev, mod_rev, version, lease, value FROM kv WHERE id = ?1"
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(backend)?;
+        versions
+            .iter()
+            .map(|version| {
+                let mut rows = stmt.query([version.row()]).map_err(backend)?;
+                match rows.next().map_err(backend)? {
+                    Some(row) => row_to_kv(row).map_err(backend),
+                    None => Err(missing_row(version.row())),
+                }
+            })
+            .collect()
+    }
+
+    fn fetch_one(&self, version: IndexedVersion) -> Result<KeyValue, BackendError> {
+        let mut found = self.fetch(&[version], false)?;
+        found.pop().ok_or_else(|| missing_row(version.row()))
     }
 
     fn attach(&self, lease: i64, key: &[u8]) -> Result<(), BackendError> {
@@ -42,6 +187,29 @@ impl<'c> SqliteKv<'c> {
         stmt.execute(params![lease, key]).map_err(backend)?;
         Ok(())
     }
+}
+
+/// Builds the index of every version in the `kv` table (at start-up and
+/// after a snapshot install).
+pub fn load_index(conn: &Connection) -> Result<KeyIndex, StorageError> {
+    let mut index = KeyIndex::default();
+    let mut stmt =
+        conn.prepare("SELECT id, key, mod_rev, tombstone FROM kv ORDER BY mod_rev, sub_rev")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let key: Vec<u8> = row.get(1)?;
+        index.push(
+            &key,
+            IndexedVersion::new(row.get(2)?, row.get(0)?, row.get(3)?),
+        );
+    }
+    Ok(index)
+}
+
+fn missing_row(row: RowId) -> BackendError {
+    BackendError(format!(
+        "the key index names row {row} of the revision table, which is missing"
+    ))
 }
 
 impl From<StorageError> for BackendError {
@@ -91,12 +259,14 @@ impl SqliteKv<'_> {
         from: i64,
         to: i64,
     ) -> Result<Vec<Event>, StorageError> {
-        let (cond, mut values) = key_condition("key", range);
-        values.push(&from);
-        values.push(&to);
+        // Through the revision index, filtering keys as etcd's watch
+        // catch-up does: the table has no index by key.
+        let (cond, keys) = key_condition("key", range);
+        let mut values: Vec<&dyn ToSql> = vec![&from, &to];
+        values.extend(keys);
         let sql = format!(
             "SELECT key, create_rev, mod_rev, version, lease, value, tombstone FROM kv \
-             WHERE {cond} AND mod_rev >= ? AND mod_rev <= ? ORDER BY mod_rev, sub_rev"
+             WHERE mod_rev >= ? AND mod_rev <= ? AND {cond} ORDER BY mod_rev, sub_rev"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(values.as_slice(), |row| {
@@ -149,26 +319,22 @@ impl SqliteKv<'_> {
 
     /// The live version of `key` just before `revision`, if it had one.
     fn version_before(&self, key: &[u8], revision: i64) -> Result<Option<KeyValue>, StorageError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT key, create_rev, mod_rev, version, lease, value, tombstone FROM kv \
-             WHERE key = ?1 AND mod_rev < ?2 ORDER BY mod_rev DESC LIMIT 1",
-        )?;
-        let found = stmt
-            .query_row(params![key, revision], |row| {
-                Ok((row_to_kv(row)?, row.get::<_, bool>(6)?))
-            })
-            .optional()?;
-        Ok(found.and_then(|(kv, tombstone)| (!tombstone).then_some(kv)))
+        let found = self.index.read().live_before(key, revision);
+        Ok(found.map(|version| self.fetch_one(version)).transpose()?)
     }
 }
 
 impl KvRead for SqliteKv<'_> {
     fn revisions(&self) -> Result<RevisionState, BackendError> {
         let meta = Meta(self.conn);
-        Ok(RevisionState {
+        let revisions = RevisionState {
             current: meta.i64(Meta::CURRENT_REVISION)?.unwrap_or(1),
             compacted: meta.i64(Meta::COMPACTED_REVISION)?.unwrap_or(0),
-        })
+        };
+        if let Role::Reader { current } = &self.role {
+            current.set(Some(revisions.current));
+        }
+        Ok(revisions)
     }
 
     fn range(
@@ -178,62 +344,14 @@ impl KvRead for SqliteKv<'_> {
         limit: Option<usize>,
         keys_only: bool,
     ) -> Result<Vec<KeyValue>, BackendError> {
-        let value = if keys_only { "x''" } else { "kv.value" };
-        let limit = limit.map_or(-1, |l| l as i64);
-        let (sql, mut values) = match at {
-            None => {
-                let (cond, values) = key_condition("kv_live.key", range);
-                let sql = format!(
-                    "SELECT kv.key, kv.create_rev, kv.mod_rev, kv.version, kv.lease, {value} \
-                     FROM kv_live JOIN kv ON kv.id = kv_live.row \
-                     WHERE {cond} ORDER BY kv_live.key LIMIT ?"
-                );
-                (sql, values)
-            }
-            Some(_) => {
-                // SQLite takes bare columns from the row that holds MAX().
-                let (cond, values) = key_condition("kv.key", range);
-                let sql = format!(
-                    "SELECT kv.key, kv.create_rev, kv.mod_rev, kv.version, kv.lease, {value}, \
-                     kv.tombstone, MAX(kv.mod_rev) FROM kv \
-                     WHERE {cond} AND kv.mod_rev <= ? GROUP BY kv.key \
-                     HAVING kv.tombstone = 0 ORDER BY kv.key LIMIT ?"
-                );
-                (sql, values)
-            }
-        };
-        if let Some(rev) = &at {
-            values.push(rev);
-        }
-        values.push(&limit);
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
-        let rows = stmt
-            .query_map(values.as_slice(), row_to_kv)
-            .map_err(backend)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        let bound = self.bound(at)?;
+        let versions = self.index.read().range(range, bound, limit);
+        self.fetch(&versions, keys_only)
     }
 
     fn count(&self, range: &KeyRange, at: Option<i64>) -> Result<i64, BackendError> {
-        let (sql, mut values) = match at {
-            None => {
-                let (cond, values) = key_condition("key", range);
-                (format!("SELECT COUNT(*) FROM kv_live WHERE {cond}"), values)
-            }
-            Some(_) => {
-                let (cond, values) = key_condition("key", range);
-                let sql = format!(
-                    "SELECT COUNT(*) FROM (SELECT tombstone, MAX(mod_rev) FROM kv \
-                     WHERE {cond} AND mod_rev <= ? GROUP BY key HAVING tombstone = 0)"
-                );
-                (sql, values)
-            }
-        };
-        if let Some(rev) = &at {
-            values.push(rev);
-        }
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
-        stmt.query_row(values.as_slice(), |r| r.get(0))
-            .map_err(backend)
+        let bound = self.bound(at)?;
+        Ok(self.index.read().count(range, bound))
     }
 
     fn lease_ttl(&self, lease: i64) -> Result<Option<i64>, BackendError> {
@@ -274,62 +392,37 @@ impl KvWrite for SqliteKv<'_> {
         prev: Option<&KeyValue>,
         sub: i64,
     ) -> Result<(), BackendError> {
+        self.ensure_writer()?;
         let prev_lease = prev.map_or(0, |p| p.lease);
         if prev_lease != kv.lease {
             self.detach(prev_lease, &kv.key)?;
             self.attach(kv.lease, &kv.key)?;
         }
-        let mut insert = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO kv (key, mod_rev, sub_rev, create_rev, version, lease, tombstone, value) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
-            )
-            .map_err(backend)?;
-        insert
-            .execute(params![
-                kv.key,
-                kv.mod_revision,
-                sub,
-                kv.create_revision,
-                kv.version,
-                kv.lease,
-                kv.value
-            ])
-            .map_err(backend)?;
-        let row = self.conn.last_insert_rowid();
-        let mut live = self
-            .conn
-            .prepare_cached("INSERT OR REPLACE INTO kv_live (key, row) VALUES (?1, ?2)")
-            .map_err(backend)?;
-        live.execute(params![kv.key, row]).map_err(backend)?;
+        let row = self.insert_row(kv, sub, false)?;
+        self.push(&kv.key, IndexedVersion::new(kv.mod_revision, row, false));
         Ok(())
     }
 
     fn tombstone(&mut self, prev: &KeyValue, rev: i64, sub: i64) -> Result<(), BackendError> {
-        let key = prev.key.as_slice();
-        self.detach(prev.lease, key)?;
-        let mut insert = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO kv (key, mod_rev, sub_rev, create_rev, version, lease, tombstone, value) \
-                 VALUES (?1, ?2, ?3, 0, 0, 0, 1, x'')",
-            )
-            .map_err(backend)?;
-        insert.execute(params![key, rev, sub]).map_err(backend)?;
-        let mut live = self
-            .conn
-            .prepare_cached("DELETE FROM kv_live WHERE key = ?1")
-            .map_err(backend)?;
-        live.execute([key]).map_err(backend)?;
+        self.ensure_writer()?;
+        self.detach(prev.lease, &prev.key)?;
+        let tombstone = KeyValue {
+            key: prev.key.clone(),
+            mod_revision: rev,
+            ..Default::default()
+        };
+        let row = self.insert_row(&tombstone, sub, true)?;
+        self.push(&prev.key, IndexedVersion::new(rev, row, true));
         Ok(())
     }
 
     fn set_current_revision(&mut self, rev: i64) -> Result<(), BackendError> {
+        self.ensure_writer()?;
         Ok(Meta(self.conn).set_i64(Meta::CURRENT_REVISION, rev)?)
     }
 
     fn grant_lease(&mut self, lease: i64, ttl: i64) -> Result<(), BackendError> {
+        self.ensure_writer()?;
         let mut stmt = self
             .conn
             .prepare_cached("INSERT INTO leases (id, ttl) VALUES (?1, ?2)")
@@ -339,6 +432,7 @@ impl KvWrite for SqliteKv<'_> {
     }
 
     fn revoke_lease(&mut self, lease: i64) -> Result<(), BackendError> {
+        self.ensure_writer()?;
         let mut stmt = self
             .conn
             .prepare_cached("DELETE FROM leases WHERE id = ?1")
@@ -353,17 +447,18 @@ impl KvWrite for SqliteKv<'_> {
     }
 
     fn compact(&mut self, rev: i64) -> Result<(), BackendError> {
-        // A version goes when a newer one at or below `rev` hides it, or when
-        // it is a tombstone at or below `rev`: no read at `rev` or later can
-        // reach either.
-        self.conn
-            .execute(
-                "DELETE FROM kv WHERE mod_rev <= ?1 AND (tombstone = 1 OR EXISTS ( \
-                     SELECT 1 FROM kv AS newer WHERE newer.key = kv.key \
-                     AND newer.mod_rev > kv.mod_rev AND newer.mod_rev <= ?1))",
-                [rev],
-            )
+        self.ensure_writer()?;
+        // The index names the versions no read at `rev` or later can reach;
+        // it forgets them itself when this transaction commits.
+        let doomed = self.index.read().compacted_rows(rev);
+        let mut delete = self
+            .conn
+            .prepare_cached("DELETE FROM kv WHERE id = ?1")
             .map_err(backend)?;
+        for row in doomed {
+            delete.execute([row]).map_err(backend)?;
+        }
+        self.index.defer_compaction(rev);
         Ok(Meta(self.conn).set_i64(Meta::COMPACTED_REVISION, rev)?)
     }
 }
@@ -385,16 +480,25 @@ mod tests {
         conn
     }
 
-    fn apply_both(sqlite: &Connection, memory: &mut MemoryBackend, step: usize) {
+    fn put(key: &[u8], value: &str) -> PutRequest {
+        PutRequest {
+            key: key.to_vec(),
+            value: value.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn apply_both(
+        sqlite: &Connection,
+        index: &SharedIndex,
+        memory: &mut MemoryBackend,
+        step: usize,
+    ) {
         let key = format!("k{}", step % 7).into_bytes();
-        let mut kv = SqliteKv::new(sqlite);
+        let mut kv = SqliteKv::writer(sqlite, index);
         match step % 5 {
             0..=2 => {
-                let req = PutRequest {
-                    key,
-                    value: format!("v{step}").into_bytes(),
-                    ..Default::default()
-                };
+                let req = put(&key, &format!("v{step}"));
                 assert_eq!(
                     mvcc::apply_put(&mut kv, &req),
                     mvcc::apply_put(memory, &req)
@@ -423,14 +527,17 @@ mod tests {
                 );
             }
         }
+        // What a commit does: publish the compaction it carried.
+        index.publish(|| Ok::<_, ()>(())).unwrap();
     }
 
     #[test]
     fn sqlite_matches_the_reference_backend() {
         let sqlite = open();
+        let index = SharedIndex::default();
         let mut memory = MemoryBackend::default();
         for step in 0..60 {
-            apply_both(&sqlite, &mut memory, step);
+            apply_both(&sqlite, &index, &mut memory, step);
             let current = memory.revisions().unwrap().current;
             for revision in [0, current - 1, current - 2, 1] {
                 let req = RangeRequest {
@@ -440,11 +547,113 @@ mod tests {
                     ..Default::default()
                 };
                 assert_eq!(
-                    mvcc::range(&SqliteKv::new(&sqlite), &req),
+                    mvcc::range(&SqliteKv::reader(&sqlite, &index), &req),
                     mvcc::range(&memory, &req),
                     "step {step}, revision {revision}"
                 );
             }
+            assert_eq!(
+                *index.read(),
+                load_index(&sqlite).unwrap(),
+                "the index rebuilt from the table differs at step {step}"
+            );
+            let stored: i64 = sqlite
+                .query_row("SELECT COUNT(*) FROM kv", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(stored as usize, memory.stored_versions(), "step {step}");
         }
+    }
+
+    #[test]
+    fn a_reader_never_sees_versions_newer_than_its_snapshot() {
+        let sqlite = open();
+        let index = SharedIndex::default();
+        mvcc::apply_put(&mut SqliteKv::writer(&sqlite, &index), &put(b"a", "old")).unwrap();
+        sqlite.execute_batch("BEGIN").unwrap();
+        // The writer's next version is in the index before it commits.
+        index.write().push(b"a", IndexedVersion::new(3, 99, false));
+        let reader = SqliteKv::reader(&sqlite, &index);
+        let got = mvcc::range(
+            &reader,
+            &RangeRequest {
+                key: b"a".to_vec(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(got.kvs.len(), 1);
+        assert_eq!(got.kvs[0].value, b"old");
+        assert_eq!(
+            reader
+                .count(&KeyRange::Single(b"a".to_vec()), None)
+                .unwrap(),
+            1
+        );
+        sqlite.execute_batch("COMMIT").unwrap();
+    }
+
+    #[test]
+    fn a_refused_command_takes_its_index_entries_back() {
+        let sqlite = open();
+        let index = SharedIndex::default();
+        mvcc::apply_put(&mut SqliteKv::writer(&sqlite, &index), &put(b"a", "1")).unwrap();
+        let before = index.read().clone();
+        sqlite.execute_batch("SAVEPOINT command").unwrap();
+        let mut kv = SqliteKv::writer(&sqlite, &index);
+        mvcc::apply_put(&mut kv, &put(b"a", "2")).unwrap();
+        mvcc::apply_put(&mut kv, &put(b"b", "2")).unwrap();
+        kv.undo_index();
+        sqlite
+            .execute_batch("ROLLBACK TO command; RELEASE command")
+            .unwrap();
+        assert_eq!(*index.read(), before);
+        assert_eq!(load_index(&sqlite).unwrap(), before);
+    }
+
+    #[test]
+    fn a_row_the_index_names_but_the_table_lacks_is_an_error() {
+        let sqlite = open();
+        let index = SharedIndex::default();
+        index.write().push(b"a", IndexedVersion::new(1, 7, false));
+        let err = SqliteKv::reader(&sqlite, &index)
+            .range(&KeyRange::Single(b"a".to_vec()), Some(1), None, false)
+            .unwrap_err();
+        assert!(err.0.contains("row 7"), "{err}");
+    }
+
+    #[test]
+    fn a_compacted_row_id_is_never_given_to_a_new_row() {
+        // A compaction whose removal from the index waits for a read must
+        // not let a later compaction delete a new row under a reused id.
+        let sqlite = open();
+        let index = SharedIndex::default();
+        let mut kv = SqliteKv::writer(&sqlite, &index);
+        mvcc::apply_put(&mut kv, &put(b"a", "1")).unwrap();
+        let delete = DeleteRangeRequest {
+            key: b"a".to_vec(),
+            ..Default::default()
+        };
+        mvcc::apply_delete_range(&mut kv, &delete).unwrap();
+        let reading = index.enter_read();
+        let compact = |kv: &mut SqliteKv<'_>, revision| {
+            let req = CompactionRequest {
+                revision,
+                physical: true,
+            };
+            mvcc::apply_compaction(kv, &req).unwrap();
+        };
+        compact(&mut kv, 3);
+        std::thread::scope(|s| {
+            // Not published: another thread holds a read open.
+            s.spawn(|| index.publish(|| Ok::<_, ()>(())).unwrap());
+        });
+        mvcc::apply_put(&mut kv, &put(b"b", "2")).unwrap();
+        compact(&mut kv, 4);
+        drop(reading);
+        let got = kv
+            .range(&KeyRange::Single(b"b".to_vec()), None, None, false)
+            .unwrap();
+        assert_eq!(got.len(), 1, "the new key's row was deleted");
+        assert_eq!(got[0].value, b"2");
     }
 }

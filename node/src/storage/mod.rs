@@ -3,7 +3,9 @@
 //! One file (`member/cetera.db`, WAL mode) holds the Raft log, vote and
 //! purge state, and the MVCC revision table and the v2 keyspace's tables
 //! together with the applied log id and membership, so a state change and the log position it reflects
-//! always commit in the same transaction.
+//! always commit in the same transaction. Beside it, in memory, the key
+//! index ([`KeyIndex`]) that finds a key's versions in the revision table;
+//! it is rebuilt from the table when the database opens.
 //!
 //! All writes go through one writer connection (one thread, FIFO), which
 //! serialises the log writer and the state machine without lock
@@ -15,6 +17,7 @@
 //! etcd requests: it stores bytes and rows, the callers give them meaning.
 
 mod auth;
+mod key_index;
 mod kv;
 mod meta;
 mod schema;
@@ -24,7 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use auth::SqliteAuth;
-pub use kv::SqliteKv;
+pub use key_index::{KeyIndex, SharedIndex};
+pub use kv::{SqliteKv, load_index};
 pub use meta::Meta;
 pub(crate) use schema::SCHEMA;
 use tokio_rusqlite::rusqlite;
@@ -80,6 +84,7 @@ pub struct Db {
     next_reader: std::sync::Arc<AtomicUsize>,
     /// Reader connections that point reads use on the calling thread.
     inline_readers: std::sync::Arc<std::sync::Mutex<Vec<rusqlite::Connection>>>,
+    key_index: SharedIndex,
     path: PathBuf,
 }
 
@@ -89,9 +94,18 @@ impl Db {
     pub async fn open(path: &Path) -> Result<Db, StorageError> {
         let owned = path.to_path_buf();
         let writer = tokio_rusqlite::Connection::open(path).await?;
-        writer
-            .call(move |conn| schema::prepare_writer(conn, &owned))
+        let started = std::time::Instant::now();
+        let index = writer
+            .call(move |conn| {
+                schema::prepare_writer(conn, &owned)?;
+                load_index(conn)
+            })
             .await?;
+        tracing::info!(
+            versions = index.version_count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded the key index"
+        );
         let readers_wanted = reader_count();
         let mut readers = Vec::with_capacity(readers_wanted);
         for _ in 0..readers_wanted {
@@ -111,12 +125,18 @@ impl Db {
             readers: readers.into(),
             next_reader: Default::default(),
             inline_readers: std::sync::Arc::new(std::sync::Mutex::new(inline_readers)),
+            key_index: SharedIndex::new(index),
             path: path.to_path_buf(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The key index, for the state machine's writes.
+    pub fn key_index(&self) -> &SharedIndex {
+        &self.key_index
     }
 
     /// Runs `f` on the writer connection (inside whatever transaction `f`
@@ -137,10 +157,32 @@ impl Db {
         R: Send + 'static,
     {
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let index = self.key_index.clone();
         let result = self.readers[i]
-            .call(move |conn| in_read_transaction(conn, f))
+            .call(move |conn| in_read_transaction(conn, &index, f))
             .await?;
         Ok(result)
+    }
+
+    /// [`Db::read`] through the revision table.
+    pub async fn read_kv<F, R>(&self, f: F) -> Result<R, StorageError>
+    where
+        F: FnOnce(&SqliteKv<'_>) -> Result<R, StorageError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let index = self.key_index.clone();
+        self.read(move |tx| f(&SqliteKv::reader(tx, &index))).await
+    }
+
+    /// [`Db::read_small`] through the revision table.
+    pub async fn read_small_kv<F, R>(&self, f: F) -> Result<R, StorageError>
+    where
+        F: FnOnce(&SqliteKv<'_>) -> Result<R, StorageError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let index = self.key_index.clone();
+        self.read_small(move |tx| f(&SqliteKv::reader(tx, &index)))
+            .await
     }
 
     /// Like [`Db::read`], but for reads that touch a few rows: runs `f` on
@@ -160,7 +202,7 @@ impl Db {
         let Some(mut conn) = idle else {
             return self.read(f).await;
         };
-        let result = in_read_transaction(&mut conn, f);
+        let result = in_read_transaction(&mut conn, &self.key_index, f);
         self.inline_readers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -210,13 +252,15 @@ impl Db {
     }
 }
 
-/// Runs `f` between `BEGIN` and `COMMIT`. Both are cached statements:
-/// rusqlite's `transaction()` parses them anew on every call, which was a
-/// twentieth of a serializable read's CPU.
+/// Runs `f` between `BEGIN` and `COMMIT`, inside the key index's read
+/// gate. Both are cached statements: rusqlite's `transaction()` parses them
+/// anew on every call, which was a twentieth of a serializable read's CPU.
 fn in_read_transaction<R>(
     conn: &mut rusqlite::Connection,
+    index: &SharedIndex,
     f: impl FnOnce(&rusqlite::Connection) -> Result<R, StorageError>,
 ) -> Result<R, StorageError> {
+    let _gate = index.enter_read();
     conn.prepare_cached("BEGIN")?.execute([])?;
     let result = f(conn);
     // Ends the snapshot whatever `f` returned; a read has nothing to undo,
@@ -243,13 +287,13 @@ mod tests {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (7);")
             .unwrap();
-        let failed: Result<(), _> = in_read_transaction(&mut conn, |c| {
+        let failed: Result<(), _> = in_read_transaction(&mut conn, &SharedIndex::default(), |c| {
             c.query_row("SELECT nope FROM t", [], |_| Ok(()))?;
             Ok(())
         });
         assert!(matches!(failed, Err(StorageError::Sqlite(_))));
         assert!(conn.is_autocommit(), "the failed read left BEGIN open");
-        let v: i64 = in_read_transaction(&mut conn, |c| {
+        let v: i64 = in_read_transaction(&mut conn, &SharedIndex::default(), |c| {
             assert!(!c.is_autocommit(), "reads run inside a transaction");
             Ok(c.query_row("SELECT v FROM t", [], |r| r.get(0))?)
         })
@@ -300,5 +344,152 @@ mod tests {
         assert_eq!(value, Some(1));
         assert_ne!(thread, caller);
         drop(taken);
+    }
+
+    async fn kv_at(db: &Db, key: &'static [u8], at: Option<i64>) -> Vec<crate::mvcc::KeyValue> {
+        db.read_kv(move |kv| {
+            Ok(crate::mvcc::KvRead::range(
+                kv,
+                &crate::mvcc::KeyRange::Single(key.to_vec()),
+                at,
+                None,
+                false,
+            )?)
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn put(db: &Db, key: &'static [u8], value: &'static [u8]) {
+        let keys = db.key_index().clone();
+        db.write(move |conn| {
+            let tx = conn.transaction()?;
+            let req = crate::proto::etcdserverpb::PutRequest {
+                key: key.to_vec(),
+                value: value.to_vec(),
+                ..Default::default()
+            };
+            crate::mvcc::apply_put(&mut SqliteKv::writer(&tx, &keys), &req).map_err(|e| {
+                StorageError::Decode {
+                    what: "put",
+                    detail: e.to_string(),
+                }
+            })?;
+            keys.publish(|| tx.commit())?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_key_index_is_rebuilt_when_the_database_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cetera.db");
+        let db = Db::open(&path).await.unwrap();
+        put(&db, b"a", b"1").await;
+        put(&db, b"a", b"2").await;
+        put(&db, b"b", b"3").await;
+        let built = db.key_index().read().clone();
+        drop(db);
+        let db = Db::open(&path).await.unwrap();
+        assert_eq!(*db.key_index().read(), built);
+        assert_eq!(kv_at(&db, b"a", None).await[0].value, b"2");
+        assert_eq!(kv_at(&db, b"a", Some(2)).await[0].value, b"1");
+    }
+
+    #[tokio::test]
+    async fn a_schema_3_database_keeps_its_keys_and_loses_the_tables_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cetera.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE kv (id INTEGER PRIMARY KEY, key BLOB NOT NULL, \
+                    mod_rev INTEGER NOT NULL, sub_rev INTEGER NOT NULL, \
+                    create_rev INTEGER NOT NULL, version INTEGER NOT NULL, \
+                    lease INTEGER NOT NULL, tombstone INTEGER NOT NULL, value BLOB NOT NULL);
+                 CREATE UNIQUE INDEX kv_by_key ON kv (key, mod_rev);
+                 CREATE TABLE kv_live (key BLOB PRIMARY KEY, row INTEGER NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE meta (name TEXT PRIMARY KEY, value ANY NOT NULL) WITHOUT ROWID;
+                 INSERT INTO kv VALUES (1, x'61', 2, 0, 2, 1, 0, 0, x'31');
+                 INSERT INTO kv VALUES (2, x'61', 3, 0, 0, 0, 0, 1, x'');
+                 INSERT INTO kv VALUES (3, x'62', 4, 0, 4, 1, 0, 0, x'32');
+                 INSERT INTO kv_live VALUES (x'62', 3);
+                 INSERT INTO meta VALUES ('mvcc.current_revision', 4);
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).await.unwrap();
+        assert!(
+            kv_at(&db, b"a", None).await.is_empty(),
+            "a was deleted at 3"
+        );
+        assert_eq!(kv_at(&db, b"a", Some(2)).await[0].value, b"1");
+        assert_eq!(kv_at(&db, b"b", None).await[0].value, b"2");
+        let left: i64 = db
+            .read(|tx| {
+                Ok(tx.query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('kv_by_key', 'kv_live')",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_keeps_the_versions_it_can_see_through_a_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("cetera.db")).await.unwrap();
+        put(&db, b"a", b"1").await;
+        put(&db, b"a", b"2").await;
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel::<()>();
+        let reader = db.clone();
+        let read = tokio::spawn(async move {
+            reader
+                .read_kv(move |kv| {
+                    // The snapshot starts here, before the compaction.
+                    let revisions = crate::mvcc::KvRead::revisions(kv)?;
+                    started_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                    let old = crate::mvcc::KvRead::range(
+                        kv,
+                        &crate::mvcc::KeyRange::Single(b"a".to_vec()),
+                        Some(2),
+                        None,
+                        false,
+                    )?;
+                    Ok((revisions.compacted, old))
+                })
+                .await
+        });
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap();
+        let keys = db.key_index().clone();
+        db.write(move |conn| {
+            let tx = conn.transaction()?;
+            crate::mvcc::KvWrite::compact(&mut SqliteKv::writer(&tx, &keys), 3)?;
+            keys.publish(|| tx.commit())?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        go.send(()).unwrap();
+        let (compacted, old) = read.await.unwrap().unwrap();
+        assert_eq!(compacted, 0);
+        assert_eq!(old.len(), 1, "the read lost the version it could see");
+        assert_eq!(old[0].value, b"1");
+        put(&db, b"b", b"3").await;
+        assert_eq!(
+            db.key_index().read().version_count(),
+            2,
+            "the next commit after the read drops the compacted version"
+        );
     }
 }

@@ -8,11 +8,14 @@ use tokio_rusqlite::rusqlite::{self, Connection, ErrorCode};
 use super::StorageError;
 
 /// Bumped whenever the tables below change shape.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 pub(crate) const SCHEMA: &str = "
 -- Every version of every key: etcd's revision table. A tombstone row marks
 -- a delete. `value` is last so key-only reads never touch overflow pages.
+-- Rows are only appended, in revision order: which row is a key's version
+-- at a revision is the in-memory key index's business (schema 4 dropped
+-- the two B-trees by key that every put used to dirty at random).
 CREATE TABLE IF NOT EXISTS kv (
     id          INTEGER PRIMARY KEY,
     key         BLOB    NOT NULL,
@@ -24,14 +27,7 @@ CREATE TABLE IF NOT EXISTS kv (
     tombstone   INTEGER NOT NULL,
     value       BLOB    NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS kv_by_key ON kv (key, mod_rev);
 CREATE INDEX IF NOT EXISTS kv_by_revision ON kv (mod_rev, sub_rev);
-
--- The newest live version of each key, so latest reads skip history.
-CREATE TABLE IF NOT EXISTS kv_live (
-    key  BLOB PRIMARY KEY,
-    row  INTEGER NOT NULL
-) WITHOUT ROWID;
 
 -- Granted leases, with the TTL they were granted.
 CREATE TABLE IF NOT EXISTS leases (
@@ -99,6 +95,12 @@ CREATE TABLE IF NOT EXISTS meta (
 ) WITHOUT ROWID;
 ";
 
+/// What older schemas had and this one dropped.
+const DROPPED: &str = "
+DROP INDEX IF EXISTS kv_by_key;
+DROP TABLE IF EXISTS kv_live;
+";
+
 /// Prepared statements kept per connection: the range, count and change
 /// queries come in a dozen shapes each, more than rusqlite's default 16.
 const STATEMENT_CACHE: usize = 128;
@@ -159,6 +161,7 @@ pub(super) fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), S
     }
     let tx = conn.transaction()?;
     tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(DROPPED)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())

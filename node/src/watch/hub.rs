@@ -19,7 +19,7 @@ use super::WatchMessage;
 use crate::mvcc::{KeyRange, KvRead};
 use crate::proto::mvccpb::Event;
 use crate::proto::mvccpb::event::EventType;
-use crate::storage::{Db, SqliteKv, StorageError};
+use crate::storage::{Db, StorageError};
 
 /// Revisions read per catch-up step (responses never split a revision).
 const CATCH_UP_REVISIONS: i64 = 1000;
@@ -320,8 +320,7 @@ impl WatchHub {
             let range = watcher.range.clone();
             let (compacted, events) = self
                 .db
-                .read(move |tx| {
-                    let kv = SqliteKv::new(tx);
+                .read_kv(move |kv| {
                     let compacted = kv.revisions()?.compacted;
                     if next < compacted {
                         return Ok((compacted, Vec::new()));
