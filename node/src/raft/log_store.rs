@@ -235,9 +235,19 @@ impl LogStore {
                     tx.prepare("SELECT entry FROM raft_log ORDER BY idx DESC LIMIT ?1")?;
                 let rows =
                     stmt.query_map([CACHED_FLUSHED_ENTRIES as i64], |r| r.get::<_, Vec<u8>>(0))?;
+                // Newest first, and no more than the cache keeps: after a
+                // bulk import the last entries are tens of kB each, and
+                // decoding thousands of them only to trim them raised the
+                // member's resident memory for good.
                 let mut tail = Vec::new();
+                let mut bytes = 0;
                 for row in rows {
-                    tail.push(decode(&row?)?);
+                    let entry = decode(&row?)?;
+                    bytes += entry_bytes(&entry);
+                    tail.push(entry);
+                    if bytes > CACHED_FLUSHED_BYTES {
+                        break;
+                    }
                 }
                 Ok((last_purged, committed.flatten(), tail))
             })
@@ -889,5 +899,36 @@ mod tests {
             cache.entries.keys().copied().collect::<Vec<_>>(),
             [3, 4, 5, 6, 7]
         );
+    }
+
+    #[tokio::test]
+    async fn a_reopened_log_serves_its_whole_tail_with_only_the_newest_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cetera.db");
+        let db = Db::open(&path).await.unwrap();
+        // 200 entries of 64 kB: a bulk import's tail, 12.5 MiB in all.
+        db.write(|conn| {
+            let tx = conn.transaction()?;
+            for index in 1..=200 {
+                let bytes = postcard::to_stdvec(&entry(index, 64 << 10)).unwrap();
+                tx.execute(
+                    "INSERT INTO raft_log (idx, entry) VALUES (?1, ?2)",
+                    tokio_rusqlite::rusqlite::params![index as i64, bytes],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let mut log = LogStore::open(db, 1).await.unwrap();
+        let cached = log.cache().entries.len();
+        assert!(
+            (1..=17).contains(&cached),
+            "{cached} entries cached; 1 MiB holds 16 of them"
+        );
+        let all = log.try_get_log_entries(1..=200).await.unwrap();
+        let indexes: Vec<u64> = all.iter().map(|e| e.log_id.index).collect();
+        assert_eq!(indexes, (1..=200).collect::<Vec<_>>());
     }
 }
