@@ -21,6 +21,8 @@
 //!   gate when it is free, and waits only after a second): until then the
 //!   index merely holds versions no new read can ask for. A snapshot
 //!   install swaps the whole index and waits for the gate at once.
+//! - Row ids are handed out here and never reused while the index lives:
+//!   a compacted row may still be named by the index for a while.
 //!
 //! This module must never interpret requests or run SQL: it maps keys to
 //! rows, the SQLite engine (`kv`) keeps rows and index in step.
@@ -217,7 +219,7 @@ fn hidden_by_compaction(versions: &[IndexedVersion], revision: i64) -> usize {
 
 /// The index shared by the writer and the readers, with the gate that
 /// keeps removals and read transactions apart (see the module docs).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SharedIndex {
     inner: Arc<Shared>,
 }
@@ -249,6 +251,13 @@ pub struct ReadGate<'a> {
     _guard: RwLockReadGuard<'a, ()>,
 }
 
+/// An empty index, for an empty table.
+impl Default for SharedIndex {
+    fn default() -> Self {
+        Self::new(KeyIndex::default())
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -265,16 +274,11 @@ impl SharedIndex {
     }
 
     /// For the writer only: the id of the next row it appends. The table
-    /// holds no higher id (rows come only from the writer, and the index
-    /// is rebuilt whenever the table changes otherwise).
-    pub fn next_row(&self, highest_in_table: impl FnOnce() -> RowId) -> RowId {
-        let mut next = self.inner.next_row.load(Ordering::Relaxed);
-        if next == 0 {
-            // A default (empty) index: start after whatever the table has.
-            next = highest_in_table() + 1;
-        }
-        self.inner.next_row.store(next + 1, Ordering::Relaxed);
-        next
+    /// holds no higher id: the index names every row, rows come only from
+    /// the writer, and the index is rebuilt whenever the table changes
+    /// otherwise (at open, after a snapshot install).
+    pub fn next_row(&self) -> RowId {
+        self.inner.next_row.fetch_add(1, Ordering::Relaxed)
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, KeyIndex> {

@@ -107,11 +107,7 @@ impl<'c> SqliteKv<'c> {
     }
 
     fn insert_row(&self, kv: &KeyValue, sub: i64, tombstone: bool) -> Result<RowId, BackendError> {
-        let row = self.index.next_row(|| {
-            self.conn
-                .query_row("SELECT COALESCE(MAX(id), 0) FROM kv", [], |r| r.get(0))
-                .unwrap_or(0)
-        });
+        let row = self.index.next_row();
         let mut insert = self
             .conn
             .prepare_cached(
