@@ -91,6 +91,7 @@ flavor_tests!(
     defragment_keeps_the_data,
     stats_self_has_etcds_shape,
     metrics_parse_as_prometheus_text,
+    followers_count_the_leader_among_their_active_peers,
     exceeding_the_quota_raises_nospace_until_compact_defrag_disarm,
 );
 
@@ -408,5 +409,52 @@ async fn exceeding_the_quota_raises_nospace_until_compact_defrag_disarm(
         cluster.etcdctl_ok(&["put", "after", "ok"]).await?.trim(),
         "OK"
     );
+    Ok(())
+}
+
+/// etcd's `etcd_network_active_peers{Local,Remote}`: a follower is
+/// connected to its leader (in cetera, the leader's append stream), also
+/// after a leader was killed and another took over.
+async fn followers_count_the_leader_among_their_active_peers(flavor: Flavor) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 3).await?;
+    cluster.etcdctl_ok(&["put", "a", "1"]).await?;
+    let leader = cluster.leader_index().await?;
+    wait_for_active_leader(&cluster, leader).await?;
+
+    cluster.member(leader).kill().await?;
+    let successor = cluster.leader_index().await?;
+    ensure!(successor != leader);
+    wait_for_active_leader(&cluster, successor).await
+}
+
+/// Waits until every running follower lists the leader `leader` as an
+/// active peer.
+async fn wait_for_active_leader(cluster: &TestCluster, leader: usize) -> Result<()> {
+    let id_of = |i: usize| async move {
+        let status = cluster.status(i).await?;
+        Ok::<_, anyhow::Error>(status.header.context("header")?.member_id)
+    };
+    let leader_id = id_of(leader).await?;
+    for follower in cluster.follower_indices().await? {
+        let sample = format!(
+            "etcd_network_active_peers{{Local=\"{:x}\",Remote=\"{leader_id:x}\"}} 1",
+            id_of(follower).await?
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (_, body) = http_get(&format!("{}/metrics", cluster.client_url(follower))).await?;
+            if body.lines().any(|line| line == sample) {
+                break;
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "member {follower} never listed {sample:?}; its active peers: {:?}",
+                body.lines()
+                    .filter(|l| l.starts_with("etcd_network_active_peers"))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
     Ok(())
 }

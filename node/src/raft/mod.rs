@@ -6,6 +6,7 @@
 //! never decide what a request means: applying a command hands it to
 //! `mvcc`, which owns the keyspace rules.
 
+pub mod append_stream;
 mod auth_apply;
 mod command;
 mod connector;

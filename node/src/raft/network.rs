@@ -5,6 +5,9 @@
 //! are reused), over TLS for `https://` peer URLs (`connector`). Every
 //! request names the cluster it belongs to, so a member of
 //! another cluster is refused instead of corrupting this one.
+//! AppendEntries, the one RPC of every write, travels instead on a
+//! connection of its own per follower (`append_stream`), upgraded from
+//! such a request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +30,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_rustls::TlsConnector;
 
+use super::append_stream::{AppendStream, StreamAnswer, StreamError};
 use super::connector::PeerConnector;
 use super::log_store::Durability;
 use super::{Entry, LogId, MemberId, MemberNode, TypeConfig, Vote};
@@ -40,6 +44,8 @@ pub const MEMBER_ID_HEADER: &str = "x-cetera-member-id";
 /// Peer request paths, shared with the peer server.
 pub mod paths {
     pub const APPEND: &str = "raft/append";
+    /// Upgraded to a stream of AppendEntries (`append_stream`).
+    pub const APPEND_STREAM: &str = "raft/append-stream";
     pub const VOTE: &str = "raft/vote";
     pub const SNAPSHOT: &str = "raft/snapshot";
     pub const PROPOSE: &str = "cetera/propose";
@@ -77,6 +83,8 @@ pub enum PeerError {
 #[derive(Clone)]
 pub struct PeerClient {
     http: Client<PeerConnector, Full<Bytes>>,
+    /// For the connections that are not pooled: append streams.
+    connector: PeerConnector,
     cluster_id: u64,
     member_id: u64,
 }
@@ -85,12 +93,14 @@ impl PeerClient {
     /// A client of no cluster yet (a joining member asking who it is);
     /// `tls` serves every `https://` peer URL.
     pub fn new(tls: TlsConnector) -> Self {
+        let connector = PeerConnector::new(tls);
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(TokioTimer::new())
-            .build(PeerConnector::new(tls));
+            .build(connector.clone());
         Self {
             http,
+            connector,
             cluster_id: 0,
             member_id: 0,
         }
@@ -100,6 +110,7 @@ impl PeerClient {
     pub fn for_member(&self, cluster_id: u64, member_id: u64) -> Self {
         Self {
             http: self.http.clone(),
+            connector: self.connector.clone(),
             cluster_id,
             member_id,
         }
@@ -159,6 +170,16 @@ impl PeerClient {
             detail: e.to_string(),
         })
     }
+
+    /// Opens an append stream to the member at `base`, naming this member
+    /// and its cluster as every request does.
+    async fn open_append_stream(&self, base: &str) -> Result<AppendStream, StreamError> {
+        let sender = [
+            (CLUSTER_ID_HEADER, format!("{:x}", self.cluster_id)),
+            (MEMBER_ID_HEADER, format!("{:x}", self.member_id)),
+        ];
+        AppendStream::open(&self.connector, base, sender).await
+    }
 }
 
 /// The error with its causes: the outer ones only say "client error
@@ -208,6 +229,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
                 durability: self.durability.clone(),
                 target,
                 url: node.peer_urls.first().cloned().unwrap_or_default(),
+                stream: Default::default(),
             },
             in_flight: None,
         }
@@ -240,6 +262,20 @@ struct Peer {
     durability: Durability,
     target: MemberId,
     url: String,
+    /// This connection's append stream, while it works; shared with the
+    /// task of the append in flight (one at a time, so never contended).
+    stream: Arc<tokio::sync::Mutex<StreamSlot>>,
+}
+
+/// Where a connection's appends go.
+#[derive(Default)]
+struct StreamSlot {
+    /// `None` before the first append and after a failed one: the next
+    /// append opens a stream.
+    open: Option<AppendStream>,
+    /// The member predates append streams (404 to the upgrade): appends go
+    /// as single requests.
+    unsupported: bool,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<MemberId, MemberNode, E>>;
@@ -313,22 +349,112 @@ impl Peer {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let answer: Result<Resp, E> = self
+        let answer = self
             .client
             .call(&self.url, path_of(action), req, timeout)
-            .await
-            .map_err(|e| {
-                match &e {
-                    PeerError::Refused { status: 410, .. } => self.stats.mark_removed(),
-                    PeerError::Unreachable { .. } | PeerError::Timeout { .. } => {
-                        self.stats.record_failure(self.target, &e)
-                    }
-                    PeerError::Refused { .. } | PeerError::Decode { .. } => {}
+            .await;
+        self.settle(action, timeout, answer)
+    }
+
+    /// What openraft hears of an exchange with the member, recorded in the
+    /// peer statistics.
+    #[allow(
+        clippy::result_large_err,
+        reason = "openraft's RPCError is the network trait's error type"
+    )]
+    fn settle<Resp, E>(
+        &self,
+        action: RPCTypes,
+        timeout: Duration,
+        answer: Result<Result<Resp, E>, PeerError>,
+    ) -> RpcResult<Resp, E>
+    where
+        E: std::error::Error,
+    {
+        let answer = answer.map_err(|e| {
+            match &e {
+                PeerError::Refused { status: 410, .. } => self.stats.mark_removed(),
+                PeerError::Unreachable { .. } | PeerError::Timeout { .. } => {
+                    self.stats.record_failure(self.target, &e)
                 }
-                self.rpc_error(action, timeout, e)
-            })?;
+                PeerError::Refused { .. } | PeerError::Decode { .. } => {}
+            }
+            self.rpc_error(action, timeout, e)
+        })?;
         self.stats.record_contact(self.target);
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+
+    /// One AppendEntries on this connection's append stream (opened first
+    /// if needed), or as a single request to a member without streams.
+    async fn send_append(
+        &self,
+        rpc: &AppendEntriesRequest<TypeConfig>,
+        timeout: Duration,
+    ) -> AppendAnswer {
+        let mut slot = self.stream.lock().await;
+        if slot.unsupported {
+            drop(slot);
+            return self.rpc(RPCTypes::AppendEntries, rpc, timeout).await;
+        }
+        let exchanged = tokio::time::timeout(timeout, self.exchange(&mut slot, rpc)).await;
+        let url = || {
+            format!(
+                "{}/{}",
+                self.url.trim_end_matches('/'),
+                paths::APPEND_STREAM
+            )
+        };
+        let answer = match exchanged {
+            Ok(Ok(StreamAnswer::Answer(outcome))) => Ok(outcome),
+            Ok(Ok(StreamAnswer::Refused { status, detail }))
+            | Ok(Err(StreamError::Refused { status, detail })) => {
+                slot.open = None;
+                if status == 404 {
+                    slot.unsupported = true;
+                    drop(slot);
+                    return self.rpc(RPCTypes::AppendEntries, rpc, timeout).await;
+                }
+                Err(PeerError::Refused {
+                    url: url(),
+                    status,
+                    detail,
+                })
+            }
+            Ok(Err(e)) => {
+                slot.open = None;
+                Err(PeerError::Unreachable {
+                    url: url(),
+                    detail: e.to_string(),
+                })
+            }
+            Err(_elapsed) => {
+                // The answer may still come: the stream is out of step.
+                slot.open = None;
+                Err(PeerError::Timeout { url: url() })
+            }
+        };
+        self.settle(RPCTypes::AppendEntries, timeout, answer)
+    }
+
+    /// Sends `rpc` on the open stream, or on a new one. A stream kept from
+    /// earlier may have died meanwhile (the member restarted): its failure
+    /// costs one fresh stream, not a failed append (AppendEntries may be
+    /// sent twice).
+    async fn exchange(
+        &self,
+        slot: &mut StreamSlot,
+        rpc: &AppendEntriesRequest<TypeConfig>,
+    ) -> Result<StreamAnswer, StreamError> {
+        if let Some(stream) = &mut slot.open {
+            match stream.call(rpc).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) => tracing::debug!(target = self.target, error = %e, "append stream lost"),
+            }
+        }
+        slot.open = None;
+        let stream = self.client.open_append_stream(&self.url).await?;
+        slot.open.insert(stream).call(rpc).await
     }
 
     /// What openraft hears of a failed request. A member that answers too
@@ -364,7 +490,7 @@ impl Peer {
         let sent_up_to = rpc.entries.last().map(|e| e.log_id.index);
         self.stats.count_sent_append();
         let started = std::time::Instant::now();
-        let answer = self.rpc(RPCTypes::AppendEntries, &rpc, timeout).await;
+        let answer = self.send_append(&rpc, timeout).await;
         self.stats
             .record_append(self.target, started.elapsed(), answer.is_ok());
         // ...and count the member's copy towards the commit only once the
@@ -574,29 +700,74 @@ mod tests {
         assert_eq!(answer_from_earlier(&earlier, &success, &other_leader), None);
     }
 
-    /// A member that answers appends only when the test lets it, counting
-    /// the requests it received; returns its URL.
+    /// A member that counts the appends it receives and answers each one
+    /// only once `release` has a permit for it. With `streams`, it takes
+    /// appends on an append stream; without, it predates them (404 to the
+    /// upgrade) and takes single requests. Returns its URL.
     async fn held_member(
         received: Arc<std::sync::atomic::AtomicUsize>,
         release: Arc<tokio::sync::Semaphore>,
+        streams: bool,
     ) -> String {
         use warp::Filter;
-        let route = warp::post()
+        let hold = move || {
+            let (received, release) = (received.clone(), release.clone());
+            async move {
+                received.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = release.acquire().await.map(|permit| permit.forget());
+                AppendEntriesResponse::Success
+            }
+        };
+        let single = hold.clone();
+        // With streams, single appends get a 404: the test fails if the
+        // connection falls back to them.
+        let requests = warp::post()
+            .and(warp::path!("raft" / "append"))
+            .and_then(move || async move {
+                if streams {
+                    Err(warp::reject::not_found())
+                } else {
+                    Ok(())
+                }
+            })
+            .untuple_one()
             .and(warp::body::bytes())
             .then(move |_body: Bytes| {
-                let received = received.clone();
-                let release = release.clone();
+                let answer = single();
                 async move {
-                    received.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let _ = release.acquire().await.map(|permit| permit.forget());
-                    let answer: Result<AppendEntriesResponse<MemberId>, RaftError<MemberId>> =
-                        Ok(AppendEntriesResponse::Success);
+                    let answer: Result<_, RaftError<MemberId>> = Ok(answer.await);
                     postcard::to_stdvec(&answer).unwrap()
+                }
+            });
+        let upgrades = warp::post()
+            .and(warp::path!("raft" / "append-stream"))
+            .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
+            .and_then(move |upgrade: Option<hyper::upgrade::OnUpgrade>| {
+                let hold = hold.clone();
+                async move {
+                    if !streams {
+                        return Err(warp::reject::not_found());
+                    }
+                    tokio::spawn(async move {
+                        let io = hyper_util::rt::TokioIo::new(upgrade.unwrap().await.unwrap());
+                        let answer = move |_request| {
+                            let answer = hold();
+                            async move { StreamAnswer::Answer(Ok(answer.await)) }
+                        };
+                        super::super::append_stream::serve(io, answer, std::future::pending())
+                            .await;
+                    });
+                    Ok(warp::http::Response::builder()
+                        .status(101)
+                        .header("connection", "upgrade")
+                        .header("upgrade", super::super::append_stream::PROTOCOL)
+                        .body(Bytes::new())
+                        .unwrap())
                 }
             });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(warp::serve(route).incoming(listener).run());
+        tokio::spawn(warp::serve(upgrades.or(requests)).incoming(listener).run());
         format!("http://{addr}")
     }
 
@@ -616,9 +787,18 @@ mod tests {
 
     #[tokio::test]
     async fn an_append_outlives_openraft_giving_up_and_answers_the_resend() {
+        an_append_outlives_openraft_giving_up(true).await;
+    }
+
+    #[tokio::test]
+    async fn a_member_without_append_streams_gets_single_requests() {
+        an_append_outlives_openraft_giving_up(false).await;
+    }
+
+    async fn an_append_outlives_openraft_giving_up(streams: bool) {
         let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let release = Arc::new(tokio::sync::Semaphore::new(0));
-        let url = held_member(received.clone(), release.clone()).await;
+        let url = held_member(received.clone(), release.clone(), streams).await;
         let tls = crate::tls::peer_connector(&Default::default()).unwrap();
         let mut network = PeerNetwork::new(
             PeerClient::new(tls),

@@ -222,6 +222,8 @@ impl Node {
         );
         self.wal_fsync.render_series(&mut out, fsync, "");
         self.peer_stats.render_round_trips(&mut out);
+        self.peer_stats
+            .render_active_peers(self.identity.member_id, &mut out);
         self.grpc_counters.render(&mut out);
         let _ = writeln!(
             out,

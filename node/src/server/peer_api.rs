@@ -5,6 +5,10 @@
 //! is refused with 412 so it can never vote or append here. Handlers only
 //! decode, call the node or Raft, and encode.
 //!
+//! A leader's AppendEntries arrive on a connection of their own per leader
+//! ([`append_stream_route`]), upgraded from a request that passed the same
+//! checks; each append on it is checked again for a removed sender.
+//!
 //! On an `https://` peer URL, TLS terminates here first ([`serve_tls`],
 //! with the acceptor `crate::tls` built from the `--peer-*` files); with a
 //! peer CA, a member without a certificate it signed never gets past the
@@ -13,7 +17,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
@@ -28,6 +32,7 @@ use warp::http::{Response, StatusCode};
 use super::Node;
 use super::lease::LeaseClockRequest;
 use super::membership::MemberChange;
+use crate::raft::append_stream::{self, StreamAnswer};
 use crate::raft::{CLUSTER_ID_HEADER, Command, MEMBER_ID_HEADER, MemberId, TypeConfig, paths};
 
 /// Largest peer request accepted (snapshot chunks are far smaller).
@@ -71,8 +76,20 @@ fn same_cluster(node: &Node, header: Option<String>) -> Result<(), Refusal> {
     }
 }
 
-/// The routes served on every peer listener.
+/// The routes served on every peer listener; append streams end when
+/// `stop` turns true.
 pub(crate) fn routes(
+    node: Arc<Node>,
+    stop: watch::Receiver<bool>,
+) -> impl Filter<Extract = (Response<Bytes>,), Error = warp::Rejection> + Clone + Send + Sync + 'static
+{
+    append_stream_route(node.clone(), stop)
+        .or(request_route(node))
+        .unify()
+}
+
+/// Single requests: one POST per RPC or forwarded call.
+fn request_route(
     node: Arc<Node>,
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = warp::Rejection> + Clone + Send + Sync + 'static
 {
@@ -105,12 +122,118 @@ pub(crate) fn routes(
         )
 }
 
+/// `POST /raft/append-stream` with `Upgrade: cetera-append/1`: admitted
+/// like any peer request, then switched to an append stream served by
+/// [`serve_append_stream`].
+fn append_stream_route(
+    node: Arc<Node>,
+    stop: watch::Receiver<bool>,
+) -> impl Filter<Extract = (Response<Bytes>,), Error = warp::Rejection> + Clone + Send + Sync + 'static
+{
+    warp::post()
+        .and(warp::path::tail())
+        .and_then(|tail: warp::path::Tail| async move {
+            if tail.as_str() == paths::APPEND_STREAM {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .and(warp::header::exact_ignore_case(
+            "upgrade",
+            append_stream::PROTOCOL,
+        ))
+        .and(warp::header::optional::<String>(CLUSTER_ID_HEADER))
+        .and(warp::header::optional::<String>(MEMBER_ID_HEADER))
+        .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
+        .map(
+            move |cluster: Option<String>,
+                  sender: Option<String>,
+                  upgrade: Option<hyper::upgrade::OnUpgrade>| {
+                let admitted =
+                    same_cluster(&node, cluster).and_then(|()| not_removed(&node, sender.clone()));
+                match (admitted, upgrade) {
+                    (Err((status, reason)), _) => reply(status, reason),
+                    (Ok(()), None) => reply(
+                        StatusCode::BAD_REQUEST,
+                        "this connection cannot be upgraded",
+                    ),
+                    (Ok(()), Some(upgrade)) => {
+                        let sender = member_of(sender);
+                        tokio::spawn(serve_append_stream(
+                            node.clone(),
+                            sender,
+                            upgrade,
+                            stop.clone(),
+                        ));
+                        Response::builder()
+                            .status(StatusCode::SWITCHING_PROTOCOLS)
+                            .header(warp::http::header::CONNECTION, "upgrade")
+                            .header(warp::http::header::UPGRADE, append_stream::PROTOCOL)
+                            .body(Bytes::new())
+                            .unwrap_or_default()
+                    }
+                }
+            },
+        )
+}
+
+/// Answers the AppendEntries of member `sender` on the upgraded
+/// connection until it closes or this member's peer side stops.
+async fn serve_append_stream(
+    node: Arc<Node>,
+    sender: MemberId,
+    upgrade: hyper::upgrade::OnUpgrade,
+    stop: watch::Receiver<bool>,
+) {
+    let io = match upgrade.await {
+        Ok(upgraded) => TokioIo::new(upgraded),
+        Err(e) => {
+            tracing::debug!(error = %e, "append stream upgrade failed");
+            return;
+        }
+    };
+    let _open = node.peer_stats.append_stream_opened(sender);
+    let answer = |request: Result<AppendEntriesRequest<TypeConfig>, String>| {
+        let node = node.clone();
+        async move {
+            let rpc = match request {
+                Ok(rpc) => rpc,
+                Err(e) => {
+                    return StreamAnswer::Refused {
+                        status: StatusCode::BAD_REQUEST.as_u16(),
+                        detail: format!("undecodable request: {e}"),
+                    };
+                }
+            };
+            if let Err((status, detail)) = not_removed_id(&node, sender) {
+                return StreamAnswer::Refused {
+                    status: status.as_u16(),
+                    detail,
+                };
+            }
+            node.peer_stats.count_received_append();
+            StreamAnswer::Answer(node.raft().append_entries(rpc).await)
+        }
+    };
+    append_stream::serve(io, answer, super::wait_for_stop(stop)).await;
+}
+
+/// The member id a peer request names (0 when it names none).
+fn member_of(sender: Option<String>) -> MemberId {
+    sender
+        .and_then(|s| u64::from_str_radix(&s, 16).ok())
+        .unwrap_or(0)
+}
+
 /// Refuses requests from a member removed from the cluster with 410, which
 /// tells it to stop (nothing else would tell it: it receives no entries).
 fn not_removed(node: &Node, sender: Option<String>) -> Result<(), Refusal> {
-    let sender = sender
-        .and_then(|s| u64::from_str_radix(&s, 16).ok())
-        .unwrap_or(0);
+    not_removed_id(node, member_of(sender))
+}
+
+fn not_removed_id(node: &Node, sender: MemberId) -> Result<(), Refusal> {
     if node.was_removed(sender) {
         return Err((
             StatusCode::GONE,
@@ -181,9 +304,11 @@ pub(crate) async fn serve_tls(
     stop: watch::Receiver<bool>,
     acceptor: TlsAcceptor,
 ) {
-    let service = TowerToHyperService::new(warp::service(routes(node)));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new());
+    let service = TowerToHyperService::new(warp::service(routes(node, stop.clone())));
+    // `auto` for its graceful shutdown of upgradeable connections; peers
+    // speak HTTP/1.1 only.
+    let mut http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
+    http.http1().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let stopped = super::wait_for_stop(stop);
     tokio::pin!(stopped);
@@ -206,7 +331,7 @@ pub(crate) async fn serve_tls(
                     return;
                 }
             };
-            let connection = http.serve_connection(TokioIo::new(stream), service);
+            let connection = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(%peer, error = %e, "peer connection ended with an error");
             }

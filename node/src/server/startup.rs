@@ -502,7 +502,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
                 acceptor,
             ))),
             None => {
-                let server = warp::serve(peer_api::routes(node.clone()))
+                let server = warp::serve(peer_api::routes(node.clone(), stopped.clone()))
                     .incoming(listener)
                     .graceful(wait_for_stop(stopped.clone()));
                 peer_servers.push(tokio::spawn(server.run()));

@@ -19,11 +19,72 @@ pub struct PeerStats {
     followers: Mutex<std::collections::BTreeMap<u64, FollowerRecord>>,
     /// Set when a peer told this member it was removed from the cluster.
     removed: std::sync::atomic::AtomicBool,
+    /// Open append streams into this member, by sending member.
+    append_streams: Mutex<std::collections::BTreeMap<u64, usize>>,
+}
+
+/// Counts one open append stream from a member while it lives.
+pub struct OpenAppendStream {
+    stats: std::sync::Arc<PeerStats>,
+    from: u64,
+}
+
+impl Drop for OpenAppendStream {
+    fn drop(&mut self) {
+        let mut streams = self
+            .stats
+            .append_streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = streams.get_mut(&self.from) {
+            *open -= 1;
+            if *open == 0 {
+                streams.remove(&self.from);
+            }
+        }
+    }
 }
 
 impl PeerStats {
     pub fn count_received_append(&self) {
         self.received_appends.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records an append stream from member `from`, open until the
+    /// returned guard is dropped.
+    pub fn append_stream_opened(self: &std::sync::Arc<Self>, from: u64) -> OpenAppendStream {
+        *self
+            .append_streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(from)
+            .or_default() += 1;
+        OpenAppendStream {
+            stats: self.clone(),
+            from,
+        }
+    }
+
+    /// Renders `etcd_network_active_peers`: the members with an append
+    /// stream open into member `local`.
+    pub fn render_active_peers(&self, local: u64, out: &mut String) {
+        let name = "etcd_network_active_peers";
+        let _ = std::fmt::Write::write_fmt(
+            out,
+            format_args!(
+                "# HELP {name} The current number of active peer connections.\n# TYPE {name} gauge\n"
+            ),
+        );
+        let streams = self
+            .append_streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for from in streams.keys() {
+            let _ = std::fmt::Write::write_fmt(
+                out,
+                format_args!("{name}{{Local=\"{local:x}\",Remote=\"{from:x}\"}} 1\n"),
+            );
+        }
     }
 
     pub fn count_sent_append(&self) {
