@@ -64,6 +64,23 @@ pub(crate) struct Proposer {
     pending: std::sync::atomic::AtomicU64,
 }
 
+/// One proposal counted in `pending` until dropped, also when its caller
+/// gives up waiting.
+struct Counted<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Counted<'a> {
+    fn enter(pending: &'a std::sync::atomic::AtomicU64) -> Self {
+        pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(pending)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Proposals wait until this is dropped.
 pub(crate) struct ProposalHold<'a> {
     held: &'a watch::Sender<bool>,
@@ -97,15 +114,12 @@ impl Proposer {
     /// Commits `command` (batched with whatever else is waiting) and
     /// returns its applied result and log index.
     pub(crate) async fn propose(&self, command: Command) -> Result<Committed, ProposeFailure> {
-        use std::sync::atomic::Ordering::Relaxed;
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Pending { command, reply })
             .map_err(|_| ProposeFailure::Stopped)?;
-        self.pending.fetch_add(1, Relaxed);
-        let result = answer.await;
-        self.pending.fetch_sub(1, Relaxed);
-        result.map_err(|_| ProposeFailure::Stopped)?
+        let _counted = Counted::enter(&self.pending);
+        answer.await.map_err(|_| ProposeFailure::Stopped)?
     }
 
     /// Proposals handed in and not answered yet.
@@ -192,5 +206,25 @@ async fn commit(raft: &Raft, mut batch: Vec<Pending>) {
                 let _ = reply.send(Err(failure.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::Counted;
+
+    #[test]
+    fn a_proposal_is_counted_until_its_caller_stops_waiting() {
+        let pending = AtomicU64::new(0);
+        let first = Counted::enter(&pending);
+        let second = Counted::enter(&pending);
+        assert_eq!(pending.load(Ordering::Relaxed), 2);
+        // A caller that gives up (its future dropped) no longer counts.
+        drop(first);
+        assert_eq!(pending.load(Ordering::Relaxed), 1);
+        drop(second);
+        assert_eq!(pending.load(Ordering::Relaxed), 0);
     }
 }
