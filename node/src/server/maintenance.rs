@@ -144,7 +144,7 @@ impl Node {
     /// Refuses a command that would grow the database past the quota, and
     /// raises the space alarm (once) so every member refuses them too.
     pub(crate) async fn check_quota(&self) -> Result<(), ServerError> {
-        if self.db.size_on_disk() <= self.config.quota_backend_bytes {
+        if self.db.recent_size_on_disk() <= self.config.quota_backend_bytes {
             return Ok(());
         }
         let nospace = AlarmMember {

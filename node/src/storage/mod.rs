@@ -86,6 +86,16 @@ pub struct Db {
     inline_readers: std::sync::Arc<std::sync::Mutex<Vec<rusqlite::Connection>>>,
     key_index: SharedIndex,
     path: PathBuf,
+    recent_size: std::sync::Arc<RecentSize>,
+}
+
+/// How stale [`Db::recent_size_on_disk`] may be.
+const SIZE_STALENESS: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The database's size on disk as last measured, and when.
+#[derive(Default)]
+struct RecentSize {
+    measured: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 impl Db {
@@ -127,6 +137,7 @@ impl Db {
             inline_readers: std::sync::Arc::new(std::sync::Mutex::new(inline_readers)),
             key_index: SharedIndex::new(index),
             path: path.to_path_buf(),
+            recent_size: Default::default(),
         })
     }
 
@@ -224,12 +235,15 @@ impl Db {
     /// Rewrites the database without free pages (Defragment). Writes wait
     /// for it; reads continue on the reader connections.
     pub async fn vacuum(&self) -> Result<(), StorageError> {
-        self.write(|conn| {
-            conn.execute_batch("VACUUM")?;
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-            Ok(())
-        })
-        .await
+        let vacuumed = self
+            .write(|conn| {
+                conn.execute_batch("VACUUM")?;
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+                Ok(())
+            })
+            .await;
+        self.forget_recent_size();
+        vacuumed
     }
 
     /// Size of the database file plus its write-ahead log, in bytes.
@@ -238,6 +252,34 @@ impl Db {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
         len(&self.path) + len(Path::new(&wal))
+    }
+
+    /// [`Db::size_on_disk`] as measured at most [`SIZE_STALENESS`] ago: the
+    /// quota check asks before every write, and measuring (two `stat`
+    /// calls) cost a twentieth of a busy leader's CPU.
+    pub fn recent_size_on_disk(&self) -> u64 {
+        let mut measured = self
+            .recent_size
+            .measured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match *measured {
+            Some((at, size)) if at.elapsed() < SIZE_STALENESS => size,
+            _ => {
+                let size = self.size_on_disk();
+                *measured = Some((std::time::Instant::now(), size));
+                size
+            }
+        }
+    }
+
+    /// Forgets the last measured size (the file shrank).
+    fn forget_recent_size(&self) {
+        *self
+            .recent_size
+            .measured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Bytes of the database file that hold data (not free pages).
@@ -313,6 +355,36 @@ mod tests {
 
     fn probe(tx: &rusqlite::Connection) -> Result<Option<i64>, StorageError> {
         Meta(tx).i64("probe")
+    }
+
+    #[tokio::test]
+    async fn the_recent_size_follows_growth_within_its_staleness_and_a_vacuum_at_once() {
+        let (_dir, db) = db_with_one_row().await;
+        let grow = |rows: i64| {
+            move |conn: &mut rusqlite::Connection| {
+                conn.execute_batch("CREATE TABLE IF NOT EXISTS filler (b BLOB)")?;
+                for _ in 0..rows {
+                    conn.execute("INSERT INTO filler VALUES (zeroblob(4096))", [])?;
+                }
+                Ok(())
+            }
+        };
+        let before = db.recent_size_on_disk();
+        db.write(grow(200)).await.unwrap();
+        assert!(db.size_on_disk() > before + 500_000);
+        tokio::time::sleep(SIZE_STALENESS).await;
+        let grown = db.recent_size_on_disk();
+        assert_eq!(grown, db.size_on_disk());
+
+        db.write(|conn| Ok(conn.execute_batch("DROP TABLE filler")?))
+            .await
+            .unwrap();
+        db.vacuum().await.unwrap();
+        let shrunk = db.recent_size_on_disk();
+        assert!(
+            shrunk < grown / 2,
+            "{shrunk} after a vacuum, {grown} before"
+        );
     }
 
     #[tokio::test]
