@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use super::connector::PeerConnector;
+use super::network::with_causes;
 use super::{MemberId, TypeConfig};
 
 /// The `Upgrade` token that asks the peer server for an append stream.
@@ -125,10 +126,10 @@ impl AppendStream {
             .map_err(|e: http::uri::InvalidUri| StreamError::Connect(e.to_string()))?;
         let io = tower::Service::call(&mut connector.clone(), uri.clone())
             .await
-            .map_err(|e| StreamError::Connect(e.to_string()))?;
+            .map_err(|e| StreamError::Connect(with_causes(&*e)))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
             .await
-            .map_err(|e| StreamError::Connect(e.to_string()))?;
+            .map_err(|e| StreamError::Connect(with_causes(&e)))?;
         tokio::spawn(async move {
             // Ends once the connection is handed over (or fails).
             let _ = connection.with_upgrades().await;
@@ -144,11 +145,11 @@ impl AppendStream {
         }
         let request = request
             .body(Empty::<Bytes>::new())
-            .map_err(|e| StreamError::Connect(e.to_string()))?;
+            .map_err(|e| StreamError::Connect(with_causes(&e)))?;
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| StreamError::Connect(e.to_string()))?;
+            .map_err(|e| StreamError::Connect(with_causes(&e)))?;
         if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
             let status = response.status().as_u16();
             let body = response.into_body().collect().await.map(|b| b.to_bytes());
@@ -160,7 +161,7 @@ impl AppendStream {
         }
         let upgraded = hyper::upgrade::on(response)
             .await
-            .map_err(|e| StreamError::Connect(e.to_string()))?;
+            .map_err(|e| StreamError::Connect(with_causes(&e)))?;
         Ok(Self {
             io: BufReader::new(TokioIo::new(upgraded)),
         })

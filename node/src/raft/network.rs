@@ -185,6 +185,14 @@ impl PeerClient {
 /// The error with its causes: the outer ones only say "client error
 /// (Connect)", the cause says which (refused, or the certificate's fault).
 fn unreachable(url: &str, e: &(dyn std::error::Error + 'static)) -> PeerError {
+    PeerError::Unreachable {
+        url: url.to_string(),
+        detail: with_causes(e),
+    }
+}
+
+/// `e` and its causes, outermost first.
+pub(super) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut detail = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -192,10 +200,7 @@ fn unreachable(url: &str, e: &(dyn std::error::Error + 'static)) -> PeerError {
         detail.push_str(&cause.to_string());
         source = cause.source();
     }
-    PeerError::Unreachable {
-        url: url.to_string(),
-        detail,
-    }
+    detail
 }
 
 /// openraft's connection factory: one [`PeerConnection`] per target.
