@@ -1,4 +1,4 @@
-//! AppendEntries over one long-lived connection per follower.
+//! AppendEntries over long-lived connections to each follower.
 //!
 //! Each AppendEntries as its own HTTP request cost both members more CPU in
 //! HTTP than in Raft (a put is two of them per follower: the entry, then
@@ -7,7 +7,8 @@
 //! /raft/append-stream` with `Upgrade: cetera-append/1`, so it shares the
 //! peer listener, its TLS and its cluster checks) and then exchanges
 //! length-prefixed postcard frames on it: a request, then its answer, in
-//! turn.
+//! turn. (`network` keeps such streams in a pool per member: replication
+//! uses one, and leadership checks that overlap it another.)
 //!
 //! This module owns the wire format and both ends' loops; it never decides
 //! whether a member may append (the peer server's closure does) nor how a

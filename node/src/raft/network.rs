@@ -5,11 +5,15 @@
 //! are reused), over TLS for `https://` peer URLs (`connector`). Every
 //! request names the cluster it belongs to, so a member of
 //! another cluster is refused instead of corrupting this one.
-//! AppendEntries, the one RPC of every write, travels instead on a
-//! connection of its own per follower (`append_stream`), upgraded from
-//! such a request.
+//! AppendEntries, the one RPC of every write, travels instead on
+//! connections upgraded from such a request (`append_stream`), kept in a
+//! pool per member that every connection openraft makes to it shares: the
+//! replication stream's connection, and the one-off connections of each
+//! leadership check (one per linearizable read round), which would
+//! otherwise open and close a TCP connection per member every round.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -203,12 +207,16 @@ pub(super) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
     detail
 }
 
-/// openraft's connection factory: one [`PeerConnection`] per target.
+/// openraft's connection factory: a [`PeerConnection`] per call of
+/// `new_client` (one per replication stream, and one per target for each
+/// leadership check and election), all to one member sharing its pool of
+/// append streams.
 #[derive(Clone)]
 pub struct PeerNetwork {
     client: PeerClient,
     stats: Arc<PeerStats>,
     durability: Durability,
+    pools: Arc<Mutex<HashMap<(MemberId, String), SharedPool>>>,
 }
 
 impl PeerNetwork {
@@ -219,7 +227,17 @@ impl PeerNetwork {
             client,
             stats,
             durability,
+            pools: Default::default(),
         }
+    }
+
+    /// The pool of append streams to `target` at `url` (a member whose URL
+    /// changed gets a new pool: its old streams go to the old address).
+    fn pool(&self, target: MemberId, url: &str) -> SharedPool {
+        lock(&self.pools)
+            .entry((target, url.to_string()))
+            .or_default()
+            .clone()
     }
 }
 
@@ -227,14 +245,15 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: MemberId, node: &MemberNode) -> PeerConnection {
+        let url = node.peer_urls.first().cloned().unwrap_or_default();
         PeerConnection {
             peer: Peer {
                 client: self.client.clone(),
                 stats: self.stats.clone(),
                 durability: self.durability.clone(),
                 target,
-                url: node.peer_urls.first().cloned().unwrap_or_default(),
-                stream: Default::default(),
+                streams: self.pool(target, &url),
+                url,
             },
             in_flight: None,
         }
@@ -267,20 +286,32 @@ struct Peer {
     durability: Durability,
     target: MemberId,
     url: String,
-    /// This connection's append stream, while it works; shared with the
-    /// task of the append in flight (one at a time, so never contended).
-    stream: Arc<tokio::sync::Mutex<StreamSlot>>,
+    /// The member's idle append streams, shared by every connection to it.
+    streams: SharedPool,
 }
 
-/// Where a connection's appends go.
+type SharedPool = Arc<Mutex<StreamPool>>;
+
+/// How many idle append streams to one member are kept at most: one for
+/// replication and one for leadership checks is the usual need.
+const MAX_IDLE_STREAMS: usize = 4;
+
+/// Where the appends to one member go.
 #[derive(Default)]
-struct StreamSlot {
-    /// `None` before the first append and after a failed one: the next
-    /// append opens a stream.
-    open: Option<AppendStream>,
+struct StreamPool {
+    /// Streams whose last exchange went well, not in use. An append takes
+    /// one (or opens one) and gives it back once answered, so a stream is
+    /// only ever in step: one that failed or timed out is dropped.
+    idle: Vec<AppendStream>,
     /// The member predates append streams (404 to the upgrade): appends go
     /// as single requests.
     unsupported: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Never held across a panic that leaves it half-changed: the pool's
+    // state is valid at every step.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 type RpcResult<T, E> = Result<T, RPCError<MemberId, MemberNode, E>>;
@@ -390,19 +421,20 @@ impl Peer {
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
-    /// One AppendEntries on this connection's append stream (opened first
-    /// if needed), or as a single request to a member without streams.
+    /// One AppendEntries on an append stream of the member's pool (opened
+    /// first if none is idle), or as a single request to a member without
+    /// streams.
     async fn send_append(
         &self,
         rpc: &AppendEntriesRequest<TypeConfig>,
         timeout: Duration,
     ) -> AppendAnswer {
-        let mut slot = self.stream.lock().await;
-        if slot.unsupported {
-            drop(slot);
+        if lock(&self.streams).unsupported {
             return self.rpc(RPCTypes::AppendEntries, rpc, timeout).await;
         }
-        let exchanged = tokio::time::timeout(timeout, self.exchange(&mut slot, rpc)).await;
+        // A stream whose exchange times out is dropped with it: the answer
+        // may still come, so it is out of step.
+        let exchanged = tokio::time::timeout(timeout, self.exchange(rpc)).await;
         let url = || {
             format!(
                 "{}/{}",
@@ -411,13 +443,15 @@ impl Peer {
             )
         };
         let answer = match exchanged {
-            Ok(Ok(StreamAnswer::Answer(outcome))) => Ok(outcome),
-            Ok(Ok(StreamAnswer::Refused { status, detail }))
+            Ok(Ok((stream, StreamAnswer::Answer(outcome)))) => {
+                self.give_back(stream);
+                Ok(outcome)
+            }
+            // The member hangs up after a refusal: the stream goes with it.
+            Ok(Ok((_, StreamAnswer::Refused { status, detail })))
             | Ok(Err(StreamError::Refused { status, detail })) => {
-                slot.open = None;
                 if status == 404 {
-                    slot.unsupported = true;
-                    drop(slot);
+                    lock(&self.streams).unsupported = true;
                     return self.rpc(RPCTypes::AppendEntries, rpc, timeout).await;
                 }
                 Err(PeerError::Refused {
@@ -426,40 +460,42 @@ impl Peer {
                     detail,
                 })
             }
-            Ok(Err(e)) => {
-                slot.open = None;
-                Err(PeerError::Unreachable {
-                    url: url(),
-                    detail: e.to_string(),
-                })
-            }
-            Err(_elapsed) => {
-                // The answer may still come: the stream is out of step.
-                slot.open = None;
-                Err(PeerError::Timeout { url: url() })
-            }
+            Ok(Err(e)) => Err(PeerError::Unreachable {
+                url: url(),
+                detail: e.to_string(),
+            }),
+            Err(_elapsed) => Err(PeerError::Timeout { url: url() }),
         };
         self.settle(RPCTypes::AppendEntries, timeout, answer)
     }
 
-    /// Sends `rpc` on the open stream, or on a new one. A stream kept from
-    /// earlier may have died meanwhile (the member restarted): its failure
-    /// costs one fresh stream, not a failed append (AppendEntries may be
-    /// sent twice).
+    /// Sends `rpc` on an idle stream, or on a new one, and returns the
+    /// stream with its answer. An idle stream may have died meanwhile (the
+    /// member restarted): its failure costs one fresh stream, not a failed
+    /// append (AppendEntries may be sent twice).
     async fn exchange(
         &self,
-        slot: &mut StreamSlot,
         rpc: &AppendEntriesRequest<TypeConfig>,
-    ) -> Result<StreamAnswer, StreamError> {
-        if let Some(stream) = &mut slot.open {
+    ) -> Result<(AppendStream, StreamAnswer), StreamError> {
+        let idle = lock(&self.streams).idle.pop();
+        if let Some(mut stream) = idle {
             match stream.call(rpc).await {
-                Ok(answer) => return Ok(answer),
+                Ok(answer) => return Ok((stream, answer)),
                 Err(e) => tracing::debug!(target = self.target, error = %e, "append stream lost"),
             }
         }
-        slot.open = None;
-        let stream = self.client.open_append_stream(&self.url).await?;
-        slot.open.insert(stream).call(rpc).await
+        let mut stream = self.client.open_append_stream(&self.url).await?;
+        let answer = stream.call(rpc).await?;
+        Ok((stream, answer))
+    }
+
+    /// Keeps `stream` for the next append to this member, unless enough
+    /// are idle already.
+    fn give_back(&self, stream: AppendStream) {
+        let mut pool = lock(&self.streams);
+        if pool.idle.len() < MAX_IDLE_STREAMS {
+            pool.idle.push(stream);
+        }
     }
 
     /// What openraft hears of a failed request. A member that answers too
@@ -707,12 +743,14 @@ mod tests {
 
     /// A member that counts the appends it receives and answers each one
     /// only once `release` has a permit for it. With `streams`, it takes
-    /// appends on an append stream; without, it predates them (404 to the
-    /// upgrade) and takes single requests. Returns its URL.
+    /// appends on an append stream (and counts the streams opened in
+    /// `upgrades`); without, it predates them (404 to the upgrade) and
+    /// takes single requests. Returns its URL.
     async fn held_member(
         received: Arc<std::sync::atomic::AtomicUsize>,
         release: Arc<tokio::sync::Semaphore>,
         streams: bool,
+        upgrades: Arc<std::sync::atomic::AtomicUsize>,
     ) -> String {
         use warp::Filter;
         let hold = move || {
@@ -749,10 +787,12 @@ mod tests {
             .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
             .and_then(move |upgrade: Option<hyper::upgrade::OnUpgrade>| {
                 let hold = hold.clone();
+                let upgrades = upgrades.clone();
                 async move {
                     if !streams {
                         return Err(warp::reject::not_found());
                     }
+                    upgrades.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     tokio::spawn(async move {
                         let io = hyper_util::rt::TokioIo::new(upgrade.unwrap().await.unwrap());
                         let answer = move |_request| {
@@ -803,17 +843,14 @@ mod tests {
     async fn an_append_outlives_openraft_giving_up(streams: bool) {
         let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let release = Arc::new(tokio::sync::Semaphore::new(0));
-        let url = held_member(received.clone(), release.clone(), streams).await;
-        let tls = crate::tls::peer_connector(&Default::default()).unwrap();
-        let mut network = PeerNetwork::new(
-            PeerClient::new(tls),
+        let url = held_member(
+            received.clone(),
+            release.clone(),
+            streams,
             Default::default(),
-            Durability::of_everything(),
-        );
-        let node = MemberNode {
-            name: "n2".into(),
-            peer_urls: vec![url],
-        };
+        )
+        .await;
+        let (mut network, node) = network_to(url);
         let mut connection = network.new_client(2, &node).await;
         let heartbeat = Duration::from_millis(50);
 
@@ -847,6 +884,89 @@ mod tests {
             .unwrap();
         assert_eq!(rest, AppendEntriesResponse::Success);
         assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    fn network_to(url: String) -> (PeerNetwork, MemberNode) {
+        let tls = crate::tls::peer_connector(&Default::default()).unwrap();
+        let network = PeerNetwork::new(
+            PeerClient::new(tls),
+            Default::default(),
+            Durability::of_everything(),
+        );
+        let node = MemberNode {
+            name: "n2".into(),
+            peer_urls: vec![url],
+        };
+        (network, node)
+    }
+
+    /// A heartbeat on a new connection, as openraft's leadership checks
+    /// send them.
+    async fn leadership_check(network: PeerNetwork, node: MemberNode, round: u64) {
+        let mut check = network.clone().new_client(2, &node).await;
+        let answer = check
+            .append_entries(
+                append_request(round, round),
+                RPCOption::new(Duration::from_secs(5)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer, AppendEntriesResponse::Success);
+    }
+
+    /// openraft makes a new connection for every leadership check (each
+    /// round of linearizable reads): they must not open a TCP connection
+    /// each, but use the streams replication already has.
+    #[tokio::test]
+    async fn connections_to_one_member_share_its_append_streams() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let received = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let upgrades = Arc::new(AtomicUsize::new(0));
+        let url = held_member(received.clone(), release.clone(), true, upgrades.clone()).await;
+        let (mut network, node) = network_to(url);
+        let patient = RPCOption::new(Duration::from_secs(5));
+        let mut replication = network.new_client(2, &node).await;
+        let checks_in_a_row = |rounds: u64| {
+            let (network, node, release) = (network.clone(), node.clone(), release.clone());
+            async move {
+                for round in 0..rounds {
+                    release.add_permits(1);
+                    leadership_check(network.clone(), node.clone(), round).await;
+                }
+            }
+        };
+
+        release.add_permits(1);
+        replication
+            .append_entries(append_request(0, 1), patient.clone())
+            .await
+            .unwrap();
+        checks_in_a_row(5).await;
+        assert_eq!(
+            upgrades.load(SeqCst),
+            1,
+            "one stream serves appends in turn"
+        );
+
+        // Two at once (a check while an append is on its way) need a stream
+        // each, and both are kept for later.
+        let first = tokio::spawn(leadership_check(network.clone(), node.clone(), 1));
+        let second = tokio::spawn(leadership_check(network.clone(), node.clone(), 2));
+        while received.load(SeqCst) < 8 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        release.add_permits(2);
+        first.await.unwrap();
+        second.await.unwrap();
+        assert_eq!(upgrades.load(SeqCst), 2);
+        release.add_permits(1);
+        replication
+            .append_entries(append_request(1, 2), patient.clone())
+            .await
+            .unwrap();
+        checks_in_a_row(5).await;
+        assert_eq!(upgrades.load(SeqCst), 2, "both streams are reused");
     }
 
     #[test]
