@@ -14,26 +14,17 @@
 //! whether a member may append (the peer server's closure does) nor how a
 //! failure counts for Raft (`network` does).
 
-use std::io;
-
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use openraft::error::RaftError;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 
 use super::connector::PeerConnector;
-use super::network::with_causes;
+use super::stream::{StreamError, Upgraded, expect_frame, open_upgraded, read_frame, write_frame};
 use super::{MemberId, TypeConfig};
 
 /// The `Upgrade` token that asks the peer server for an append stream.
 pub const PROTOCOL: &str = "cetera-append/1";
-
-/// The largest frame either end accepts (appends are cut to 1 MiB of
-/// entries, but a single entry can be as large as a request may be).
-pub(super) const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 /// What the follower's Raft answers to one AppendEntries.
 pub type AppendOutcome = Result<AppendEntriesResponse<MemberId>, RaftError<MemberId>>;
@@ -46,63 +37,6 @@ pub enum StreamAnswer {
     Answer(AppendOutcome),
     Refused { status: u16, detail: String },
 }
-
-/// Why an exchange on the stream failed; the stream is unusable after it.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum StreamError {
-    #[error("connecting: {0}")]
-    Connect(String),
-    /// The peer server answered the upgrade request with this status.
-    #[error("refused ({status}): {detail}")]
-    Refused { status: u16, detail: String },
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    #[error("undecodable frame: {0}")]
-    Decode(String),
-}
-
-/// Writes `value` as one frame: its postcard length (4 bytes, big endian),
-/// then its bytes, in a single write.
-pub(super) async fn write_frame<W, T>(out: &mut W, value: &T) -> io::Result<()>
-where
-    W: AsyncWrite + Unpin,
-    T: Serialize,
-{
-    let mut frame = postcard::to_extend(value, vec![0u8; 4]).map_err(io::Error::other)?;
-    let len = u32::try_from(frame.len() - 4)
-        .ok()
-        .filter(|&len| len as usize <= MAX_FRAME)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
-    out.write_all(&frame).await?;
-    out.flush().await
-}
-
-/// Reads one frame; `None` when the other end closed the stream between
-/// frames.
-pub(super) async fn read_frame<R>(input: &mut R) -> io::Result<Option<Vec<u8>>>
-where
-    R: AsyncRead + Unpin,
-{
-    let mut len = [0u8; 4];
-    match input.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes is over the {MAX_FRAME}-byte limit"),
-        ));
-    }
-    let mut frame = vec![0u8; len];
-    input.read_exact(&mut frame).await?;
-    Ok(Some(frame))
-}
-
-type Upgraded = BufReader<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// The leader's end of one follower's append stream.
 pub(super) struct AppendStream {
@@ -117,55 +51,15 @@ impl AppendStream {
         base: &str,
         headers: [(&'static str, String); 2],
     ) -> Result<Self, StreamError> {
-        let url = format!(
-            "{}/{}",
-            base.trim_end_matches('/'),
-            super::paths::APPEND_STREAM
-        );
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| StreamError::Connect(e.to_string()))?;
-        let io = tower::Service::call(&mut connector.clone(), uri.clone())
-            .await
-            .map_err(|e| StreamError::Connect(with_causes(&*e)))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| StreamError::Connect(with_causes(&e)))?;
-        tokio::spawn(async move {
-            // Ends once the connection is handed over (or fails).
-            let _ = connection.with_upgrades().await;
-        });
-        let mut request = http::Request::post(uri.clone())
-            .header(http::header::CONNECTION, "upgrade")
-            .header(http::header::UPGRADE, PROTOCOL);
-        if let Some(host) = uri.authority() {
-            request = request.header(http::header::HOST, host.as_str());
-        }
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let request = request
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| StreamError::Connect(with_causes(&e)))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| StreamError::Connect(with_causes(&e)))?;
-        if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-            let status = response.status().as_u16();
-            let body = response.into_body().collect().await.map(|b| b.to_bytes());
-            let detail = body.map_or_else(
-                |e| e.to_string(),
-                |b| String::from_utf8_lossy(&b).into_owned(),
-            );
-            return Err(StreamError::Refused { status, detail });
-        }
-        let upgraded = hyper::upgrade::on(response)
-            .await
-            .map_err(|e| StreamError::Connect(with_causes(&e)))?;
-        Ok(Self {
-            io: BufReader::new(TokioIo::new(upgraded)),
-        })
+        let io = open_upgraded(
+            connector,
+            base,
+            super::paths::APPEND_STREAM,
+            PROTOCOL,
+            headers,
+        )
+        .await?;
+        Ok(Self { io })
     }
 
     /// Sends one AppendEntries and reads its answer.
@@ -174,9 +68,7 @@ impl AppendStream {
         rpc: &AppendEntriesRequest<TypeConfig>,
     ) -> Result<StreamAnswer, StreamError> {
         write_frame(&mut self.io, rpc).await?;
-        let frame = read_frame(&mut self.io).await?.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the stream")
-        })?;
+        let frame = expect_frame(&mut self.io).await?;
         postcard::from_bytes(&frame).map_err(|e| StreamError::Decode(e.to_string()))
     }
 }
@@ -255,23 +147,6 @@ mod tests {
             StreamAnswer::Answer(Ok(AppendEntriesResponse::Success))
         ));
         assert!(read_frame(&mut far).await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn an_oversized_or_cut_frame_is_an_error_not_a_panic() {
-        let (mut near, mut far) = duplex(1 << 16);
-        near.write_all(&(MAX_FRAME as u32 + 1).to_be_bytes())
-            .await
-            .unwrap();
-        let err = read_frame(&mut far).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-
-        let (mut near, mut far) = duplex(1 << 16);
-        near.write_all(&10u32.to_be_bytes()).await.unwrap();
-        near.write_all(b"abc").await.unwrap();
-        drop(near);
-        let err = read_frame(&mut far).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test]

@@ -8,12 +8,14 @@
 
 pub mod append_stream;
 mod auth_apply;
+pub mod call_stream;
 mod command;
 mod connector;
 mod log_store;
 mod network;
 mod observer;
 mod state_machine;
+mod stream;
 
 pub use command::{Command, CommandResult, MemberAttributes};
 pub use log_store::{Durability, DurabilityError, LogStore};

@@ -34,9 +34,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_rustls::TlsConnector;
 
-use super::append_stream::{AppendStream, StreamAnswer, StreamError};
+use super::append_stream::{AppendStream, StreamAnswer};
+use super::call_stream::{CallAnswer, CallStream};
 use super::connector::PeerConnector;
 use super::log_store::Durability;
+use super::stream::StreamError;
 use super::{Entry, LogId, MemberId, MemberNode, TypeConfig, Vote};
 use crate::server::PeerStats;
 
@@ -54,6 +56,8 @@ pub mod paths {
     pub const SNAPSHOT: &str = "raft/snapshot";
     pub const PROPOSE: &str = "cetera/propose";
     pub const READ_INDEX: &str = "cetera/read-index";
+    /// Upgraded to a stream of calls (`call_stream`).
+    pub const CALL_STREAM: &str = "cetera/call-stream";
     pub const IDENTITY: &str = "cetera/identity";
     pub const LEASE_CLOCK: &str = "cetera/lease-clock";
     pub const MEMBER_CHANGE: &str = "cetera/member-change";
@@ -69,8 +73,13 @@ pub mod paths {
 /// Why a peer request failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PeerError {
+    /// The request never left: the member may not have it.
     #[error("peer {url} unreachable: {detail}")]
     Unreachable { url: String, detail: String },
+    /// The request was sent but its answer never came: the member may
+    /// have acted on it, so it must not be sent again blindly.
+    #[error("peer {url} lost the request: {detail}")]
+    Lost { url: String, detail: String },
     #[error("peer {url} timed out")]
     Timeout { url: String },
     #[error("peer {url} refused the request ({status}): {detail}")]
@@ -89,8 +98,35 @@ pub struct PeerClient {
     http: Client<PeerConnector, Full<Bytes>>,
     /// For the connections that are not pooled: append streams.
     connector: PeerConnector,
+    /// Idle call streams, per peer URL.
+    calls: Arc<Mutex<HashMap<String, CallPool>>>,
     cluster_id: u64,
     member_id: u64,
+}
+
+/// How many idle call streams to one member are kept at most: as many as
+/// calls were made at once, up to this.
+const MAX_IDLE_CALL_STREAMS: usize = 64;
+/// How long a member that refused call streams (it predates them) gets
+/// single requests before streams are tried again (it may be upgraded).
+const CALL_STREAMS_RETRY: Duration = Duration::from_secs(60);
+
+/// The call streams to one member.
+#[derive(Default)]
+struct CallPool {
+    idle: Vec<CallStream>,
+    /// Until when the member gets single requests (it answered 404).
+    unsupported_until: Option<std::time::Instant>,
+}
+
+/// The calls made for client requests, many per second under load: they
+/// go on call streams. The rest (Raft's votes and snapshots, membership
+/// changes, a joining member's questions) stay single requests.
+fn rides_a_stream(path: &str) -> bool {
+    matches!(
+        path,
+        paths::PROPOSE | paths::READ_INDEX | paths::LEASE_CLOCK
+    )
 }
 
 impl PeerClient {
@@ -105,16 +141,19 @@ impl PeerClient {
         Self {
             http,
             connector,
+            calls: Default::default(),
             cluster_id: 0,
             member_id: 0,
         }
     }
 
-    /// The same connections, with requests naming the sending member.
+    /// The same connections, with requests naming the sending member (call
+    /// streams, which name it once when opened, are its own).
     pub fn for_member(&self, cluster_id: u64, member_id: u64) -> Self {
         Self {
             http: self.http.clone(),
             connector: self.connector.clone(),
+            calls: Default::default(),
             cluster_id,
             member_id,
         }
@@ -137,35 +176,21 @@ impl PeerClient {
             url: url.clone(),
             detail: e.to_string(),
         })?;
-        let request = http::Request::post(url.as_str())
-            .header(CLUSTER_ID_HEADER, format!("{:x}", self.cluster_id))
-            .header(MEMBER_ID_HEADER, format!("{:x}", self.member_id))
-            // Explicit even when zero: the peer server requires a length.
-            .header(http::header::CONTENT_LENGTH, bytes.len())
-            .body(Full::new(Bytes::from(bytes)))
-            .map_err(|e| unreachable(&url, &e))?;
+        let on_stream = rides_a_stream(path) && self.call_streams_for(base);
         let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| unreachable(&url, &e))?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| unreachable(&url, &e))?
-                .to_bytes();
-            Ok::<_, PeerError>((status, body))
+            if on_stream && let Some(answer) = self.call_on_stream(base, &url, path, &bytes).await?
+            {
+                return Ok((answer.status, answer.body));
+            }
+            self.post(&url, bytes).await
         };
         let (status, body) = tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| PeerError::Timeout { url: url.clone() })??;
-        if !status.is_success() {
+        if !(200..300).contains(&status) {
             return Err(PeerError::Refused {
                 url,
-                status: status.as_u16(),
+                status,
                 detail: String::from_utf8_lossy(&body).into_owned(),
             });
         }
@@ -175,14 +200,115 @@ impl PeerClient {
         })
     }
 
+    /// One call as a single HTTP request.
+    async fn post(&self, url: &str, bytes: Vec<u8>) -> Result<(u16, Bytes), PeerError> {
+        let request = http::Request::post(url)
+            .header(CLUSTER_ID_HEADER, format!("{:x}", self.cluster_id))
+            .header(MEMBER_ID_HEADER, format!("{:x}", self.member_id))
+            // Explicit even when zero: the peer server requires a length.
+            .header(http::header::CONTENT_LENGTH, bytes.len())
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| unreachable(url, &e))?;
+        let response = self.http.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                unreachable(url, &e)
+            } else {
+                lost(url, &e)
+            }
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| lost(url, &e))?
+            .to_bytes();
+        Ok((status, body))
+    }
+
+    /// Whether calls to the member at `base` go on streams now.
+    fn call_streams_for(&self, base: &str) -> bool {
+        let calls = lock(&self.calls);
+        let until = calls.get(base).and_then(|pool| pool.unsupported_until);
+        until.is_none_or(|until| std::time::Instant::now() >= until)
+    }
+
+    /// One call on an idle call stream to the member at `base`, or on a
+    /// new one; `None` when the member has no call streams (404 to the
+    /// upgrade: it predates them). A stream that fails is dropped; one
+    /// that answered is kept for the next call.
+    async fn call_on_stream(
+        &self,
+        base: &str,
+        url: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Option<CallAnswer>, PeerError> {
+        let idle = self.take_idle_call_stream(base);
+        let mut stream = match idle {
+            Some(stream) => stream,
+            None => match CallStream::open(&self.connector, base, self.sender_headers()).await {
+                Ok(stream) => stream,
+                Err(StreamError::Refused { status: 404, .. }) => {
+                    lock(&self.calls)
+                        .entry(base.to_string())
+                        .or_default()
+                        .unsupported_until = Some(std::time::Instant::now() + CALL_STREAMS_RETRY);
+                    return Ok(None);
+                }
+                Err(StreamError::Refused { status, detail }) => {
+                    return Err(PeerError::Refused {
+                        url: url.to_string(),
+                        status,
+                        detail,
+                    });
+                }
+                Err(e) => {
+                    return Err(PeerError::Unreachable {
+                        url: url.to_string(),
+                        detail: e.to_string(),
+                    });
+                }
+            },
+        };
+        let answer = stream.call(path, body).await.map_err(|e| PeerError::Lost {
+            url: url.to_string(),
+            detail: e.to_string(),
+        })?;
+        let mut calls = lock(&self.calls);
+        let pool = calls.entry(base.to_string()).or_default();
+        pool.unsupported_until = None;
+        if pool.idle.len() < MAX_IDLE_CALL_STREAMS {
+            pool.idle.push(stream);
+        }
+        Ok(Some(answer))
+    }
+
+    /// An idle call stream to `base` that is still open, if any (dead ones
+    /// are dropped on the way).
+    fn take_idle_call_stream(&self, base: &str) -> Option<CallStream> {
+        let mut calls = lock(&self.calls);
+        let pool = calls.get_mut(base)?;
+        while let Some(mut stream) = pool.idle.pop() {
+            if !stream.is_dead() {
+                return Some(stream);
+            }
+        }
+        None
+    }
+
+    /// The headers that name this member and its cluster.
+    fn sender_headers(&self) -> [(&'static str, String); 2] {
+        [
+            (CLUSTER_ID_HEADER, format!("{:x}", self.cluster_id)),
+            (MEMBER_ID_HEADER, format!("{:x}", self.member_id)),
+        ]
+    }
+
     /// Opens an append stream to the member at `base`, naming this member
     /// and its cluster as every request does.
     async fn open_append_stream(&self, base: &str) -> Result<AppendStream, StreamError> {
-        let sender = [
-            (CLUSTER_ID_HEADER, format!("{:x}", self.cluster_id)),
-            (MEMBER_ID_HEADER, format!("{:x}", self.member_id)),
-        ];
-        AppendStream::open(&self.connector, base, sender).await
+        AppendStream::open(&self.connector, base, self.sender_headers()).await
     }
 }
 
@@ -190,6 +316,14 @@ impl PeerClient {
 /// (Connect)", the cause says which (refused, or the certificate's fault).
 fn unreachable(url: &str, e: &(dyn std::error::Error + 'static)) -> PeerError {
     PeerError::Unreachable {
+        url: url.to_string(),
+        detail: with_causes(e),
+    }
+}
+
+/// The error with its causes, for a request that was sent.
+fn lost(url: &str, e: &(dyn std::error::Error + 'static)) -> PeerError {
+    PeerError::Lost {
         url: url.to_string(),
         detail: with_causes(e),
     }
@@ -410,9 +544,9 @@ impl Peer {
         let answer = answer.map_err(|e| {
             match &e {
                 PeerError::Refused { status: 410, .. } => self.stats.mark_removed(),
-                PeerError::Unreachable { .. } | PeerError::Timeout { .. } => {
-                    self.stats.record_failure(self.target, &e)
-                }
+                PeerError::Unreachable { .. }
+                | PeerError::Lost { .. }
+                | PeerError::Timeout { .. } => self.stats.record_failure(self.target, &e),
                 PeerError::Refused { .. } | PeerError::Decode { .. } => {}
             }
             self.rpc_error(action, timeout, e)
@@ -967,6 +1101,232 @@ mod tests {
             .unwrap();
         checks_in_a_row(5).await;
         assert_eq!(upgrades.load(SeqCst), 2, "both streams are reused");
+    }
+
+    /// What a fake member saw of the calls made to it.
+    #[derive(Default)]
+    struct CallsSeen {
+        upgrades: std::sync::atomic::AtomicUsize,
+        single: std::sync::atomic::AtomicUsize,
+        on_streams: std::sync::atomic::AtomicUsize,
+    }
+
+    /// A member that answers every call with its body (a number) plus one,
+    /// once `release` has a permit for it. With `streams` it takes call
+    /// streams, which it closes when `hang_up` turns true; without, it
+    /// predates them (404 to the upgrade). Returns its URL.
+    async fn calls_member(
+        streams: bool,
+        seen: Arc<CallsSeen>,
+        release: Arc<tokio::sync::Semaphore>,
+        hang_up: tokio::sync::watch::Receiver<bool>,
+    ) -> String {
+        use std::sync::atomic::Ordering::SeqCst;
+        use warp::Filter;
+        let answer = move |body: Bytes| {
+            let release = release.clone();
+            async move {
+                let _ = release.acquire().await.map(|permit| permit.forget());
+                let asked: u64 = postcard::from_bytes(&body).unwrap();
+                Bytes::from(postcard::to_stdvec(&(asked + 1)).unwrap())
+            }
+        };
+        let single_answer = answer.clone();
+        let single_seen = seen.clone();
+        // The upgrade request of a member without streams gets a 404.
+        let requests = warp::post()
+            .and(warp::path!("cetera" / String))
+            .and_then(|path: String| async move {
+                if path == "call-stream" {
+                    Err(warp::reject::not_found())
+                } else {
+                    Ok(())
+                }
+            })
+            .untuple_one()
+            .and(warp::body::bytes())
+            .then(move |body: Bytes| {
+                single_seen.single.fetch_add(1, SeqCst);
+                let answer = single_answer(body);
+                async move { warp::http::Response::new(answer.await) }
+            });
+        let upgrades = warp::post()
+            .and(warp::path!("cetera" / "call-stream"))
+            .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
+            .and_then(move |upgrade: Option<hyper::upgrade::OnUpgrade>| {
+                let (answer, seen, hang_up) = (answer.clone(), seen.clone(), hang_up.clone());
+                async move {
+                    if !streams {
+                        return Err(warp::reject::not_found());
+                    }
+                    seen.upgrades.fetch_add(1, SeqCst);
+                    tokio::spawn(async move {
+                        let io = hyper_util::rt::TokioIo::new(upgrade.unwrap().await.unwrap());
+                        let answer = move |call: super::super::call_stream::Call| {
+                            seen.on_streams.fetch_add(1, SeqCst);
+                            let body = answer(call.body);
+                            async move {
+                                CallAnswer {
+                                    status: 200,
+                                    body: body.await,
+                                }
+                            }
+                        };
+                        let mut hang_up = hang_up;
+                        let hung_up = async move {
+                            let _ = hang_up.wait_for(|&h| h).await;
+                        };
+                        super::super::call_stream::serve(io, answer, hung_up).await;
+                    });
+                    Ok(warp::http::Response::builder()
+                        .status(101)
+                        .header("connection", "upgrade")
+                        .header("upgrade", super::super::call_stream::PROTOCOL)
+                        .body(Bytes::new())
+                        .unwrap())
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(warp::serve(upgrades.or(requests)).incoming(listener).run());
+        format!("http://{addr}")
+    }
+
+    fn calling_client() -> PeerClient {
+        let tls = crate::tls::peer_connector(&Default::default()).unwrap();
+        PeerClient::new(tls).for_member(7, 1)
+    }
+
+    async fn ask(client: &PeerClient, url: &str, path: &str, n: u64) -> u64 {
+        client
+            .call(url, path, &n, Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn calls_for_clients_ride_call_streams_kept_for_the_next_calls() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let seen = Arc::new(CallsSeen::default());
+        let release = Arc::new(tokio::sync::Semaphore::new(1000));
+        let (hang_up, hung_up) = tokio::sync::watch::channel(false);
+        let url = calls_member(true, seen.clone(), release.clone(), hung_up).await;
+        let client = calling_client();
+
+        for n in 0..5 {
+            assert_eq!(ask(&client, &url, paths::PROPOSE, n).await, n + 1);
+        }
+        assert_eq!(ask(&client, &url, paths::READ_INDEX, 9).await, 10);
+        assert_eq!(ask(&client, &url, paths::LEASE_CLOCK, 9).await, 10);
+        assert_eq!(seen.upgrades.load(SeqCst), 1, "one stream, call after call");
+        assert_eq!(seen.on_streams.load(SeqCst), 7);
+        // Rare calls stay single requests.
+        assert_eq!(ask(&client, &url, paths::MEMBER_CHANGE, 1).await, 2);
+        assert_eq!(seen.single.load(SeqCst), 1);
+
+        // Calls at once get a stream each, and all are kept.
+        release.forget_permits(1000);
+        let calls: Vec<_> = (0..3)
+            .map(|n| {
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move { ask(&client, &url, paths::PROPOSE, n).await })
+            })
+            .collect();
+        while seen.on_streams.load(SeqCst) < 10 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        release.add_permits(1000);
+        for (n, call) in calls.into_iter().enumerate() {
+            assert_eq!(call.await.unwrap(), n as u64 + 1);
+        }
+        assert_eq!(seen.upgrades.load(SeqCst), 3);
+        for n in 0..6 {
+            ask(&client, &url, paths::PROPOSE, n).await;
+        }
+        assert_eq!(seen.upgrades.load(SeqCst), 3, "kept streams are reused");
+
+        // Streams the member closed while idle (it restarted) are never
+        // used: a call that may have reached the member is not resent, so
+        // a dead stream must not take it.
+        hang_up.send_replace(true);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        hang_up.send_replace(false);
+        assert_eq!(ask(&client, &url, paths::PROPOSE, 41).await, 42);
+        assert_eq!(seen.single.load(SeqCst), 1, "still on a stream");
+    }
+
+    /// A member that takes each request (upgrading call streams) and then
+    /// hangs up without an answer. Returns its URL.
+    async fn member_that_hangs_up() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).to_lowercase();
+                    if head.contains("upgrade: cetera-call/1") {
+                        let switched = "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: cetera-call/1\r\n\r\n";
+                        socket.write_all(switched.as_bytes()).await.unwrap();
+                        // The call arrives; no answer ever does.
+                        let _ = socket.read(&mut buf).await;
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    /// A forwarded proposal whose answer is lost may have been applied: it
+    /// must not be told apart from one that never left, or it would be
+    /// proposed twice.
+    #[tokio::test]
+    async fn a_call_without_an_answer_is_lost_and_one_never_sent_unreachable() {
+        let client = calling_client();
+        let nobody = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        let quick = Duration::from_secs(5);
+        for path in [paths::PROPOSE, paths::MEMBER_CHANGE] {
+            let never_sent = client.call::<u64, u64>(&nobody, path, &1, quick).await;
+            assert!(
+                matches!(never_sent, Err(PeerError::Unreachable { .. })),
+                "{path}: {never_sent:?}"
+            );
+        }
+        let url = member_that_hangs_up().await;
+        // PROPOSE on a call stream, MEMBER_CHANGE as a single request.
+        for path in [paths::PROPOSE, paths::MEMBER_CHANGE] {
+            let lost = client.call::<u64, u64>(&url, path, &1, quick).await;
+            assert!(
+                matches!(lost, Err(PeerError::Lost { .. })),
+                "{path}: {lost:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_member_without_call_streams_gets_single_requests() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let seen = Arc::new(CallsSeen::default());
+        let release = Arc::new(tokio::sync::Semaphore::new(1000));
+        let (_hang_up, hung_up) = tokio::sync::watch::channel(false);
+        let url = calls_member(false, seen.clone(), release, hung_up).await;
+        let client = calling_client();
+        for n in 0..3 {
+            assert_eq!(ask(&client, &url, paths::PROPOSE, n).await, n + 1);
+        }
+        assert_eq!(seen.single.load(SeqCst), 3);
+        assert_eq!(seen.on_streams.load(SeqCst), 0);
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! is refused with 412 so it can never vote or append here. Handlers only
 //! decode, call the node or Raft, and encode.
 //!
-//! A leader's AppendEntries arrive on a connection of their own per leader
-//! ([`append_stream_route`]), upgraded from a request that passed the same
-//! checks; each append on it is checked again for a removed sender.
+//! A leader's AppendEntries, and the calls other members make for their
+//! clients (forwarded proposals, read-index questions, lease renewals),
+//! arrive on connections upgraded from a request that passed the same
+//! checks ([`stream_route`]); each append or call on them is checked again
+//! for a removed sender.
 //!
 //! On an `https://` peer URL, TLS terminates here first ([`serve_tls`],
 //! with the acceptor `crate::tls` built from the `--peer-*` files); with a
@@ -33,6 +35,7 @@ use super::Node;
 use super::lease::LeaseClockRequest;
 use super::membership::MemberChange;
 use crate::raft::append_stream::{self, StreamAnswer};
+use crate::raft::call_stream::{self, Call, CallAnswer};
 use crate::raft::{CLUSTER_ID_HEADER, Command, MEMBER_ID_HEADER, MemberId, TypeConfig, paths};
 
 /// Largest peer request accepted (snapshot chunks are far smaller).
@@ -76,14 +79,14 @@ fn same_cluster(node: &Node, header: Option<String>) -> Result<(), Refusal> {
     }
 }
 
-/// The routes served on every peer listener; append streams end when
-/// `stop` turns true.
+/// The routes served on every peer listener; streams end when `stop`
+/// turns true.
 pub(crate) fn routes(
     node: Arc<Node>,
     stop: watch::Receiver<bool>,
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = warp::Rejection> + Clone + Send + Sync + 'static
 {
-    append_stream_route(node.clone(), stop)
+    stream_route(node.clone(), stop)
         .or(request_route(node))
         .unify()
 }
@@ -122,10 +125,35 @@ fn request_route(
         )
 }
 
-/// `POST /raft/append-stream` with `Upgrade: cetera-append/1`: admitted
-/// like any peer request, then switched to an append stream served by
-/// [`serve_append_stream`].
-fn append_stream_route(
+/// The kinds of stream a peer may ask for.
+#[derive(Clone, Copy)]
+enum StreamKind {
+    Append,
+    Call,
+}
+
+impl StreamKind {
+    fn of(path: &str) -> Option<Self> {
+        match path {
+            paths::APPEND_STREAM => Some(Self::Append),
+            paths::CALL_STREAM => Some(Self::Call),
+            _ => None,
+        }
+    }
+
+    fn protocol(self) -> &'static str {
+        match self {
+            Self::Append => append_stream::PROTOCOL,
+            Self::Call => call_stream::PROTOCOL,
+        }
+    }
+}
+
+/// `POST /raft/append-stream` with `Upgrade: cetera-append/1`, and `POST
+/// /cetera/call-stream` with `Upgrade: cetera-call/1`: admitted like any
+/// peer request, then switched to a stream served by
+/// [`serve_append_stream`] or [`serve_call_stream`].
+fn stream_route(
     node: Arc<Node>,
     stop: watch::Receiver<bool>,
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = warp::Rejection> + Clone + Send + Sync + 'static
@@ -133,22 +161,21 @@ fn append_stream_route(
     warp::post()
         .and(warp::path::tail())
         .and_then(|tail: warp::path::Tail| async move {
-            if tail.as_str() == paths::APPEND_STREAM {
-                Ok(())
-            } else {
-                Err(warp::reject::not_found())
+            StreamKind::of(tail.as_str()).ok_or_else(warp::reject::not_found)
+        })
+        .and(warp::header::optional::<String>("upgrade"))
+        .and_then(|kind: StreamKind, upgrade: Option<String>| async move {
+            match upgrade {
+                Some(asked) if asked.eq_ignore_ascii_case(kind.protocol()) => Ok(kind),
+                _ => Err(warp::reject::not_found()),
             }
         })
-        .untuple_one()
-        .and(warp::header::exact_ignore_case(
-            "upgrade",
-            append_stream::PROTOCOL,
-        ))
         .and(warp::header::optional::<String>(CLUSTER_ID_HEADER))
         .and(warp::header::optional::<String>(MEMBER_ID_HEADER))
         .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
         .map(
-            move |cluster: Option<String>,
+            move |kind: StreamKind,
+                  cluster: Option<String>,
                   sender: Option<String>,
                   upgrade: Option<hyper::upgrade::OnUpgrade>| {
                 let admitted =
@@ -160,23 +187,36 @@ fn append_stream_route(
                         "this connection cannot be upgraded",
                     ),
                     (Ok(()), Some(upgrade)) => {
-                        let sender = member_of(sender);
-                        tokio::spawn(serve_append_stream(
-                            node.clone(),
-                            sender,
-                            upgrade,
-                            stop.clone(),
-                        ));
+                        let (node, sender, stop) = (node.clone(), member_of(sender), stop.clone());
+                        match kind {
+                            StreamKind::Append => {
+                                tokio::spawn(serve_append_stream(node, sender, upgrade, stop))
+                            }
+                            StreamKind::Call => {
+                                tokio::spawn(serve_call_stream(node, sender, upgrade, stop))
+                            }
+                        };
                         Response::builder()
                             .status(StatusCode::SWITCHING_PROTOCOLS)
                             .header(warp::http::header::CONNECTION, "upgrade")
-                            .header(warp::http::header::UPGRADE, append_stream::PROTOCOL)
+                            .header(warp::http::header::UPGRADE, kind.protocol())
                             .body(Bytes::new())
                             .unwrap_or_default()
                     }
                 }
             },
         )
+}
+
+/// The upgraded connection of `upgrade`, once the upgrade completes.
+async fn upgraded(upgrade: hyper::upgrade::OnUpgrade) -> Option<TokioIo<hyper::upgrade::Upgraded>> {
+    match upgrade.await {
+        Ok(upgraded) => Some(TokioIo::new(upgraded)),
+        Err(e) => {
+            tracing::debug!(error = %e, "peer stream upgrade failed");
+            None
+        }
+    }
 }
 
 /// Answers the AppendEntries of member `sender` on the upgraded
@@ -187,12 +227,8 @@ async fn serve_append_stream(
     upgrade: hyper::upgrade::OnUpgrade,
     stop: watch::Receiver<bool>,
 ) {
-    let io = match upgrade.await {
-        Ok(upgraded) => TokioIo::new(upgraded),
-        Err(e) => {
-            tracing::debug!(error = %e, "append stream upgrade failed");
-            return;
-        }
+    let Some(io) = upgraded(upgrade).await else {
+        return;
     };
     let _open = node.peer_stats.append_stream_opened(sender);
     let answer = |request: Result<AppendEntriesRequest<TypeConfig>, String>| {
@@ -218,6 +254,34 @@ async fn serve_append_stream(
         }
     };
     append_stream::serve(io, answer, super::wait_for_stop(stop)).await;
+}
+
+/// Answers the calls of member `sender` on the upgraded connection, as the
+/// same calls made as single requests are answered, until it closes or
+/// this member's peer side stops.
+async fn serve_call_stream(
+    node: Arc<Node>,
+    sender: MemberId,
+    upgrade: hyper::upgrade::OnUpgrade,
+    stop: watch::Receiver<bool>,
+) {
+    let Some(io) = upgraded(upgrade).await else {
+        return;
+    };
+    let answer = |call: Call| {
+        let node = node.clone();
+        async move {
+            let response = match not_removed_id(&node, sender) {
+                Ok(()) => dispatch(&node, &call.path, call.body).await,
+                Err((status, detail)) => reply(status, detail),
+            };
+            CallAnswer {
+                status: response.status().as_u16(),
+                body: response.into_body(),
+            }
+        }
+    };
+    call_stream::serve(io, answer, super::wait_for_stop(stop)).await;
 }
 
 /// The member id a peer request names (0 when it names none).
