@@ -105,8 +105,12 @@ pub struct PeerClient {
 }
 
 /// How many idle call streams to one member are kept at most: as many as
-/// calls were made at once, up to this.
-const MAX_IDLE_CALL_STREAMS: usize = 64;
+/// calls were made at once, up to this. Fewer than the calls a busy member
+/// makes at once would open and close connections all the time.
+const MAX_IDLE_CALL_STREAMS: usize = 1024;
+/// An idle call stream unused for this long is closed (when a call gives
+/// another one back), so a burst's streams do not stay open for good.
+const CALL_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a member that refused call streams (it predates them) gets
 /// single requests before streams are tried again (it may be upgraded).
 const CALL_STREAMS_RETRY: Duration = Duration::from_secs(60);
@@ -114,9 +118,24 @@ const CALL_STREAMS_RETRY: Duration = Duration::from_secs(60);
 /// The call streams to one member.
 #[derive(Default)]
 struct CallPool {
-    idle: Vec<CallStream>,
+    /// Idle streams with when each was last given back, oldest first.
+    idle: std::collections::VecDeque<(CallStream, std::time::Instant)>,
     /// Until when the member gets single requests (it answered 404).
     unsupported_until: Option<std::time::Instant>,
+}
+
+/// Drops the idle entries (oldest first) unused for longer than
+/// [`CALL_STREAM_IDLE_TIMEOUT`] at `now`.
+fn drop_expired<T>(
+    idle: &mut std::collections::VecDeque<(T, std::time::Instant)>,
+    now: std::time::Instant,
+) {
+    while idle
+        .front()
+        .is_some_and(|(_, since)| now.duration_since(*since) > CALL_STREAM_IDLE_TIMEOUT)
+    {
+        idle.pop_front();
+    }
 }
 
 /// The calls made for client requests, many per second under load: they
@@ -275,11 +294,13 @@ impl PeerClient {
             url: url.to_string(),
             detail: e.to_string(),
         })?;
+        let now = std::time::Instant::now();
         let mut calls = lock(&self.calls);
         let pool = calls.entry(base.to_string()).or_default();
         pool.unsupported_until = None;
+        drop_expired(&mut pool.idle, now);
         if pool.idle.len() < MAX_IDLE_CALL_STREAMS {
-            pool.idle.push(stream);
+            pool.idle.push_back((stream, now));
         }
         Ok(Some(answer))
     }
@@ -289,7 +310,8 @@ impl PeerClient {
     fn take_idle_call_stream(&self, base: &str) -> Option<CallStream> {
         let mut calls = lock(&self.calls);
         let pool = calls.get_mut(base)?;
-        while let Some(mut stream) = pool.idle.pop() {
+        // The most recently used first: the oldest may expire unused.
+        while let Some((mut stream, _)) = pool.idle.pop_back() {
             if !stream.is_dead() {
                 return Some(stream);
             }
@@ -1312,6 +1334,25 @@ mod tests {
                 "{path}: {lost:?}"
             );
         }
+    }
+
+    #[test]
+    fn idle_streams_unused_too_long_are_dropped_oldest_first() {
+        let now = std::time::Instant::now();
+        let ago = |secs| now - Duration::from_secs(secs);
+        let mut idle: std::collections::VecDeque<_> = [
+            ("old", ago(200)),
+            ("older-than-timeout", ago(91)),
+            ("recent", ago(89)),
+            ("new", now),
+        ]
+        .into_iter()
+        .collect();
+        drop_expired(&mut idle, now);
+        let kept: Vec<_> = idle.iter().map(|(name, _)| *name).collect();
+        assert_eq!(kept, ["recent", "new"]);
+        drop_expired(&mut idle, now + Duration::from_secs(100));
+        assert!(idle.is_empty());
     }
 
     #[tokio::test]
