@@ -17,10 +17,12 @@
 use openraft::error::RaftError;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::connector::PeerConnector;
-use super::stream::{StreamError, Upgraded, expect_frame, open_upgraded, read_frame, write_frame};
+use super::stream::{
+    Frame, Reply, StreamError, Upgraded, expect_frame, open_upgraded, serve_frames, write_frame,
+};
 use super::{MemberId, TypeConfig};
 
 /// The `Upgrade` token that asks the peer server for an append stream.
@@ -82,33 +84,20 @@ where
     F: FnMut(Result<AppendEntriesRequest<TypeConfig>, String>) -> Fut,
     Fut: std::future::Future<Output = StreamAnswer>,
 {
-    let mut io = BufReader::new(io);
-    tokio::pin!(stop);
-    loop {
-        let frame = tokio::select! {
-            frame = read_frame(&mut io) => frame,
-            () = &mut stop => return,
-        };
-        let frame = match frame {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::debug!(error = %e, "append stream ended");
-                return;
-            }
-        };
+    let answer_frame = |frame: Vec<u8>| {
         let request = postcard::from_bytes(&frame).map_err(|e| e.to_string());
         let undecodable = request.is_err();
-        let reply = answer(request).await;
-        if let Err(e) = write_frame(io.get_mut(), &reply).await {
-            tracing::debug!(error = %e, "append stream ended");
-            return;
+        let reply = answer(request);
+        async move {
+            let reply = reply.await;
+            Reply {
+                // A refused member gets its answer, then the stream ends.
+                last: undecodable || matches!(reply, StreamAnswer::Refused { .. }),
+                frame: Frame::of(&reply),
+            }
         }
-        if undecodable || matches!(reply, StreamAnswer::Refused { .. }) {
-            // A refused member gets its answer, then the stream ends.
-            return;
-        }
-    }
+    };
+    serve_frames("append", io, answer_frame, stop).await;
 }
 
 #[cfg(test)]
@@ -116,6 +105,7 @@ mod tests {
     use openraft::{CommittedLeaderId, LogId, Vote};
     use tokio::io::{AsyncWriteExt, duplex};
 
+    use super::super::stream::read_frame;
     use super::*;
 
     fn append(prev: u64) -> AppendEntriesRequest<TypeConfig> {

@@ -22,11 +22,12 @@
 use std::io;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::connector::PeerConnector;
 use super::stream::{
-    StreamError, Upgraded, expect_frame, is_dead, open_upgraded, read_frame, write_frame_of,
+    Frame, Reply, StreamError, Upgraded, expect_frame, is_dead, open_upgraded, serve_frames,
+    write_frame_of,
 };
 
 /// The `Upgrade` token that asks the peer server for a call stream.
@@ -130,47 +131,33 @@ where
     F: FnMut(Call) -> Fut,
     Fut: std::future::Future<Output = CallAnswer>,
 {
-    let mut io = BufReader::new(io);
-    tokio::pin!(stop);
-    loop {
-        let frame = tokio::select! {
-            frame = read_frame(&mut io) => frame,
-            () = &mut stop => return,
-        };
-        let frame = match frame {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::debug!(error = %e, "call stream ended");
-                return;
+    let answer_frame = |frame: Vec<u8>| {
+        let call = decode_call(frame).map(&mut answer);
+        async move {
+            let (reply, undecodable) = match call {
+                Ok(reply) => (reply.await, false),
+                Err(detail) => (
+                    CallAnswer {
+                        status: BAD_REQUEST,
+                        body: Bytes::from(detail),
+                    },
+                    true,
+                ),
+            };
+            Reply {
+                frame: Ok(Frame::of_parts(&[&reply.status.to_be_bytes(), &reply.body])),
+                last: undecodable,
             }
-        };
-        let (reply, undecodable) = match decode_call(frame) {
-            Ok(call) => (answer(call).await, false),
-            Err(detail) => (
-                CallAnswer {
-                    status: BAD_REQUEST,
-                    body: Bytes::from(detail),
-                },
-                true,
-            ),
-        };
-        let status = reply.status.to_be_bytes();
-        if let Err(e) = write_frame_of(io.get_mut(), &[&status, &reply.body]).await {
-            tracing::debug!(error = %e, "call stream ended");
-            return;
         }
-        if undecodable {
-            return;
-        }
-    }
+    };
+    serve_frames("call", io, answer_frame, stop).await;
 }
 
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncWriteExt, duplex};
 
-    use super::super::stream::write_frame_of;
+    use super::super::stream::{read_frame, write_frame_of};
     use super::*;
 
     async fn echo(call: Call) -> CallAnswer {

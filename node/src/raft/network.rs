@@ -11,6 +11,8 @@
 //! replication stream's connection, and the one-off connections of each
 //! leadership check (one per linearizable read round), which would
 //! otherwise open and close a TCP connection per member every round.
+//! Forwarded proposals, read-index questions and lease renewals ride call
+//! streams (`call_stream`), also pooled per member.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -178,7 +180,9 @@ impl PeerClient {
         }
     }
 
-    /// POSTs `body` to `<base>/<path>` and decodes the answer.
+    /// Sends `body` to `<base>/<path>` and decodes the answer: on a call
+    /// stream for the hot paths (`rides_a_stream`) when the member serves
+    /// them, as a single POST otherwise.
     pub async fn call<Req, Resp>(
         &self,
         base: &str,

@@ -97,44 +97,107 @@ pub(super) async fn open_upgraded(
     Ok(BufReader::new(TokioIo::new(upgraded)))
 }
 
-/// Writes `value` as one frame: its postcard length (4 bytes, big endian),
-/// then its bytes, in a single write.
+/// One frame ready to send, built with room for its length in front.
+pub(super) struct Frame(Vec<u8>);
+
+impl Frame {
+    /// `value`, postcard-encoded.
+    pub(super) fn of<T: Serialize>(value: &T) -> io::Result<Self> {
+        postcard::to_extend(value, vec![0u8; 4])
+            .map(Self)
+            .map_err(io::Error::other)
+    }
+
+    /// `parts`, one after the other.
+    pub(super) fn of_parts(parts: &[&[u8]]) -> Self {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut frame = Vec::with_capacity(4 + len);
+        frame.extend_from_slice(&[0; 4]);
+        for part in parts {
+            frame.extend_from_slice(part);
+        }
+        Self(frame)
+    }
+
+    /// Fills in the length and writes the frame in a single write.
+    pub(super) async fn send<W: AsyncWrite + Unpin>(self, out: &mut W) -> io::Result<()> {
+        let mut frame = self.0;
+        let len = u32::try_from(frame.len() - 4)
+            .ok()
+            .filter(|&len| len as usize <= MAX_FRAME)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        out.write_all(&frame).await?;
+        out.flush().await
+    }
+}
+
+/// Writes `value` as one postcard frame.
 pub(super) async fn write_frame<W, T>(out: &mut W, value: &T) -> io::Result<()>
 where
     W: AsyncWrite + Unpin,
     T: Serialize,
 {
-    let frame = postcard::to_extend(value, vec![0u8; 4]).map_err(io::Error::other)?;
-    send_frame(out, frame).await
+    Frame::of(value)?.send(out).await
 }
 
-/// Writes `parts`, one after the other, as one frame in a single write.
+/// Writes `parts`, one after the other, as one frame.
 pub(super) async fn write_frame_of<W>(out: &mut W, parts: &[&[u8]]) -> io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let mut frame = Vec::with_capacity(4 + len);
-    frame.extend_from_slice(&[0; 4]);
-    for part in parts {
-        frame.extend_from_slice(part);
-    }
-    send_frame(out, frame).await
+    Frame::of_parts(parts).send(out).await
 }
 
-/// Fills in the length of `frame` (whose first 4 bytes are room for it)
-/// and writes it.
-async fn send_frame<W>(out: &mut W, mut frame: Vec<u8>) -> io::Result<()>
-where
-    W: AsyncWrite + Unpin,
+/// The answering end's reply to one frame.
+pub(super) struct Reply {
+    pub(super) frame: io::Result<Frame>,
+    /// The stream ends once this reply is sent (a refusal, or a frame
+    /// that could not be read: the two ends may be out of step).
+    pub(super) last: bool,
+}
+
+/// The answering end of a stream (`kind` names it in logs): answers each
+/// frame read from `io` with `answer`, in order, until the other end closes
+/// the stream, the stream fails, a reply is the last, or `stop` resolves.
+pub(super) async fn serve_frames<S, F, Fut>(
+    kind: &'static str,
+    io: S,
+    mut answer: F,
+    stop: impl std::future::Future<Output = ()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnMut(Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = Reply>,
 {
-    let len = u32::try_from(frame.len() - 4)
-        .ok()
-        .filter(|&len| len as usize <= MAX_FRAME)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
-    out.write_all(&frame).await?;
-    out.flush().await
+    let mut io = BufReader::new(io);
+    tokio::pin!(stop);
+    loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut io) => frame,
+            () = &mut stop => return,
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, stream = kind, "peer stream ended");
+                return;
+            }
+        };
+        let reply = answer(frame).await;
+        let sent = match reply.frame {
+            Ok(frame) => frame.send(io.get_mut()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, stream = kind, "peer stream ended");
+            return;
+        }
+        if reply.last {
+            return;
+        }
+    }
 }
 
 /// Reads one frame; `None` when the other end closed the stream between
