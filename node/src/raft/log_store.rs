@@ -548,6 +548,7 @@ async fn run_writer(
         fsync,
         on_disk,
     } = writer;
+    let on_disk = Arc::new(on_disk);
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -564,37 +565,80 @@ async fn run_writer(
         if save_committed {
             tables.push(TableChange::Committed(committed));
         }
-        let up_to = durable_after(on_disk.borrow().up_to, &tables);
-        // Timed on the connection's thread: the wait for the shared writer
-        // connection is not the disk's.
+        let report = BatchReport {
+            up_to: durable_after(on_disk.borrow().up_to, &tables),
+            cache: cache.clone(),
+            on_disk: on_disk.clone(),
+            replies: replies.into_iter().flatten().collect(),
+            told: false,
+        };
         let durations = fsync.clone();
-        let result = db
+        let written = db
             .write(move |conn| {
+                // Timed on the connection's thread: the wait for the shared
+                // writer connection is not the disk's.
                 let started = std::time::Instant::now();
-                let written = write_batch(conn, tables);
+                let written = write_batch(conn, tables).map_err(|e| e.to_string());
                 durations.observe(started.elapsed());
-                written
+                report.send(written.clone());
+                Ok(written)
             })
-            .await
-            .map_err(|e| e.to_string());
-        if result.is_ok() && save_committed {
+            .await;
+        // The report went with the closure if it never ran.
+        if matches!(written, Ok(Ok(_))) && save_committed {
             committed_on_disk = committed;
         }
-        if let Ok(Some(flushed)) = &result {
-            let mut cache = lock(&cache);
+    }
+}
+
+/// What a batch's outcome is told to. It is told from the writer
+/// connection's thread, the moment the transaction is on disk: a hop back
+/// to this task first would add a task wake-up to every acknowledgement.
+/// Dropped untold (the connection closed before the batch ran), it reports
+/// the batch as failed.
+struct BatchReport {
+    /// The durable index once the batch is on disk.
+    up_to: u64,
+    cache: Arc<Mutex<LogCache>>,
+    on_disk: Arc<watch::Sender<OnDisk>>,
+    replies: Vec<Reply>,
+    told: bool,
+}
+
+impl BatchReport {
+    fn send(mut self, written: Result<Option<u64>, String>) {
+        self.tell(written);
+    }
+
+    fn tell(&mut self, written: Result<Option<u64>, String>) {
+        self.told = true;
+        if let Ok(Some(flushed)) = &written {
+            let mut cache = lock(&self.cache);
             cache.flushed_up_to = cache.flushed_up_to.max(*flushed);
             cache.trim();
         }
-        match &result {
-            Ok(_) => on_disk.send_if_modified(|d| std::mem::replace(&mut d.up_to, up_to) != up_to),
+        match &written {
+            Ok(_) => {
+                let up_to = self.up_to;
+                self.on_disk
+                    .send_if_modified(|d| std::mem::replace(&mut d.up_to, up_to) != up_to)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "writing the raft log failed");
-                on_disk.send_modify(|d| d.failed = Some(e.clone()));
+                self.on_disk.send_modify(|d| d.failed = Some(e.clone()));
                 true
             }
         };
-        for reply in replies.into_iter().flatten() {
-            reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+        for reply in self.replies.drain(..) {
+            reply.send(written.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
+    }
+}
+
+impl Drop for BatchReport {
+    fn drop(&mut self) {
+        if !self.told {
+            self.tell(Err("the raft log writer stopped".to_string()));
         }
     }
 }
@@ -843,6 +887,44 @@ mod tests {
             (Vote::new(6, 7), false),
             "a candidacy stays a candidacy"
         );
+    }
+
+    fn report_to(
+        on_disk: &Arc<watch::Sender<OnDisk>>,
+        cache: &Arc<Mutex<LogCache>>,
+        up_to: u64,
+    ) -> (BatchReport, oneshot::Receiver<Result<(), String>>) {
+        let (done, answer) = oneshot::channel();
+        let report = BatchReport {
+            up_to,
+            cache: cache.clone(),
+            on_disk: on_disk.clone(),
+            replies: vec![Reply::Done(done)],
+            told: false,
+        };
+        (report, answer)
+    }
+
+    #[test]
+    fn a_batch_reports_where_the_disk_stands_and_one_that_never_ran_fails() {
+        let on_disk = Arc::new(watch::channel(OnDisk::default()).0);
+        let cache = Arc::new(Mutex::new(cache_of((1..=4).map(|i| entry(i, 10)), 0)));
+        let (report, mut answer) = report_to(&on_disk, &cache, 4);
+        report.send(Ok(Some(4)));
+        assert_eq!(answer.try_recv(), Ok(Ok(())));
+        assert_eq!(on_disk.borrow().up_to, 4);
+        assert_eq!(lock(&cache).flushed_up_to, 4);
+
+        // The connection closed before the batch ran: its closure, and the
+        // report in it, are dropped untold.
+        let (report, mut answer) = report_to(&on_disk, &cache, 6);
+        drop(report);
+        assert_eq!(
+            answer.try_recv(),
+            Ok(Err("the raft log writer stopped".to_string()))
+        );
+        assert_eq!(on_disk.borrow().up_to, 4, "nothing more is durable");
+        assert!(on_disk.borrow().failed.is_some(), "waiters are let go");
     }
 
     #[test]

@@ -481,10 +481,13 @@ type AppendAnswer = RpcResult<AppendEntriesResponse<MemberId>, RaftError<MemberI
 /// lost (the member is then sent a new one).
 const APPEND_PATIENCE: u32 = 20;
 
-/// An AppendEntries on its way to the member.
+/// An AppendEntries on its way to the member. Its future is polled by the
+/// replication task itself (a spawned task would add two task wake-ups to
+/// every commit); it outlives a call openraft drops, so the next call
+/// finishes it, and dropping it drops its stream, never half a frame.
 struct InFlightAppend {
     shape: AppendShape,
-    answer: tokio::task::JoinHandle<AppendAnswer>,
+    answer: sync_wrapper::SyncFuture<futures::future::BoxFuture<'static, AppendAnswer>>,
 }
 
 /// Where in the log an AppendEntries is: whose, after which entry, up to
@@ -749,10 +752,6 @@ fn entries_within(entries: &[Entry], limit: usize) -> Option<u64> {
     None
 }
 
-fn join_error(e: tokio::task::JoinError) -> RPCError<MemberId, MemberNode, RaftError<MemberId>> {
-    RPCError::Network(NetworkError::new(&e))
-}
-
 impl PeerConnection {
     /// Waits for the append still on its way (openraft may drop this call
     /// meanwhile: the append then stays in flight for the next call) and
@@ -767,8 +766,8 @@ impl PeerConnection {
         let answer = (&mut in_flight.answer).await;
         let earlier = self.in_flight.take()?.shape;
         match answer {
-            Ok(Ok(response)) => answer_from_earlier(&earlier, &response, later),
-            _ => None,
+            Ok(response) => answer_from_earlier(&earlier, &response, later),
+            Err(_) => None,
         }
     }
 }
@@ -793,11 +792,13 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         let patience = option.hard_ttl() * APPEND_PATIENCE;
         let in_flight = self.in_flight.insert(InFlightAppend {
             shape,
-            answer: tokio::spawn(async move { peer.append(rpc, patience).await }),
+            answer: sync_wrapper::SyncFuture::new(Box::pin(async move {
+                peer.append(rpc, patience).await
+            })),
         });
         let answer = (&mut in_flight.answer).await;
         self.in_flight = None;
-        answer.map_err(join_error)?
+        answer
     }
 
     async fn install_snapshot(
