@@ -128,7 +128,8 @@ pub struct Args {
     #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
     pub max_txn_ops: usize,
 
-    /// Auth token type: only `simple` (etcd's default) is supported.
+    /// Auth token type: `simple` (etcd's default), or
+    /// `jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m`.
     #[arg(long, env = "ETCD_AUTH_TOKEN", default_value = "simple")]
     pub auth_token: String,
 
@@ -327,8 +328,10 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Cluster(#[from] ClusterError),
-    #[error("--auth-token {0:?} is not supported: cetera only has etcd's \"simple\" tokens")]
+    #[error("--auth-token {0:?} is not supported: use \"simple\" or \"jwt,...\"")]
     UnsupportedAuthToken(String),
+    #[error(transparent)]
+    Jwt(#[from] crate::jwt::JwtError),
     #[error("invalid --bcrypt-cost {0}: it must be between 4 and 31")]
     BadBcryptCost(u32),
     #[error(
@@ -393,8 +396,11 @@ pub struct Config {
     pub snapshot_count: u64,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
-    /// How long an unused auth token stays valid (`--auth-token-ttl`).
+    /// How long an unused simple auth token stays valid
+    /// (`--auth-token-ttl`).
     pub auth_token_ttl: Duration,
+    /// Set with `--auth-token jwt,...`: tokens are JWTs, not simple ones.
+    pub jwt: Option<crate::jwt::JwtOptions>,
     /// `--bcrypt-cost`, checked to be one bcrypt accepts.
     pub bcrypt_cost: u32,
     pub quota_backend_bytes: u64,
@@ -713,9 +719,15 @@ impl TryFrom<Args> for Config {
             return Err(ConfigError::ElectionTooLong(args.election_timeout));
         }
         // etcd's `simple` may carry options after a comma; none apply here.
-        if args.auth_token.split(',').next() != Some("simple") {
-            return Err(ConfigError::UnsupportedAuthToken(args.auth_token));
-        }
+        let (kind, options) = args
+            .auth_token
+            .split_once(',')
+            .unwrap_or((args.auth_token.as_str(), ""));
+        let jwt = match kind {
+            "simple" => None,
+            "jwt" => Some(crate::jwt::JwtOptions::parse(options)?),
+            _ => return Err(ConfigError::UnsupportedAuthToken(args.auth_token)),
+        };
         if !(4..=31).contains(&args.bcrypt_cost) {
             return Err(ConfigError::BadBcryptCost(args.bcrypt_cost));
         }
@@ -777,6 +789,7 @@ impl TryFrom<Args> for Config {
             max_request_bytes: args.max_request_bytes,
             max_txn_ops: args.max_txn_ops,
             auth_token_ttl: Duration::from_secs(args.auth_token_ttl),
+            jwt,
             bcrypt_cost: args.bcrypt_cost,
             quota_backend_bytes: match args.quota_backend_bytes {
                 0 => 2 * 1024 * 1024 * 1024,
@@ -823,9 +836,16 @@ mod tests {
             (Duration::from_secs(5), 4)
         );
         let err = parse(&["--auth-token", "jwt,pub-key=a.pem"]).unwrap_err();
+        assert_eq!(err.to_string(), "--auth-token jwt: sign-method is required");
+        let c = parse(&["--auth-token", "jwt,pub-key=a.pem,sign-method=RS256"]).unwrap();
+        let jwt = c.jwt.unwrap();
+        assert_eq!(jwt.pub_key.as_deref(), Some(std::path::Path::new("a.pem")));
+        assert_eq!(jwt.ttl, Duration::from_secs(300));
+        assert!(parse(&["--auth-token", "simple"]).unwrap().jwt.is_none());
+        let err = parse(&["--auth-token", "oauth"]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "--auth-token \"jwt,pub-key=a.pem\" is not supported: cetera only has etcd's \"simple\" tokens"
+            "--auth-token \"oauth\" is not supported: use \"simple\" or \"jwt,...\""
         );
         assert!(matches!(
             parse(&["--bcrypt-cost", "3"]),

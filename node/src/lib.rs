@@ -15,6 +15,8 @@
 //! - [`mvcc`]: etcd's revision/version/compaction rules, storage-agnostic.
 //! - [`auth`]: etcd's users, roles, permissions and auth revision rules,
 //!   storage-agnostic.
+//! - [`jwt`]: etcd's JWT auth tokens (`--auth-token jwt,...`): options,
+//!   keys, signing and verifying.
 //! - [`watch`]: watchers and event delivery (the Watch service's core).
 //! - [`concurrency`]: etcd's lock and election recipes (the Lock and
 //!   Election services' core), built only on `server`'s public requests.
@@ -38,6 +40,7 @@ pub mod concurrency;
 pub mod config;
 pub mod discovery_client;
 pub mod histogram;
+pub mod jwt;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;

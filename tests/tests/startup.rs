@@ -101,6 +101,23 @@ fn a_bad_flag_value_is_refused_in_one_line() -> Result<()> {
 }
 
 #[test]
+fn a_jwt_key_that_cannot_be_read_is_refused_before_anything_is_written() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let missing = dir.path().join("missing.pub");
+    let option = format!(
+        "--auth-token=jwt,sign-method=RS256,pub-key={}",
+        missing.display()
+    );
+    let output = run_cetera(dir.path(), &[&option], &[])?;
+    assert_refused(&output, "--auth-token jwt: cannot read")?;
+    ensure!(
+        !dir.path().join("default.cetera").exists(),
+        "no data dir for a member that never started"
+    );
+    Ok(())
+}
+
+#[test]
 fn a_flag_shadowing_its_environment_variable_is_refused() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let output = run_cetera(dir.path(), &["--name", "a"], &[("ETCD_NAME", "b")])?;

@@ -41,7 +41,8 @@ pub fn to_status(error: ServerError) -> Status {
             | AuthError::RoleEmpty
             | AuthError::AuthFailed
             | AuthError::InvalidAuthMgmt
-            | AuthError::AuthOldRevision => Code::InvalidArgument,
+            | AuthError::AuthOldRevision
+            | AuthError::PermissionNotGiven => Code::InvalidArgument,
             AuthError::PermissionDenied => Code::PermissionDenied,
             AuthError::InvalidAuthToken => Code::Unauthenticated,
             _ => Code::FailedPrecondition,
@@ -116,6 +117,11 @@ mod tests {
                 Code::InvalidArgument,
                 "etcdserver: revision of auth store is old"
             )
+        );
+        let s = to_status(AuthError::PermissionNotGiven.into());
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::InvalidArgument, "etcdserver: permission not given")
         );
         let s = to_status(ServerError::AuthUnmapped(AuthError::PermissionDenied));
         assert_eq!(

@@ -68,6 +68,10 @@ pub enum AuthError {
     InvalidAuthMgmt,
     #[error("revision of auth store is old")]
     AuthOldRevision,
+    /// A RoleGrantPermission without its permission (etcd 3.5's answer;
+    /// 3.4 dereferenced the missing field).
+    #[error("permission not given")]
+    PermissionNotGiven,
 }
 
 /// A stored user. `password_hash` is a bcrypt hash; `None` for a user

@@ -4,7 +4,9 @@
 //! (replaced by the apply path after every auth change, so a request
 //! answered after a change sees it) and the simple tokens handed out
 //! (in memory only, as in etcd: every member learns a token by applying
-//! the authentication that made it, and a restart forgets them all).
+//! the authentication that made it, and a restart forgets them all), or,
+//! with `--auth-token jwt,...`, the keys that sign and verify JWT tokens
+//! instead (`crate::jwt`: nothing to remember, nothing to replicate).
 //!
 //! The request side: a token becomes a [`Caller`]; the rules in
 //! `crate::auth` decide what the caller may do; a write checked while auth
@@ -22,6 +24,7 @@ use std::time::Instant;
 
 use super::{Node, ServerError};
 use crate::auth::{AuthOp, AuthStore, Caller, KeyPermission, TokenEffect};
+use crate::jwt::JwtTokens;
 use crate::proto::etcdserverpb::*;
 use crate::raft::{Command, CommandResult};
 
@@ -39,6 +42,8 @@ pub(crate) struct AuthGate {
     store: RwLock<Arc<AuthStore>>,
     tokens: Mutex<HashMap<String, Issued>>,
     ttl: Duration,
+    /// Set with `--auth-token jwt,...`: tokens are JWTs, never simple.
+    jwt: Option<JwtTokens>,
 }
 
 /// A token: whose it is, and when it lapses unless used again.
@@ -48,11 +53,12 @@ struct Issued {
 }
 
 impl AuthGate {
-    pub(crate) fn new(store: AuthStore, ttl: Duration) -> Self {
+    pub(crate) fn new(store: AuthStore, ttl: Duration, jwt: Option<JwtTokens>) -> Self {
         AuthGate {
             store: RwLock::new(Arc::new(store)),
             tokens: Mutex::new(HashMap::new()),
             ttl,
+            jwt,
         }
     }
 
@@ -96,6 +102,9 @@ impl AuthGate {
         let Some(token) = token else {
             return Ok(Caller::default());
         };
+        if let Some(jwt) = &self.jwt {
+            return jwt.verify(token);
+        }
         let revision = self.store().revision;
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         match tokens.get_mut(token) {
@@ -149,7 +158,7 @@ impl Node {
     /// token works on every member as soon as it is handed out.
     pub async fn caller(&self, token: Option<&str>) -> Result<Caller, ServerError> {
         match self.auth.caller(token) {
-            Err(AuthError::InvalidAuthToken) => {
+            Err(AuthError::InvalidAuthToken) if self.auth.jwt.is_none() => {
                 let index = token
                     .and_then(token_index)
                     .ok_or(AuthError::InvalidAuthToken)?;
@@ -310,6 +319,18 @@ impl Node {
                 .map_err(|e| ServerError::Internal(e.to_string()))?;
             if !matches.unwrap_or(false) {
                 return Err(AuthError::AuthFailed.into());
+            }
+            if let Some(jwt) = &self.auth.jwt {
+                // Checked against `store`, so issued at its revision.
+                let token = jwt.sign(&req.name, store.revision).ok_or_else(|| {
+                    ServerError::Internal(
+                        "this member only verifies JWT tokens: give it --auth-token priv-key to issue them".into(),
+                    )
+                })?;
+                return Ok(AuthenticateResponse {
+                    header: self.auth_header(),
+                    token,
+                });
             }
             let op = AuthOp::Authenticate {
                 name: req.name.clone(),
@@ -532,10 +553,7 @@ impl Node {
             .perm
             .as_ref()
             .map(KeyPermission::from_wire)
-            .ok_or_else(|| {
-                // etcd dereferences the missing permission and fails the call.
-                ServerError::Internal("role grant-permission without a permission".into())
-            })?;
+            .ok_or(AuthError::PermissionNotGiven)?;
         let op = AuthOp::RoleGrantPermission {
             name: req.name,
             perm,
@@ -595,7 +613,7 @@ mod tests {
 
     #[test]
     fn tokens_lapse_after_the_ttl_unless_used() {
-        let gate = AuthGate::new(AuthStore::default(), TTL);
+        let gate = AuthGate::new(AuthStore::default(), TTL, None);
         let start = Instant::now();
         gate.applied_at(store(true), assign("t.1", "bob"), start);
         let bob = gate.caller_at(Some("t.1"), start + TTL / 2).unwrap();
@@ -617,7 +635,7 @@ mod tests {
 
     #[test]
     fn tokens_are_dropped_with_their_user_or_when_auth_is_disabled() {
-        let gate = AuthGate::new(AuthStore::default(), TTL);
+        let gate = AuthGate::new(AuthStore::default(), TTL, None);
         let now = Instant::now();
         gate.applied_at(store(true), assign("b.1", "bob"), now);
         gate.applied_at(store(true), assign("r.2", "root"), now);

@@ -82,6 +82,8 @@ pub enum StartError {
     Discovered(ClusterError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Jwt(#[from] crate::jwt::JwtError),
 }
 
 impl StartError {
@@ -361,7 +363,12 @@ async fn join_identity(
 
 /// Starts a member with `config`; returns once it is serving.
 pub async fn start(config: Config) -> Result<RunningNode, StartError> {
-    // TLS files first: a bad path ends start-up before anything is bound.
+    // Key files first: a bad path ends start-up before anything is bound.
+    let jwt = config
+        .jwt
+        .as_ref()
+        .map(crate::jwt::JwtTokens::load)
+        .transpose()?;
     let tls = config
         .client_tls
         .as_ref()
@@ -406,6 +413,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     let auth = Arc::new(super::auth::AuthGate::new(
         auth_store,
         config.auth_token_ttl,
+        jwt,
     ));
     let hub = WatchHub::new(db.clone(), revision);
     let lessor = Arc::new(Lessor::new(leases, config.election_timeout));
