@@ -291,6 +291,9 @@ pub struct ClientTls {
     /// Set: clients must present a certificate this CA bundle verifies
     /// (etcd requires one as soon as a trusted CA is given).
     pub trusted_ca_file: Option<PathBuf>,
+    /// `--client-cert-auth`: with auth enabled, a request without a token
+    /// acts as the user its certificate's common name names (etcd's rule).
+    pub client_cert_auth: bool,
 }
 
 /// `--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`,
@@ -552,6 +555,7 @@ fn client_listeners(args: &Args) -> Result<(Vec<ListenUrl>, Option<ClientTls>), 
         cert_file: PathBuf::from(&args.cert_file),
         key_file: PathBuf::from(&args.key_file),
         trusted_ca_file,
+        client_cert_auth: args.client_cert_auth,
     };
     Ok((listens.into_iter().map(|(_, l)| l).collect(), Some(tls)))
 }
@@ -908,9 +912,11 @@ mod tests {
         let files = c.client_tls.unwrap();
         assert_eq!(files.cert_file, PathBuf::from("s.pem"));
         assert_eq!(files.trusted_ca_file, None);
+        assert!(!files.client_cert_auth);
         args.extend(["--trusted-ca-file", "ca.pem", "--client-cert-auth"]);
         let files = parse(&args).unwrap().client_tls.unwrap();
         assert_eq!(files.trusted_ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(files.client_cert_auth);
         // Files are ignored without an https URL, as etcd ignores them.
         assert_eq!(parse(&tls).unwrap().client_tls, None);
         args.truncate(args.len() - 3);

@@ -7,7 +7,9 @@
 //! for gRPC, `http/1.1` for the HTTP endpoints), and both sides of peer
 //! traffic (HTTP/1.1). It is used once at start-up, so a bad path or file
 //! ends start-up with one line; it never touches requests, which reach the
-//! same handlers whether or not TLS carried them.
+//! same handlers whether or not TLS carried them. Per connection it only
+//! reads the common name a client's verified certificate gives, for
+//! `--client-cert-auth`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -214,6 +216,21 @@ pub(crate) async fn next_connection(
 
 /// The server side of a TLS handshake, bounded in time; the error says why
 /// it failed, for the caller to log at the level its side deserves.
+/// The common name of the certificate a client presented (verified
+/// against the trusted CA during the handshake), as etcd reads it for
+/// `--client-cert-auth`: the first one in the leaf's subject.
+pub fn client_common_name(
+    stream: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+) -> Option<String> {
+    common_name(stream.get_ref().1.peer_certificates()?.first()?)
+}
+
+fn common_name(certificate: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate).ok()?;
+    let name = parsed.subject().iter_common_name().next()?;
+    name.as_str().ok().map(str::to_string)
+}
+
 pub(crate) async fn handshake(
     acceptor: &TlsAcceptor,
     stream: tokio::net::TcpStream,
@@ -222,5 +239,18 @@ pub(crate) async fn handshake(
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("timed out".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_common_name_is_read_from_the_subject() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cn-alice.pem");
+        let certificate = certificates(&path).unwrap().remove(0);
+        assert_eq!(common_name(&certificate).as_deref(), Some("alice"));
+        assert_eq!(common_name(&CertificateDer::from(vec![0x30, 0x03])), None);
     }
 }

@@ -24,6 +24,7 @@ flavor_tests!(
     peer_client_cert_auth_replicates_through_the_environment,
     a_member_with_another_ca_is_kept_out_until_it_has_the_right_one,
     members_join_over_tls_only_with_the_right_ca,
+    with_client_cert_auth_a_certificate_names_the_user,
 );
 
 /// Runs the real etcdctl with `args` (TLS flags included).
@@ -55,6 +56,15 @@ async fn wait_tls_ready(cluster: &TestCluster, tls_args: &[String]) -> Result<()
         endpoint,
         cluster.member(0).log_tail(20)
     )
+}
+
+/// [`wait_tls_ready`] for a member that wants client certificates; the
+/// client's flags (`--cacert`, `--cert`, `--key`).
+async fn wait_mtls_ready(cluster: &TestCluster, pki: &Pki) -> Result<[String; 3]> {
+    let [cert, key] = pki.client_identity();
+    let flags = [pki.cacert(), cert, key];
+    wait_tls_ready(cluster, &flags).await?;
+    Ok(flags)
 }
 
 async fn curl(args: &[&str]) -> Result<(bool, String)> {
@@ -238,9 +248,7 @@ async fn client_cert_auth_refuses_clients_without_a_certificate(flavor: Flavor) 
         .env("ETCD_CLIENT_CERT_AUTH", "true")
         .start()
         .await?;
-    let [cert, key] = pki.client_identity();
-    let cacert = pki.cacert();
-    wait_tls_ready(&cluster, &[cacert.clone(), cert.clone(), key.clone()]).await?;
+    let [cacert, cert, key] = wait_mtls_ready(&cluster, &pki).await?;
     let ep = cluster.client_url(0);
 
     let with = [cacert.as_str(), cert.as_str(), key.as_str()];
@@ -319,6 +327,63 @@ async fn client_cert_auth_refuses_clients_without_a_certificate(flavor: Flavor) 
         half.stderr,
         format!("Error: KeyFile and CertFile must both be present[key: , cert: {cert_path}]\n")
     );
+    Ok(())
+}
+
+/// `--client-cert-auth` with auth enabled: a request without a token acts
+/// as the user its certificate's common name names; a token still wins.
+async fn with_client_cert_auth_a_certificate_names_the_user(flavor: Flavor) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    // Every certificate of this PKI has the common name `root`.
+    let pki = Pki::generate(dir.path(), "root")?;
+    let cluster = TestCluster::builder(flavor, 1)
+        .https_clients()
+        .args(pki.server_flags())
+        .args(["--trusted-ca-file".to_string(), path(&pki.ca)])
+        .arg("--client-cert-auth")
+        .start()
+        .await?;
+    let [cacert, cert, key] = wait_mtls_ready(&cluster, &pki).await?;
+    let ep = cluster.client_url(0);
+    let run = |extra: &'static [&'static str]| {
+        let mut args = vec![cacert.clone(), cert.clone(), key.clone()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let ep = ep.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = etcdctl(&ep, &args).await?;
+            Ok::<_, anyhow::Error>(if out.success() {
+                out.stdout
+            } else {
+                out.stderr_messages().trim().to_string()
+            })
+        }
+    };
+    assert_eq!(
+        run(&["user", "add", "root", "--new-user-password=pw"]).await?,
+        "User root created\n"
+    );
+    assert_eq!(run(&["auth", "enable"]).await?, "Authentication Enabled\n");
+    // No --user: the certificate says root, who may do anything.
+    assert_eq!(run(&["put", "cn/k", "v"]).await?, "OK\n");
+    assert_eq!(
+        run(&["user", "add", "alice", "--new-user-password=pw"]).await?,
+        "User alice created\n"
+    );
+    assert_eq!(run(&["get", "cn/k", "--print-value-only"]).await?, "v\n");
+    // A token is taken over the certificate: alice has no role.
+    assert_eq!(
+        run(&["--user=alice:pw", "put", "cn/k", "w"]).await?,
+        "Error: etcdserver: permission denied"
+    );
+    // ceteractl presents the certificate the same way.
+    let ours = ceteractl(
+        &ep,
+        &[&cacert, &cert, &key, "get", "cn/k", "--print-value-only"],
+        &[],
+    )
+    .await?;
+    assert_eq!(ours.ok()?, "v\n");
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use crate::proto::etcdserverpb::maintenance_server::{Maintenance, MaintenanceSer
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::watch_server::{Watch, WatchServer};
 use crate::proto::etcdserverpb::*;
-use crate::server::{Node, ServerError};
+use crate::server::{Credentials, Node, ServerError};
 
 /// The gRPC services served on the client URL.
 pub(super) fn routes(node: Arc<Node>) -> Routes {
@@ -83,11 +83,26 @@ async fn maintenance_admin<T>(node: &Node, request: &Request<T>) -> Result<(), S
     node.check_maintenance_admin(&caller).map_err(to_status)
 }
 
-/// Who a request comes from, by its token.
+/// The common name of the client certificate a request's connection
+/// presented, under `--client-cert-auth` (set by the connection's service).
+#[derive(Debug, Clone)]
+pub(super) struct CertCommonName(pub Arc<str>);
+
+/// What a request says about who sends it: its token, else its client
+/// certificate's common name.
+fn credentials<T>(request: &Request<T>) -> Credentials {
+    Credentials {
+        token: token(request.metadata()).map(str::to_string),
+        cert_name: request
+            .extensions()
+            .get::<CertCommonName>()
+            .map(|name| name.0.clone()),
+    }
+}
+
+/// Who a request comes from, by its token or its certificate.
 pub(super) async fn caller<T>(node: &Node, request: &Request<T>) -> Result<Caller, Status> {
-    node.caller(token(request.metadata()))
-        .await
-        .map_err(to_status)
+    node.caller(&credentials(request)).await.map_err(to_status)
 }
 
 /// `etcdserverpb.KV`.
@@ -223,7 +238,7 @@ impl Watch for WatchApi {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let token = token(request.metadata()).map(str::to_string);
+        let credentials = credentials(&request);
         let mut inbound = request.into_inner();
         let (mut stream, messages) = self.0.watch_stream();
         let node = self.0.clone();
@@ -238,7 +253,7 @@ impl Watch for WatchApi {
                 };
                 let Ok(Some(request)) = request else { break };
                 if let Some(RequestUnion::CreateRequest(create)) = &request.request_union
-                    && let Err(refused) = node.check_watch(token.as_deref(), create).await
+                    && let Err(refused) = node.check_watch(&credentials, create).await
                 {
                     // etcd words the reason as Go prints a gRPC error.
                     let status = to_status(refused);

@@ -62,14 +62,97 @@ pub async fn serve_client(
         .keep_alive_interval(Some(Duration::from_secs(60)))
         .adaptive_window(true);
     let graceful = GracefulShutdown::new();
+    // etcd's `--client-cert-auth`: a gRPC request without a token acts as
+    // its certificate's common name.
+    let cert_auth = node
+        .config()
+        .client_tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_cert_auth);
     let stopped = crate::server::wait_for_stop(stop);
     tokio::pin!(stopped);
     while let Some((stream, peer)) =
         crate::tls::next_connection(&listener, &mut stopped, "client").await
     {
-        let (grpc, http, counters) = (grpc.clone(), http.clone(), node.grpc_counters());
-        let service = hyper::service::service_fn(move |req: ::http::Request<Incoming>| {
-            let (grpc, http, counters) = (grpc.clone(), http.clone(), counters.clone());
+        let service = ClientService {
+            grpc: grpc.clone(),
+            http: http.clone(),
+            counters: node.grpc_counters(),
+        };
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        // The handshake runs in the connection's own task, so a slow or
+        // silent client never holds up the accept loop.
+        tokio::spawn(async move {
+            let result = match tls {
+                None => serve_connection(&builder, watcher, stream, service.serve(None)).await,
+                Some(acceptor) => {
+                    match crate::tls::handshake(&acceptor, stream).await {
+                        Ok(stream) => {
+                            let name = cert_auth
+                                .then(|| crate::tls::client_common_name(&stream))
+                                .flatten()
+                                .map(|name| grpc::CertCommonName(name.into()));
+                            serve_connection(&builder, watcher, stream, service.serve(name)).await
+                        }
+                        // A scanner or a client with the wrong CA is not
+                        // the server's problem.
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "client connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
+}
+
+/// What answers a client connection's requests: gRPC by content type,
+/// everything else over HTTP.
+#[derive(Clone)]
+struct ClientService<H> {
+    grpc: tonic::service::Routes,
+    http: H,
+    counters: Arc<crate::server::GrpcCounters>,
+}
+
+impl<H, B> ClientService<H>
+where
+    H: tower::Service<
+            ::http::Request<Incoming>,
+            Response = ::http::Response<B>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    H::Future: Send,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// The service for one connection; `cert_name` (its client
+    /// certificate's common name, under `--client-cert-auth`) goes with
+    /// each gRPC request. The JSON gateway's calls never carry it, as in
+    /// etcd.
+    fn serve(
+        self,
+        cert_name: Option<grpc::CertCommonName>,
+    ) -> impl hyper::service::Service<
+        ::http::Request<Incoming>,
+        Response = ::http::Response<tonic::body::Body>,
+        Error = Infallible,
+        Future = impl Send + 'static,
+    > + Send
+    + 'static {
+        hyper::service::service_fn(move |mut req: ::http::Request<Incoming>| {
+            let (grpc, http, counters) =
+                (self.grpc.clone(), self.http.clone(), self.counters.clone());
+            if let Some(name) = &cert_name {
+                req.extensions_mut().insert(name.clone());
+            }
             // Boxed: hyper moves each request's future into a task of its
             // own, and unboxed this state machine is kilobytes to copy.
             Box::pin(async move {
@@ -88,31 +171,8 @@ pub async fn serve_client(
                 };
                 Ok::<_, Infallible>(response)
             })
-        });
-        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
-        // The handshake runs in the connection's own task, so a slow or
-        // silent client never holds up the accept loop.
-        tokio::spawn(async move {
-            let result = match tls {
-                None => serve_connection(&builder, watcher, stream, service).await,
-                Some(acceptor) => {
-                    match crate::tls::handshake(&acceptor, stream).await {
-                        Ok(stream) => serve_connection(&builder, watcher, stream, service).await,
-                        // A scanner or a client with the wrong CA is not
-                        // the server's problem.
-                        Err(e) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                    }
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "client connection ended with an error");
-            }
-        });
+        })
     }
-    graceful.shutdown().await;
 }
 
 /// Serves HTTP/1.1 or HTTP/2 on one (plain or TLS) connection.

@@ -120,6 +120,16 @@ impl AuthGate {
     }
 }
 
+/// What a request brings to say who sends it.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// Its `token` (or `authorization`) metadata.
+    pub token: Option<String>,
+    /// Its client certificate's common name, under `--client-cert-auth`
+    /// (gRPC only: the JSON gateway's requests never carry one).
+    pub cert_name: Option<Arc<str>>,
+}
+
 /// A request that passed its auth check, as `Some(caller)` while auth is
 /// enabled.
 pub(crate) struct Checked(Option<Caller>);
@@ -152,11 +162,26 @@ fn token_prefix() -> String {
 }
 
 impl Node {
+    /// The caller behind a request's credentials: its token if it has one
+    /// (see [`Node::caller_by_token`]), else, under `--client-cert-auth`,
+    /// the user its certificate's common name names, at the current auth
+    /// revision (etcd's rule); else nobody.
+    pub async fn caller(&self, credentials: &Credentials) -> Result<Caller, ServerError> {
+        match (&credentials.token, &credentials.cert_name) {
+            (Some(token), _) => self.caller_by_token(Some(token)).await,
+            (None, Some(name)) => Ok(Caller {
+                user: Some(name.to_string()),
+                revision: self.auth.store().revision,
+            }),
+            (None, None) => Ok(Caller::default()),
+        }
+    }
+
     /// The caller behind a request's token (`None`: no token). A token
     /// names the log index of the authentication that made it: a member
     /// that has not applied that far yet waits for it (as etcd does), so a
     /// token works on every member as soon as it is handed out.
-    pub async fn caller(&self, token: Option<&str>) -> Result<Caller, ServerError> {
+    pub async fn caller_by_token(&self, token: Option<&str>) -> Result<Caller, ServerError> {
         match self.auth.caller(token) {
             Err(AuthError::InvalidAuthToken) if self.auth.jwt.is_none() => {
                 let index = token
@@ -199,10 +224,10 @@ impl Node {
     /// is old`, or `permission denied`.
     pub async fn check_watch(
         &self,
-        token: Option<&str>,
+        credentials: &Credentials,
         req: &WatchCreateRequest,
     ) -> Result<(), ServerError> {
-        let caller = self.caller(token).await?;
+        let caller = self.caller(credentials).await?;
         let store = self.auth.store();
         Ok(store.check_key(&caller, &req.key, &req.range_end, crate::auth::Access::Read)?)
     }

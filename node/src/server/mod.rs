@@ -31,7 +31,7 @@ use std::time::SystemTime;
 use prost::Message;
 use tokio::sync::watch;
 
-pub use auth::AuthError;
+pub use auth::{AuthError, Credentials};
 pub use error::ServerError;
 pub use leadership::LeadershipError;
 pub use maintenance::SnapshotStream;
