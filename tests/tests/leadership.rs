@@ -16,6 +16,33 @@ flavor_tests!(
     member_update_moves_a_member_to_new_peer_urls,
 );
 
+/// A leader whose peers are all gone stops without trying to hand over
+/// to one (etcd skips the transfer when no member is connected), rather
+/// than waiting out the transfer's timeout. Log lines are cetera's own.
+#[tokio::test]
+async fn a_leader_with_no_active_peer_stops_without_a_handover() -> Result<()> {
+    let cluster = TestCluster::start(Flavor::Cetera, 3).await?;
+    let leader = cluster.leader_index().await?;
+    for i in cluster.follower_indices().await? {
+        cluster.member(i).kill().await?;
+    }
+    let log = || std::fs::read_to_string(cluster.member(leader).log_path());
+    let mut waited = 0;
+    while log()?.matches("peer became inactive").count() < 2 {
+        ensure!(waited < 300, "the leader never noticed its peers gone");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    cluster.member(leader).stop().await?;
+    let log = log()?;
+    ensure!(
+        log.contains("skipped leadership transfer: no other voting member is active"),
+        "{log}"
+    );
+    ensure!(!log.contains("could not hand leadership over"), "{log}");
+    Ok(())
+}
+
 /// The hex member id of member `i`.
 async fn id_of(cluster: &TestCluster, i: usize) -> Result<u64> {
     let status = cluster.status(i).await?;

@@ -103,13 +103,23 @@ impl Node {
                 .and_then(|r| r.get(&id).cloned().flatten())
                 .map_or(0, |l| l.index)
         };
-        let target = metrics
+        let others: Vec<MemberId> = metrics
             .membership_config
             .membership()
             .voter_ids()
-            .filter(|v| *v != me && self.peer_stats.contacted_within(*v, recent))
+            .filter(|v| *v != me)
+            .collect();
+        // As etcd, only to a member that is answering now: a dead one would
+        // hold the shutdown up for the whole transfer timeout.
+        let target = others
+            .iter()
+            .copied()
+            .filter(|v| self.peer_stats.active_within(*v, recent))
             .max_by_key(|v| matched(*v));
         let Some(target) = target else {
+            if !others.is_empty() {
+                tracing::info!("skipped leadership transfer: no other voting member is active");
+            }
             return Ok(());
         };
         let _one_at_a_time = self.transfer_lock.lock().await;

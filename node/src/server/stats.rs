@@ -154,6 +154,17 @@ impl PeerStats {
         contacts.get(&peer).is_some_and(|at| at.elapsed() <= window)
     }
 
+    /// Whether `peer` answered within `window` and no request to it has
+    /// failed since (etcd's "active": one failed send deactivates a peer).
+    pub fn active_within(&self, peer: u64, window: std::time::Duration) -> bool {
+        let failing = self
+            .outages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&peer);
+        !failing && self.contacted_within(peer, window)
+    }
+
     /// Records the outcome of an append request to `peer` that took
     /// `elapsed` (a failure counts, but has no latency).
     pub fn record_append(&self, peer: u64, elapsed: std::time::Duration, succeeded: bool) {
@@ -603,6 +614,23 @@ mod tests {
                 failures: 2
             })
         );
+    }
+
+    #[test]
+    fn a_failed_request_makes_a_peer_inactive_until_it_answers() {
+        let stats = PeerStats::default();
+        let window = Duration::from_secs(2);
+        assert!(!stats.active_within(0xab, window), "never heard from");
+        stats.record_contact(0xab);
+        assert!(stats.active_within(0xab, window));
+        stats.record_failure(0xab, &"connection refused");
+        assert!(stats.contacted_within(0xab, window));
+        assert!(
+            !stats.active_within(0xab, window),
+            "its last request failed"
+        );
+        stats.record_contact(0xab);
+        assert!(stats.active_within(0xab, window));
     }
 
     #[test]
