@@ -131,10 +131,47 @@ fn name_of(method: Algorithm) -> &'static str {
 }
 
 fn is_hmac(method: Algorithm) -> bool {
-    matches!(
-        method,
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
-    )
+    matches!(KeyFamily::of(method), KeyFamily::Hmac)
+}
+
+/// The kind of key a sign method takes, and how its file is read.
+#[derive(Debug, Clone, Copy)]
+enum KeyFamily {
+    Hmac,
+    Rsa,
+    Ec,
+    Ed,
+}
+
+impl KeyFamily {
+    fn of(method: Algorithm) -> Self {
+        match method {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => KeyFamily::Hmac,
+            Algorithm::ES256 | Algorithm::ES384 => KeyFamily::Ec,
+            Algorithm::EdDSA => KeyFamily::Ed,
+            _ => KeyFamily::Rsa,
+        }
+    }
+
+    /// The signing key in `file` (PEM, or the raw HMAC secret).
+    fn signing(self, file: &[u8]) -> jsonwebtoken::errors::Result<EncodingKey> {
+        match self {
+            KeyFamily::Hmac => Ok(EncodingKey::from_secret(file)),
+            KeyFamily::Rsa => EncodingKey::from_rsa_pem(file),
+            KeyFamily::Ec => EncodingKey::from_ec_pem(file),
+            KeyFamily::Ed => EncodingKey::from_ed_pem(file),
+        }
+    }
+
+    /// The verifying key in `file` (PEM, or the raw HMAC secret).
+    fn verifying(self, file: &[u8]) -> jsonwebtoken::errors::Result<DecodingKey> {
+        match self {
+            KeyFamily::Hmac => Ok(DecodingKey::from_secret(file)),
+            KeyFamily::Rsa => DecodingKey::from_rsa_pem(file),
+            KeyFamily::Ec => DecodingKey::from_ec_pem(file),
+            KeyFamily::Ed => DecodingKey::from_ed_pem(file),
+        }
+    }
 }
 
 /// What a token says, with etcd's claim names.
@@ -158,55 +195,26 @@ impl JwtTokens {
     /// Reads and parses the key files.
     pub fn load(options: &JwtOptions) -> Result<Self, JwtError> {
         let method = options.sign_method;
-        let name = name_of(method);
+        let family = KeyFamily::of(method);
         let bad_key = |path: &Path| {
             let path = path.to_path_buf();
             move |source| JwtError::BadKey {
                 path,
-                method: name,
+                method: name_of(method),
                 source,
             }
         };
-        let (signing, verifying) = if is_hmac(method) {
-            let path = options
-                .priv_key
-                .as_deref()
-                .ok_or(JwtError::MissingKey(name, "priv-key"))?;
-            let secret = read(path)?;
-            (
-                Some(EncodingKey::from_secret(&secret)),
-                DecodingKey::from_secret(&secret),
-            )
-        } else {
-            let path = options
-                .pub_key
-                .as_deref()
-                .ok_or(JwtError::MissingKey(name, "pub-key"))?;
-            let public = read(path)?;
-            let verifying = match method {
-                Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&public),
-                Algorithm::EdDSA => DecodingKey::from_ed_pem(&public),
-                _ => DecodingKey::from_rsa_pem(&public),
-            }
-            .map_err(bad_key(path))?;
-            let signing = match options.priv_key.as_deref() {
-                None => None,
-                Some(path) => {
-                    let private = read(path)?;
-                    Some(
-                        match method {
-                            Algorithm::ES256 | Algorithm::ES384 => {
-                                EncodingKey::from_ec_pem(&private)
-                            }
-                            Algorithm::EdDSA => EncodingKey::from_ed_pem(&private),
-                            _ => EncodingKey::from_rsa_pem(&private),
-                        }
-                        .map_err(bad_key(path))?,
-                    )
-                }
-            };
-            (signing, verifying)
+        let signing = match options.priv_key.as_deref() {
+            None => None,
+            Some(path) => Some(family.signing(&read(path)?).map_err(bad_key(path))?),
         };
+        // HMAC verifies with the secret it signs with.
+        let (verify_with, flag) = match family {
+            KeyFamily::Hmac => (options.priv_key.as_deref(), "priv-key"),
+            _ => (options.pub_key.as_deref(), "pub-key"),
+        };
+        let path = verify_with.ok_or(JwtError::MissingKey(name_of(method), flag))?;
+        let verifying = family.verifying(&read(path)?).map_err(bad_key(path))?;
         Ok(JwtTokens {
             method,
             signing,
