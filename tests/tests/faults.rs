@@ -442,3 +442,45 @@ async fn an_isolated_leader_reports_no_leader_until_a_quorum_is_back(flavor: Fla
         .context("no write after the followers came back")??;
     Ok(())
 }
+
+/// A follower that is down is reported once ("peer became inactive", as
+/// etcd does), not once per linearizable read: each read's leadership
+/// check sends to every voter, and the dead one's failure used to add an
+/// ERROR line per read (thousands a second under load). The reads still
+/// succeed on the quorum that is up. Log lines are cetera's own.
+#[tokio::test]
+async fn a_follower_that_is_down_is_logged_once_not_on_every_read() -> Result<()> {
+    const READS: usize = 300;
+    let cluster = TestCluster::start(Flavor::Cetera, 3).await?;
+    let leader = cluster.leader_index().await?;
+    let down = cluster.follower_indices().await?[0];
+    cluster.member(down).kill().await?;
+    let log = || std::fs::read_to_string(cluster.member(leader).log_path());
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    while !log()?.contains("peer became inactive") {
+        ensure!(
+            Instant::now() < deadline,
+            "the leader never noticed its peer gone"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    let before = log()?.lines().count();
+    let mut kv = cluster.kv(leader)?;
+    put(&mut kv, "read-me", "v").await?;
+    // Spread over more than a second: a member that is down is dialled
+    // again every 100 ms, and no attempt may cost a line either.
+    for _ in 0..READS {
+        let found = tests::kv::get_value(&mut kv, "read-me").await?;
+        ensure!(found.as_deref() == Some("v"), "read {found:?}");
+        sleep(Duration::from_millis(5)).await;
+    }
+    let log = log()?;
+    let added: Vec<&str> = log.lines().skip(before).collect();
+    ensure!(
+        added.len() < 3,
+        "{READS} reads with a follower down added {} log lines, e.g.:\n{}",
+        added.len(),
+        added[..added.len().min(5)].join("\n")
+    );
+    Ok(())
+}

@@ -450,7 +450,23 @@ struct Peer {
     streams: SharedPool,
 }
 
-type SharedPool = Arc<Mutex<StreamPool>>;
+/// The append streams to one member and the gate for opening new ones.
+#[derive(Default)]
+struct PeerStreams {
+    pool: Mutex<StreamPool>,
+    /// Held while a new stream is being opened; holds when the next
+    /// attempt may start after one failed to connect.
+    dialing: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+type SharedPool = Arc<PeerStreams>;
+
+/// How long after a failed attempt to connect to a member the next one
+/// starts. Every linearizable read sends to every voter: without a pause a
+/// member that is down would be dialled once per read (a flood of SYNs and,
+/// in openraft, an error line per read); with it, the read's request to
+/// that member waits for the next attempt and the quorum answers first.
+const REDIAL_AFTER: Duration = Duration::from_millis(100);
 
 /// How many idle append streams to one member are kept at most: one for
 /// replication and one for leadership checks is the usual need.
@@ -592,7 +608,7 @@ impl Peer {
         rpc: &AppendEntriesRequest<TypeConfig>,
         timeout: Duration,
     ) -> AppendAnswer {
-        if lock(&self.streams).unsupported {
+        if lock(&self.streams.pool).unsupported {
             return self.rpc(RPCTypes::AppendEntries, rpc, timeout).await;
         }
         // A stream whose exchange times out is dropped with it: the answer
@@ -614,7 +630,7 @@ impl Peer {
             Ok(Ok((_, StreamAnswer::Refused { status, detail })))
             | Ok(Err(StreamError::Refused { status, detail })) => {
                 if status == 404 {
-                    lock(&self.streams).unsupported = true;
+                    lock(&self.streams.pool).unsupported = true;
                     return self.rpc(RPCTypes::AppendEntries, rpc, timeout).await;
                 }
                 Err(PeerError::Refused {
@@ -640,22 +656,54 @@ impl Peer {
         &self,
         rpc: &AppendEntriesRequest<TypeConfig>,
     ) -> Result<(AppendStream, StreamAnswer), StreamError> {
-        let idle = lock(&self.streams).idle.pop();
+        let idle = self.idle_stream();
         if let Some(mut stream) = idle {
             match stream.call(rpc).await {
                 Ok(answer) => return Ok((stream, answer)),
                 Err(e) => tracing::debug!(target = self.target, error = %e, "append stream lost"),
             }
         }
-        let mut stream = self.client.open_append_stream(&self.url).await?;
+        let mut stream = self.open_stream().await?;
         let answer = stream.call(rpc).await?;
         Ok((stream, answer))
+    }
+
+    fn idle_stream(&self) -> Option<AppendStream> {
+        lock(&self.streams.pool).idle.pop()
+    }
+
+    /// Opens a stream to the member: one attempt at a time, the next no
+    /// sooner than [`REDIAL_AFTER`] after one that could not connect.
+    /// Waiting here is bounded by the caller's deadline.
+    async fn open_stream(&self) -> Result<AppendStream, StreamError> {
+        let opened = {
+            let mut redial_at = self.streams.dialing.lock().await;
+            // Opened and given back while this waited for the gate.
+            if let Some(stream) = self.idle_stream() {
+                return Ok(stream);
+            }
+            if let Some(at) = *redial_at {
+                tokio::time::sleep_until(at).await;
+            }
+            let opened = self.client.open_append_stream(&self.url).await;
+            *redial_at = match &opened {
+                Err(StreamError::Connect(_)) => Some(tokio::time::Instant::now() + REDIAL_AFTER),
+                _ => None,
+            };
+            opened
+        };
+        if let Err(StreamError::Connect(_)) = &opened {
+            // Told no sooner than a redial could be: a read's check has its
+            // quorum's answers by then and no longer listens.
+            tokio::time::sleep(REDIAL_AFTER).await;
+        }
+        opened
     }
 
     /// Keeps `stream` for the next append to this member, unless enough
     /// are idle already.
     fn give_back(&self, stream: AppendStream) {
-        let mut pool = lock(&self.streams);
+        let mut pool = lock(&self.streams.pool);
         if pool.idle.len() < MAX_IDLE_STREAMS {
             pool.idle.push(stream);
         }
