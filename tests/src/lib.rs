@@ -15,6 +15,7 @@
 //! - [`etcdctl`]: running the real `etcdctl` and normalising its output.
 //! - [`ceteractl`]: running this workspace's `ceteractl` the same way.
 //! - [`diff`]: readable line diffs for differential tests.
+//! - [`history`]: recorded KV histories and their linearizability check.
 //! - [`pki`]: a throwaway CA and certificates for TLS tests.
 //! - [`kv`]: small conveniences over the generated gRPC clients.
 //! - [`python`]: Python client scripts (`etcd3`, `etcd3gw`) run against a member.
@@ -33,6 +34,7 @@ pub mod ceteractl;
 pub mod cluster;
 pub mod diff;
 pub mod etcdctl;
+pub mod history;
 pub mod kv;
 pub mod pki;
 pub mod ports;

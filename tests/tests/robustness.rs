@@ -1,0 +1,405 @@
+//! Robustness: random reads, writes, deletes and compare-and-swaps from
+//! concurrent clients on a few keys of a 3-member cluster, while members are
+//! killed (-9), stopped, restarted and frozen (SIGSTOP) one at a time. The
+//! recorded history must be linearizable against the store's revision log
+//! ([`tests::history`]), and every member must hold the same log.
+//!
+//! The run lasts `CETERA_ROBUSTNESS_SECONDS` (default 12) and its random
+//! choices follow `CETERA_ROBUSTNESS_SEED` (default: from the clock); both
+//! are printed, so a failure can be run again. `scripts/robustness.sh` runs
+//! it longer and repeatedly. `on_etcd::*` holds the check to real etcd.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use cetera::proto::etcdserverpb::compare::{CompareResult, TargetUnion};
+use cetera::proto::etcdserverpb::response_op::Response as OpResponse;
+use cetera::proto::etcdserverpb::{
+    DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest, WatchCreateRequest,
+};
+use cetera::proto::mvccpb::KeyValue;
+use cetera::proto::mvccpb::event::EventType;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tests::history::{self, Change, Found, Operation, Recorder, Request, Response};
+use tests::kv::{Kv, compare, current_revision, get_op, put_op, rev};
+use tests::watch::WatchSession;
+use tests::{Flavor, TestCluster, flavor_tests};
+use tokio::time::{Instant, sleep, timeout};
+
+flavor_tests!(histories_under_kills_restarts_and_pauses_are_linearizable);
+
+const KEYS: [&str; 4] = ["rb/a", "rb/b", "rb/c", "rb/d"];
+const CLIENTS: usize = 6;
+/// A request without an answer by then has an unknown outcome.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// Liveness deadline for the cluster to come back; never a performance bound.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Short logs, so snapshots and log purges happen during the run.
+const SNAPSHOT_COUNT: &str = "300";
+
+async fn histories_under_kills_restarts_and_pauses_are_linearizable(flavor: Flavor) -> Result<()> {
+    let seconds: u64 = env_or("CETERA_ROBUSTNESS_SECONDS", 12)?;
+    let seed: u64 = env_or("CETERA_ROBUSTNESS_SEED", clock_seed())?;
+    eprintln!("robustness on {flavor:?}: {seconds} s, CETERA_ROBUSTNESS_SEED={seed}");
+
+    let cluster = TestCluster::builder(flavor, 3)
+        .args(["--snapshot-count", SNAPSHOT_COUNT])
+        .start()
+        .await?;
+    let first = current_revision(&mut cluster.kv(0)?).await? + 1;
+    let recorder = Arc::new(Recorder::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let members: Vec<Kv> = (0..3).map(|i| cluster.kv(i)).collect::<Result<_>>()?;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let rng = StdRng::seed_from_u64(seed.wrapping_add(client as u64 + 1));
+            tokio::spawn(run_client(
+                client,
+                members.clone(),
+                rng,
+                recorder.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+
+    let faults = inject_faults(&cluster, StdRng::seed_from_u64(seed), seconds).await;
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await?;
+    }
+    let faults = faults?;
+
+    let barrier = write_barrier(&cluster).await?;
+    let logs = read_logs(&cluster, first, barrier).await?;
+    for (i, log) in logs.iter().enumerate().skip(1) {
+        if let Some(at) = (0..log.len().max(logs[0].len())).find(|&n| log.get(n) != logs[0].get(n))
+        {
+            bail!(
+                "members 0 and {i} disagree at revision {}: {:?} against {:?}",
+                first + at as i64,
+                logs[0].get(at),
+                log.get(at)
+            );
+        }
+    }
+
+    let operations = recorder.operations();
+    let report = history::check(&operations, &logs[0], first);
+    eprintln!(
+        "{} operations ({} answered, {} unknown of which {} took effect), {} revisions, faults: {faults}",
+        operations.len(),
+        report.acknowledged,
+        report.unknown,
+        report.unknown_applied,
+        logs[0].len()
+    );
+    if !report.is_linearizable() {
+        bail!(
+            "not linearizable (CETERA_ROBUSTNESS_SEED={seed}); {} violations, first ones:\n{}",
+            report.violations.len(),
+            report.violations[..report.violations.len().min(10)].join("\n")
+        );
+    }
+    // A cluster that answers nothing is trivially linearizable: it must
+    // also have worked through the faults.
+    let writes = logs[0].len();
+    ensure!(
+        writes >= 50 && report.acknowledged >= 100,
+        "too little got through: {writes} writes, {} answers",
+        report.acknowledged
+    );
+    Ok(())
+}
+
+fn env_or(name: &str, default: u64) -> Result<u64> {
+    match std::env::var(name) {
+        Ok(text) => text.parse().with_context(|| format!("{name}={text}")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Sends random requests until `stop`, recording each; moves to the next
+/// member after a failure (no retries: a retried write would be a new
+/// operation with the same value).
+async fn run_client(
+    client: usize,
+    members: Vec<Kv>,
+    mut rng: StdRng,
+    recorder: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut member = client % members.len();
+    let mut seq = 0u64;
+    // The value this client last saw per key: what its swaps expect.
+    let mut seen: Vec<Option<String>> = vec![None; KEYS.len()];
+    while !stop.load(Ordering::Relaxed) {
+        let k = rng.random_range(0..KEYS.len());
+        let key = KEYS[k].to_string();
+        seq += 1;
+        let value = format!("c{client}-{seq}");
+        let request = match rng.random_range(0..10) {
+            0..=3 => Request::Put { key, value },
+            4..=6 => Request::Get { key },
+            7..=8 => Request::Cas {
+                key,
+                expect: seen[k].clone(),
+                value,
+            },
+            _ => Request::Delete { key },
+        };
+        let invoked = recorder.now();
+        let answer = timeout(
+            REQUEST_TIMEOUT,
+            send(&mut members[member].clone(), &request),
+        )
+        .await;
+        let completed = match answer {
+            Ok(Ok(response)) => Some((recorder.now(), response)),
+            _ => None,
+        };
+        let answered = completed.is_some();
+        if let Some((_, response)) = &completed
+            && let Some(value) = observed(&request, response)
+        {
+            seen[k] = value;
+        }
+        recorder.record(Operation {
+            client,
+            request,
+            invoked,
+            completed,
+        });
+        if !answered {
+            member = (member + 1) % members.len();
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The key's value as an answer shows it, if it shows it.
+fn observed(request: &Request, response: &Response) -> Option<Option<String>> {
+    match (request, response) {
+        (Request::Put { value, .. }, _) => Some(Some(value.clone())),
+        (Request::Delete { .. }, _) => Some(None),
+        (Request::Get { .. }, Response::Get { found, .. }) => {
+            Some(found.as_ref().map(|f| f.value.clone()))
+        }
+        (
+            Request::Cas { value, .. },
+            Response::Cas {
+                succeeded, found, ..
+            },
+        ) => Some(if *succeeded {
+            Some(value.clone())
+        } else {
+            found.as_ref().map(|f| f.value.clone())
+        }),
+        _ => None,
+    }
+}
+
+async fn send(kv: &mut Kv, request: &Request) -> Result<Response> {
+    Ok(match request {
+        Request::Put { key, value } => {
+            let response = kv
+                .put(PutRequest {
+                    key: key.clone().into_bytes(),
+                    value: value.clone().into_bytes(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            Response::Put {
+                revision: rev(&response.header),
+            }
+        }
+        Request::Delete { key } => {
+            let response = kv
+                .delete_range(DeleteRangeRequest {
+                    key: key.clone().into_bytes(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            Response::Delete {
+                revision: rev(&response.header),
+                deleted: response.deleted > 0,
+            }
+        }
+        Request::Get { key } => {
+            let response = kv
+                .range(RangeRequest {
+                    key: key.clone().into_bytes(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            Response::Get {
+                revision: rev(&response.header),
+                found: response.kvs.first().map(found),
+            }
+        }
+        Request::Cas { key, expect, value } => {
+            let condition = match expect {
+                Some(expected) => compare(
+                    key,
+                    CompareResult::Equal,
+                    TargetUnion::Value(expected.clone().into_bytes()),
+                ),
+                None => compare(key, CompareResult::Equal, TargetUnion::Version(0)),
+            };
+            let response = kv
+                .txn(TxnRequest {
+                    compare: vec![condition],
+                    success: vec![put_op(key, value)],
+                    failure: vec![get_op(key)],
+                })
+                .await?
+                .into_inner();
+            let read = response.responses.first().and_then(|r| match &r.response {
+                Some(OpResponse::ResponseRange(range)) => range.kvs.first().map(found),
+                _ => None,
+            });
+            Response::Cas {
+                revision: rev(&response.header),
+                succeeded: response.succeeded,
+                found: read,
+            }
+        }
+    })
+}
+
+fn found(kv: &KeyValue) -> Found {
+    Found {
+        value: String::from_utf8_lossy(&kv.value).into_owned(),
+        mod_revision: kv.mod_revision,
+    }
+}
+
+/// Faults one at a time, so a quorum is always up (or back soon), until
+/// `seconds` have passed; returns what was done.
+async fn inject_faults(cluster: &TestCluster, mut rng: StdRng, seconds: u64) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut kinds = Vec::new();
+    while Instant::now() < deadline {
+        sleep(Duration::from_millis(rng.random_range(800..1800))).await;
+        let leader = cluster.leader_index().await?;
+        let target = if rng.random_bool(0.5) {
+            leader
+        } else {
+            rng.random_range(0..cluster.size())
+        };
+        let role = if target == leader {
+            "leader"
+        } else {
+            "follower"
+        };
+        let member = cluster.member(target);
+        let pause = Duration::from_millis(rng.random_range(200..1500));
+        let kind = match rng.random_range(0..3) {
+            0 => {
+                member.kill().await?;
+                sleep(pause).await;
+                member.restart().await?;
+                "kill -9"
+            }
+            1 => {
+                member.stop().await?;
+                sleep(pause).await;
+                member.restart().await?;
+                "stop"
+            }
+            _ => {
+                member.freeze()?;
+                sleep(pause).await;
+                member.resume()?;
+                "pause"
+            }
+        };
+        cluster
+            .wait_ready_for(target, RECOVERY_TIMEOUT)
+            .await
+            .with_context(|| format!("{kind} of the {role} {target}"))?;
+        kinds.push(format!("{kind} {role}"));
+    }
+    ensure!(!kinds.is_empty(), "no fault was injected");
+    Ok(kinds.join(", "))
+}
+
+/// A write after every client stopped: once it commits, every earlier
+/// entry is committed or gone for good, so the log up to it is final.
+async fn write_barrier(cluster: &TestCluster) -> Result<i64> {
+    let deadline = Instant::now() + RECOVERY_TIMEOUT;
+    loop {
+        for i in 0..cluster.size() {
+            let request = PutRequest {
+                key: b"rb-barrier".to_vec(),
+                value: b"end".to_vec(),
+                ..Default::default()
+            };
+            if let Ok(Ok(response)) = timeout(REQUEST_TIMEOUT, cluster.kv(i)?.put(request)).await {
+                return Ok(rev(&response.into_inner().header));
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("no member took the barrier write within {RECOVERY_TIMEOUT:?}");
+        }
+        sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every member's log from revision `first` to just before `barrier`, as a
+/// watch from `first` delivers it.
+async fn read_logs(cluster: &TestCluster, first: i64, barrier: i64) -> Result<Vec<Vec<Change>>> {
+    let mut logs = Vec::new();
+    for i in 0..cluster.size() {
+        let (mut session, _) = WatchSession::open(
+            cluster.grpc_channel(i)?,
+            WatchCreateRequest {
+                key: vec![0],
+                range_end: vec![0],
+                start_revision: first,
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| format!("watching member {i}"))?;
+        let mut log = Vec::new();
+        let mut last = first - 1;
+        while last < barrier {
+            let response = session
+                .next()
+                .await
+                .with_context(|| format!("member {i}'s log stopped at revision {last}"))?;
+            ensure!(
+                response.compact_revision == 0 && !response.canceled,
+                "member {i} cancelled the log watch: {response:?}"
+            );
+            for event in response.events {
+                let kv = event.kv.unwrap_or_default();
+                last = kv.mod_revision;
+                if last == barrier {
+                    break;
+                }
+                let deleted = event.r#type == EventType::Delete as i32;
+                log.push(Change {
+                    revision: kv.mod_revision,
+                    key: String::from_utf8_lossy(&kv.key).into_owned(),
+                    value: (!deleted).then(|| String::from_utf8_lossy(&kv.value).into_owned()),
+                });
+            }
+        }
+        logs.push(log);
+    }
+    Ok(logs)
+}
