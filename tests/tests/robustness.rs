@@ -2,7 +2,9 @@
 //! concurrent clients on a few keys of a 3-member cluster, while members are
 //! killed (-9), stopped, restarted and frozen (SIGSTOP) one at a time. The
 //! recorded history must be linearizable against the store's revision log
-//! ([`tests::history`]), and every member must hold the same log.
+//! ([`tests::history`]). A watch on every member, started before the run
+//! and resumed after each failure, must deliver that log whole, in order
+//! and once, identical on every member.
 //!
 //! The run lasts `CETERA_ROBUSTNESS_SECONDS` (default 12) and its random
 //! choices follow `CETERA_ROBUSTNESS_SEED` (default: from the clock); both
@@ -10,7 +12,7 @@
 //! it longer and repeatedly. `on_etcd::*` holds the check to real etcd.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -28,6 +30,7 @@ use tests::kv::{Kv, compare, current_revision, get_op, put_op, rev};
 use tests::watch::WatchSession;
 use tests::{Flavor, TestCluster, flavor_tests};
 use tokio::time::{Instant, sleep, timeout};
+use tonic::transport::Channel;
 
 flavor_tests!(histories_under_kills_restarts_and_pauses_are_linearizable);
 
@@ -66,6 +69,19 @@ async fn histories_under_kills_restarts_and_pauses_are_linearizable(flavor: Flav
         })
         .collect();
 
+    let barrier = Arc::new(AtomicI64::new(0));
+    let watchers: Vec<_> = (0..3)
+        .map(|i| {
+            let channel = cluster.grpc_channel(i)?;
+            Ok(tokio::spawn(follow_member(
+                channel,
+                i,
+                first,
+                barrier.clone(),
+            )))
+        })
+        .collect::<Result<_>>()?;
+
     let faults = inject_faults(&cluster, StdRng::seed_from_u64(seed), seconds).await;
     stop.store(true, Ordering::Relaxed);
     for client in clients {
@@ -73,8 +89,14 @@ async fn histories_under_kills_restarts_and_pauses_are_linearizable(flavor: Flav
     }
     let faults = faults?;
 
-    let barrier = write_barrier(&cluster).await?;
-    let logs = read_logs(&cluster, first, barrier).await?;
+    barrier.store(write_barrier(&cluster).await?, Ordering::Relaxed);
+    let mut logs = Vec::new();
+    for (i, watcher) in watchers.into_iter().enumerate() {
+        let log = timeout(RECOVERY_TIMEOUT, watcher)
+            .await
+            .with_context(|| format!("member {i}'s watch never reached the barrier"))??;
+        logs.push(log?);
+    }
     for (i, log) in logs.iter().enumerate().skip(1) {
         if let Some(at) = (0..log.len().max(logs[0].len())).find(|&n| log.get(n) != logs[0].get(n))
         {
@@ -358,39 +380,57 @@ async fn write_barrier(cluster: &TestCluster) -> Result<i64> {
     }
 }
 
-/// Every member's log from revision `first` to just before `barrier`, as a
-/// watch from `first` delivers it.
-async fn read_logs(cluster: &TestCluster, first: i64, barrier: i64) -> Result<Vec<Vec<Change>>> {
-    let mut logs = Vec::new();
-    for i in 0..cluster.size() {
-        let (mut session, _) = WatchSession::open(
-            cluster.grpc_channel(i)?,
-            WatchCreateRequest {
-                key: vec![0],
-                range_end: vec![0],
-                start_revision: first,
-                ..Default::default()
-            },
-        )
-        .await
-        .with_context(|| format!("watching member {i}"))?;
-        let mut log = Vec::new();
-        let mut last = first - 1;
-        while last < barrier {
-            let response = session
-                .next()
-                .await
-                .with_context(|| format!("member {i}'s log stopped at revision {last}"))?;
+/// Member `i`'s log from revision `first` to just before the barrier, as a
+/// watch started before the run delivers it while members fail around it:
+/// after a failure it resumes from the revision after the last one it got,
+/// as clients do, until it has passed the barrier (0 until known). Every
+/// revision here holds one event, so the events must come one revision
+/// after another: none missing, none twice, none out of order.
+async fn follow_member(
+    channel: Channel,
+    i: usize,
+    first: i64,
+    barrier: Arc<AtomicI64>,
+) -> Result<Vec<Change>> {
+    let mut log = Vec::new();
+    let mut next = first;
+    loop {
+        let end = barrier.load(Ordering::Relaxed);
+        if end > 0 && next > end {
+            log.retain(|change: &Change| change.revision < end);
+            return Ok(log);
+        }
+        let create = WatchCreateRequest {
+            key: vec![0],
+            range_end: vec![0],
+            start_revision: next,
+            ..Default::default()
+        };
+        let Ok((mut session, _)) = WatchSession::open(channel.clone(), create).await else {
+            sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        // Until the stream fails or the barrier has come by.
+        while let Ok(response) = session.next_within(Duration::from_millis(500)).await {
+            let Some(response) = response else {
+                let end = barrier.load(Ordering::Relaxed);
+                if end > 0 && next > end {
+                    break;
+                }
+                continue;
+            };
             ensure!(
                 response.compact_revision == 0 && !response.canceled,
-                "member {i} cancelled the log watch: {response:?}"
+                "member {i} cancelled the watch: {response:?}"
             );
             for event in response.events {
                 let kv = event.kv.unwrap_or_default();
-                last = kv.mod_revision;
-                if last == barrier {
-                    break;
-                }
+                ensure!(
+                    kv.mod_revision == next,
+                    "member {i}'s watch delivered revision {} where {next} was due",
+                    kv.mod_revision
+                );
+                next += 1;
                 let deleted = event.r#type == EventType::Delete as i32;
                 log.push(Change {
                     revision: kv.mod_revision,
@@ -399,7 +439,5 @@ async fn read_logs(cluster: &TestCluster, first: i64, barrier: i64) -> Result<Ve
                 });
             }
         }
-        logs.push(log);
     }
-    Ok(logs)
 }
