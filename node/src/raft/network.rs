@@ -537,19 +537,21 @@ fn answer_from_earlier(
     if earlier.vote != later.vote || earlier.prev != later.prev {
         return None;
     }
+    // openraft takes a partial success only with a matched entry: one that
+    // matched nothing (a probe of an empty log) says nothing here.
     let matched_up_to = |matching: Option<LogId>| {
         if matching >= later.last {
-            AppendEntriesResponse::Success
+            Some(AppendEntriesResponse::Success)
         } else {
-            AppendEntriesResponse::PartialSuccess(matching)
+            matching.map(|m| AppendEntriesResponse::PartialSuccess(Some(m)))
         }
     };
-    Some(match answer {
+    match answer {
         AppendEntriesResponse::Success => matched_up_to(earlier.last),
         AppendEntriesResponse::PartialSuccess(matching) => matched_up_to(*matching),
-        AppendEntriesResponse::Conflict => AppendEntriesResponse::Conflict,
-        AppendEntriesResponse::HigherVote(vote) => AppendEntriesResponse::HigherVote(*vote),
-    })
+        AppendEntriesResponse::Conflict => Some(AppendEntriesResponse::Conflict),
+        AppendEntriesResponse::HigherVote(vote) => Some(AppendEntriesResponse::HigherVote(*vote)),
+    }
 }
 
 impl Peer {
@@ -919,6 +921,29 @@ mod tests {
         assert_eq!(
             answer_from_earlier(&earlier, &partial, &shape(10, 20)),
             Some(AppendEntriesResponse::PartialSuccess(Some(log_id(2, 12))))
+        );
+    }
+
+    /// openraft 0.9 asserts that a partial success names an entry: the
+    /// probe of a new member's empty log answers no longer resend.
+    #[test]
+    fn an_earlier_probe_of_an_empty_log_answers_only_an_empty_resend() {
+        let probe = AppendShape {
+            vote: Vote::new_committed(2, 1),
+            prev: None,
+            last: None,
+        };
+        let longer = AppendShape {
+            last: Some(log_id(2, 3)),
+            ..probe
+        };
+        let success = AppendEntriesResponse::Success;
+        assert_eq!(answer_from_earlier(&probe, &success, &longer), None);
+        let nothing = AppendEntriesResponse::PartialSuccess(None);
+        assert_eq!(answer_from_earlier(&probe, &nothing, &longer), None);
+        assert_eq!(
+            answer_from_earlier(&probe, &success, &probe),
+            Some(AppendEntriesResponse::Success)
         );
     }
 
