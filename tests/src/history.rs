@@ -49,6 +49,11 @@ pub enum Request {
     Get {
         key: String,
     },
+    /// Linearizable `Range` of every key starting with `prefix`: one
+    /// revision's state of all of them.
+    Scan {
+        prefix: String,
+    },
     /// `Txn`: if the key's value is `expect` (`None`: the key is absent)
     /// then put `value`, else read the key.
     Cas {
@@ -59,12 +64,14 @@ pub enum Request {
 }
 
 impl Request {
+    /// The key, or a scan's prefix.
     pub fn key(&self) -> &str {
         match self {
             Request::Put { key, .. }
             | Request::Delete { key }
             | Request::Get { key }
             | Request::Cas { key, .. } => key,
+            Request::Scan { prefix } => prefix,
         }
     }
 
@@ -72,7 +79,7 @@ impl Request {
     fn written_value(&self) -> Option<&str> {
         match self {
             Request::Put { value, .. } | Request::Cas { value, .. } => Some(value),
-            Request::Delete { .. } | Request::Get { .. } => None,
+            Request::Delete { .. } | Request::Get { .. } | Request::Scan { .. } => None,
         }
     }
 }
@@ -97,6 +104,11 @@ pub enum Response {
     Get {
         revision: i64,
         found: Option<Found>,
+    },
+    /// Every live key under the prefix, in key order.
+    Scan {
+        revision: i64,
+        found: Vec<(String, Found)>,
     },
     /// `found` is the failure branch's read (`None` when it succeeded or
     /// the key was absent).
@@ -323,7 +335,7 @@ pub fn check(operations: &[Operation], changes: &[Change], first: i64) -> Report
                 report.unknown += 1;
                 match &op.request {
                     Request::Delete { key } => *unknown_deletes.entry(key).or_default() += 1,
-                    Request::Get { .. } => {}
+                    Request::Get { .. } | Request::Scan { .. } => {}
                     Request::Put { value, .. } | Request::Cas { value, .. } => {
                         if let Some(change) = log.by_value.get(value.as_str()) {
                             report.unknown_applied += 1;
@@ -400,6 +412,10 @@ fn place_answered(log: &Log<'_>, op: &Operation, response: &Response) -> Result<
             },
         ) => {
             expect_read(log, *revision, key, None)?;
+            Ok(Place::read(*revision))
+        }
+        (Request::Scan { prefix }, Response::Scan { revision, found }) => {
+            expect_scan(log, *revision, prefix, found)?;
             Ok(Place::read(*revision))
         }
         (Request::Get { .. }, Response::Get { revision, found }) => {
@@ -486,6 +502,34 @@ fn expect_read(
         Ok(())
     } else {
         Err(format!("at revision {revision} {key} was {state:?}"))
+    }
+}
+
+/// A scan at `revision` must see every key under `prefix` as it was there.
+fn expect_scan(
+    log: &Log<'_>,
+    revision: i64,
+    prefix: &str,
+    found: &[(String, Found)],
+) -> Result<(), String> {
+    if !log.covers(revision) {
+        return Err(format!("read at revision {revision}, outside the log"));
+    }
+    let mut keys: Vec<&str> = log
+        .by_key
+        .keys()
+        .copied()
+        .filter(|key| key.starts_with(prefix))
+        .collect();
+    keys.sort_unstable();
+    let state: Vec<(String, Found)> = keys
+        .into_iter()
+        .filter_map(|key| Some((key.to_string(), log.state(key, revision)?)))
+        .collect();
+    if state.as_slice() == found {
+        Ok(())
+    } else {
+        Err(format!("at revision {revision} {prefix}* was {state:?}"))
     }
 }
 
@@ -757,6 +801,66 @@ mod tests {
         let mut wrong = ops.to_vec();
         wrong[1] = delete(3, false);
         assert!(!violations(&wrong, &log).is_empty());
+    }
+
+    #[test]
+    fn a_scan_sees_every_key_at_one_revision() {
+        let log = [
+            change(2, "p/a", Some("1")),
+            change(3, "p/b", Some("2")),
+            change(4, "p/a", None),
+            change(5, "q", Some("3")),
+        ];
+        let found = |pairs: &[(&str, &str, i64)]| {
+            pairs
+                .iter()
+                .map(|(key, value, mod_revision)| {
+                    let found = Found {
+                        value: value.to_string(),
+                        mod_revision: *mod_revision,
+                    };
+                    (key.to_string(), found)
+                })
+                .collect::<Vec<_>>()
+        };
+        let scan = |revision: i64, found: Vec<(String, Found)>| Operation {
+            client: 5,
+            request: Request::Scan {
+                prefix: "p/".into(),
+            },
+            invoked: 50,
+            completed: Some((60, Response::Scan { revision, found })),
+        };
+        let delete = Operation {
+            client: 4,
+            request: Request::Delete { key: "p/a".into() },
+            invoked: 4,
+            completed: Some((
+                5,
+                Response::Delete {
+                    revision: 4,
+                    deleted: true,
+                },
+            )),
+        };
+        let writes = [
+            put("p/a", "1", (0, 1), 2),
+            put("p/b", "2", (2, 3), 3),
+            delete,
+            put("q", "3", (6, 7), 5),
+        ];
+        let with = |op: Operation| {
+            let mut ops = writes.to_vec();
+            ops.push(op);
+            violations(&ops, &log)
+        };
+        assert!(with(scan(5, found(&[("p/b", "2", 3)]))).is_empty());
+        // Revision 3's keys claimed at revision 5: a torn read.
+        let torn = with(scan(5, found(&[("p/a", "1", 2), ("p/b", "2", 3)])));
+        assert!(torn[0].contains("p/* was"), "{torn:?}");
+        // Revision 3's state, but read after revision 4 was acknowledged.
+        let stale = with(scan(3, found(&[("p/a", "1", 2), ("p/b", "2", 3)])));
+        assert!(stale[0].contains("began after"), "{stale:?}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Robustness: random reads, writes, deletes and compare-and-swaps from
-//! concurrent clients on a few keys of a 3-member cluster, while members are
+//! Robustness: random reads (of one key, or of all at one revision), writes,
+//! deletes and compare-and-swaps from concurrent clients on a few keys of a
+//! 3-member cluster, while members are
 //! killed (-9), stopped, restarted and frozen (SIGSTOP) one at a time. The
 //! recorded history must be linearizable against the store's revision log
 //! ([`tests::history`]). A watch on every member, started before the run
@@ -26,7 +27,7 @@ use cetera::proto::mvccpb::event::EventType;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tests::history::{self, Change, Found, Operation, Recorder, Request, Response};
-use tests::kv::{Kv, compare, current_revision, get_op, put_op, rev};
+use tests::kv::{Kv, compare, current_revision, get_op, prefix_end, put_op, rev};
 use tests::watch::WatchSession;
 use tests::{Flavor, TestCluster, flavor_tests};
 use tokio::time::{Instant, sleep, timeout};
@@ -34,6 +35,7 @@ use tonic::transport::Channel;
 
 flavor_tests!(histories_under_kills_restarts_and_pauses_are_linearizable);
 
+const PREFIX: &str = "rb/";
 const KEYS: [&str; 4] = ["rb/a", "rb/b", "rb/c", "rb/d"];
 const CLIENTS: usize = 6;
 /// A request without an answer by then has an unknown outcome.
@@ -171,7 +173,10 @@ async fn run_client(
         let value = format!("c{client}-{seq}");
         let request = match rng.random_range(0..10) {
             0..=3 => Request::Put { key, value },
-            4..=6 => Request::Get { key },
+            4..=5 => Request::Get { key },
+            6 => Request::Scan {
+                prefix: PREFIX.to_string(),
+            },
             7..=8 => Request::Cas {
                 key,
                 expect: seen[k].clone(),
@@ -269,6 +274,25 @@ async fn send(kv: &mut Kv, request: &Request) -> Result<Response> {
             Response::Get {
                 revision: rev(&response.header),
                 found: response.kvs.first().map(found),
+            }
+        }
+        Request::Scan { prefix } => {
+            let response = kv
+                .range(RangeRequest {
+                    key: prefix.clone().into_bytes(),
+                    range_end: prefix_end(prefix.as_bytes()),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            let found = response
+                .kvs
+                .iter()
+                .map(|kv| (String::from_utf8_lossy(&kv.key).into_owned(), found(kv)))
+                .collect();
+            Response::Scan {
+                revision: rev(&response.header),
+                found,
             }
         }
         Request::Cas { key, expect, value } => {
