@@ -376,7 +376,7 @@ pub fn check(operations: &[Operation], changes: &[Change], first: i64) -> Report
         }
     }
 
-    report.violations.extend(real_time_violations(&mut places));
+    report.violations.extend(real_time_violations(&places));
     report
 }
 
@@ -554,7 +554,7 @@ fn expect_compare(
 }
 
 /// Operations that finished before another began must not sit after it.
-fn real_time_violations(places: &mut [(&Operation, Place)]) -> Vec<String> {
+fn real_time_violations(places: &[(&Operation, Place)]) -> Vec<String> {
     let mut finished: Vec<(Nanos, usize)> = places
         .iter()
         .enumerate()
