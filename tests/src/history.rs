@@ -89,6 +89,9 @@ impl Request {
 pub struct Found {
     pub value: String,
     pub mod_revision: i64,
+    pub create_revision: i64,
+    /// Puts since the key was (re)created, this one included.
+    pub version: i64,
 }
 
 /// What the store answered; `revision` is the response header's.
@@ -240,10 +243,18 @@ struct Log<'a> {
     first: i64,
     last: i64,
     by_revision: HashMap<i64, &'a Change>,
-    /// Each key's changes, oldest first.
-    by_key: HashMap<&'a str, Vec<&'a Change>>,
+    /// Each key's changes, oldest first, with the state each leaves.
+    by_key: HashMap<&'a str, Vec<Keyed<'a>>>,
     /// Where each written value appears (values are unique).
     by_value: HashMap<&'a str, &'a Change>,
+}
+
+/// A change with the key's state after it (counted from the log's start:
+/// the keys must not exist before it).
+struct Keyed<'a> {
+    change: &'a Change,
+    create_revision: i64,
+    version: i64,
 }
 
 impl<'a> Log<'a> {
@@ -265,7 +276,21 @@ impl<'a> Log<'a> {
             }
             log.last = log.last.max(change.revision);
             log.by_revision.insert(change.revision, change);
-            log.by_key.entry(&change.key).or_default().push(change);
+            let history = log.by_key.entry(&change.key).or_default();
+            let before = history
+                .last()
+                .filter(|k| k.change.value.is_some())
+                .map_or((0, 0), |k| (k.create_revision, k.version));
+            let (create_revision, version) = match (&change.value, before) {
+                (None, _) => (0, 0),
+                (Some(_), (0, _)) => (change.revision, 1),
+                (Some(_), (created, version)) => (created, version + 1),
+            };
+            history.push(Keyed {
+                change,
+                create_revision,
+                version,
+            });
             if let Some(value) = &change.value
                 && let Some(earlier) = log.by_value.insert(value, change)
             {
@@ -280,12 +305,14 @@ impl<'a> Log<'a> {
 
     /// The key's live version at `revision`.
     fn state(&self, key: &str, revision: i64) -> Option<Found> {
-        let changes = self.by_key.get(key)?;
-        let newer = changes.partition_point(|c| c.revision <= revision);
-        let change = changes[..newer].last()?;
-        change.value.as_ref().map(|value| Found {
+        let history = self.by_key.get(key)?;
+        let newer = history.partition_point(|k| k.change.revision <= revision);
+        let keyed = history[..newer].last()?;
+        keyed.change.value.as_ref().map(|value| Found {
             value: value.clone(),
-            mod_revision: change.revision,
+            mod_revision: keyed.change.revision,
+            create_revision: keyed.create_revision,
+            version: keyed.version,
         })
     }
 
@@ -604,7 +631,19 @@ mod tests {
         }
     }
 
-    fn get(key: &str, at: (Nanos, Nanos), revision: i64, found: Option<(&str, i64)>) -> Operation {
+    /// A read's answer: value, mod revision, create revision, version.
+    type Seen<'a> = (&'a str, i64, i64, i64);
+
+    fn seen((value, mod_revision, create_revision, version): Seen<'_>) -> Found {
+        Found {
+            value: value.into(),
+            mod_revision,
+            create_revision,
+            version,
+        }
+    }
+
+    fn get(key: &str, at: (Nanos, Nanos), revision: i64, found: Option<Seen<'_>>) -> Operation {
         Operation {
             client: 1,
             request: Request::Get { key: key.into() },
@@ -613,10 +652,7 @@ mod tests {
                 at.1,
                 Response::Get {
                     revision,
-                    found: found.map(|(value, mod_revision)| Found {
-                        value: value.into(),
-                        mod_revision,
-                    }),
+                    found: found.map(seen),
                 },
             )),
         }
@@ -648,9 +684,9 @@ mod tests {
         let log = [change(2, "a", Some("1")), change(3, "a", Some("2"))];
         let ops = [
             put("a", "1", (0, 10), 2),
-            get("a", (5, 15), 2, Some(("1", 2))),
+            get("a", (5, 15), 2, Some(("1", 2, 2, 1))),
             put("a", "2", (20, 30), 3),
-            get("a", (25, 40), 3, Some(("2", 3))),
+            get("a", (25, 40), 3, Some(("2", 3, 2, 2))),
             get("b", (41, 42), 3, None),
         ];
         let report = check(&ops, &log, 2);
@@ -665,7 +701,7 @@ mod tests {
             put("a", "1", (0, 10), 2),
             put("a", "2", (20, 30), 3),
             // Consistent with revision 2, but began after revision 3 was acknowledged.
-            get("a", (35, 40), 2, Some(("1", 2))),
+            get("a", (35, 40), 2, Some(("1", 2, 2, 1))),
         ];
         let found = violations(&ops, &log);
         assert_eq!(found.len(), 1, "{found:?}");
@@ -678,7 +714,7 @@ mod tests {
         let ops = [
             put("a", "1", (0, 10), 2),
             put("a", "2", (20, 30), 3),
-            get("a", (35, 40), 3, Some(("1", 2))),
+            get("a", (35, 40), 3, Some(("1", 2, 2, 1))),
         ];
         let found = violations(&ops, &log);
         assert!(found[0].contains("at revision 3 a was"), "{found:?}");
@@ -721,7 +757,7 @@ mod tests {
         let ops = [
             unknown(maybe("late"), 5),
             put("a", "1", (0, 10), 2),
-            get("a", (20, 30), 3, Some(("late", 3))),
+            get("a", (20, 30), 3, Some(("late", 3, 2, 2))),
             unknown(maybe("lost"), 40),
         ];
         let report = check(&ops, &log, 2);
@@ -731,7 +767,7 @@ mod tests {
         // But it cannot land before it was sent.
         let ops = [
             put("a", "1", (0, 10), 2),
-            get("a", (20, 30), 2, Some(("1", 2))),
+            get("a", (20, 30), 2, Some(("1", 2, 2, 1))),
             unknown(maybe("late"), 31),
         ];
         let log = [change(2, "a", Some("1")), change(3, "a", Some("late"))];
@@ -758,10 +794,7 @@ mod tests {
                 Response::Cas {
                     revision,
                     succeeded,
-                    found: (!succeeded).then(|| Found {
-                        value: "2".into(),
-                        mod_revision: 3,
-                    }),
+                    found: (!succeeded).then(|| seen(("2", 3, 2, 2))),
                 },
             )),
         };
@@ -811,16 +844,10 @@ mod tests {
             change(4, "p/a", None),
             change(5, "q", Some("3")),
         ];
-        let found = |pairs: &[(&str, &str, i64)]| {
+        let found = |pairs: &[(&str, Seen<'_>)]| {
             pairs
                 .iter()
-                .map(|(key, value, mod_revision)| {
-                    let found = Found {
-                        value: value.to_string(),
-                        mod_revision: *mod_revision,
-                    };
-                    (key.to_string(), found)
-                })
+                .map(|(key, answer)| (key.to_string(), seen(*answer)))
                 .collect::<Vec<_>>()
         };
         let scan = |revision: i64, found: Vec<(String, Found)>| Operation {
@@ -854,13 +881,39 @@ mod tests {
             ops.push(op);
             violations(&ops, &log)
         };
-        assert!(with(scan(5, found(&[("p/b", "2", 3)]))).is_empty());
+        assert!(with(scan(5, found(&[("p/b", ("2", 3, 3, 1))]))).is_empty());
         // Revision 3's keys claimed at revision 5: a torn read.
-        let torn = with(scan(5, found(&[("p/a", "1", 2), ("p/b", "2", 3)])));
+        let both = [("p/a", ("1", 2, 2, 1)), ("p/b", ("2", 3, 3, 1))];
+        let torn = with(scan(5, found(&both)));
         assert!(torn[0].contains("p/* was"), "{torn:?}");
         // Revision 3's state, but read after revision 4 was acknowledged.
-        let stale = with(scan(3, found(&[("p/a", "1", 2), ("p/b", "2", 3)])));
+        let stale = with(scan(3, found(&both)));
         assert!(stale[0].contains("began after"), "{stale:?}");
+    }
+
+    #[test]
+    fn versions_count_the_puts_since_the_key_was_created() {
+        let log = [
+            change(2, "a", Some("1")),
+            change(3, "a", Some("2")),
+            change(4, "a", None),
+            change(5, "a", Some("3")),
+        ];
+        let writes = [
+            put("a", "1", (0, 1), 2),
+            put("a", "2", (2, 3), 3),
+            unknown(Request::Delete { key: "a".into() }, 4),
+            put("a", "3", (6, 7), 5),
+        ];
+        let read = |answer: Seen<'_>| {
+            let mut ops = writes.to_vec();
+            ops.push(get("a", (8, 9), 5, Some(answer)));
+            violations(&ops, &log)
+        };
+        assert!(read(("3", 5, 5, 1)).is_empty());
+        // The version and creation of before the delete: a wrong answer.
+        assert!(!read(("3", 5, 2, 3)).is_empty());
+        assert!(!read(("3", 5, 2, 1)).is_empty());
     }
 
     #[test]

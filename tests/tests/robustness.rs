@@ -329,6 +329,8 @@ fn found(kv: &KeyValue) -> Found {
     Found {
         value: String::from_utf8_lossy(&kv.value).into_owned(),
         mod_revision: kv.mod_revision,
+        create_revision: kv.create_revision,
+        version: kv.version,
     }
 }
 
