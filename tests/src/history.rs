@@ -317,8 +317,16 @@ impl<'a> Log<'a> {
     }
 
     /// A read at `revision` is possible only inside the log.
-    fn covers(&self, revision: i64) -> bool {
-        revision >= self.first - 1 && revision <= self.last
+    fn readable_at(&self, revision: i64) -> Result<(), String> {
+        if revision >= self.first - 1 && revision <= self.last {
+            Ok(())
+        } else {
+            Err(format!(
+                "read at revision {revision}, outside the log ({}..={})",
+                self.first - 1,
+                self.last
+            ))
+        }
     }
 }
 
@@ -517,13 +525,7 @@ fn expect_read(
     key: &str,
     found: Option<&Found>,
 ) -> Result<(), String> {
-    if !log.covers(revision) {
-        return Err(format!(
-            "read at revision {revision}, outside the log ({}..={})",
-            log.first - 1,
-            log.last
-        ));
-    }
+    log.readable_at(revision)?;
     let state = log.state(key, revision);
     if state.as_ref() == found {
         Ok(())
@@ -539,9 +541,7 @@ fn expect_scan(
     prefix: &str,
     found: &[(String, Found)],
 ) -> Result<(), String> {
-    if !log.covers(revision) {
-        return Err(format!("read at revision {revision}, outside the log"));
-    }
+    log.readable_at(revision)?;
     let mut keys: Vec<&str> = log
         .by_key
         .keys()
