@@ -11,7 +11,7 @@
 //! checks ([`stream_route`]); each append or call on them is checked again
 //! for a removed sender.
 //!
-//! On an `https://` peer URL, TLS terminates here first ([`serve_tls`],
+//! On an `https://` peer URL, TLS terminates here first ([`serve`],
 //! with the acceptor `crate::tls` built from the `--peer-*` files); with a
 //! peer CA, a member without a certificate it signed never gets past the
 //! handshake.
@@ -359,14 +359,18 @@ async fn dispatch(node: &Node, path: &str, body: Bytes) -> Response<Bytes> {
     }
 }
 
-/// Serves [`routes`] over TLS (HTTP/1.1, as the peer client speaks) on one
-/// `https://` peer listener until `stop` turns true, then lets open
-/// connections finish.
-pub(crate) async fn serve_tls(
+/// Serves [`routes`] (HTTP/1.1, as the peer client speaks) on one peer
+/// listener, over TLS when given an acceptor (an `https://` peer URL),
+/// until `stop` turns true, then lets open connections finish.
+///
+/// A connection that ends mid-request (a member killed or cut off) is a
+/// peer's failure, reported where peers are watched, not an error here:
+/// it is logged at debug level.
+pub(crate) async fn serve(
     listener: TcpListener,
     node: Arc<Node>,
     stop: watch::Receiver<bool>,
-    acceptor: TlsAcceptor,
+    tls: Option<TlsAcceptor>,
 ) {
     let service = TowerToHyperService::new(warp::service(routes(node, stop.clone())));
     // `auto` for its graceful shutdown of upgradeable connections; peers
@@ -379,8 +383,8 @@ pub(crate) async fn serve_tls(
     while let Some((stream, peer)) =
         crate::tls::next_connection(&listener, &mut stopped, "peer").await
     {
-        let (acceptor, service, http, watcher) = (
-            acceptor.clone(),
+        let (tls, service, http, watcher) = (
+            tls.clone(),
             service.clone(),
             http.clone(),
             graceful.watcher(),
@@ -388,15 +392,27 @@ pub(crate) async fn serve_tls(
         // The handshake runs in the connection's own task, so a slow or
         // refused member never holds up the accept loop.
         tokio::spawn(async move {
-            let stream = match crate::tls::handshake(&acceptor, stream).await {
-                Ok(stream) => stream,
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "peer TLS handshake failed");
-                    return;
+            let ended = match tls {
+                None => {
+                    let io = TokioIo::new(stream);
+                    watcher
+                        .watch(http.serve_connection_with_upgrades(io, service))
+                        .await
                 }
+                Some(acceptor) => match crate::tls::handshake(&acceptor, stream).await {
+                    Ok(stream) => {
+                        let io = TokioIo::new(stream);
+                        watcher
+                            .watch(http.serve_connection_with_upgrades(io, service))
+                            .await
+                    }
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "peer TLS handshake failed");
+                        return;
+                    }
+                },
             };
-            let connection = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection).await {
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "peer connection ended with an error");
             }
         });

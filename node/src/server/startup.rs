@@ -502,20 +502,12 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
             addr: listen.addr,
             source,
         })?);
-        match peer_tls.clone().filter(|_| listen.secure) {
-            Some(acceptor) => peer_servers.push(tokio::spawn(peer_api::serve_tls(
-                listener,
-                node.clone(),
-                stopped.clone(),
-                acceptor,
-            ))),
-            None => {
-                let server = warp::serve(peer_api::routes(node.clone(), stopped.clone()))
-                    .incoming(listener)
-                    .graceful(wait_for_stop(stopped.clone()));
-                peer_servers.push(tokio::spawn(server.run()));
-            }
-        }
+        peer_servers.push(tokio::spawn(peer_api::serve(
+            listener,
+            node.clone(),
+            stopped.clone(),
+            peer_tls.clone().filter(|_| listen.secure),
+        )));
     }
     let mut client_addrs = Vec::new();
     let mut client_servers = Vec::new();
