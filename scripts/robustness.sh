@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Longer robustness runs than the test suite's: random reads, writes,
 # deletes and compare-and-swaps from six clients on a 3-member cluster while
-# members are killed (-9), stopped, restarted and paused one at a time; each
+# members are killed (-9), stopped, restarted, paused or cut off from their
+# peers one at a time; each
 # history must be linearizable against the store's revision log and every
 # member must hold the same log (tests/tests/robustness.rs, tests/src/history.rs).
 #

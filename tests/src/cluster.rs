@@ -37,7 +37,9 @@
 //!
 //! [`Member::freeze`] and [`Member::resume`] SIGSTOP and SIGCONT a member,
 //! which cuts it off from its peers and clients while its process and
-//! sockets stay.
+//! sockets stay. A cluster built with [`ClusterBuilder::cuttable_links`]
+//! can also lose links while every process runs ([`TestCluster::cut`],
+//! [`TestCluster::isolate`], [`TestCluster::heal`]; see [`crate::links`]).
 //!
 //! Dropping the cluster SIGKILLs and reaps every member and prints the tail
 //! of each member's log to stderr (shown by the test runner only for failing
@@ -47,8 +49,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -63,6 +65,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::binaries::Flavor;
 use crate::etcdctl::{self, CtlOutput};
+use crate::links::Links;
 use crate::ports::{self, PortLease};
 use crate::spawn;
 
@@ -98,6 +101,8 @@ pub struct ClusterBuilder {
     peer_scheme: &'static str,
     /// Extra flags of single members (by index), after the cluster's.
     member_args: Vec<(usize, Vec<String>)>,
+    /// Peer traffic through proxies whose links a test can cut.
+    cuttable_links: bool,
 }
 
 impl ClusterBuilder {
@@ -128,6 +133,15 @@ impl ClusterBuilder {
     {
         self.member_args
             .push((index, args.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// Routes every member's peer traffic through a proxy (see
+    /// [`crate::links`]) so the test can cut links between members with
+    /// [`TestCluster::cut`], [`TestCluster::isolate`] and
+    /// [`TestCluster::heal`]. Members advertise the proxy's port.
+    pub fn cuttable_links(mut self) -> Self {
+        self.cuttable_links = true;
         self
     }
 
@@ -245,12 +259,36 @@ impl ClusterBuilder {
             .prefix(&format!("cetera-test-{}-", self.flavor))
             .tempdir()
             .context("creating the cluster's temporary directory")?;
-        let leases = ports::lease_many(2 * self.size)?;
-        let (client_ports, peer_ports) = leases.split_at(self.size);
-        let initial_cluster = peer_ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("n{}={}://127.0.0.1:{}", i + 1, self.peer_scheme, p.port()))
+        let proxied = if self.cuttable_links { self.size } else { 0 };
+        let leases = ports::lease_many(2 * self.size + proxied)?;
+        let (client_ports, rest) = leases.split_at(self.size);
+        let (peer_ports, proxy_ports) = rest.split_at(self.size);
+        let links = self
+            .cuttable_links
+            .then(|| {
+                let ports = proxy_ports.iter().zip(peer_ports);
+                Links::start(
+                    ports
+                        .map(|(proxy, own)| (proxy.port(), own.port()))
+                        .collect(),
+                )
+            })
+            .transpose()?
+            .map(Arc::new);
+        // The port peers dial: the member's own, or its proxy's.
+        let advertised_port = |i: usize| match &links {
+            Some(links) => links.proxy_port(i),
+            None => peer_ports[i].port(),
+        };
+        let initial_cluster = (0..self.size)
+            .map(|i| {
+                format!(
+                    "n{}={}://127.0.0.1:{}",
+                    i + 1,
+                    self.peer_scheme,
+                    advertised_port(i)
+                )
+            })
             .collect::<Vec<_>>()
             .join(",");
         let token = unique_token();
@@ -258,10 +296,12 @@ impl ClusterBuilder {
             .map(|i| {
                 let name = format!("n{}", i + 1);
                 let client_port = client_ports[i].port();
-                let peer_port = peer_ports[i].port();
+                let peer_port = advertised_port(i);
                 let data_dir = dir.path().join(&name);
                 let client_url = format!("{}://127.0.0.1:{client_port}", self.client_scheme);
                 let peer_url = format!("{}://127.0.0.1:{peer_port}", self.peer_scheme);
+                let listen_peer_url =
+                    format!("{}://127.0.0.1:{}", self.peer_scheme, peer_ports[i].port());
                 let mut args: Vec<String> = vec![
                     "--name".into(),
                     name.clone(),
@@ -272,7 +312,7 @@ impl ClusterBuilder {
                     "--advertise-client-urls".into(),
                     client_url.clone(),
                     "--listen-peer-urls".into(),
-                    peer_url.clone(),
+                    listen_peer_url,
                     "--initial-advertise-peer-urls".into(),
                     peer_url.clone(),
                 ];
@@ -311,6 +351,7 @@ impl ClusterBuilder {
                     env: self.env.clone(),
                     process: Mutex::new(Process::default()),
                     moved_peer_port: Mutex::new(None),
+                    links: links.clone(),
                 }
             })
             .collect();
@@ -321,6 +362,7 @@ impl ClusterBuilder {
             dir: Some(dir),
             _leases: leases,
             quiet: false,
+            links,
         };
         if self.spawn_members {
             for member in &cluster.members {
@@ -340,6 +382,7 @@ pub struct TestCluster {
     dir: Option<tempfile::TempDir>,
     _leases: Vec<PortLease>,
     quiet: bool,
+    links: Option<Arc<Links>>,
 }
 
 impl TestCluster {
@@ -365,6 +408,7 @@ impl TestCluster {
             client_scheme: "http",
             peer_scheme: "http",
             member_args: Vec::new(),
+            cuttable_links: false,
         }
     }
 
@@ -595,6 +639,34 @@ impl TestCluster {
         }
     }
 
+    fn links(&self) -> Result<&Links> {
+        self.links
+            .as_deref()
+            .context("links can be cut only in a cluster built with cuttable_links()")
+    }
+
+    /// Cuts the network link between members `a` and `b`, both ways; see
+    /// [`crate::links`]. Their clients still reach both.
+    pub fn cut(&self, a: usize, b: usize) -> Result<()> {
+        self.links()?.cut(a, b)
+    }
+
+    /// Cuts every link of member `i`: a partition of one.
+    pub fn isolate(&self, i: usize) -> Result<()> {
+        self.links()?.isolate(i)
+    }
+
+    /// Heals every cut link.
+    pub fn heal(&self) -> Result<()> {
+        self.links()?.heal();
+        Ok(())
+    }
+
+    /// The proxies behind [`ClusterBuilder::cuttable_links`], if any.
+    pub fn link_proxies(&self) -> Option<&Links> {
+        self.links.as_deref()
+    }
+
     /// Indices of running members other than the leader.
     pub async fn follower_indices(&self) -> Result<Vec<usize>> {
         let leader = self.leader_index().await?;
@@ -756,6 +828,8 @@ pub struct Member {
     /// A peer port the member moved to (after `member update`), used from
     /// its next start on.
     moved_peer_port: Mutex<Option<PortLease>>,
+    /// The cluster's link proxies, told each new process of this member.
+    links: Option<Arc<Links>>,
 }
 
 impl Member {
@@ -795,6 +869,9 @@ impl Member {
     pub fn move_peer_port(&self, lease: PortLease) -> Result<()> {
         if self.is_running() {
             bail!("{} must be stopped before it moves", self.name);
+        }
+        if self.links.is_some() {
+            bail!("a member behind a link proxy cannot move its peer port");
         }
         *self
             .moved_peer_port
@@ -981,7 +1058,11 @@ impl Member {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        process.child = Some(spawn::spawn(cmd)?);
+        let child = spawn::spawn(cmd)?;
+        if let Some(links) = &self.links {
+            links.set_pid(self.index, child.id());
+        }
+        process.child = Some(child);
         process.exited = None;
         process.taken_down = false;
         Ok(())

@@ -16,6 +16,8 @@
 //! - [`ceteractl`]: running this workspace's `ceteractl` the same way.
 //! - [`diff`]: readable line diffs for differential tests.
 //! - [`history`]: recorded KV histories and their linearizability check.
+//! - [`links`]: proxies in front of members' peer ports whose links a test
+//!   can cut (partitions with the processes running).
 //! - [`pki`]: a throwaway CA and certificates for TLS tests.
 //! - [`kv`]: small conveniences over the generated gRPC clients.
 //! - [`python`]: Python client scripts (`etcd3`, `etcd3gw`) run against a member.
@@ -36,6 +38,7 @@ pub mod diff;
 pub mod etcdctl;
 pub mod history;
 pub mod kv;
+pub mod links;
 pub mod pki;
 pub mod ports;
 pub mod python;

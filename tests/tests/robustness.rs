@@ -1,7 +1,8 @@
 //! Robustness: random reads (of one key, or of all at one revision), writes,
 //! deletes and compare-and-swaps from concurrent clients on a few keys of a
-//! 3-member cluster, while members are
-//! killed (-9), stopped, restarted and frozen (SIGSTOP) one at a time. The
+//! 3-member cluster, while members are killed (-9), stopped, restarted and
+//! frozen (SIGSTOP), or cut off from their peers (one member from both, or
+//! one link) while clients still reach them, one fault at a time. The
 //! recorded history must be linearizable against the store's revision log
 //! ([`tests::history`]). A watch on every member, started before the run
 //! and resumed after each failure, must deliver that log whole, in order
@@ -33,7 +34,7 @@ use tests::{Flavor, TestCluster, flavor_tests};
 use tokio::time::{Instant, sleep, timeout};
 use tonic::transport::Channel;
 
-flavor_tests!(histories_under_kills_restarts_and_pauses_are_linearizable);
+flavor_tests!(histories_under_kills_pauses_and_partitions_are_linearizable);
 
 const PREFIX: &str = "rb/";
 const KEYS: [&str; 4] = ["rb/a", "rb/b", "rb/c", "rb/d"];
@@ -45,13 +46,16 @@ const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Short logs, so snapshots and log purges happen during the run.
 const SNAPSHOT_COUNT: &str = "300";
 
-async fn histories_under_kills_restarts_and_pauses_are_linearizable(flavor: Flavor) -> Result<()> {
+async fn histories_under_kills_pauses_and_partitions_are_linearizable(
+    flavor: Flavor,
+) -> Result<()> {
     let seconds: u64 = env_or("CETERA_ROBUSTNESS_SECONDS", 12)?;
     let seed: u64 = env_or("CETERA_ROBUSTNESS_SEED", clock_seed())?;
     eprintln!("robustness on {flavor:?}: {seconds} s, CETERA_ROBUSTNESS_SEED={seed}");
 
     let cluster = TestCluster::builder(flavor, 3)
         .args(["--snapshot-count", SNAPSHOT_COUNT])
+        .cuttable_links()
         .start()
         .await?;
     let first = current_revision(&mut cluster.kv(0)?).await? + 1;
@@ -354,7 +358,7 @@ async fn inject_faults(cluster: &TestCluster, mut rng: StdRng, seconds: u64) -> 
         };
         let member = cluster.member(target);
         let pause = Duration::from_millis(rng.random_range(200..1500));
-        let kind = match rng.random_range(0..3) {
+        let kind = match rng.random_range(0..5) {
             0 => {
                 member.kill().await?;
                 sleep(pause).await;
@@ -367,11 +371,24 @@ async fn inject_faults(cluster: &TestCluster, mut rng: StdRng, seconds: u64) -> 
                 member.restart().await?;
                 "stop"
             }
-            _ => {
+            2 => {
                 member.freeze()?;
                 sleep(pause).await;
                 member.resume()?;
                 "pause"
+            }
+            3 => {
+                cluster.isolate(target)?;
+                sleep(pause).await;
+                cluster.heal()?;
+                "partition"
+            }
+            _ => {
+                let other = (target + rng.random_range(1..cluster.size())) % cluster.size();
+                cluster.cut(target, other)?;
+                sleep(pause).await;
+                cluster.heal()?;
+                "cut link of"
             }
         };
         cluster

@@ -1,0 +1,341 @@
+//! Network partitions: peer links cut while every process keeps running
+//! (see `tests::links`), so a member cut off from its peers still hears
+//! its clients. This is where a store that serves reads from a deposed
+//! leader, or acknowledges writes without a quorum, shows it.
+//!
+//! `on_etcd::*` validates the tests against real etcd; `on_cetera::*` are
+//! the cetera variants.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use cetera::proto::etcdserverpb::{PutResponse, RangeRequest};
+use cetera::proto::mvccpb::KeyValue;
+use tests::kv::{Kv, current_revision, put, range, rev};
+use tests::{Flavor, TestCluster, flavor_tests};
+use tokio::time::{sleep, timeout};
+
+flavor_tests!(
+    a_leader_cut_off_from_its_followers_serves_no_stale_read_and_loses_its_writes,
+    a_follower_cut_off_catches_up_once_its_links_heal,
+    one_cut_link_does_not_stop_the_cluster,
+);
+
+/// Liveness deadline for phases that wait on the cluster; never a
+/// performance threshold.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a request to a member without a quorum is given: it must fail
+/// or stay unanswered, never succeed.
+const CUT_OFF_REQUEST: Duration = Duration::from_secs(8);
+
+async fn cuttable_cluster(flavor: Flavor) -> Result<TestCluster> {
+    TestCluster::builder(flavor, 3)
+        .cuttable_links()
+        .start()
+        .await
+}
+
+/// One key, linearizable or serializable.
+async fn read(kv: &mut Kv, key: &str, serializable: bool) -> Result<Option<KeyValue>> {
+    let resp = range(
+        kv,
+        RangeRequest {
+            key: key.into(),
+            serializable,
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(resp.kvs.into_iter().next())
+}
+
+fn value_of(found: &Option<KeyValue>) -> Option<String> {
+    found
+        .as_ref()
+        .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+}
+
+/// Puts `key=value` through `kv`, trying again after a failure (the first
+/// writes after a partition may meet an election) until it is acknowledged.
+async fn put_acknowledged(kv: &mut Kv, key: &str, value: &str) -> Result<PutResponse> {
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    loop {
+        match timeout(Duration::from_secs(5), put(kv, key, value)).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            failed if Instant::now() >= deadline => {
+                bail!("put {key} never acknowledged: {}", outcome(&failed))
+            }
+            _ => sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// What a request to a cut-off member came to, in a line.
+fn outcome<T>(answer: &Result<Result<T>, tokio::time::error::Elapsed>) -> String {
+    match answer {
+        Ok(Ok(_)) => "answered".into(),
+        Ok(Err(e)) => format!("failed: {}", e.root_cause()),
+        Err(_) => format!("no answer within {CUT_OFF_REQUEST:?}"),
+    }
+}
+
+/// A leader among `members` other than `not`, as its members see it.
+async fn leader_among(cluster: &TestCluster, members: &[usize], not: usize) -> Result<usize> {
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    loop {
+        for &i in members {
+            if let Ok(status) = cluster.status(i).await
+                && let Some(header) = &status.header
+                && status.leader != 0
+                && status.leader == header.member_id
+                && i != not
+            {
+                return Ok(i);
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("members {members:?} elected no leader within {PHASE_TIMEOUT:?}");
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The cluster's revision by a linearizable read through any member,
+/// asked again until one answers.
+async fn settled_revision(cluster: &TestCluster) -> Result<i64> {
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    loop {
+        for i in 0..cluster.size() {
+            let mut kv = cluster.kv(i)?;
+            if let Ok(Ok(revision)) =
+                timeout(Duration::from_secs(5), current_revision(&mut kv)).await
+            {
+                return Ok(revision);
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("no member answered a linearizable read within {PHASE_TIMEOUT:?}");
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until member `i` has applied revision `revision` (serializable).
+async fn wait_revision(kv: &mut Kv, i: usize, revision: i64) -> Result<()> {
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    loop {
+        let seen = range(
+            kv,
+            RangeRequest {
+                key: b"\0".to_vec(),
+                count_only: true,
+                serializable: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|r| rev(&r.header));
+        if let Ok(seen) = seen
+            && seen >= revision
+        {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("member {i} did not reach revision {revision}: {seen:?}");
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The Jepsen partition: the leader is cut off from both followers, which
+/// elect a new leader and take a write. Clients of the old leader must
+/// never read the old value linearizably (a serializable read may: it is
+/// allowed to be stale, and proves the cut is real) and their writes must
+/// never be acknowledged; once the links heal, what the old leader took
+/// alone is gone and every member agrees on the majority's history.
+async fn a_leader_cut_off_from_its_followers_serves_no_stale_read_and_loses_its_writes(
+    flavor: Flavor,
+) -> Result<()> {
+    let cluster = cuttable_cluster(flavor).await?;
+    let old = cluster.leader_index().await?;
+    let majority: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let mut at_old = cluster.kv(old)?;
+    let before_rev = rev(&put_acknowledged(&mut at_old, "k", "before").await?.header);
+
+    cluster.isolate(old)?;
+    let new = leader_among(&cluster, &majority, old).await?;
+    let mut at_new = cluster.kv(new)?;
+    let after_rev = rev(&put_acknowledged(&mut at_new, "k", "after").await?.header);
+
+    let local = timeout(CUT_OFF_REQUEST, read(&mut at_old, "k", true))
+        .await
+        .context("serializable read on the old leader")??;
+    ensure!(
+        value_of(&local).as_deref() == Some("before"),
+        "the old leader's own copy is {:?}: the partition did not hold",
+        value_of(&local)
+    );
+    let stale = timeout(CUT_OFF_REQUEST, read(&mut at_old, "k", false)).await;
+    eprintln!(
+        "linearizable read on the cut-off old leader: {}",
+        outcome(&stale)
+    );
+    if let Ok(Ok(found)) = &stale {
+        bail!(
+            "the cut-off old leader answered a linearizable read: {:?}",
+            value_of(found)
+        );
+    }
+    let lost = timeout(CUT_OFF_REQUEST, put(&mut at_old, "k", "lost")).await;
+    eprintln!("write on the cut-off old leader: {}", outcome(&lost));
+    if let Ok(Ok(answer)) = &lost {
+        bail!("the cut-off old leader acknowledged a write: {answer:?}");
+    }
+
+    cluster.heal()?;
+    // Healing may bring an election (etcd's deposed leader comes back with
+    // a higher term): reads go to each member's own copy once it has
+    // caught up with the cluster's revision.
+    let end = settled_revision(&cluster).await?;
+    ensure!(
+        end >= after_rev,
+        "the cluster is at {end}, before {after_rev}"
+    );
+    for i in 0..3 {
+        let mut kv = cluster.kv(i)?;
+        wait_revision(&mut kv, i, end).await?;
+        let found = read(&mut kv, "k", true).await?;
+        ensure!(
+            value_of(&found).as_deref() == Some("after"),
+            "member {i} reads {found:?} after healing, not the majority's write"
+        );
+        // The old leader's write is in no revision of the key's history.
+        for revision in before_rev..=end {
+            let then = range(
+                &mut kv,
+                RangeRequest {
+                    key: b"k".to_vec(),
+                    revision,
+                    serializable: true,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            let value = then.kvs.first().map(|kv| kv.value.as_slice());
+            ensure!(
+                value != Some(b"lost".as_slice()),
+                "member {i} has the cut-off old leader's write at revision {revision}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A follower cut off from both peers misses writes; the majority goes on,
+/// and once the links heal the follower has every one of them.
+async fn a_follower_cut_off_catches_up_once_its_links_heal(flavor: Flavor) -> Result<()> {
+    let cluster = cuttable_cluster(flavor).await?;
+    let leader = cluster.leader_index().await?;
+    let follower = cluster.follower_indices().await?[0];
+    cluster.isolate(follower)?;
+    let mut kv = cluster.kv(leader)?;
+    let mut last = 0;
+    for i in 0..200 {
+        let answer = put_acknowledged(&mut kv, &format!("cut/{i:03}"), "v").await?;
+        last = rev(&answer.header);
+    }
+    let mut at_follower = cluster.kv(follower)?;
+    let behind = range(
+        &mut at_follower,
+        RangeRequest {
+            key: b"\0".to_vec(),
+            count_only: true,
+            serializable: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    ensure!(
+        rev(&behind.header) < last,
+        "the cut-off follower is at revision {} already: the partition did not hold",
+        rev(&behind.header)
+    );
+    cluster.heal()?;
+    wait_revision(&mut at_follower, follower, last).await?;
+    let all = range(
+        &mut at_follower,
+        RangeRequest {
+            key: b"cut/".to_vec(),
+            range_end: b"cut0".to_vec(),
+            serializable: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    ensure!(
+        all.kvs.len() == 200,
+        "the follower has {} of 200 keys",
+        all.kvs.len()
+    );
+    Ok(())
+}
+
+/// Only the link between the leader and one follower is cut; the other
+/// follower still hears both. The cluster must keep taking writes through
+/// the member in the middle (a cut-off follower's elections must not stop
+/// it for good), and after healing every member has all of them.
+async fn one_cut_link_does_not_stop_the_cluster(flavor: Flavor) -> Result<()> {
+    let cluster = cuttable_cluster(flavor).await?;
+    let leader = cluster.leader_index().await?;
+    let followers = cluster.follower_indices().await?;
+    let (cut_off, middle) = (followers[0], followers[1]);
+    cluster.cut(leader, cut_off)?;
+    let mut kv = cluster.kv(middle)?;
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    let mut written = 0;
+    let mut last = 0;
+    while written < 100 {
+        if Instant::now() >= deadline {
+            bail!(
+                "only {written} of 100 writes through the middle member within {PHASE_TIMEOUT:?}"
+            );
+        }
+        // Elections may come and go: a write that fails is simply retried
+        // under another key.
+        if let Ok(Ok(answer)) = timeout(
+            Duration::from_secs(5),
+            put(&mut kv, &format!("bridge/{written:03}"), "v"),
+        )
+        .await
+        {
+            written += 1;
+            last = rev(&answer.header);
+        }
+    }
+    let (from_members, _) = cluster.link_proxies().context("no proxies")?.connections();
+    ensure!(
+        from_members > 0,
+        "the proxies saw no member dial: nothing was cut"
+    );
+    cluster.heal()?;
+    for i in 0..3 {
+        let mut kv = cluster.kv(i)?;
+        wait_revision(&mut kv, i, last).await?;
+        let all = range(
+            &mut kv,
+            RangeRequest {
+                key: b"bridge/".to_vec(),
+                range_end: b"bridge0".to_vec(),
+                serializable: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+        ensure!(
+            all.kvs.len() == 100,
+            "member {i} has {} of 100 keys",
+            all.kvs.len()
+        );
+    }
+    Ok(())
+}
