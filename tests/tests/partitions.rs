@@ -9,7 +9,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use cetera::proto::etcdserverpb::{PutResponse, RangeRequest};
+use cetera::proto::etcdserverpb::lease_client::LeaseClient;
+use cetera::proto::etcdserverpb::{
+    LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, PutResponse, RangeRequest,
+};
 use cetera::proto::mvccpb::KeyValue;
 use tests::kv::{Kv, current_revision, put, range, rev};
 use tests::{Flavor, TestCluster, flavor_tests};
@@ -19,6 +22,7 @@ flavor_tests!(
     a_leader_cut_off_from_its_followers_serves_no_stale_read_and_loses_its_writes,
     a_follower_cut_off_catches_up_once_its_links_heal,
     one_cut_link_does_not_stop_the_cluster,
+    a_lease_kept_alive_through_a_cut_off_leader_lasts_its_ttl_and_then_expires,
 );
 
 /// Liveness deadline for phases that wait on the cluster; never a
@@ -337,5 +341,95 @@ async fn one_cut_link_does_not_stop_the_cluster(flavor: Flavor) -> Result<()> {
             all.kvs.len()
         );
     }
+    Ok(())
+}
+
+/// A lock holder keeps its lease alive through the leader, which is then
+/// cut off (its clients still reach it). Whatever the deposed leader still
+/// answers, the lease must outlive every acknowledged keep-alive by its TTL
+/// (counted from when the keep-alive was sent, as a client must count),
+/// and once no keep-alive reaches the majority it must expire there, so
+/// another client can take the lock.
+async fn a_lease_kept_alive_through_a_cut_off_leader_lasts_its_ttl_and_then_expires(
+    flavor: Flavor,
+) -> Result<()> {
+    const TTL: Duration = Duration::from_secs(4);
+    let cluster = cuttable_cluster(flavor).await?;
+    let old = cluster.leader_index().await?;
+    let majority: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let mut lease = LeaseClient::new(cluster.grpc_channel(old)?);
+    let id = lease
+        .lease_grant(LeaseGrantRequest {
+            ttl: TTL.as_secs() as i64,
+            id: 0,
+        })
+        .await?
+        .into_inner()
+        .id;
+    cluster
+        .kv(old)?
+        .put(PutRequest {
+            key: b"lock".to_vec(),
+            value: b"held".to_vec(),
+            lease: id,
+            ..Default::default()
+        })
+        .await?;
+
+    // Keep-alives every 300 ms, through the old leader only.
+    let keeper = tokio::spawn(async move {
+        let mut last_acknowledged = None;
+        let until = Instant::now() + Duration::from_secs(12);
+        while Instant::now() < until {
+            let sent = Instant::now();
+            let request = tokio_stream::once(LeaseKeepAliveRequest { id });
+            let answer = timeout(Duration::from_secs(1), async {
+                let mut answers = lease.lease_keep_alive(request).await?.into_inner();
+                anyhow::Ok(answers.message().await?.map(|a| a.ttl))
+            })
+            .await;
+            if let Ok(Ok(Some(ttl))) = answer
+                && ttl > 0
+            {
+                last_acknowledged = Some(sent);
+            }
+            sleep(Duration::from_millis(300)).await;
+        }
+        last_acknowledged
+    });
+    sleep(Duration::from_secs(1)).await;
+    cluster.isolate(old)?;
+
+    // Watch the lock from the majority's side until it is gone.
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    let gone = loop {
+        let mut absent = false;
+        for &i in &majority {
+            let mut kv = cluster.kv(i)?;
+            if let Ok(Ok(None)) =
+                timeout(Duration::from_secs(2), read(&mut kv, "lock", false)).await
+            {
+                absent = true;
+                break;
+            }
+        }
+        if absent {
+            break Instant::now();
+        }
+        if Instant::now() >= deadline {
+            bail!("the lease never expired on the majority side");
+        }
+        sleep(Duration::from_millis(100)).await;
+    };
+    let last = keeper
+        .await?
+        .context("no keep-alive was ever acknowledged")?;
+    let lasted = gone.saturating_duration_since(last);
+    eprintln!("the lock vanished {lasted:?} after the last acknowledged keep-alive was sent");
+    ensure!(
+        gone >= last + TTL,
+        "the lease expired {lasted:?} after a keep-alive sent to the cut-off leader was \
+         acknowledged, before its TTL of {TTL:?}: two clients could hold the lock"
+    );
     Ok(())
 }

@@ -170,7 +170,7 @@ impl Node {
         loop {
             let answer = match self.leader() {
                 Some(leader) if leader == self.identity.member_id => {
-                    return Ok(self.answer_lease_clock(request));
+                    self.answer_lease_clock(request).await
                 }
                 Some(leader) => self.ask_leader_lease_clock(leader, request).await,
                 None => Err(PeerRefusal::NotLeader),
@@ -185,10 +185,30 @@ impl Node {
         }
     }
 
-    fn answer_lease_clock(&self, request: LeaseClockRequest) -> Option<i64> {
+    /// Answers from this leader's clocks. A renewal first confirms, with a
+    /// quorum heartbeat round begun after it arrived, that this member still
+    /// leads: a leader cut off from the others keeps believing it leads for
+    /// a while, and a renewal it granted then would promise the client a
+    /// TTL that the majority's new leader (whose clocks restarted when it
+    /// took over) does not honour. Once confirmed, no other leader can be
+    /// elected for an election timeout, and the new one would add that
+    /// timeout to every TTL. (etcd 3.4 renews without this check.)
+    async fn answer_lease_clock(
+        &self,
+        request: LeaseClockRequest,
+    ) -> Result<Option<i64>, PeerRefusal> {
         match request {
-            LeaseClockRequest::Renew(id) => self.lessor.renew(id),
-            LeaseClockRequest::Remaining(id) => self.lessor.remaining(id),
+            LeaseClockRequest::Renew(id) => {
+                self.reads.read_index().await.map_err(|e| match e {
+                    ServerError::Stopped => PeerRefusal::Stopped,
+                    _ => PeerRefusal::NotLeader,
+                })?;
+                if self.leader() != Some(self.identity.member_id) {
+                    return Err(PeerRefusal::NotLeader);
+                }
+                Ok(self.lessor.renew(id))
+            }
+            LeaseClockRequest::Remaining(id) => Ok(self.lessor.remaining(id)),
         }
     }
 
@@ -211,14 +231,14 @@ impl Node {
     }
 
     /// Serves a follower's lease question; refuses when not leader.
-    pub(crate) fn lease_clock_for_peer(
+    pub(crate) async fn lease_clock_for_peer(
         &self,
         request: LeaseClockRequest,
     ) -> Result<Option<i64>, PeerRefusal> {
         if self.leader() != Some(self.identity.member_id) {
             return Err(PeerRefusal::NotLeader);
         }
-        Ok(self.answer_lease_clock(request))
+        self.answer_lease_clock(request).await
     }
 
     /// Proposes the revoke of every lease whose time is up (leader only).

@@ -340,7 +340,7 @@ async fn dispatch(node: &Node, path: &str, body: Bytes) -> Response<Bytes> {
         paths::PROPOSE => handle(&body, |cmd: Command| node.propose_forwarded(cmd)).await,
         paths::READ_INDEX => encode(&node.read_index_for_peer().await),
         paths::LEASE_CLOCK => {
-            handle(&body, |req: LeaseClockRequest| async move {
+            handle(&body, |req: LeaseClockRequest| {
                 node.lease_clock_for_peer(req)
             })
             .await
