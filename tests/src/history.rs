@@ -20,6 +20,12 @@
 //! values are unique per write, so the log says which write it was (a
 //! delete is recognised only by count: deletes carry no value).
 //!
+//! Leases add two requests: a put attached to a lease, whose version may
+//! vanish without any client deleting it (the lease expired or was
+//! revoked: the log may delete a key only when a client asked, or when the
+//! key's live version was put with a lease), and a revoke, after which the
+//! version put with that lease is no longer live.
+//!
 //! This is the register check of etcd's robustness suite and of Jepsen,
 //! made linear-time by trusting the revision order only as far as the log
 //! and the real-time order confirm it. The module records and checks; it
@@ -38,6 +44,16 @@ pub type Nanos = u64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Put {
+        key: String,
+        value: String,
+    },
+    /// `Put` attached to a lease of its own, which may expire.
+    PutLeased {
+        key: String,
+        value: String,
+    },
+    /// `LeaseRevoke` of the lease `value` was put to `key` with.
+    Revoke {
         key: String,
         value: String,
     },
@@ -68,6 +84,8 @@ impl Request {
     pub fn key(&self) -> &str {
         match self {
             Request::Put { key, .. }
+            | Request::PutLeased { key, .. }
+            | Request::Revoke { key, .. }
             | Request::Delete { key }
             | Request::Get { key }
             | Request::Cas { key, .. } => key,
@@ -78,8 +96,13 @@ impl Request {
     /// The value this request may write, if any.
     fn written_value(&self) -> Option<&str> {
         match self {
-            Request::Put { value, .. } | Request::Cas { value, .. } => Some(value),
-            Request::Delete { .. } | Request::Get { .. } | Request::Scan { .. } => None,
+            Request::Put { value, .. }
+            | Request::PutLeased { value, .. }
+            | Request::Cas { value, .. } => Some(value),
+            Request::Revoke { .. }
+            | Request::Delete { .. }
+            | Request::Get { .. }
+            | Request::Scan { .. } => None,
         }
     }
 }
@@ -103,6 +126,9 @@ pub enum Response {
     Delete {
         revision: i64,
         deleted: bool,
+    },
+    Revoke {
+        revision: i64,
     },
     Get {
         revision: i64,
@@ -370,8 +396,10 @@ pub fn check(operations: &[Operation], changes: &[Change], first: i64) -> Report
                 report.unknown += 1;
                 match &op.request {
                     Request::Delete { key } => *unknown_deletes.entry(key).or_default() += 1,
-                    Request::Get { .. } | Request::Scan { .. } => {}
-                    Request::Put { value, .. } | Request::Cas { value, .. } => {
+                    Request::Get { .. } | Request::Scan { .. } | Request::Revoke { .. } => {}
+                    Request::Put { value, .. }
+                    | Request::PutLeased { value, .. }
+                    | Request::Cas { value, .. } => {
                         if let Some(change) = log.by_value.get(value.as_str()) {
                             report.unknown_applied += 1;
                             match place_unanswered(&log, op, change) {
@@ -401,6 +429,11 @@ pub fn check(operations: &[Operation], changes: &[Change], first: i64) -> Report
                 Some(_) => {}
             },
             None if acknowledged_deletes.contains_key(&change.revision) => {}
+            // A lease's expiry or revoke: no client deleted the key.
+            None if log
+                .state(&change.key, change.revision - 1)
+                .and_then(|live| writers.get(live.value.as_str()))
+                .is_some_and(|op| matches!(op.request, Request::PutLeased { .. })) => {}
             None => match unknown_deletes.get_mut(change.key.as_str()) {
                 Some(left) if *left > 0 => *left -= 1,
                 _ => report.violations.push(format!(
@@ -419,7 +452,10 @@ pub fn check(operations: &[Operation], changes: &[Change], first: i64) -> Report
 fn place_answered(log: &Log<'_>, op: &Operation, response: &Response) -> Result<Place, String> {
     let key = op.request.key();
     match (&op.request, response) {
-        (Request::Put { value, .. }, Response::Put { revision }) => {
+        (
+            Request::Put { value, .. } | Request::PutLeased { value, .. },
+            Response::Put { revision },
+        ) => {
             expect_written(log, *revision, key, Some(value))?;
             Ok(Place::write(*revision))
         }
@@ -448,6 +484,15 @@ fn place_answered(log: &Log<'_>, op: &Operation, response: &Response) -> Result<
         ) => {
             expect_read(log, *revision, key, None)?;
             Ok(Place::read(*revision))
+        }
+        (Request::Revoke { value, .. }, Response::Revoke { revision }) => {
+            log.readable_at(*revision)?;
+            match log.state(key, *revision) {
+                Some(live) if live.value == *value => Err(format!(
+                    "its lease's version of {key} is still live at revision {revision}"
+                )),
+                _ => Ok(Place::read(*revision)),
+            }
         }
         (Request::Scan { prefix }, Response::Scan { revision, found }) => {
             expect_scan(log, *revision, prefix, found)?;
@@ -834,6 +879,53 @@ mod tests {
         let mut wrong = ops.to_vec();
         wrong[1] = delete(3, false);
         assert!(!violations(&wrong, &log).is_empty());
+    }
+
+    #[test]
+    fn only_a_version_put_with_a_lease_may_vanish_and_a_revoke_ends_it() {
+        let leased = |value: &str, revision: i64| Operation {
+            client: 5,
+            request: Request::PutLeased {
+                key: "l".into(),
+                value: value.into(),
+            },
+            invoked: 0,
+            completed: Some((1, Response::Put { revision })),
+        };
+        let revoke = |value: &str, revision: i64| Operation {
+            client: 5,
+            request: Request::Revoke {
+                key: "l".into(),
+                value: value.into(),
+            },
+            invoked: 20,
+            completed: Some((21, Response::Revoke { revision })),
+        };
+        // Expired at 3 (nobody asked), put again, revoked at 5.
+        let log = [
+            change(2, "l", Some("x")),
+            change(3, "l", None),
+            change(4, "l", Some("y")),
+            change(5, "l", None),
+        ];
+        let mut ops = vec![leased("x", 2), leased("y", 4), revoke("y", 5)];
+        ops[1].invoked = 10;
+        ops[1].completed = Some((11, Response::Put { revision: 4 }));
+        assert!(
+            violations(&ops, &log).is_empty(),
+            "{:?}",
+            violations(&ops, &log)
+        );
+
+        // A revoke answered while its version is still live.
+        let early = [leased("x", 2), revoke("x", 2)];
+        let found = violations(&early, &log[..1]);
+        assert!(found[0].contains("still live"), "{found:?}");
+
+        // A version put without a lease never vanishes on its own.
+        let plain = [put("l", "x", (0, 1), 2)];
+        let found = violations(&plain, &log[..2]);
+        assert!(found[0].contains("no client asked for"), "{found:?}");
     }
 
     #[test]

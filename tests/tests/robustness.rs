@@ -2,7 +2,9 @@
 //! deletes and compare-and-swaps from concurrent clients on a few keys of a
 //! 3-member cluster, while members are killed (-9), stopped, restarted and
 //! frozen (SIGSTOP), or cut off from their peers (one member from both, or
-//! one link) while clients still reach them, one fault at a time. The
+//! one link) while clients still reach them, one fault at a time. Meanwhile
+//! a leaser puts one key with short leases that it revokes, keeps alive or
+//! lets expire. The
 //! recorded history must be linearizable against the store's revision log
 //! ([`tests::history`]). A watch on every member, started before the run
 //! and resumed after each failure, must deliver that log whole, in order
@@ -19,9 +21,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use cetera::proto::etcdserverpb::compare::{CompareResult, TargetUnion};
+use cetera::proto::etcdserverpb::lease_client::LeaseClient;
 use cetera::proto::etcdserverpb::response_op::Response as OpResponse;
 use cetera::proto::etcdserverpb::{
-    DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest, WatchCreateRequest,
+    DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, PutRequest,
+    RangeRequest, TxnRequest, WatchCreateRequest,
 };
 use cetera::proto::mvccpb::KeyValue;
 use cetera::proto::mvccpb::event::EventType;
@@ -38,6 +42,11 @@ flavor_tests!(histories_under_kills_pauses_and_partitions_are_linearizable);
 
 const PREFIX: &str = "rb/";
 const KEYS: [&str; 4] = ["rb/a", "rb/b", "rb/c", "rb/d"];
+/// The key only the leaser writes, each time with a new lease; clients
+/// read it (and scan it with the others).
+const LEASED_KEY: &str = "rb/l";
+/// Short leases, so some expire during the run.
+const LEASE_TTL: i64 = 2;
 const CLIENTS: usize = 6;
 /// A request without an answer by then has an unknown outcome.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -74,6 +83,15 @@ async fn histories_under_kills_pauses_and_partitions_are_linearizable(
             ))
         })
         .collect();
+    let leaser = tokio::spawn(run_leaser(
+        CLIENTS,
+        (0..3)
+            .map(|i| cluster.grpc_channel(i))
+            .collect::<Result<_>>()?,
+        StdRng::seed_from_u64(seed.wrapping_sub(1)),
+        recorder.clone(),
+        stop.clone(),
+    ));
 
     let barrier = Arc::new(AtomicI64::new(0));
     let watchers: Vec<_> = (0..3)
@@ -93,6 +111,7 @@ async fn histories_under_kills_pauses_and_partitions_are_linearizable(
     for client in clients {
         client.await?;
     }
+    leaser.await?;
     let faults = faults?;
 
     barrier.store(write_barrier(&cluster).await?, Ordering::Relaxed);
@@ -117,8 +136,10 @@ async fn histories_under_kills_pauses_and_partitions_are_linearizable(
 
     let operations = recorder.operations();
     let report = history::check(&operations, &logs[0], first);
+    let leases = lease_counts(&operations, &logs[0]);
     eprintln!(
-        "{} operations ({} answered, {} unknown of which {} took effect), {} revisions, faults: {faults}",
+        "{} operations ({} answered, {} unknown of which {} took effect), {} revisions, \
+         {leases}, faults: {faults}",
         operations.len(),
         report.acknowledged,
         report.unknown,
@@ -141,6 +162,28 @@ async fn histories_under_kills_pauses_and_partitions_are_linearizable(
         report.acknowledged
     );
     Ok(())
+}
+
+/// What the leaser got done: leased puts and revokes answered, and
+/// leased versions the log deleted (revoked or expired).
+fn lease_counts(operations: &[Operation], log: &[Change]) -> String {
+    let answered = |leased: fn(&Request) -> bool| {
+        operations
+            .iter()
+            .filter(|op| leased(&op.request) && op.completed.is_some())
+            .count()
+    };
+    let puts = answered(|r| matches!(r, Request::PutLeased { .. }));
+    let revokes = answered(|r| matches!(r, Request::Revoke { .. }));
+    let mut live: Option<&str> = None;
+    let mut ended = 0;
+    for change in log.iter().filter(|c| c.key == LEASED_KEY) {
+        if change.value.is_none() && live.is_some_and(|v| v.starts_with("lease")) {
+            ended += 1;
+        }
+        live = change.value.as_deref();
+    }
+    format!("{puts} leased puts, {revokes} revokes, {ended} leased versions ended")
 }
 
 fn env_or(name: &str, default: u64) -> Result<u64> {
@@ -177,7 +220,10 @@ async fn run_client(
         let value = format!("c{client}-{seq}");
         let request = match rng.random_range(0..10) {
             0..=3 => Request::Put { key, value },
-            4..=5 => Request::Get { key },
+            4 => Request::Get { key },
+            5 => Request::Get {
+                key: LEASED_KEY.to_string(),
+            },
             6 => Request::Scan {
                 prefix: PREFIX.to_string(),
             },
@@ -214,6 +260,111 @@ async fn run_client(
             member = (member + 1) % members.len();
             sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Grants short leases and puts [`LEASED_KEY`] with each, then revokes the
+/// lease at once, keeps it alive a while and revokes it, or lets it expire;
+/// records the puts and revokes. Moves to the next member after a failure.
+async fn run_leaser(
+    client: usize,
+    members: Vec<Channel>,
+    mut rng: StdRng,
+    recorder: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut member = 0;
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let mut leases = LeaseClient::new(members[member].clone());
+        let mut kv = Kv::new(members[member].clone());
+        let grant = LeaseGrantRequest {
+            ttl: LEASE_TTL,
+            id: 0,
+        };
+        let Ok(Ok(granted)) = timeout(REQUEST_TIMEOUT, leases.lease_grant(grant)).await else {
+            member = (member + 1) % members.len();
+            sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let lease = granted.into_inner().id;
+        seq += 1;
+        let key = LEASED_KEY.to_string();
+        let value = format!("lease{client}-{seq}");
+        let invoked = recorder.now();
+        let put = PutRequest {
+            key: key.clone().into_bytes(),
+            value: value.clone().into_bytes(),
+            lease,
+            ..Default::default()
+        };
+        let answer = timeout(REQUEST_TIMEOUT, kv.put(put)).await;
+        let completed = match answer {
+            Ok(Ok(response)) => Some((
+                recorder.now(),
+                Response::Put {
+                    revision: rev(&response.into_inner().header),
+                },
+            )),
+            _ => None,
+        };
+        let answered = completed.is_some();
+        recorder.record(Operation {
+            client,
+            request: Request::PutLeased {
+                key: key.clone(),
+                value: value.clone(),
+            },
+            invoked,
+            completed,
+        });
+        if !answered {
+            member = (member + 1) % members.len();
+            continue;
+        }
+        match rng.random_range(0..3) {
+            0 => {}
+            1 => {
+                let until = Instant::now() + Duration::from_millis(rng.random_range(500..2500));
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    let once = tokio_stream::once(LeaseKeepAliveRequest { id: lease });
+                    let _ = timeout(Duration::from_secs(1), async {
+                        let mut answers = leases.lease_keep_alive(once).await?.into_inner();
+                        anyhow::Ok(answers.message().await?)
+                    })
+                    .await;
+                    sleep(Duration::from_millis(300)).await;
+                }
+            }
+            _ => {
+                // Left to expire (the next put would replace it sooner).
+                let ttl = Duration::from_secs(LEASE_TTL as u64);
+                sleep(ttl + Duration::from_millis(rng.random_range(500..1500))).await;
+                continue;
+            }
+        }
+        let invoked = recorder.now();
+        let answer = timeout(
+            REQUEST_TIMEOUT,
+            leases.lease_revoke(LeaseRevokeRequest { id: lease }),
+        )
+        .await;
+        let completed = match answer {
+            Ok(Ok(response)) => Some((
+                recorder.now(),
+                Response::Revoke {
+                    revision: rev(&response.into_inner().header),
+                },
+            )),
+            // An expired lease is not found: nothing to check.
+            _ => None,
+        };
+        recorder.record(Operation {
+            client,
+            request: Request::Revoke { key, value },
+            invoked,
+            completed,
+        });
     }
 }
 
@@ -298,6 +449,9 @@ async fn send(kv: &mut Kv, request: &Request) -> Result<Response> {
                 revision: rev(&response.header),
                 found,
             }
+        }
+        Request::PutLeased { .. } | Request::Revoke { .. } => {
+            bail!("leases are the leaser's: {request:?}")
         }
         Request::Cas { key, expect, value } => {
             let condition = match expect {
