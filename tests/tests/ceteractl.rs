@@ -1144,6 +1144,7 @@ async fn bench_counts_every_request(flavor: Flavor) -> Result<()> {
         &["bench", "get", "--consistency=s"],
         &["bench", "txn"],
         &["bench", "watch"],
+        &["bench", "lease-keepalive"],
     ] {
         let args: Vec<&str> = workload.iter().chain(&knobs).copied().collect();
         let out = ceteractl(&ep, &args, None).await?;

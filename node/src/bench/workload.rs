@@ -3,7 +3,9 @@
 //!
 //! The watch workload measures delivery: each client watches one key of its
 //! own, and a request is a put of that key followed by the wait for its
-//! event, so the latency is put plus notification.
+//! event, so the latency is put plus notification. The lease keep-alive
+//! workload grants each client a lease and sends keep-alives for it on one
+//! stream, one in flight, as etcd's `benchmark lease-keepalive` does.
 //!
 //! Every client is a tokio task owning its tonic client (a cheap clone of a
 //! shared channel), its key picker, its copy of the auth token and its
@@ -18,13 +20,15 @@ use std::time::Duration;
 
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::kv_client::KvClient;
+use crate::proto::etcdserverpb::lease_client::LeaseClient;
 use crate::proto::etcdserverpb::request_op::Request;
 use crate::proto::etcdserverpb::response_op::Response;
 use crate::proto::etcdserverpb::watch_client::WatchClient;
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
 use crate::proto::etcdserverpb::{
-    Compare, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse, WatchCreateRequest,
-    WatchRequest, WatchResponse,
+    Compare, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse, PutRequest,
+    RangeRequest, RequestOp, TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest,
+    WatchResponse,
 };
 use bytes::Bytes;
 use rand::rngs::SmallRng;
@@ -59,7 +63,13 @@ pub enum Kind {
     },
     /// Put a key the client watches and wait for its event.
     Watch,
+    /// One keep-alive of the client's own lease on its stream.
+    LeaseKeepAlive,
 }
+
+/// TTL of the leases the keep-alive workload grants: longer than any run's
+/// pauses, so a lease never expires under it.
+const BENCH_LEASE_TTL: i64 = 600;
 
 /// Everything the clients share, read-only.
 #[derive(Debug)]
@@ -141,9 +151,18 @@ struct Client {
     cas: Vec<(usize, i64)>,
     /// For watch: the stream's request side (kept open) and its events.
     watch: Option<WatchStream>,
+    /// For lease keep-alive: the stream of the client's lease.
+    keep_alive: Option<KeepAliveStream>,
     channel: Channel,
     /// The token each request carries.
     token: TokenCache,
+}
+
+/// One client's lease and its keep-alive stream.
+struct KeepAliveStream {
+    lease: i64,
+    requests: mpsc::Sender<LeaseKeepAliveRequest>,
+    answers: Streaming<LeaseKeepAliveResponse>,
 }
 
 /// One client's watch on its own key.
@@ -169,6 +188,7 @@ impl Client {
             rng: SmallRng::from_os_rng(),
             cas: Vec::new(),
             watch: None,
+            keep_alive: None,
             channel,
             token,
             plan,
@@ -197,6 +217,15 @@ impl Client {
                         source,
                     })?;
                 self.watch = Some(stream);
+            }
+            Kind::LeaseKeepAlive => {
+                let stream = bounded(self.plan.timeout, self.open_keep_alive())
+                    .await
+                    .map_err(|source| BenchError::Setup {
+                        what: "granting a lease".into(),
+                        source,
+                    })?;
+                self.keep_alive = Some(stream);
             }
             Kind::Txn => {
                 for index in owned {
@@ -262,6 +291,7 @@ impl Client {
         match self.plan.kind {
             Kind::Txn => self.compare_and_swap().await,
             Kind::Watch => self.put_and_wait().await,
+            Kind::LeaseKeepAlive => self.keep_alive_once().await,
             Kind::Put => {
                 let index = self.picker.pick(len);
                 self.put(index).await
@@ -366,6 +396,52 @@ impl Client {
             _requests: requests,
             events,
         })
+    }
+
+    /// Grants the client's lease and opens its keep-alive stream.
+    async fn open_keep_alive(&mut self) -> Result<KeepAliveStream, Status> {
+        let mut leases = LeaseClient::new(self.channel.clone());
+        let grant = self.request(LeaseGrantRequest {
+            ttl: BENCH_LEASE_TTL,
+            id: 0,
+        });
+        let lease = leases.lease_grant(grant).await?.into_inner().id;
+        let (requests, rx) = mpsc::channel(1);
+        // A first keep-alive goes ahead: servers (etcd's grpc-go) send the
+        // stream's headers only with its first answer.
+        requests
+            .send(LeaseKeepAliveRequest { id: lease })
+            .await
+            .map_err(|_| Status::internal("keep-alive request stream closed"))?;
+        let request = self.request(ReceiverStream::new(rx));
+        let mut answers = leases.lease_keep_alive(request).await?.into_inner();
+        if answers.message().await?.is_none() {
+            return Err(Status::unavailable("keep-alive stream ended at once"));
+        }
+        Ok(KeepAliveStream {
+            lease,
+            requests,
+            answers,
+        })
+    }
+
+    /// One keep-alive and its answer; a lease the server no longer knows
+    /// (TTL 0) is an error.
+    async fn keep_alive_once(&mut self) -> Result<Outcome, Status> {
+        let stream = self
+            .keep_alive
+            .as_mut()
+            .ok_or_else(|| Status::internal("keep-alive workload without a lease"))?;
+        stream
+            .requests
+            .send(LeaseKeepAliveRequest { id: stream.lease })
+            .await
+            .map_err(|_| Status::unavailable("keep-alive stream closed"))?;
+        match stream.answers.message().await? {
+            Some(answer) if answer.ttl > 0 => Ok(Outcome::Done),
+            Some(_) => Err(Status::not_found("the lease expired")),
+            None => Err(Status::unavailable("keep-alive stream ended")),
+        }
     }
 
     /// Puts the watched key and waits for the event of that put.

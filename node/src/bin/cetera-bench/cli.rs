@@ -128,6 +128,9 @@ pub(crate) enum Workload {
     /// keys under it; reports delivered events/s and the latency from each
     /// put's send to its event's arrival.
     Watch(WatchArgs),
+    /// Lease keep-alives: each client grants a lease, then sends keep-alives
+    /// for it on one stream, one in flight (etcd's `lease-keepalive`).
+    LeaseKeepalive,
     /// Memory per idle watch: opens watches on keys nobody writes and
     /// reports the server's resident memory growth (read from
     /// /proc/<pid>/status, so the server must run on this machine).

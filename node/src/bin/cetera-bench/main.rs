@@ -138,6 +138,7 @@ fn plan(opts: &Opts, workload: &Workload) -> Result<Plan> {
     let (kind, populate) = match workload {
         Workload::Put => (Kind::Put, false),
         Workload::Txn => (Kind::Txn, false),
+        Workload::LeaseKeepalive => (Kind::LeaseKeepAlive, false),
         Workload::Range(read) => (
             Kind::Range {
                 serializable: read.consistency == Consistency::Serializable,
@@ -186,6 +187,7 @@ fn workload_name(workload: &Workload) -> String {
     match workload {
         Workload::Put => "put".into(),
         Workload::Txn => "txn".into(),
+        Workload::LeaseKeepalive => "lease-keepalive".into(),
         Workload::Range(read) => format!("range-{}", suffix(read.consistency)),
         Workload::Mixed(mixed) => format!("mixed-{}", suffix(mixed.read.consistency)),
         Workload::Watch(_) => "watch".into(),

@@ -1,4 +1,4 @@
-//! `bench put|get|txn|watch`: the knobs of etcd's `benchmark` tool on the
+//! `bench put|get|txn|watch|lease-keepalive`: the knobs of etcd's `benchmark` tool on the
 //! shared load generator (`cetera::bench`), printing etcd's summary
 //! (totals, a latency histogram, percentiles). It runs against any
 //! etcd-API server at `--endpoints`, with the global client flags as
@@ -36,6 +36,8 @@ pub(crate) enum BenchCommand {
     Txn(BenchArgs),
     /// Benchmark watch: each client puts a key it watches and waits for the event
     Watch(BenchArgs),
+    /// Benchmark lease keep-alive: each client keeps one lease alive on its stream
+    LeaseKeepalive(BenchArgs),
 }
 
 /// The knobs every benchmark shares (etcd benchmark's names).
@@ -92,6 +94,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: BenchCommand) -> CtlResult<()> {
         BenchCommand::Put(a) => (a, Kind::Put, false),
         BenchCommand::Txn(a) => (a, Kind::Txn, false),
         BenchCommand::Watch(a) => (a, Kind::Watch, false),
+        BenchCommand::LeaseKeepalive(a) => (a, Kind::LeaseKeepAlive, false),
         BenchCommand::Get(g) => {
             let serializable = g.consistency == Consistency::S;
             (g.common, Kind::Range { serializable }, true)
