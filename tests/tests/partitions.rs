@@ -20,7 +20,7 @@ use tokio::time::{sleep, timeout};
 
 flavor_tests!(
     a_leader_cut_off_from_its_followers_serves_no_stale_read_and_loses_its_writes,
-    a_follower_cut_off_catches_up_once_its_links_heal,
+    a_cut_off_follower_serves_no_linearizable_read_and_catches_up_once_healed,
     one_cut_link_does_not_stop_the_cluster,
     a_lease_kept_alive_through_a_cut_off_leader_lasts_its_ttl_and_then_expires,
 );
@@ -235,9 +235,12 @@ async fn a_leader_cut_off_from_its_followers_serves_no_stale_read_and_loses_its_
     Ok(())
 }
 
-/// A follower cut off from both peers misses writes; the majority goes on,
-/// and once the links heal the follower has every one of them.
-async fn a_follower_cut_off_catches_up_once_its_links_heal(flavor: Flavor) -> Result<()> {
+/// A follower cut off from both peers misses writes and serves no
+/// linearizable read; the majority goes on, and once the links heal the
+/// follower has every one of them.
+async fn a_cut_off_follower_serves_no_linearizable_read_and_catches_up_once_healed(
+    flavor: Flavor,
+) -> Result<()> {
     let cluster = cuttable_cluster(flavor).await?;
     let leader = cluster.leader_index().await?;
     let follower = cluster.follower_indices().await?[0];
@@ -263,6 +266,17 @@ async fn a_follower_cut_off_catches_up_once_its_links_heal(flavor: Flavor) -> Re
         rev(&behind.header) < last,
         "the cut-off follower is at revision {} already: the partition did not hold",
         rev(&behind.header)
+    );
+    // It cannot confirm a read index with the leader: a linearizable read
+    // there fails or goes unanswered, whatever its own copy holds.
+    let stale = timeout(CUT_OFF_REQUEST, read(&mut at_follower, "cut/199", false)).await;
+    eprintln!(
+        "linearizable read on the cut-off follower: {}",
+        outcome(&stale)
+    );
+    ensure!(
+        !matches!(stale, Ok(Ok(_))),
+        "the cut-off follower answered a linearizable read"
     );
     cluster.heal()?;
     wait_revision(&mut at_follower, follower, last).await?;
