@@ -12,9 +12,11 @@ use anyhow::{Context, Result, bail, ensure};
 use cetera::proto::etcdserverpb::lease_client::LeaseClient;
 use cetera::proto::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, PutResponse, RangeRequest,
+    WatchCreateRequest,
 };
 use cetera::proto::mvccpb::KeyValue;
-use tests::kv::{Kv, current_revision, put, range, rev};
+use tests::kv::{Kv, current_revision, prefix_end, put, range, rev};
+use tests::watch::{WatchSession, event_keys};
 use tests::{Flavor, TestCluster, flavor_tests};
 use tokio::time::{sleep, timeout};
 
@@ -23,6 +25,7 @@ flavor_tests!(
     a_cut_off_follower_serves_no_linearizable_read_and_catches_up_once_healed,
     one_cut_link_does_not_stop_the_cluster,
     a_lease_kept_alive_through_a_cut_off_leader_lasts_its_ttl_and_then_expires,
+    a_watch_on_a_cut_off_leader_keeps_its_order_and_resumes,
 );
 
 /// Liveness deadline for phases that wait on the cluster; never a
@@ -445,5 +448,95 @@ async fn a_lease_kept_alive_through_a_cut_off_leader_lasts_its_ttl_and_then_expi
         "the lease expired {lasted:?} after a keep-alive sent to the cut-off leader was \
          acknowledged, before its TTL of {TTL:?}: two clients could hold the lock"
     );
+    Ok(())
+}
+
+/// A watch on the leader, which is then cut off (issue #3: "a watch on a
+/// member that is cut off from the leader keeps its events in order and
+/// resumes"). While cut off it delivers nothing, not even the write its
+/// own clients tried there; once healed it delivers exactly the majority's
+/// writes, in revision order, once each, on the same stream.
+async fn a_watch_on_a_cut_off_leader_keeps_its_order_and_resumes(flavor: Flavor) -> Result<()> {
+    let cluster = cuttable_cluster(flavor).await?;
+    let old = cluster.leader_index().await?;
+    let majority: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let mut at_old = cluster.kv(old)?;
+    let start = current_revision(&mut at_old).await? + 1;
+    let (mut watch, _) = WatchSession::open(
+        cluster.grpc_channel(old)?,
+        WatchCreateRequest {
+            key: b"w/".to_vec(),
+            range_end: prefix_end(b"w/"),
+            start_revision: start,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        let key = format!("w/{i:02}");
+        expected.push((
+            rev(&put_acknowledged(&mut at_old, &key, "v").await?.header),
+            key,
+        ));
+    }
+
+    cluster.isolate(old)?;
+    let new = leader_among(&cluster, &majority, old).await?;
+    let mut at_new = cluster.kv(new)?;
+    for i in 5..25 {
+        let key = format!("w/{i:02}");
+        expected.push((
+            rev(&put_acknowledged(&mut at_new, &key, "v").await?.header),
+            key,
+        ));
+    }
+    let lost = timeout(CUT_OFF_REQUEST, put(&mut at_old, "w/lost", "v")).await;
+    ensure!(
+        !matches!(lost, Ok(Ok(_))),
+        "the cut-off leader acknowledged a write"
+    );
+
+    // Before healing: everything up to the cut, nothing after it.
+    let mut delivered = Vec::new();
+    while delivered.len() < 5 {
+        let response = watch.next().await?;
+        ensure!(!response.canceled, "the watch was cancelled: {response:?}");
+        delivered.extend(event_keys(&[response]));
+    }
+    if let Some(early) = watch.next_within(Duration::from_millis(500)).await? {
+        ensure!(
+            early.events.is_empty(),
+            "the cut-off leader delivered {:?} before healing",
+            event_keys(&[early])
+        );
+    }
+
+    cluster.heal()?;
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    while delivered.len() < expected.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(response) = watch.next_within(left).await? else {
+            bail!(
+                "the watch resumed with {} of {} events: {delivered:?}",
+                delivered.len(),
+                expected.len()
+            );
+        };
+        ensure!(!response.canceled, "the watch was cancelled: {response:?}");
+        delivered.extend(event_keys(&[response]));
+    }
+    ensure!(
+        delivered == expected,
+        "the watch delivered {delivered:?}, the cluster acknowledged {expected:?}"
+    );
+    // Nothing more: the old leader's own write never happened.
+    if let Some(extra) = watch.next_within(Duration::from_millis(500)).await? {
+        ensure!(
+            extra.events.is_empty(),
+            "the watch delivered {:?} after the acknowledged writes",
+            event_keys(&[extra])
+        );
+    }
     Ok(())
 }
