@@ -89,6 +89,13 @@ impl Node {
     }
 
     async fn leader_read_index(&self) -> Result<u64, PeerRefusal> {
+        // A leader that has heard from no quorum for two election timeouts
+        // (cut off) cannot confirm anything: it waits for a quorum instead
+        // of sending a round that times out (and that openraft logs as an
+        // error) every few milliseconds for as long as clients ask.
+        if self.reported_leader() != Some(self.identity.member_id) {
+            return Err(PeerRefusal::NotLeader);
+        }
         match self.raft.get_read_log_id().await {
             Ok((read_log_id, _applied)) => Ok(read_log_id.map_or(0, |l| l.index)),
             Err(openraft::error::RaftError::Fatal(_)) => Err(PeerRefusal::Stopped),
