@@ -185,25 +185,41 @@ impl Node {
         }
     }
 
-    /// Answers from this leader's clocks. A renewal first confirms, with a
-    /// quorum heartbeat round begun after it arrived, that this member still
-    /// leads: a leader cut off from the others keeps believing it leads for
-    /// a while, and a renewal it granted then would promise the client a
-    /// TTL that the majority's new leader (whose clocks restarted when it
-    /// took over) does not honour. Once confirmed, no other leader can be
-    /// elected for an election timeout, and the new one would add that
-    /// timeout to every TTL. (etcd 3.4 renews without this check.)
+    /// Answers from this leader's clocks. A renewal needs this member's
+    /// leadership confirmed by a quorum round that began less than an
+    /// election timeout ago (else it runs one): a leader cut off from the
+    /// others keeps believing it leads for a while, and a renewal it granted
+    /// then would promise the client a TTL that the majority's new leader
+    /// (whose clocks restarted when it took over) does not honour.
+    ///
+    /// Why a recent round is enough: a member that answered the round
+    /// refuses votes for two election timeouts after it (openraft's leader
+    /// lease, `election_timeout_max`), and one that did not answer it can
+    /// only lead after its own election timeout; either way no other leader
+    /// exists before the round's start plus an election timeout, and that
+    /// leader restarts every clock at TTL plus an election timeout. A
+    /// renewal within an election timeout of the round therefore never
+    /// outlives what a newer leader honours. (etcd 3.4 renews unchecked.)
     async fn answer_lease_clock(
         &self,
         request: LeaseClockRequest,
     ) -> Result<Option<i64>, PeerRefusal> {
         match request {
             LeaseClockRequest::Renew(id) => {
-                self.reads.read_index().await.map_err(|e| match e {
-                    ServerError::Stopped => PeerRefusal::Stopped,
-                    _ => PeerRefusal::NotLeader,
-                })?;
-                if self.leader() != Some(self.identity.member_id) {
+                let term = self.metrics.borrow().current_term;
+                let fresh = self
+                    .reads
+                    .leadership_confirmed(term)
+                    .is_some_and(|began| began.elapsed() < self.config.election_timeout);
+                if !fresh {
+                    self.reads.read_index().await.map_err(|e| match e {
+                        ServerError::Stopped => PeerRefusal::Stopped,
+                        _ => PeerRefusal::NotLeader,
+                    })?;
+                }
+                if self.leader() != Some(self.identity.member_id)
+                    || self.metrics.borrow().current_term != term
+                {
                     return Err(PeerRefusal::NotLeader);
                 }
                 Ok(self.lessor.renew(id))

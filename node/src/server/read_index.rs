@@ -6,8 +6,13 @@
 //! read queued for a round shares it: one heartbeat round serves any number
 //! of concurrent reads. Followers ask the leader, whose own barrier batches
 //! their questions the same way.
+//!
+//! The barrier also remembers when this member, as leader, last had its
+//! leadership confirmed (the moment the round began, and the term): lease
+//! renewals lean on it (see `server::lease`).
 
-use std::sync::Weak;
+use std::sync::{Mutex, Weak};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -20,6 +25,9 @@ type Waiter = oneshot::Sender<Result<u64, ServerError>>;
 /// The queue of reads waiting for their read index.
 pub(crate) struct ReadBarrier {
     waiters: mpsc::UnboundedSender<Waiter>,
+    /// Term and start of the newest round that confirmed this member's
+    /// leadership.
+    confirmed: Mutex<Option<(u64, Instant)>>,
 }
 
 impl ReadBarrier {
@@ -28,7 +36,24 @@ impl ReadBarrier {
     pub(crate) fn start(node: Weak<Node>) -> Self {
         let (waiters, queue) = mpsc::unbounded_channel();
         tokio::spawn(run_rounds(node, queue));
-        Self { waiters }
+        Self {
+            waiters,
+            confirmed: Mutex::new(None),
+        }
+    }
+
+    /// When the newest round that confirmed this member's leadership in
+    /// `term` began, if one did.
+    pub(crate) fn leadership_confirmed(&self, term: u64) -> Option<Instant> {
+        let confirmed = *self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+        confirmed.filter(|(t, _)| *t == term).map(|(_, at)| at)
+    }
+
+    fn record_confirmation(&self, term: u64, began: Instant) {
+        let mut confirmed = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+        if confirmed.is_none_or(|(t, at)| (t, at) < (term, began)) {
+            *confirmed = Some((term, began));
+        }
     }
 
     /// The log index a linearizable read must wait to see applied.
@@ -96,8 +121,12 @@ impl Node {
         if self.reported_leader() != Some(self.identity.member_id) {
             return Err(PeerRefusal::NotLeader);
         }
+        let (term, began) = (self.metrics.borrow().current_term, Instant::now());
         match self.raft.get_read_log_id().await {
-            Ok((read_log_id, _applied)) => Ok(read_log_id.map_or(0, |l| l.index)),
+            Ok((read_log_id, _applied)) => {
+                self.reads.record_confirmation(term, began);
+                Ok(read_log_id.map_or(0, |l| l.index))
+            }
             Err(openraft::error::RaftError::Fatal(_)) => Err(PeerRefusal::Stopped),
             Err(_) => Err(PeerRefusal::NotLeader),
         }
