@@ -15,7 +15,7 @@ use cetera::proto::etcdserverpb::{
     WatchCreateRequest,
 };
 use cetera::proto::mvccpb::KeyValue;
-use tests::kv::{Kv, current_revision, prefix_end, put, range, rev};
+use tests::kv::{Kv, current_revision, prefix_end, put, range, range_prefix, rev};
 use tests::watch::{WatchSession, event_keys};
 use tests::{Flavor, TestCluster, flavor_tests};
 use tokio::time::{sleep, timeout};
@@ -294,21 +294,11 @@ async fn a_cut_off_follower_serves_no_linearizable_read_and_catches_up_once_heal
     );
     cluster.heal()?;
     wait_revision(&mut at_follower, follower, last).await?;
-    let all = range(
-        &mut at_follower,
-        RangeRequest {
-            key: b"cut/".to_vec(),
-            range_end: b"cut0".to_vec(),
-            serializable: true,
-            ..Default::default()
-        },
-    )
-    .await?;
-    ensure!(
-        all.kvs.len() == 200,
-        "the follower has {} of 200 keys",
-        all.kvs.len()
-    );
+    let has = range_prefix(&mut at_follower, "cut/", true)
+        .await?
+        .kvs
+        .len();
+    ensure!(has == 200, "the follower has {has} of 200 keys");
     Ok(())
 }
 
@@ -353,21 +343,8 @@ async fn one_cut_link_does_not_stop_the_cluster(flavor: Flavor) -> Result<()> {
     for i in 0..3 {
         let mut kv = cluster.kv(i)?;
         wait_revision(&mut kv, i, last).await?;
-        let all = range(
-            &mut kv,
-            RangeRequest {
-                key: b"bridge/".to_vec(),
-                range_end: b"bridge0".to_vec(),
-                serializable: true,
-                ..Default::default()
-            },
-        )
-        .await?;
-        ensure!(
-            all.kvs.len() == 100,
-            "member {i} has {} of 100 keys",
-            all.kvs.len()
-        );
+        let has = range_prefix(&mut kv, "bridge/", true).await?.kvs.len();
+        ensure!(has == 100, "member {i} has {has} of 100 keys");
     }
     Ok(())
 }
