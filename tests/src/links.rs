@@ -121,11 +121,6 @@ impl Links {
         self.shared.cuts.send_modify(BTreeSet::clear);
     }
 
-    /// The links cut now.
-    pub fn cut_links(&self) -> Vec<(usize, usize)> {
-        self.shared.cuts.borrow().iter().copied().collect()
-    }
-
     /// Connections carried so far: from members, and from anything else.
     pub fn connections(&self) -> (u64, u64) {
         (
