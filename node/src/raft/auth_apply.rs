@@ -22,24 +22,32 @@ pub(super) enum Screened {
 /// Applies `command` if it is an auth change; otherwise checks that the
 /// auth check it was proposed with still holds. `index` is the log index
 /// of its entry.
+/// `flags` caches the auth store's flags for the rest of the apply
+/// transaction; an auth change empties it.
 pub(super) fn screen(
     conn: &Connection,
     command: Command,
     index: u64,
     changes: &mut Vec<AppliedChange>,
+    flags: &mut Option<AuthStore>,
 ) -> Result<Screened, StorageError> {
     let (caller, command) = match command {
         Command::Authorized { caller, command } => (Some(caller), *command),
         other => (None, other),
     };
     if let Command::Auth(op) = &command {
+        *flags = None;
         let result = apply_op(conn, op, caller.as_ref(), index, changes)?;
         return Ok(Screened::Done(CommandResult::Auth(result)));
     }
-    if (caller.is_some() || is_checked_write(&command))
-        && let Err(refused) = SqliteAuth(conn).flags()?.admit(caller.as_ref(), false)
-    {
-        return Ok(Screened::Done(CommandResult::Auth(Err(refused))));
+    if caller.is_some() || is_checked_write(&command) {
+        let flags = match flags {
+            Some(flags) => flags,
+            None => flags.insert(SqliteAuth(conn).flags()?),
+        };
+        if let Err(refused) = flags.admit(caller.as_ref(), false) {
+            return Ok(Screened::Done(CommandResult::Auth(Err(refused))));
+        }
     }
     Ok(Screened::Apply(command))
 }
@@ -97,22 +105,46 @@ mod tests {
     use crate::auth::AuthError;
     use crate::proto::etcdserverpb::PutRequest;
 
-    fn applied(conn: &Connection, command: Command, index: u64) -> Option<CommandResult> {
-        match screen(conn, command, index, &mut Vec::new()).unwrap() {
-            Screened::Done(result) => Some(result),
-            Screened::Apply(_) => None,
-        }
+    /// Screens commands on one connection, as one apply transaction
+    /// (`shared`: the flags cached across commands) or as one transaction
+    /// per command.
+    struct Screener {
+        conn: Connection,
+        flags: Option<AuthStore>,
+        shared: bool,
     }
 
-    fn auth(conn: &Connection, op: AuthOp, caller: Option<Caller>) -> CommandResult {
-        let command = match caller {
-            Some(caller) => Command::Authorized {
-                caller,
-                command: Box::new(Command::Auth(op)),
-            },
-            None => Command::Auth(op),
-        };
-        applied(conn, command, 7).expect("auth ops are applied here")
+    impl Screener {
+        fn new(shared: bool) -> Self {
+            let conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch(crate::storage::SCHEMA).unwrap();
+            Self {
+                conn,
+                flags: None,
+                shared,
+            }
+        }
+
+        fn applied(&mut self, command: Command, index: u64) -> Option<CommandResult> {
+            if !self.shared {
+                self.flags = None;
+            }
+            match screen(&self.conn, command, index, &mut Vec::new(), &mut self.flags).unwrap() {
+                Screened::Done(result) => Some(result),
+                Screened::Apply(_) => None,
+            }
+        }
+
+        fn auth(&mut self, op: AuthOp, caller: Option<Caller>) -> CommandResult {
+            let command = match caller {
+                Some(caller) => Command::Authorized {
+                    caller,
+                    command: Box::new(Command::Auth(op)),
+                },
+                None => Command::Auth(op),
+            };
+            self.applied(command, 7).expect("auth ops are applied here")
+        }
     }
 
     fn put_as(caller: &Caller) -> Command {
@@ -124,8 +156,12 @@ mod tests {
 
     #[test]
     fn writes_are_screened_against_the_stored_auth_revision() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(crate::storage::SCHEMA).unwrap();
+        for shared in [false, true] {
+            screen_against_the_stored_auth_revision(Screener::new(shared));
+        }
+    }
+
+    fn screen_against_the_stored_auth_revision(mut s: Screener) {
         let ok = CommandResult::Auth(Ok(None));
         let ops = [
             AuthOp::UserAdd {
@@ -139,35 +175,34 @@ mod tests {
             AuthOp::Enable,
         ];
         for op in ops {
-            assert_eq!(auth(&conn, op, None), ok);
+            assert_eq!(s.auth(op, None), ok);
         }
-        let revision = SqliteAuth(&conn).flags().unwrap().revision;
+        let revision = SqliteAuth(&s.conn).flags().unwrap().revision;
         let root = Caller {
             user: Some("root".into()),
             revision,
         };
         // Checked against the current revision: on to the keyspace.
-        assert_eq!(applied(&conn, put_as(&root), 8), None);
+        assert_eq!(s.applied(put_as(&root), 8), None);
         // Unchecked while auth is on: refused.
         let plain = Command::Put(PutRequest::default());
         assert_eq!(
-            applied(&conn, plain, 9),
+            s.applied(plain, 9),
             Some(CommandResult::Auth(Err(AuthError::UserEmpty)))
         );
         // An auth change without root's token is refused at apply too.
         let role_add = AuthOp::RoleAdd { name: "r".into() };
         assert_eq!(
-            auth(&conn, role_add.clone(), None),
+            s.auth(role_add.clone(), None),
             CommandResult::Auth(Err(AuthError::UserEmpty))
         );
-        assert_eq!(auth(&conn, role_add, Some(root.clone())), ok);
+        assert_eq!(s.auth(role_add, Some(root.clone())), ok);
         // The store moved on since `root` was checked.
         assert_eq!(
-            applied(&conn, put_as(&root), 10),
+            s.applied(put_as(&root), 10),
             Some(CommandResult::Auth(Err(AuthError::AuthOldRevision)))
         );
-        let token = auth(
-            &conn,
+        let token = s.auth(
             AuthOp::Authenticate {
                 name: "root".into(),
                 token_prefix: "abcdefghijklmnop".into(),

@@ -21,27 +21,82 @@ use crate::proto::mvccpb::event::EventType;
 pub struct SqliteKv<'c> {
     conn: &'c Connection,
     index: &'c SharedIndex,
-    role: Role,
+    role: Role<'c>,
 }
 
 /// What a latest read (`at == None`) means.
-enum Role {
+enum Role<'c> {
     /// The state machine inside its write transaction: the newest version,
     /// its own uncommitted writes included. `pushed` lists the versions
-    /// this command added to the index, to take back if it is refused.
-    Writer { pushed: Vec<(Vec<u8>, i64)> },
+    /// this command added to the index, to take back if it is refused;
+    /// `revisions`, if the transaction keeps its counters in memory, with
+    /// what they were when this command began.
+    Writer {
+        pushed: Vec<(Vec<u8>, i64)>,
+        revisions: Option<(&'c RevisionCache, CachedRevisions)>,
+    },
     /// A read transaction: the newest version at or below the revision its
     /// snapshot holds (the index may already know newer ones).
     Reader { current: Cell<Option<i64>> },
 }
 
+/// The revision counters of one write transaction, kept in memory between
+/// its commands: read from `meta` once, and the current revision written
+/// back once, by [`RevisionCache::save`] before the transaction commits.
+/// Every put reads both counters and moves one; through `meta` that was
+/// three statements per put.
+#[derive(Debug, Default)]
+pub struct RevisionCache(Cell<CachedRevisions>);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct CachedRevisions {
+    known: Option<RevisionState>,
+    /// The current revision moved since it was last written to `meta`.
+    unsaved: bool,
+}
+
+impl RevisionCache {
+    /// Writes the current revision to `meta` if it moved: call it before
+    /// the transaction that used this cache commits.
+    pub fn save(&self, conn: &Connection) -> Result<(), StorageError> {
+        let mut cached = self.0.get();
+        if let (true, Some(known)) = (cached.unsaved, cached.known) {
+            Meta(conn).set_i64(Meta::CURRENT_REVISION, known.current)?;
+            cached.unsaved = false;
+            self.0.set(cached);
+        }
+        Ok(())
+    }
+}
+
 impl<'c> SqliteKv<'c> {
-    /// The state machine's view, inside its write transaction.
+    /// The state machine's view, inside its write transaction; revisions
+    /// are read from and written to `meta` as they are used.
     pub fn writer(conn: &'c Connection, index: &'c SharedIndex) -> Self {
         Self {
             conn,
             index,
-            role: Role::Writer { pushed: Vec::new() },
+            role: Role::Writer {
+                pushed: Vec::new(),
+                revisions: None,
+            },
+        }
+    }
+
+    /// [`SqliteKv::writer`] for one command of a transaction that keeps
+    /// its revision counters in `revisions` (saved before it commits).
+    pub fn cached_writer(
+        conn: &'c Connection,
+        index: &'c SharedIndex,
+        revisions: &'c RevisionCache,
+    ) -> Self {
+        Self {
+            conn,
+            index,
+            role: Role::Writer {
+                pushed: Vec::new(),
+                revisions: Some((revisions, revisions.0.get())),
+            },
         }
     }
 
@@ -62,14 +117,43 @@ impl<'c> SqliteKv<'c> {
         self.conn
     }
 
-    /// Takes back the index entries of this command's writes (the caller
-    /// rolls back their rows).
-    pub fn undo_index(&mut self) {
-        if let Role::Writer { pushed } = &mut self.role {
+    /// Takes back the index entries and revision moves of this command's
+    /// writes (the caller rolls back their rows).
+    pub fn undo(&mut self) {
+        if let Role::Writer { pushed, revisions } = &mut self.role {
             let mut index = self.index.write();
             for (key, revision) in pushed.drain(..).rev() {
                 index.pop(&key, revision);
             }
+            if let Some((cache, at_start)) = revisions {
+                cache.0.set(*at_start);
+            }
+        }
+    }
+
+    /// Whether this command changed the table or the revisions.
+    pub fn has_written(&self) -> bool {
+        match &self.role {
+            Role::Writer { pushed, revisions } => {
+                !pushed.is_empty()
+                    || revisions.is_some_and(|(cache, at_start)| {
+                        let now = cache.0.get();
+                        now.unsaved != at_start.unsaved
+                            || now.known.map(|k| k.current) != at_start.known.map(|k| k.current)
+                    })
+            }
+            Role::Reader { .. } => false,
+        }
+    }
+
+    /// The revisions kept in memory, if this writer keeps them there.
+    fn revision_cache(&self) -> Option<&'c RevisionCache> {
+        match &self.role {
+            Role::Writer {
+                revisions: Some((cache, _)),
+                ..
+            } => Some(*cache),
+            _ => None,
         }
     }
 
@@ -89,7 +173,7 @@ impl<'c> SqliteKv<'c> {
 
     fn push(&mut self, key: &[u8], version: IndexedVersion) {
         self.index.write().push(key, version);
-        if let Role::Writer { pushed } = &mut self.role {
+        if let Role::Writer { pushed, .. } = &mut self.role {
             pushed.push((key.to_vec(), version.mod_revision()));
         }
     }
@@ -322,11 +406,21 @@ impl SqliteKv<'_> {
 
 impl KvRead for SqliteKv<'_> {
     fn revisions(&self) -> Result<RevisionState, BackendError> {
+        let cache = self.revision_cache();
+        if let Some(known) = cache.and_then(|c| c.0.get().known) {
+            return Ok(known);
+        }
         let meta = Meta(self.conn);
         let revisions = RevisionState {
             current: meta.i64(Meta::CURRENT_REVISION)?.unwrap_or(1),
             compacted: meta.i64(Meta::COMPACTED_REVISION)?.unwrap_or(0),
         };
+        if let Some(cache) = cache {
+            cache.0.set(CachedRevisions {
+                known: Some(revisions),
+                unsaved: false,
+            });
+        }
         if let Role::Reader { current } = &self.role {
             current.set(Some(revisions.current));
         }
@@ -414,7 +508,18 @@ impl KvWrite for SqliteKv<'_> {
 
     fn set_current_revision(&mut self, rev: i64) -> Result<(), BackendError> {
         self.ensure_writer()?;
-        Ok(Meta(self.conn).set_i64(Meta::CURRENT_REVISION, rev)?)
+        let Some(cache) = self.revision_cache() else {
+            return Ok(Meta(self.conn).set_i64(Meta::CURRENT_REVISION, rev)?);
+        };
+        let compacted = self.revisions()?.compacted;
+        cache.0.set(CachedRevisions {
+            known: Some(RevisionState {
+                current: rev,
+                compacted,
+            }),
+            unsaved: true,
+        });
+        Ok(())
     }
 
     fn grant_lease(&mut self, lease: i64, ttl: i64) -> Result<(), BackendError> {
@@ -455,6 +560,13 @@ impl KvWrite for SqliteKv<'_> {
             delete.execute([row]).map_err(backend)?;
         }
         self.index.defer_compaction(rev);
+        if let Some(cache) = self.revision_cache() {
+            let mut cached = cache.0.get();
+            if let Some(known) = &mut cached.known {
+                known.compacted = rev;
+            }
+            cache.0.set(cached);
+        }
         Ok(Meta(self.conn).set_i64(Meta::COMPACTED_REVISION, rev)?)
     }
 }
@@ -598,7 +710,7 @@ mod tests {
         let mut kv = SqliteKv::writer(&sqlite, &index);
         mvcc::apply_put(&mut kv, &put(b"a", "2")).unwrap();
         mvcc::apply_put(&mut kv, &put(b"b", "2")).unwrap();
-        kv.undo_index();
+        kv.undo();
         sqlite
             .execute_batch("ROLLBACK TO command; RELEASE command")
             .unwrap();
@@ -666,6 +778,10 @@ mod tests {
 
         for seed in 0..4u64 {
             let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            // Odd seeds keep the revisions in memory across all steps, as
+            // one apply transaction does across its commands.
+            let cached = seed % 2 == 1;
+            let revision_cache = RevisionCache::default();
             let sqlite = open();
             let mut index = SharedIndex::default();
             let mut memory = MemoryBackend::default();
@@ -675,7 +791,11 @@ mod tests {
             for step in 0..300 {
                 let revisions = memory.revisions().unwrap();
                 sqlite.execute_batch("SAVEPOINT command").unwrap();
-                let mut kv = SqliteKv::writer(&sqlite, &index);
+                let mut kv = if cached {
+                    SqliteKv::cached_writer(&sqlite, &index, &revision_cache)
+                } else {
+                    SqliteKv::writer(&sqlite, &index)
+                };
                 let (ours, theirs) = match rng.random_range(0..10) {
                     0..=3 => {
                         let mut req = put(&key(&mut rng), &format!("v{step}"));
@@ -752,10 +872,11 @@ mod tests {
                 };
                 assert_eq!(ours, theirs, "seed {seed} step {step}");
                 if ours.starts_with("Err") {
-                    kv.undo_index();
+                    kv.undo();
                     sqlite.execute_batch("ROLLBACK TO command").unwrap();
                 }
                 sqlite.execute_batch("RELEASE command").unwrap();
+                revision_cache.save(&sqlite).unwrap();
                 index.publish(|| Ok::<_, ()>(())).unwrap();
                 if step % 50 == 49 {
                     index = SharedIndex::new(load_index(&sqlite).unwrap());

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use auth::SqliteAuth;
 pub use key_index::{KeyIndex, SharedIndex};
-pub use kv::{SqliteKv, load_index};
+pub use kv::{RevisionCache, SqliteKv, load_index};
 pub use meta::Meta;
 pub(crate) use schema::SCHEMA;
 use tokio_rusqlite::rusqlite;
