@@ -18,11 +18,12 @@
 #
 # Environment: ETCD_BIN (default /usr/bin/etcd), CETERA_BIN, BENCH_BIN and
 # CTL_BIN (default target/release/{cetera,cetera-bench,ceteractl}); ETCD_BASE_PORT and
-# CETERA_BASE_PORT (defaults 32379 and 42379) move the clusters' ports, so
-# two runs on one machine need not collide.
+# CETERA_BASE_PORT (defaults 22379 and 24379: below Linux's ephemeral port
+# range, so no outgoing connection can hold one) move the clusters' ports,
+# so two runs on one machine need not collide.
 #
-# Everything listens on 127.0.0.1 only: etcd on 32379-32384, cetera on
-# 42379-42384. Every process started here is stopped on exit, even on failure.
+# Everything listens on 127.0.0.1 only: etcd on 22379-22384, cetera on
+# 24379-24384. Every process started here is stopped on exit, even on failure.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,8 +66,8 @@ CETERA_BIN=${CETERA_BIN:-$ROOT/target/release/cetera}
 BENCH_BIN=${BENCH_BIN:-$ROOT/target/release/cetera-bench}
 CTL_BIN=${CTL_BIN:-$ROOT/target/release/ceteractl}
 HOST=127.0.0.1
-ETCD_BASE_PORT=${ETCD_BASE_PORT:-32379}
-CETERA_BASE_PORT=${CETERA_BASE_PORT:-42379}
+ETCD_BASE_PORT=${ETCD_BASE_PORT:-22379}
+CETERA_BASE_PORT=${CETERA_BASE_PORT:-24379}
 # Both clusters get the same raft timing; --snapshot-count stays at its default.
 RAFT_FLAGS=(--heartbeat-interval 100 --election-timeout 1000)
 

@@ -3,15 +3,15 @@
 # until Ctrl-C, printing how to talk to it.
 #
 # Usage: scripts/demo-cluster.sh [--release] [BASE_PORT]
-#   BASE_PORT (default 32379): member i serves clients on BASE_PORT+10*i and
-#   peers on BASE_PORT+10*i+1. Data lives in a temporary directory that is
-#   removed on exit.
+#   BASE_PORT (default 12379, below the ephemeral port range): member i
+#   serves clients on BASE_PORT+10*i and peers on BASE_PORT+10*i+1. Data
+#   lives in a temporary directory that is removed on exit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 profile=debug
 if [ "${1:-}" = "--release" ]; then profile=release; shift; fi
-base=${1:-32379}
+base=${1:-12379}
 
 cargo build ${profile:+$([ "$profile" = release ] && echo --release)} -p node --bin cetera >&2
 bin=target/$profile/cetera
