@@ -137,9 +137,9 @@ impl<'c> SqliteKv<'c> {
             Role::Writer { pushed, revisions } => {
                 !pushed.is_empty()
                     || revisions.is_some_and(|(cache, at_start)| {
+                        // Moved, not merely loaded from `meta`.
                         let now = cache.0.get();
-                        now.unsaved != at_start.unsaved
-                            || now.known.map(|k| k.current) != at_start.known.map(|k| k.current)
+                        now.unsaved && now.known != at_start.known
                     })
             }
             Role::Reader { .. } => false,
