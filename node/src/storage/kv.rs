@@ -719,6 +719,43 @@ mod tests {
     }
 
     #[test]
+    fn cached_revisions_count_as_written_only_when_moved_and_undo_restores_them() {
+        let sqlite = open();
+        let index = SharedIndex::default();
+        let cache = RevisionCache::default();
+        mvcc::apply_put(&mut SqliteKv::writer(&sqlite, &index), &put(b"a", "1")).unwrap();
+
+        sqlite.execute_batch("SAVEPOINT command").unwrap();
+        let mut kv = SqliteKv::cached_writer(&sqlite, &index, &cache);
+        assert_eq!(kv.revisions().unwrap().current, 2);
+        assert!(!kv.has_written(), "loading the counters is no write");
+        mvcc::apply_put(&mut kv, &put(b"b", "1")).unwrap();
+        assert!(kv.has_written());
+        assert_eq!(kv.revisions().unwrap().current, 3);
+        kv.undo();
+        sqlite
+            .execute_batch("ROLLBACK TO command; RELEASE command")
+            .unwrap();
+        let kv = SqliteKv::cached_writer(&sqlite, &index, &cache);
+        assert_eq!(
+            kv.revisions().unwrap().current,
+            2,
+            "undo put the counter back"
+        );
+        assert!(!kv.has_written());
+
+        mvcc::apply_put(
+            &mut SqliteKv::cached_writer(&sqlite, &index, &cache),
+            &put(b"c", "1"),
+        )
+        .unwrap();
+        let on_disk = || Meta(&sqlite).i64(Meta::CURRENT_REVISION).unwrap();
+        assert_eq!(on_disk(), Some(2), "written back only by save");
+        cache.save(&sqlite).unwrap();
+        assert_eq!(on_disk(), Some(3));
+    }
+
+    #[test]
     fn a_row_the_index_names_but_the_table_lacks_is_an_error() {
         let sqlite = open();
         let index = SharedIndex::default();
