@@ -64,6 +64,15 @@ pub trait KvWrite: KvRead {
 
     fn set_current_revision(&mut self, rev: i64) -> Result<(), BackendError>;
 
+    /// Whether write events must carry the versions they replace, values
+    /// included (someone may watch with `prev_kv`). When false, a put's or
+    /// delete's event has no `prev_kv` at all, never one without its value,
+    /// unless the request asked for the previous versions itself; the
+    /// rules then read no value the response does not need.
+    fn events_need_prev_values(&self) -> bool {
+        true
+    }
+
     /// Records a granted lease.
     fn grant_lease(&mut self, lease: i64, ttl: i64) -> Result<(), BackendError>;
 
@@ -89,6 +98,7 @@ pub struct MemoryBackend {
     keys: BTreeMap<Vec<u8>, Vec<Version>>,
     revisions: RevisionState,
     leases: BTreeMap<i64, i64>,
+    prev_values: bool,
 }
 
 impl Default for MemoryBackend {
@@ -100,11 +110,19 @@ impl Default for MemoryBackend {
                 compacted: 0,
             },
             leases: BTreeMap::new(),
+            prev_values: true,
         }
     }
 }
 
 impl MemoryBackend {
+    /// Events may leave out the versions they replace (see
+    /// [`KvWrite::events_need_prev_values`]).
+    pub fn without_prev_values(mut self) -> Self {
+        self.prev_values = false;
+        self
+    }
+
     /// How many versions (tombstones included) are stored, for compaction tests.
     pub fn stored_versions(&self) -> usize {
         self.keys.values().map(Vec::len).sum()
@@ -175,6 +193,10 @@ impl KvRead for MemoryBackend {
 }
 
 impl KvWrite for MemoryBackend {
+    fn events_need_prev_values(&self) -> bool {
+        self.prev_values
+    }
+
     fn put(
         &mut self,
         kv: &KeyValue,

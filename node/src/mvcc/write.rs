@@ -59,16 +59,20 @@ impl<'b, B: KvWrite> WriteTxn<'b, B> {
         }
     }
 
-    fn latest(&self, key: &[u8]) -> Result<Option<KeyValue>, MvccError> {
-        let found = self
-            .backend
-            .range(&KeyRange::Single(key.to_vec()), None, Some(1), false)?;
+    /// The key's live version; `with_value: false` may leave its value
+    /// empty.
+    fn latest(&self, key: &[u8], with_value: bool) -> Result<Option<KeyValue>, MvccError> {
+        let found =
+            self.backend
+                .range(&KeyRange::Single(key.to_vec()), None, Some(1), !with_value)?;
         Ok(found.into_iter().next())
     }
 
     /// Writes a new version of the key; `check_put` must have passed.
     fn put(&mut self, req: &PutRequest) -> Result<PutResponse, MvccError> {
-        let prev = self.latest(&req.key)?;
+        let event_prev_values = self.backend.events_need_prev_values();
+        let with_value = req.prev_kv || req.ignore_value || event_prev_values;
+        let prev = self.latest(&req.key, with_value)?;
         let rev = self.write_revision();
         let value = match (&prev, req.ignore_value) {
             (Some(prev), true) => prev.value.clone(),
@@ -95,7 +99,7 @@ impl<'b, B: KvWrite> WriteTxn<'b, B> {
         self.events.push(Event {
             r#type: EventType::Put as i32,
             kv: Some(kv),
-            prev_kv: prev,
+            prev_kv: prev.filter(|_| event_prev_values),
         });
         Ok(response)
     }
@@ -105,11 +109,12 @@ impl<'b, B: KvWrite> WriteTxn<'b, B> {
         req: &DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, MvccError> {
         let range = KeyRange::new(&req.key, &req.range_end);
-        // Values are read even without prev_kv: watchers may ask for them.
+        let event_prev_values = self.backend.events_need_prev_values();
+        let with_values = req.prev_kv || event_prev_values;
         let doomed = if range.is_empty() {
             Vec::new()
         } else {
-            self.backend.range(&range, None, None, false)?
+            self.backend.range(&range, None, None, !with_values)?
         };
         let rev = self.write_revision();
         for kv in &doomed {
@@ -122,7 +127,7 @@ impl<'b, B: KvWrite> WriteTxn<'b, B> {
                     mod_revision: rev,
                     ..Default::default()
                 }),
-                prev_kv: Some(kv.clone()),
+                prev_kv: Some(kv.clone()).filter(|_| event_prev_values),
             });
         }
         Ok(DeleteRangeResponse {

@@ -44,6 +44,14 @@ pub trait ApplyObserver: Send + Sync + 'static {
     /// The changes of one committed batch.
     fn applied(&self, changes: Vec<AppliedChange>);
 
+    /// Whether the events of the next batch must carry the values of the
+    /// versions they replace. When false they may come without `prev_kv`
+    /// (asked before each batch; an observer that answered false and
+    /// then needs them reads them from the revision table).
+    fn wants_prev_values(&self) -> bool {
+        true
+    }
+
     /// A snapshot replaced the whole state: the store is now at
     /// `revision` with these leases (id, TTL); derived state is rebuilt.
     fn restored(&self, revision: i64, leases: Vec<(i64, i64)>);

@@ -262,6 +262,9 @@ struct BatchCache {
     revisions: RevisionCache,
     alarms: Option<Vec<(u64, i32)>>,
     auth_flags: Option<AuthStore>,
+    /// Events may leave out the values of the versions they replace (the
+    /// observer said nobody wants them), so puts read no row.
+    skip_prev_values: bool,
 }
 
 /// Whether a refused `command` may have written before it was refused, so
@@ -313,6 +316,9 @@ fn apply_command(
         None
     };
     let mut kv = SqliteKv::cached_writer(tx, keys, &cache.revisions);
+    if cache.skip_prev_values {
+        kv = kv.without_prev_values();
+    }
     let outcome = match command {
         Command::Put(req) => mvcc::apply_put(&mut kv, &req).map(|applied| {
             record(changes, &applied.response.header, applied.events);
@@ -549,6 +555,7 @@ fn apply_batch(
     conn: &mut Connection,
     keys: &SharedIndex,
     entries: Vec<Entry>,
+    prev_values_wanted: bool,
 ) -> Result<BatchOutcome, StorageError> {
     // Whatever an abandoned transaction deferred did not happen.
     keys.abandon_pending();
@@ -556,7 +563,10 @@ fn apply_batch(
     // too, and if it is lost the entries are simply applied again.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let mut tx = conn.transaction()?;
-    let mut cache = BatchCache::default();
+    let mut cache = BatchCache {
+        skip_prev_values: !prev_values_wanted,
+        ..BatchCache::default()
+    };
     let mut results = Vec::with_capacity(entries.len());
     let mut changes = Vec::new();
     let mut last_applied = None;
@@ -622,9 +632,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // meanwhile get the writer between two chunks.
         for chunk in chunks {
             let keys = self.db.key_index().clone();
+            let prev_values = self.observer.wants_prev_values();
             let (chunk_results, changes) = self
                 .db
-                .write(move |conn| apply_batch(conn, &keys, chunk))
+                .write(move |conn| apply_batch(conn, &keys, chunk, prev_values))
                 .await
                 .map_err(sm_error)?;
             results.extend(chunk_results);

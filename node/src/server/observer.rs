@@ -40,6 +40,10 @@ impl ApplyObserver for Observers {
         }
     }
 
+    fn wants_prev_values(&self) -> bool {
+        self.hub.wants_prev_values()
+    }
+
     fn restored(&self, revision: i64, leases: Vec<(i64, i64)>) {
         self.hub.restored(revision);
         self.lessor.reload(leases);

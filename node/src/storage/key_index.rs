@@ -1,5 +1,6 @@
-//! The key index: every key's versions (revision, row, tombstone), in
-//! memory, so the revision table on disk only ever has rows appended.
+//! The key index: every key's versions (revision, row, tombstone, and the
+//! row's metadata), in memory, so the revision table on disk only ever has
+//! rows appended.
 //!
 //! etcd keeps the same thing (its `treeIndex`) beside bbolt. Here it replaces
 //! two SQLite B-trees keyed by key (all versions, and the live one), whose
@@ -7,7 +8,8 @@
 //! index in memory a put writes one row at the end of the `kv` table.
 //!
 //! The index is rebuilt from the `kv` table when the database opens. It
-//! holds no values: reads find rows here and fetch them by row id.
+//! holds no values: reads find rows here and fetch them by row id (reads
+//! without values need no row at all).
 //!
 //! Consistency with the readers' SQLite snapshots:
 //! - New versions are published before their transaction commits. A reader
@@ -38,26 +40,52 @@ use crate::mvcc::KeyRange;
 /// The id of a row of the `kv` table.
 pub(super) type RowId = i64;
 
-/// One version of a key: where its row is, and whether it is a tombstone.
-/// Packed in 16 bytes (a tombstone's row id is stored negated): the index
-/// holds one per stored version.
+/// One version of a key: where its row is, whether it is a tombstone, and
+/// the row's metadata. With the metadata here a put learns the version it
+/// replaces, and a keys-only read its keys, without reading the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexedVersion {
-    mod_revision: i64,
+    /// A tombstone's row id is stored negated.
     signed_row: i64,
+    stamp: Stamp,
+}
+
+/// A stored version's metadata, as the `kv` row holds it (only the
+/// revision for a tombstone).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub mod_revision: i64,
+    pub create_revision: i64,
+    pub version: i64,
+    pub lease: i64,
 }
 
 impl IndexedVersion {
-    pub fn new(mod_revision: i64, row: RowId, tombstone: bool) -> Self {
-        let signed_row = if tombstone { -row } else { row };
+    /// A live version stored in `row`.
+    pub fn live(row: RowId, stamp: Stamp) -> Self {
         Self {
-            mod_revision,
-            signed_row,
+            signed_row: row,
+            stamp,
+        }
+    }
+
+    /// A deletion at `mod_revision`, stored in `row`.
+    pub fn tombstone(row: RowId, mod_revision: i64) -> Self {
+        Self {
+            signed_row: -row,
+            stamp: Stamp {
+                mod_revision,
+                ..Stamp::default()
+            },
         }
     }
 
     pub fn mod_revision(&self) -> i64 {
-        self.mod_revision
+        self.stamp.mod_revision
+    }
+
+    pub fn stamp(&self) -> Stamp {
+        self.stamp
     }
 
     pub fn row(&self) -> RowId {
@@ -94,7 +122,7 @@ impl KeyIndex {
         };
         if versions
             .last()
-            .is_some_and(|v| v.mod_revision == mod_revision)
+            .is_some_and(|v| v.mod_revision() == mod_revision)
         {
             versions.pop();
         }
@@ -118,11 +146,30 @@ impl KeyIndex {
     /// The live versions of the keys in `range` at revision `at`, ascending
     /// by key, at most `limit` of them.
     pub fn range(&self, range: &KeyRange, at: i64, limit: Option<usize>) -> Vec<IndexedVersion> {
-        let limit = limit.unwrap_or(usize::MAX);
-        self.keys_in(range)
-            .filter_map(|(_, versions)| live_at(versions, at))
-            .take(limit)
+        self.live_in(range, at, limit).map(|(_, v)| v).collect()
+    }
+
+    /// [`range`](Self::range) with each version's key.
+    pub fn keyed_range(
+        &self,
+        range: &KeyRange,
+        at: i64,
+        limit: Option<usize>,
+    ) -> Vec<(Vec<u8>, IndexedVersion)> {
+        self.live_in(range, at, limit)
+            .map(|(key, v)| (key.clone(), v))
             .collect()
+    }
+
+    fn live_in<'a>(
+        &'a self,
+        range: &'a KeyRange,
+        at: i64,
+        limit: Option<usize>,
+    ) -> impl Iterator<Item = (&'a Vec<u8>, IndexedVersion)> + 'a {
+        self.keys_in(range)
+            .filter_map(move |(key, versions)| Some((key, live_at(versions, at)?)))
+            .take(limit.unwrap_or(usize::MAX))
     }
 
     /// How many keys of `range` are live at revision `at`.
@@ -140,7 +187,7 @@ impl KeyIndex {
             let hidden = hidden_by_compaction(versions, revision);
             rows.extend(versions[..hidden].iter().map(IndexedVersion::row));
             if let Some(kept) = versions.get(hidden)
-                && kept.mod_revision <= revision
+                && kept.mod_revision() <= revision
                 && kept.is_tombstone()
             {
                 rows.push(kept.row());
@@ -156,7 +203,7 @@ impl KeyIndex {
             versions.drain(..hidden);
             if versions
                 .first()
-                .is_some_and(|v| v.mod_revision <= revision && v.is_tombstone())
+                .is_some_and(|v| v.mod_revision() <= revision && v.is_tombstone())
             {
                 versions.remove(0);
             }
@@ -205,7 +252,7 @@ fn live_at(versions: &[IndexedVersion], at: i64) -> Option<IndexedVersion> {
     versions
         .iter()
         .rev()
-        .find(|v| v.mod_revision <= at)
+        .find(|v| v.mod_revision() <= at)
         .filter(|v| !v.is_tombstone())
         .copied()
 }
@@ -213,7 +260,7 @@ fn live_at(versions: &[IndexedVersion], at: i64) -> Option<IndexedVersion> {
 /// How many of the oldest `versions` a newer version at or below
 /// `revision` hides.
 fn hidden_by_compaction(versions: &[IndexedVersion], revision: i64) -> usize {
-    let at_or_below = versions.partition_point(|v| v.mod_revision <= revision);
+    let at_or_below = versions.partition_point(|v| v.mod_revision() <= revision);
     at_or_below.saturating_sub(1)
 }
 
@@ -363,11 +410,19 @@ mod tests {
     use super::*;
 
     fn live(rev: i64, row: RowId) -> IndexedVersion {
-        IndexedVersion::new(rev, row, false)
+        IndexedVersion::live(
+            row,
+            Stamp {
+                mod_revision: rev,
+                create_revision: rev,
+                version: 1,
+                lease: 0,
+            },
+        )
     }
 
     fn tomb(rev: i64, row: RowId) -> IndexedVersion {
-        IndexedVersion::new(rev, row, true)
+        IndexedVersion::tombstone(row, rev)
     }
 
     fn index_of(entries: &[(&str, IndexedVersion)]) -> KeyIndex {
@@ -380,7 +435,7 @@ mod tests {
 
     #[test]
     fn a_version_packs_its_tombstone_into_the_row() {
-        assert_eq!(std::mem::size_of::<IndexedVersion>(), 16);
+        assert_eq!(std::mem::size_of::<IndexedVersion>(), 40);
         let t = tomb(5, 9);
         assert!(t.is_tombstone());
         assert_eq!((t.mod_revision(), t.row()), (5, 9));

@@ -10,7 +10,7 @@ use std::cell::Cell;
 
 use tokio_rusqlite::rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
-use super::key_index::{IndexedVersion, KeyIndex, RowId, SharedIndex};
+use super::key_index::{IndexedVersion, KeyIndex, RowId, SharedIndex, Stamp};
 use super::{Meta, StorageError};
 use crate::mvcc::{BackendError, KeyRange, KeyValue, KvRead, KvWrite, RevisionState};
 use crate::proto::mvccpb::Event;
@@ -22,6 +22,9 @@ pub struct SqliteKv<'c> {
     conn: &'c Connection,
     index: &'c SharedIndex,
     role: Role<'c>,
+    /// Whether write events must carry the values of the versions they
+    /// replace (see [`KvWrite::events_need_prev_values`]).
+    prev_values: bool,
 }
 
 /// What a latest read (`at == None`) means.
@@ -80,6 +83,7 @@ impl<'c> SqliteKv<'c> {
                 pushed: Vec::new(),
                 revisions: None,
             },
+            prev_values: true,
         }
     }
 
@@ -97,7 +101,16 @@ impl<'c> SqliteKv<'c> {
                 pushed: Vec::new(),
                 revisions: Some((revisions, revisions.0.get())),
             },
+            prev_values: true,
         }
+    }
+
+    /// This writer's events carry previous versions without their values,
+    /// which nobody wants (no watcher asked for `prev_kv`): a put then
+    /// reads no row.
+    pub fn without_prev_values(mut self) -> Self {
+        self.prev_values = false;
+        self
     }
 
     /// A reader's view, inside a read transaction that holds the index's
@@ -109,6 +122,7 @@ impl<'c> SqliteKv<'c> {
             role: Role::Reader {
                 current: Cell::new(None),
             },
+            prev_values: true,
         }
     }
 
@@ -216,17 +230,13 @@ impl<'c> SqliteKv<'c> {
     }
 
     /// The rows `versions` point at, in order.
-    fn fetch(
-        &self,
-        versions: &[IndexedVersion],
-        keys_only: bool,
-    ) -> Result<Vec<KeyValue>, BackendError> {
-        let sql = if keys_only {
-            "SELECT key, create_rev, mod_rev, version, lease, x'' FROM kv WHERE id = ?1"
-        } else {
-            "SELECT key, create_rev, mod_rev, version, lease, value FROM kv WHERE id = ?1"
-        };
-        let mut stmt = self.conn.prepare_cached(sql).map_err(backend)?;
+    fn fetch(&self, versions: &[IndexedVersion]) -> Result<Vec<KeyValue>, BackendError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key, create_rev, mod_rev, version, lease, value FROM kv WHERE id = ?1",
+            )
+            .map_err(backend)?;
         versions
             .iter()
             .map(|version| {
@@ -240,7 +250,7 @@ impl<'c> SqliteKv<'c> {
     }
 
     fn fetch_one(&self, version: IndexedVersion) -> Result<KeyValue, BackendError> {
-        let mut found = self.fetch(&[version], false)?;
+        let mut found = self.fetch(&[version])?;
         found.pop().ok_or_else(|| missing_row(version.row()))
     }
 
@@ -273,14 +283,29 @@ impl<'c> SqliteKv<'c> {
 /// after a snapshot install).
 pub fn load_index(conn: &Connection) -> Result<KeyIndex, StorageError> {
     let mut index = KeyIndex::default();
-    let mut stmt =
-        conn.prepare("SELECT id, key, mod_rev, tombstone FROM kv ORDER BY mod_rev, sub_rev")?;
+    let mut stmt = conn.prepare(
+        "SELECT id, key, mod_rev, tombstone, create_rev, version, lease FROM kv \
+         ORDER BY mod_rev, sub_rev",
+    )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let key: Vec<u8> = row.get(1)?;
+        let (id, mod_revision, tombstone) = (row.get(0)?, row.get(2)?, row.get(3)?);
         index.push(
             &key,
-            IndexedVersion::new(row.get(2)?, row.get(0)?, row.get(3)?),
+            if tombstone {
+                IndexedVersion::tombstone(id, mod_revision)
+            } else {
+                IndexedVersion::live(
+                    id,
+                    Stamp {
+                        mod_revision,
+                        create_revision: row.get(4)?,
+                        version: row.get(5)?,
+                        lease: row.get(6)?,
+                    },
+                )
+            },
         );
     }
     Ok(index)
@@ -316,6 +341,18 @@ fn key_condition<'r>(column: &str, range: &'r KeyRange) -> (String, Vec<&'r dyn 
             format!("{column} >= ? AND {column} < ?"),
             vec![start as &dyn ToSql, end as &dyn ToSql],
         ),
+    }
+}
+
+/// A live version as a keys-only read returns it.
+fn without_value(key: Vec<u8>, stamp: Stamp) -> KeyValue {
+    KeyValue {
+        key,
+        create_revision: stamp.create_revision,
+        mod_revision: stamp.mod_revision,
+        version: stamp.version,
+        value: Vec::new(),
+        lease: stamp.lease,
     }
 }
 
@@ -435,8 +472,16 @@ impl KvRead for SqliteKv<'_> {
         keys_only: bool,
     ) -> Result<Vec<KeyValue>, BackendError> {
         let bound = self.bound(at)?;
+        if keys_only {
+            // The index has everything but the values.
+            let versions = self.index.read().keyed_range(range, bound, limit);
+            return Ok(versions
+                .into_iter()
+                .map(|(key, version)| without_value(key, version.stamp()))
+                .collect());
+        }
         let versions = self.index.read().range(range, bound, limit);
-        self.fetch(&versions, keys_only)
+        self.fetch(&versions)
     }
 
     fn count(&self, range: &KeyRange, at: Option<i64>) -> Result<i64, BackendError> {
@@ -489,7 +534,13 @@ impl KvWrite for SqliteKv<'_> {
             self.attach(kv.lease, &kv.key)?;
         }
         let row = self.insert_row(kv, sub, false)?;
-        self.push(&kv.key, IndexedVersion::new(kv.mod_revision, row, false));
+        let stamp = Stamp {
+            mod_revision: kv.mod_revision,
+            create_revision: kv.create_revision,
+            version: kv.version,
+            lease: kv.lease,
+        };
+        self.push(&kv.key, IndexedVersion::live(row, stamp));
         Ok(())
     }
 
@@ -502,8 +553,12 @@ impl KvWrite for SqliteKv<'_> {
             ..Default::default()
         };
         let row = self.insert_row(&tombstone, sub, true)?;
-        self.push(&prev.key, IndexedVersion::new(rev, row, true));
+        self.push(&prev.key, IndexedVersion::tombstone(row, rev));
         Ok(())
+    }
+
+    fn events_need_prev_values(&self) -> bool {
+        self.prev_values
     }
 
     fn set_current_revision(&mut self, rev: i64) -> Result<(), BackendError> {
@@ -596,6 +651,15 @@ mod tests {
         }
     }
 
+    fn stamp(mod_revision: i64, create_revision: i64, version: i64) -> Stamp {
+        Stamp {
+            mod_revision,
+            create_revision,
+            version,
+            lease: 0,
+        }
+    }
+
     fn apply_both(
         sqlite: &Connection,
         index: &SharedIndex,
@@ -679,7 +743,9 @@ mod tests {
         mvcc::apply_put(&mut SqliteKv::writer(&sqlite, &index), &put(b"a", "old")).unwrap();
         sqlite.execute_batch("BEGIN").unwrap();
         // The writer's next version is in the index before it commits.
-        index.write().push(b"a", IndexedVersion::new(3, 99, false));
+        index
+            .write()
+            .push(b"a", IndexedVersion::live(99, stamp(3, 2, 2)));
         let reader = SqliteKv::reader(&sqlite, &index);
         let got = mvcc::range(
             &reader,
@@ -759,7 +825,9 @@ mod tests {
     fn a_row_the_index_names_but_the_table_lacks_is_an_error() {
         let sqlite = open();
         let index = SharedIndex::default();
-        index.write().push(b"a", IndexedVersion::new(1, 7, false));
+        index
+            .write()
+            .push(b"a", IndexedVersion::live(7, stamp(1, 1, 1)));
         let err = SqliteKv::reader(&sqlite, &index)
             .range(&KeyRange::Single(b"a".to_vec()), Some(1), None, false)
             .unwrap_err();
@@ -813,15 +881,21 @@ mod tests {
         use crate::proto::etcdserverpb::{Compare, RequestOp, TxnRequest};
         use rand::{Rng, SeedableRng};
 
-        for seed in 0..4u64 {
+        for seed in 0..8u64 {
             let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
             // Odd seeds keep the revisions in memory across all steps, as
             // one apply transaction does across its commands.
             let cached = seed % 2 == 1;
+            // The upper half leaves previous values out of events, as the
+            // state machine does while nobody watches with `prev_kv`.
+            let lean = seed >= 4;
             let revision_cache = RevisionCache::default();
             let sqlite = open();
             let mut index = SharedIndex::default();
             let mut memory = MemoryBackend::default();
+            if lean {
+                memory = memory.without_prev_values();
+            }
             let key = |rng: &mut rand::rngs::SmallRng| {
                 format!("k{}", rng.random_range(0..12)).into_bytes()
             };
@@ -833,11 +907,15 @@ mod tests {
                 } else {
                     SqliteKv::writer(&sqlite, &index)
                 };
+                if lean {
+                    kv = kv.without_prev_values();
+                }
                 let (ours, theirs) = match rng.random_range(0..10) {
                     0..=3 => {
                         let mut req = put(&key(&mut rng), &format!("v{step}"));
                         req.lease = if rng.random_bool(0.3) { 7 } else { 0 };
                         req.prev_kv = rng.random_bool(0.5);
+                        req.ignore_value = rng.random_bool(0.1);
                         (
                             format!("{:?}", mvcc::apply_put(&mut kv, &req)),
                             format!("{:?}", mvcc::apply_put(&mut memory, &req)),
@@ -852,7 +930,7 @@ mod tests {
                             } else {
                                 a.max(b)
                             },
-                            prev_kv: true,
+                            prev_kv: rng.random_bool(0.5),
                         };
                         (
                             format!("{:?}", mvcc::apply_delete_range(&mut kv, &req)),

@@ -63,16 +63,32 @@ impl Watcher {
     }
 }
 
+/// Whether `event` should carry the version it replaced but came without
+/// it: the apply path leaves previous values out while no synced watcher
+/// asks for them. A put replaced a live version unless it created the
+/// key (version 1); a delete always did.
+fn lacks_prev(event: &Event) -> bool {
+    let replaced = event.r#type == EventType::Delete as i32
+        || event.kv.as_ref().is_some_and(|kv| kv.version > 1);
+    replaced && event.prev_kv.is_none()
+}
+
 /// Synced watchers, indexed so a revision finds its watchers quickly.
 #[derive(Default)]
 struct Synced {
     watchers: HashMap<u64, (Watcher, i64)>,
     by_key: HashMap<Vec<u8>, HashSet<u64>>,
     ranges: HashSet<u64>,
+    /// How many of them watch with `prev_kv` (read by the apply path
+    /// without the hub's lock).
+    with_prev_kv: Arc<AtomicUsize>,
 }
 
 impl Synced {
     fn insert(&mut self, id: u64, watcher: Watcher, start_revision: i64) {
+        if watcher.prev_kv {
+            self.with_prev_kv.fetch_add(1, Ordering::Relaxed);
+        }
         match &watcher.range {
             KeyRange::Single(key) => {
                 self.by_key.entry(key.clone()).or_default().insert(id);
@@ -86,6 +102,9 @@ impl Synced {
 
     fn remove(&mut self, id: u64) -> Option<(Watcher, i64)> {
         let (watcher, start) = self.watchers.remove(&id)?;
+        if watcher.prev_kv {
+            self.with_prev_kv.fetch_sub(1, Ordering::Relaxed);
+        }
         match &watcher.range {
             KeyRange::Single(key) => {
                 if let Some(ids) = self.by_key.get_mut(key) {
@@ -119,6 +138,8 @@ struct HubState {
 /// Every watcher on this member. Cheap to share (`Arc`).
 pub struct WatchHub {
     state: Mutex<HubState>,
+    /// The synced watchers' `prev_kv` count (shared with `Synced`).
+    with_prev_kv: Arc<AtomicUsize>,
     db: Db,
     /// Open watch streams and the watches they hold, for `/metrics`.
     counts: Counts,
@@ -138,11 +159,13 @@ pub(crate) struct WatcherId(u64);
 impl WatchHub {
     /// A hub for a store currently at `revision`.
     pub fn new(db: Db, revision: i64) -> Arc<Self> {
+        let synced = Synced::default();
         Arc::new(Self {
+            with_prev_kv: synced.with_prev_kv.clone(),
             state: Mutex::new(HubState {
                 revision,
                 next_id: 0,
-                synced: Synced::default(),
+                synced,
             }),
             db,
             counts: Counts::default(),
@@ -172,23 +195,46 @@ impl WatchHub {
         self.lock().revision
     }
 
+    /// Whether a synced watcher wants the versions events replace. Events
+    /// applied while this said no may come without them; a `prev_kv`
+    /// watcher synced meanwhile meets such an event in
+    /// [`publish`](Self::publish) and catches up from the table instead.
+    pub fn wants_prev_values(&self) -> bool {
+        self.with_prev_kv.load(Ordering::Relaxed) > 0
+    }
+
     /// Delivers one committed revision's events to the synced watchers.
     pub fn publish(self: &Arc<Self>, revision: i64, events: &[Event]) {
         let mut state = self.lock();
         state.revision = state.revision.max(revision);
         let mut batches: HashMap<u64, Vec<Event>> = HashMap::new();
+        // `prev_kv` watchers this revision reached without previous values.
+        let mut without_prev: HashSet<u64> = HashSet::new();
         for event in events {
             let Some(kv) = &event.kv else { continue };
+            let lacks_prev = lacks_prev(event);
             for id in state.synced.candidates(&kv.key) {
                 let Some((watcher, start)) = state.synced.watchers.get(&id) else {
                     continue;
                 };
-                if revision < *start {
+                if revision < *start || without_prev.contains(&id) {
                     continue;
                 }
                 if let Some(view) = watcher.view(event) {
-                    batches.entry(id).or_default().push(view);
+                    if watcher.prev_kv && lacks_prev {
+                        batches.remove(&id);
+                        without_prev.insert(id);
+                    } else {
+                        batches.entry(id).or_default().push(view);
+                    }
                 }
+            }
+        }
+        for id in without_prev {
+            // The table has the previous versions: this revision and on
+            // are read from there.
+            if let Some((watcher, _)) = state.synced.remove(id) {
+                self.spawn_catch_up(WatcherId(id), watcher, revision);
             }
         }
         for (id, events) in batches {
@@ -369,4 +415,93 @@ fn group_by_revision(events: Vec<Event>) -> Vec<(i64, Vec<Event>)> {
         }
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mvcc::{self, MemoryBackend};
+    use crate::proto::etcdserverpb::PutRequest;
+    use crate::storage::SqliteKv;
+
+    fn watcher(prev_kv: bool, stream: mpsc::Sender<WatchMessage>) -> Watcher {
+        Watcher {
+            watch_id: i64::from(prev_kv),
+            range: KeyRange::Single(b"a".to_vec()),
+            prev_kv,
+            no_put: false,
+            no_delete: false,
+            progress_notify: false,
+            fragment: false,
+            stream,
+            canceled: Arc::default(),
+        }
+    }
+
+    fn put(value: &str) -> PutRequest {
+        PutRequest {
+            key: b"a".to_vec(),
+            value: value.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Events applied while no synced watcher wanted previous values come
+    /// without them; a `prev_kv` watcher synced meanwhile still gets them,
+    /// read back from the table, and the others get the event as it came.
+    #[tokio::test]
+    async fn a_prev_kv_watcher_meeting_an_event_without_prev_reads_it_from_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("cetera.db")).await.unwrap();
+        let keys = db.key_index().clone();
+        let lean_events = db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                let mut kv = SqliteKv::writer(&tx, &keys);
+                mvcc::apply_put(&mut kv, &put("1")).unwrap();
+                let mut kv = kv.without_prev_values();
+                let events = mvcc::apply_put(&mut kv, &put("2")).unwrap().events;
+                keys.publish(|| tx.commit())?;
+                Ok(events)
+            })
+            .await
+            .unwrap();
+        // What the same put carries when previous values are wanted.
+        let mut reference = MemoryBackend::default();
+        mvcc::apply_put(&mut reference, &put("1")).unwrap();
+        let full_events = mvcc::apply_put(&mut reference, &put("2")).unwrap().events;
+        assert_eq!(lean_events[0].prev_kv, None);
+        assert!(lacks_prev(&lean_events[0]));
+        assert!(!lacks_prev(&full_events[0]));
+
+        let hub = WatchHub::new(db, 2);
+        assert!(!hub.wants_prev_values());
+        let (with_prev, mut with_prev_rx) = mpsc::channel(8);
+        let (plain, mut plain_rx) = mpsc::channel(8);
+        hub.register(watcher(true, with_prev), 3);
+        hub.register(watcher(false, plain), 3);
+        assert!(hub.wants_prev_values());
+        hub.publish(3, &lean_events);
+
+        let expected = |watch_id, prev_kv: bool| WatchMessage::Events {
+            watch_id,
+            revision: 3,
+            events: vec![Event {
+                prev_kv: full_events[0].prev_kv.clone().filter(|_| prev_kv),
+                ..full_events[0].clone()
+            }],
+            fragment: false,
+        };
+        assert_eq!(plain_rx.recv().await, Some(expected(0, false)));
+        assert_eq!(with_prev_rx.recv().await, Some(expected(1, true)));
+        // Caught up, it is synced again and still counted.
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while hub.lock().synced.watchers.len() < 2 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+        assert!(hub.wants_prev_values());
+    }
 }

@@ -409,3 +409,58 @@ fn compares_over_a_range_need_every_key_to_match() {
     };
     assert!(!apply_txn(&mut b, &t).unwrap().response.succeeded);
 }
+
+#[test]
+fn without_prev_values_events_leave_them_out_but_responses_keep_them() {
+    let mut full = MemoryBackend::default();
+    let mut lean = MemoryBackend::default().without_prev_values();
+    for b in [&mut full, &mut lean] {
+        put(b, "a", "1");
+        put(b, "b", "1");
+    }
+    let plain = PutRequest {
+        key: "a".into(),
+        value: "2".into(),
+        ..Default::default()
+    };
+    let asked = PutRequest {
+        key: "b".into(),
+        value: "2".into(),
+        prev_kv: true,
+        ..Default::default()
+    };
+    let kept = PutRequest {
+        key: "a".into(),
+        ignore_value: true,
+        ..Default::default()
+    };
+    for req in [&plain, &asked, &kept] {
+        let (f, l) = (
+            apply_put(&mut full, req).unwrap(),
+            apply_put(&mut lean, req).unwrap(),
+        );
+        assert_eq!(f.response, l.response, "{req:?}");
+        assert_eq!(f.events[0].kv, l.events[0].kv, "{req:?}");
+        assert!(f.events[0].prev_kv.is_some());
+        assert_eq!(l.events[0].prev_kv, None, "{req:?}");
+    }
+    assert_eq!(
+        get(&lean, "a").unwrap().value,
+        b"2",
+        "ignore_value kept the value"
+    );
+    let all = DeleteRangeRequest {
+        key: "a".into(),
+        range_end: "c".into(),
+        prev_kv: false,
+    };
+    let (f, l) = (
+        apply_delete_range(&mut full, &all).unwrap(),
+        apply_delete_range(&mut lean, &all).unwrap(),
+    );
+    assert_eq!(f.response, l.response);
+    assert_eq!(l.events.len(), 2);
+    assert!(l.events.iter().all(|e| e.prev_kv.is_none()));
+    assert!(f.events.iter().all(|e| e.prev_kv.is_some()));
+    assert_eq!(delete(&mut lean, "a", "c").deleted, 0);
+}
