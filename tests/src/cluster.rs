@@ -677,9 +677,9 @@ impl TestCluster {
             .collect())
     }
 
-    /// The value of the unlabelled metric `name` in member `i`'s
-    /// `/metrics`, or `None` if the member does not answer or has no such
-    /// metric.
+    /// The value of the series `name` in member `i`'s `/metrics` (with
+    /// its labels, as exposed: `m{a="x",b="y"}`), or `None` if the member
+    /// does not answer or has no such series.
     pub async fn metric(&self, i: usize, name: &str) -> Option<f64> {
         let text = http_get(self.members[i].client_port, "/metrics").await?;
         metric_value(&text, name)
@@ -1163,7 +1163,8 @@ async fn http_get(port: u16, path: &str) -> Option<String> {
     }
 }
 
-/// The value of an unlabelled metric in a Prometheus text exposition.
+/// The value of a series (name and labels, as exposed) in a Prometheus
+/// text exposition.
 fn metric_value(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
@@ -1183,5 +1184,7 @@ mod tests {
         assert_eq!(metric_value(text, "a_total"), Some(3.0));
         assert_eq!(metric_value(text, "ab_total"), Some(7.0));
         assert_eq!(metric_value(text, "b_total"), None);
+        assert_eq!(metric_value(text, "c{l=\"v\"}"), Some(1.0));
+        assert_eq!(metric_value(text, "c"), None);
     }
 }

@@ -30,6 +30,7 @@ flavor_tests!(
     environment_variables_follow_etcdctl,
     import_export_round_trip,
     import_bad_input_writes_nothing_of_the_failing_batch,
+    import_sends_its_transactions_to_the_leader,
     cluster_commands_match_etcdctl,
     lease_commands_match_etcdctl,
     watch_prints_what_etcdctl_prints,
@@ -419,6 +420,40 @@ async fn environment_variables_follow_etcdctl(flavor: Flavor) -> Result<()> {
         listed.ok()?.starts_with("http://"),
         "--cluster lists client URLs"
     );
+    Ok(())
+}
+
+/// `import` asks every endpoint for its status and sends its transactions
+/// to the leader, wherever the leader is in `--endpoints`: a follower
+/// would forward each one.
+async fn import_sends_its_transactions_to_the_leader(flavor: Flavor) -> Result<()> {
+    const TXNS_STARTED: &str = "grpc_server_started_total{grpc_method=\"Txn\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"}";
+    let cluster = TestCluster::start(flavor, 3).await?;
+    let leader = cluster.leader_index().await?;
+    let mut order: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    order.push(leader);
+    let endpoints: Vec<String> = order.iter().map(|&i| cluster.client_url(i)).collect();
+    let ndjson: String = (0..1000)
+        .map(|i| format!("{{\"key\":\"lead/{i:04}\",\"value\":\"v\"}}\n"))
+        .collect();
+    let out = ceteractl(&endpoints.join(","), &["import", "-"], Some(&ndjson)).await?;
+    assert!(out.ok()?.starts_with("imported 1000 keys in "));
+    let count = ceteractl(
+        &cluster.endpoints(),
+        &["get", "lead/", "--prefix", "--count-only"],
+        None,
+    )
+    .await?;
+    assert_eq!(count.ok()?, "1000\n");
+    for i in 0..3 {
+        let txns = cluster.metric(i, TXNS_STARTED).await.unwrap_or(0.0);
+        if i == leader {
+            // 1000 keys in transactions of at most 128 puts.
+            ensure!(txns >= 8.0, "the leader started {txns} Txn calls");
+        } else {
+            ensure!(txns == 0.0, "follower {i} started {txns} Txn calls");
+        }
+    }
     Ok(())
 }
 

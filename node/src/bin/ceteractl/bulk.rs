@@ -53,7 +53,7 @@ pub(crate) struct ImportArgs {
     #[arg(long = "max-request-bytes", default_value = "1572864")]
     pub(crate) max_request_bytes: usize,
     /// Transactions in flight at once
-    #[arg(long, default_value = "8")]
+    #[arg(long, default_value = "32")]
     pub(crate) concurrency: usize,
 }
 
@@ -310,7 +310,9 @@ pub(crate) async fn import(ctx: &Ctx, a: ImportArgs) -> CtlResult<()> {
     drop(text);
     let total = records.len() as u64;
     let batches = batches(records, a.max_txn_ops, a.max_request_bytes, a.skip_existing)?;
-    let c = Arc::new(ctx.client()?);
+    // Sent to the leader: through a follower every transaction would cross
+    // the cluster twice.
+    let c = Arc::new(ctx.client()?.leader_first().await?);
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} keys ({per_sec}, eta {eta})")

@@ -13,13 +13,13 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cetera::proto::etcdserverpb::MemberListRequest;
 use cetera::proto::etcdserverpb::auth_client::AuthClient;
 use cetera::proto::etcdserverpb::cluster_client::ClusterClient;
 use cetera::proto::etcdserverpb::kv_client::KvClient;
 use cetera::proto::etcdserverpb::lease_client::LeaseClient;
 use cetera::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use cetera::proto::etcdserverpb::watch_client::WatchClient;
+use cetera::proto::etcdserverpb::{MemberListRequest, StatusRequest};
 use tokio::time::{Instant, sleep, timeout_at};
 use tonic::transport::{Channel, Endpoint};
 
@@ -126,6 +126,39 @@ impl Client {
         let mut cfg = self.cfg.clone();
         cfg.endpoints = vec![ep.to_string()];
         Client::new(cfg)
+    }
+
+    /// This client with the leader's endpoint first, for bulk writes that a
+    /// follower would only forward to the leader. Every endpoint is asked
+    /// for its status at once, each within `--dial-timeout`; when none
+    /// says it leads, the order stays as given. The other endpoints stay
+    /// behind it for fail-over.
+    pub(crate) async fn leader_first(&self) -> CtlResult<Client> {
+        let mut cfg = self.cfg.clone();
+        if cfg.endpoints.len() > 1 {
+            let deadline = Instant::now() + cfg.dial_timeout;
+            let asked = cfg.endpoints.iter().map(|ep| self.leads(ep, deadline));
+            let leads = futures::future::join_all(asked).await;
+            if let Some(i) = leads.iter().position(|&leads| leads) {
+                let leader = cfg.endpoints.remove(i);
+                cfg.endpoints.insert(0, leader);
+            }
+        }
+        Client::new(cfg)
+    }
+
+    /// Whether `ep` answers, by `deadline`, that it is the leader.
+    async fn leads(&self, ep: &str, deadline: Instant) -> bool {
+        let Ok(one) = self.for_endpoint(ep) else {
+            return false;
+        };
+        let status = one
+            .unary_until(deadline, true, |ch| {
+                let r = one.request(StatusRequest {});
+                async move { maintenance(ch).status(r).await }
+            })
+            .await;
+        status.is_ok_and(|s| s.leader != 0 && s.header.is_some_and(|h| h.member_id == s.leader))
     }
 
     pub(crate) fn config(&self) -> &ClientConfig {
