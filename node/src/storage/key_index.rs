@@ -225,24 +225,28 @@ impl KeyIndex {
         self.keys.values().map(Vec::len).sum()
     }
 
+    /// The keys of `range` with their versions, ascending. Not boxed: a
+    /// put looks its key up here, and the allocation showed in profiles.
     fn keys_in<'a>(
         &'a self,
         range: &'a KeyRange,
-    ) -> Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Vec<IndexedVersion>)> + 'a> {
-        match range {
-            KeyRange::Single(key) => Box::new(self.keys.get_key_value(key).into_iter()),
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Vec<IndexedVersion>)> + 'a {
+        let (single, interval) = match range {
+            KeyRange::Single(key) => (self.keys.get_key_value(key), None),
             KeyRange::Interval { start, end } => {
                 let upper = match end {
-                    Some(end) if end <= start => return Box::new(std::iter::empty()),
-                    Some(end) => Bound::Excluded(end.as_slice()),
-                    None => Bound::Unbounded,
+                    Some(end) if end <= start => None,
+                    Some(end) => Some(Bound::Excluded(end.as_slice())),
+                    None => Some(Bound::Unbounded),
                 };
-                Box::new(
-                    self.keys
-                        .range::<[u8], _>((Bound::Included(start.as_slice()), upper)),
+                let lower = Bound::Included(start.as_slice());
+                (
+                    None,
+                    upper.map(|upper| self.keys.range::<[u8], _>((lower, upper))),
                 )
             }
-        }
+        };
+        single.into_iter().chain(interval.into_iter().flatten())
     }
 }
 
