@@ -127,7 +127,7 @@ impl<'b, B: KvWrite> WriteTxn<'b, B> {
                     mod_revision: rev,
                     ..Default::default()
                 }),
-                prev_kv: Some(kv.clone()).filter(|_| event_prev_values),
+                prev_kv: event_prev_values.then(|| kv.clone()),
             });
         }
         Ok(DeleteRangeResponse {
