@@ -2,8 +2,11 @@
 //!
 //! `append` hands entries to one writer task, which drains everything
 //! queued (appends, truncations, purges, votes) into a single SQLite
-//! transaction and a single fsync, then reports each append as flushed. So
-//! a burst of concurrent proposals costs one disk sync, not one each.
+//! transaction; a WAL syncer thread then makes it durable with one
+//! `fdatasync` (covering every batch committed while the previous one ran)
+//! and reports each append as flushed. So a burst of concurrent proposals
+//! costs one disk sync, not one each, and the shared writer connection is
+//! free for applies while the disk syncs.
 //!
 //! Recent entries also stay in memory, so replication reads (the hot path on
 //! the leader) never touch SQLite, and reads always see entries that were
@@ -47,7 +50,7 @@ use tokio_rusqlite::rusqlite::{Connection, params};
 
 use super::{Entry, LogId, MemberId, RaftStorageError, TypeConfig, Vote};
 use crate::histogram::Histogram;
-use crate::storage::{Db, Meta, StorageError};
+use crate::storage::{Db, Meta, StorageError, WalFile, durably};
 
 /// How many flushed entries stay cached behind the newest one at most...
 const CACHED_FLUSHED_ENTRIES: u64 = 2048;
@@ -276,11 +279,12 @@ impl LogStore {
         });
         let cache = Arc::new(Mutex::new(cache));
         let fsync = Arc::new(Histogram::fsync());
+        let syncer = WalSyncer::start(db.wal_file(), fsync.clone())?;
         tokio::spawn(run_writer(
             Writer {
                 db: db.clone(),
                 cache: cache.clone(),
-                fsync: fsync.clone(),
+                syncer,
                 on_disk,
             },
             queue,
@@ -519,7 +523,7 @@ fn lock(cache: &Mutex<LogCache>) -> MutexGuard<'_, LogCache> {
 struct Writer {
     db: Db,
     cache: Arc<Mutex<LogCache>>,
-    fsync: Arc<Histogram>,
+    syncer: WalSyncer,
     on_disk: watch::Sender<OnDisk>,
 }
 
@@ -545,9 +549,10 @@ async fn run_writer(
     let Writer {
         db,
         cache,
-        fsync,
+        syncer,
         on_disk,
     } = writer;
+    let mut planned_up_to = on_disk.borrow().up_to;
     let on_disk = Arc::new(on_disk);
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
@@ -565,22 +570,24 @@ async fn run_writer(
         if save_committed {
             tables.push(TableChange::Committed(committed));
         }
+        planned_up_to = durable_after(planned_up_to, &tables);
+        let durable = tables.iter().any(TableChange::must_be_durable);
         let report = BatchReport {
-            up_to: durable_after(on_disk.borrow().up_to, &tables),
+            up_to: planned_up_to,
             cache: cache.clone(),
             on_disk: on_disk.clone(),
             replies: replies.into_iter().flatten().collect(),
             told: false,
         };
-        let durations = fsync.clone();
+        let syncer = syncer.clone();
         let written = db
             .write(move |conn| {
-                // Timed on the connection's thread: the wait for the shared
-                // writer connection is not the disk's.
-                let started = std::time::Instant::now();
                 let written = write_batch(conn, tables).map_err(|e| e.to_string());
-                durations.observe(started.elapsed());
-                report.send(written.clone());
+                syncer.sync(Committed {
+                    report,
+                    written: written.clone(),
+                    durable,
+                });
                 Ok(written)
             })
             .await;
@@ -591,9 +598,72 @@ async fn run_writer(
     }
 }
 
-/// What a batch's outcome is told to. It is told from the writer
-/// connection's thread, the moment the transaction is on disk: a hop back
-/// to this task first would add a task wake-up to every acknowledgement.
+/// A committed batch on its way to the disk.
+struct Committed {
+    report: BatchReport,
+    written: Result<Option<u64>, String>,
+    /// Whether the batch may be reported only once on disk.
+    durable: bool,
+}
+
+/// Makes committed batches durable and reports them, in commit order, from
+/// a thread of its own: one `fdatasync` of the write-ahead log covers every
+/// batch committed since the last one. The writer connection meanwhile
+/// applies entries and commits the next batches, instead of holding the
+/// database for the whole fsync as a synchronous commit would.
+#[derive(Clone)]
+struct WalSyncer {
+    queue: std::sync::mpsc::Sender<Committed>,
+}
+
+impl WalSyncer {
+    fn start(wal: WalFile, fsync: Arc<Histogram>) -> Result<Self, StorageError> {
+        let (queue, committed) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("cetera-wal-sync".into())
+            .spawn(move || sync_committed(&wal, &fsync, committed))
+            .map_err(StorageError::Thread)?;
+        Ok(Self { queue })
+    }
+
+    /// Reports `batch` once it is on disk. Should the syncer be gone, the
+    /// batch's report, dropped, tells its waiters the writer stopped.
+    fn sync(&self, batch: Committed) {
+        let _ = self.queue.send(batch);
+    }
+}
+
+fn sync_committed(
+    wal: &WalFile,
+    fsync: &Histogram,
+    committed: std::sync::mpsc::Receiver<Committed>,
+) {
+    while let Ok(first) = committed.recv() {
+        let mut batches = vec![first];
+        batches.extend(committed.try_iter());
+        let synced = if batches.iter().any(|b| b.durable && b.written.is_ok()) {
+            let started = std::time::Instant::now();
+            let synced = wal
+                .sync()
+                .map_err(|e| format!("syncing the write-ahead log: {e}"));
+            fsync.observe(started.elapsed());
+            synced
+        } else {
+            Ok(())
+        };
+        for batch in batches {
+            let written = match &synced {
+                Ok(()) => batch.written,
+                Err(e) => Err(e.clone()),
+            };
+            batch.report.send(written);
+        }
+    }
+}
+
+/// What a batch's outcome is told to. It is told from the WAL syncer's
+/// thread, the moment the transaction is on disk: a hop back to this task
+/// first would add a task wake-up to every acknowledgement.
 /// Dropped untold (the connection closed before the batch ran), it reports
 /// the batch as failed.
 struct BatchReport {
@@ -653,6 +723,10 @@ enum TableChange {
 }
 
 impl TableChange {
+    /// Only appends, votes and truncations must be on disk before they are
+    /// reported: the committed id and purges are hints that the next
+    /// durable batch (same WAL, in order) persists, and losing them is
+    /// harmless.
     fn must_be_durable(&self) -> bool {
         match self {
             TableChange::Append(_) | TableChange::Truncate(_) | TableChange::Vote(_) => true,
@@ -693,32 +767,28 @@ fn split_write(write: LogWrite) -> (TableChange, Option<Reply>) {
 /// a new term (see the module docs for why).
 async fn step_down_from_saved_leadership(db: &Db, me: MemberId) -> Result<(), StorageError> {
     db.write(move |conn| {
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let tx = conn.transaction()?;
-        let vote: Option<Vote> = Meta(&tx).value(Meta::VOTE)?;
-        let led = vote.filter(|v| v.is_committed() && v.leader_id().voted_for() == Some(me));
-        if let Some(vote) = led {
-            let candidacy = Vote::new(vote.leader_id().get_term(), me);
-            Meta(&tx).set_value(Meta::VOTE, &candidacy)?;
-            tracing::info!(%vote, "led before the restart: must win a new term first");
-        }
-        tx.commit()?;
-        Ok(())
+        durably(conn, |conn| {
+            let tx = conn.transaction()?;
+            let vote: Option<Vote> = Meta(&tx).value(Meta::VOTE)?;
+            let led = vote.filter(|v| v.is_committed() && v.leader_id().voted_for() == Some(me));
+            if let Some(vote) = led {
+                let candidacy = Vote::new(vote.leader_id().get_term(), me);
+                Meta(&tx).set_value(Meta::VOTE, &candidacy)?;
+                tracing::info!(%vote, "led before the restart: must win a new term first");
+            }
+            tx.commit()?;
+            Ok(())
+        })
     })
     .await
 }
 
-/// Applies a batch in one durable transaction; returns the highest index
-/// appended, if any.
+/// Writes a batch in one transaction (made durable by the WAL syncer);
+/// returns the highest index appended, if any.
 fn write_batch(
     conn: &mut Connection,
     changes: Vec<TableChange>,
 ) -> Result<Option<u64>, StorageError> {
-    // Only appends, votes and truncations must be on disk before they are
-    // reported: the committed id and purges are hints that the next durable
-    // commit (same WAL, in order) persists, and losing them is harmless.
-    let durable = changes.iter().any(TableChange::must_be_durable);
-    conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
     let tx = conn.transaction()?;
     let mut flushed = None;
     for change in changes {
@@ -925,6 +995,82 @@ mod tests {
         );
         assert_eq!(on_disk.borrow().up_to, 4, "nothing more is durable");
         assert!(on_disk.borrow().failed.is_some(), "waiters are let go");
+    }
+
+    fn committed(
+        on_disk: &Arc<watch::Sender<OnDisk>>,
+        cache: &Arc<Mutex<LogCache>>,
+        up_to: u64,
+        durable: bool,
+    ) -> (Committed, oneshot::Receiver<Result<(), String>>) {
+        let (report, answer) = report_to(on_disk, cache, up_to);
+        let batch = Committed {
+            report,
+            written: Ok(Some(up_to)),
+            durable,
+        };
+        (batch, answer)
+    }
+
+    /// Runs the syncer over `batches`, queued before it starts (as batches
+    /// committed while a sync runs are), until they are all told.
+    fn sync_all(wal: &WalFile, fsync: &Histogram, batches: Vec<Committed>) {
+        let (queue, queued) = std::sync::mpsc::channel();
+        for batch in batches {
+            queue.send(batch).unwrap();
+        }
+        drop(queue);
+        sync_committed(wal, fsync, queued);
+    }
+
+    #[tokio::test]
+    async fn batches_committed_during_a_sync_share_the_next_and_are_told_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("cetera.db")).await.unwrap();
+        let on_disk = Arc::new(watch::channel(OnDisk::default()).0);
+        let cache = Arc::new(Mutex::new(cache_of((1..=6).map(|i| entry(i, 10)), 0)));
+        let mut durable_index = on_disk.subscribe();
+        let (first, first_told) = committed(&on_disk, &cache, 2, true);
+        let (second, second_told) = committed(&on_disk, &cache, 4, true);
+        let (third, third_told) = committed(&on_disk, &cache, 6, true);
+        let fsync = Histogram::fsync();
+        sync_all(&db.wal_file(), &fsync, vec![first, second, third]);
+        assert_eq!(fsync.count(), 1, "one fsync for the three");
+        for told in [first_told, second_told, third_told] {
+            assert_eq!(told.await, Ok(Ok(())));
+        }
+        assert!(durable_index.has_changed().unwrap());
+        assert_eq!(durable_index.borrow_and_update().up_to, 6);
+        assert_eq!(lock(&cache).flushed_up_to, 6);
+
+        // Hints alone (a purge, the committed id) need no fsync.
+        let (hint, hint_told) = committed(&on_disk, &cache, 6, false);
+        sync_all(&db.wal_file(), &fsync, vec![hint]);
+        assert_eq!(fsync.count(), 1);
+        assert_eq!(hint_told.await, Ok(Ok(())));
+    }
+
+    #[test]
+    fn a_failed_sync_fails_every_batch_it_covered() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_dir = dir.path().join("file");
+        std::fs::write(&not_a_dir, b"").unwrap();
+        let wal = WalFile::at(not_a_dir.join("cetera.db-wal"));
+        let on_disk = Arc::new(watch::channel(OnDisk::default()).0);
+        let cache = Arc::new(Mutex::new(cache_of((1..=4).map(|i| entry(i, 10)), 0)));
+        let (first, mut first_told) = committed(&on_disk, &cache, 2, true);
+        let (hint, mut hint_told) = committed(&on_disk, &cache, 2, false);
+        sync_all(&wal, &Histogram::fsync(), vec![first, hint]);
+        for told in [first_told.try_recv(), hint_told.try_recv()] {
+            let failure = told.unwrap().unwrap_err();
+            assert!(
+                failure.starts_with("syncing the write-ahead log"),
+                "{failure}"
+            );
+        }
+        assert_eq!(on_disk.borrow().up_to, 0, "nothing is durable");
+        assert!(on_disk.borrow().failed.is_some(), "waiters are let go");
+        assert_eq!(lock(&cache).flushed_up_to, 0);
     }
 
     #[test]

@@ -36,7 +36,7 @@ use crate::mvcc::{self, KvRead, MvccError};
 use crate::proto::etcdserverpb::{AlarmType, ResponseHeader};
 use crate::proto::mvccpb::Event;
 use crate::storage::{
-    Db, Meta, RevisionCache, SharedIndex, SqliteKv, SqliteV2, StorageError, load_index,
+    Db, Meta, RevisionCache, SharedIndex, SqliteKv, SqliteV2, StorageError, durably, load_index,
 };
 use crate::v2store::{self, V2Write};
 
@@ -559,9 +559,8 @@ fn apply_batch(
 ) -> Result<BatchOutcome, StorageError> {
     // Whatever an abandoned transaction deferred did not happen.
     keys.abandon_pending();
-    // Not fsynced here: the next log append's fsync covers this WAL frame
-    // too, and if it is lost the entries are simply applied again.
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Not fsynced (see `storage`): the next sync of the log covers this
+    // transaction too, and if it is lost the entries are simply applied again.
     let mut tx = conn.transaction()?;
     let mut cache = BatchCache {
         skip_prev_values: !prev_values_wanted,
@@ -745,8 +744,7 @@ fn replace_state(
     meta: &SnapshotMeta,
 ) -> Result<(), StorageError> {
     conn.execute("ATTACH DATABASE ?1 AS snap", [source.to_string_lossy()])?;
-    let result = (|| {
-        conn.pragma_update(None, "synchronous", "FULL")?;
+    let result = durably(conn, |conn| {
         let tx = conn.transaction()?;
         for table in STATE_TABLES {
             tx.execute(&format!("DELETE FROM main.{table}"), [])?;
@@ -774,7 +772,7 @@ fn replace_state(
         let index = load_index(&tx)?;
         keys.replace(index, || tx.commit())?;
         Ok(())
-    })();
+    });
     conn.execute("DETACH DATABASE snap", [])?;
     result
 }

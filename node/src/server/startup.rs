@@ -31,7 +31,7 @@ use crate::raft::{
     Command, LogStore, MemberAttributes, MemberId, MemberNode, PeerClient, PeerNetwork, Raft,
     StateMachine,
 };
-use crate::storage::{Db, Meta, StorageError};
+use crate::storage::{Db, Meta, StorageError, durably};
 use crate::watch::WatchHub;
 
 /// How long a stopping member waits for requests in flight to finish.
@@ -453,11 +453,8 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
             }
         }
         let stored = identity.clone();
-        db.write(move |conn| {
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            Meta(conn).set_value(Meta::IDENTITY, &stored)
-        })
-        .await?;
+        db.write(move |conn| durably(conn, |conn| Meta(conn).set_value(Meta::IDENTITY, &stored)))
+            .await?;
     } else if is_sole_voter(&raft, identity.member_id) {
         // A restarted member never leads on in its old term (see
         // `raft::log_store`); alone, it need not wait an election timeout

@@ -9,7 +9,11 @@
 //!
 //! All writes go through one writer connection (one thread, FIFO), which
 //! serialises the log writer and the state machine without lock
-//! contention; reads use a small pool of reader connections (a thread
+//! contention. Its commits are not fsynced (`synchronous = NORMAL`): what
+//! must be on disk is made so by [`WalFile::sync`] (the Raft log, off the
+//! writer's thread, so applies and appends go on while the disk syncs) or
+//! by [`durably`] (the rare transaction that must be durable by itself).
+//! Reads use a small pool of reader connections (a thread
 //! each) that see the last committed state. Reads of a row or two
 //! ([`Db::read_small`]) run on the caller's thread instead, from a second
 //! pool: handing them to a reader thread and back cost more CPU than the
@@ -64,6 +68,8 @@ pub enum StorageError {
     Decode { what: &'static str, detail: String },
     #[error("keyspace: {0}")]
     Keyspace(#[from] crate::mvcc::BackendError),
+    #[error("starting a storage thread: {0}")]
+    Thread(std::io::Error),
 }
 
 impl From<tokio_rusqlite::Error<StorageError>> for StorageError {
@@ -72,6 +78,52 @@ impl From<tokio_rusqlite::Error<StorageError>> for StorageError {
             tokio_rusqlite::Error::Error(e) => e,
             tokio_rusqlite::Error::Close((_, e)) => StorageError::Sqlite(e),
             _ => StorageError::Closed,
+        }
+    }
+}
+
+/// Runs `f` on the writer connection with every commit fsynced, for a
+/// transaction that must be on disk when it returns and that no later
+/// [`WalFile::sync`] covers (the member's identity, an installed snapshot).
+pub fn durably<R>(
+    conn: &mut rusqlite::Connection,
+    f: impl FnOnce(&mut rusqlite::Connection) -> Result<R, StorageError>,
+) -> Result<R, StorageError> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let result = f(conn);
+    // Back to the writer's usual setting even when `f` failed, whose error
+    // is the one worth reporting.
+    let restored = conn.pragma_update(None, "synchronous", "NORMAL");
+    let value = result?;
+    restored?;
+    Ok(value)
+}
+
+/// The database's write-ahead log, where every commit lands first.
+#[derive(Debug, Clone)]
+pub struct WalFile {
+    path: PathBuf,
+}
+
+impl WalFile {
+    /// A log at `path`, for tests of its users.
+    #[cfg(test)]
+    pub(crate) fn at(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    /// Makes every transaction committed so far durable: one `fdatasync`
+    /// of the log, which holds them (a checkpoint that moved frames into
+    /// the database file synced that file first). Blocking: call it from a
+    /// thread of its own, never from an async worker.
+    pub fn sync(&self) -> std::io::Result<()> {
+        match std::fs::File::open(&self.path) {
+            Ok(wal) => wal.sync_data(),
+            // SQLite removes the log only after closing the last connection
+            // with every frame checkpointed into the database file, which it
+            // synced first: nothing committed is left to sync.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
         }
     }
 }
@@ -143,6 +195,15 @@ impl Db {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The write-ahead log beside the database file.
+    pub fn wal_file(&self) -> WalFile {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        WalFile {
+            path: PathBuf::from(wal),
+        }
     }
 
     /// The key index, for the state machine's writes.
@@ -249,9 +310,7 @@ impl Db {
     /// Size of the database file plus its write-ahead log, in bytes.
     pub fn size_on_disk(&self) -> u64 {
         let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        len(&self.path) + len(Path::new(&wal))
+        len(&self.path) + len(&self.wal_file().path)
     }
 
     /// [`Db::size_on_disk`] as measured at most [`SIZE_STALENESS`] ago: the
@@ -323,6 +382,40 @@ fn in_read_transaction<R>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_writer_commits_without_fsync_except_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("cetera.db")).await.unwrap();
+        let synchronous = |conn: &rusqlite::Connection| -> Result<i64, StorageError> {
+            Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+        };
+        let (before, during, after) = db
+            .write(move |conn| {
+                let before = synchronous(conn)?;
+                let during = durably(conn, |conn| synchronous(conn))?;
+                Ok((before, during, synchronous(conn)?))
+            })
+            .await
+            .unwrap();
+        // SQLite's values: 1 is NORMAL, 2 is FULL.
+        assert_eq!((before, during, after), (1, 2, 1));
+        // What the writer committed is made durable through its log file.
+        db.write(|conn| Meta(conn).set_i64("probe", 1))
+            .await
+            .unwrap();
+        db.wal_file().sync().unwrap();
+    }
+
+    #[test]
+    fn a_log_sqlite_removed_leaves_nothing_to_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = WalFile::at(dir.path().join("cetera.db-wal"));
+        gone.sync().unwrap();
+        let not_a_dir = dir.path().join("file");
+        std::fs::write(&not_a_dir, b"").unwrap();
+        assert!(WalFile::at(not_a_dir.join("cetera.db-wal")).sync().is_err());
+    }
 
     #[test]
     fn a_failed_read_still_ends_its_transaction() {

@@ -141,7 +141,8 @@ pub(super) fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), S
         .map_err(not_a_database)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(not_a_database)?;
-    // FULL makes every commit fsync the WAL: the log writer relies on it.
+    // The checks and the schema's own upgrade commit durably; from then on
+    // commits are not fsynced (see `WalFile::sync` and `durably`).
     conn.pragma_update(None, "synchronous", "FULL")?;
 
     let verdict: String = conn
@@ -164,6 +165,7 @@ pub(super) fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), S
     tx.execute_batch(DROPPED)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(())
 }
 
