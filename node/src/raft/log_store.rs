@@ -72,7 +72,7 @@ pub struct LogStore {
     db: Db,
     cache: Arc<Mutex<LogCache>>,
     writes: mpsc::UnboundedSender<LogWrite>,
-    /// How long each durable batch took (`etcd_disk_wal_fsync_duration_seconds`).
+    /// How long each sync of the log took (`etcd_disk_wal_fsync_duration_seconds`).
     fsync: Arc<Histogram>,
     durable: watch::Receiver<OnDisk>,
 }
