@@ -262,9 +262,6 @@ struct BatchCache {
     revisions: RevisionCache,
     alarms: Option<Vec<(u64, i32)>>,
     auth_flags: Option<AuthStore>,
-    /// Events may leave out the values of the versions they replace (the
-    /// observer said nobody wants them), so puts read no row.
-    skip_prev_values: bool,
 }
 
 /// Whether a refused `command` may have written before it was refused, so
@@ -277,11 +274,14 @@ fn refusal_may_follow_writes(command: &Command) -> bool {
 }
 
 /// Applies one command (under a savepoint where a refusal may follow its
-/// writes), noting what observers must hear.
+/// writes), noting what observers must hear. Without `prev_values` (the
+/// observer said nobody wants them), events leave out the values of the
+/// versions they replace, so puts read no row.
 fn apply_command(
     tx: &mut Transaction<'_>,
     keys: &SharedIndex,
     cache: &mut BatchCache,
+    prev_values: bool,
     command: Command,
     index: u64,
     changes: &mut Vec<AppliedChange>,
@@ -289,7 +289,7 @@ fn apply_command(
     if let Command::Batch(commands) = command {
         let results = commands
             .into_iter()
-            .map(|command| apply_command(tx, keys, cache, command, index, changes))
+            .map(|command| apply_command(tx, keys, cache, prev_values, command, index, changes))
             .collect::<Result<_, _>>()?;
         return Ok(CommandResult::Batch(results));
     }
@@ -316,7 +316,7 @@ fn apply_command(
         None
     };
     let mut kv = SqliteKv::cached_writer(tx, keys, &cache.revisions);
-    if cache.skip_prev_values {
+    if !prev_values {
         kv = kv.without_prev_values();
     }
     let outcome = match command {
@@ -562,10 +562,7 @@ fn apply_batch(
     // Not fsynced (see `storage`): the next sync of the log covers this
     // transaction too, and if it is lost the entries are simply applied again.
     let mut tx = conn.transaction()?;
-    let mut cache = BatchCache {
-        skip_prev_values: !prev_values_wanted,
-        ..BatchCache::default()
-    };
+    let mut cache = BatchCache::default();
     let mut results = Vec::with_capacity(entries.len());
     let mut changes = Vec::new();
     let mut last_applied = None;
@@ -578,6 +575,7 @@ fn apply_batch(
                 &mut tx,
                 keys,
                 &mut cache,
+                prev_values_wanted,
                 command,
                 entry.log_id.index,
                 &mut changes,
