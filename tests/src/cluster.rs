@@ -591,6 +591,30 @@ impl TestCluster {
             .into_inner())
     }
 
+    /// Waits until every running member has applied everything the
+    /// leader had committed when called (per `Maintenance.Status`), so a
+    /// request to any member sees an earlier change: a member that has
+    /// not applied `auth enable` yet, for one, takes a token-bearing request
+    /// for an anonymous one, on etcd as on cetera.
+    pub async fn wait_all_applied(&self) -> Result<()> {
+        let leader = self.leader_index().await?;
+        let committed = self.status(leader).await?.raft_index;
+        let deadline = Instant::now() + self.ready_timeout;
+        for i in self.running() {
+            loop {
+                let applied = self.status(i).await.map(|s| s.raft_applied_index);
+                if applied.as_ref().is_ok_and(|a| *a >= committed) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("member {i} has not applied index {committed}: {applied:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
+    }
+
     /// Makes sure a membership change answered before this call cannot
     /// swallow the next one on real etcd. etcd 3.4 answers a change once it
     /// applied it, possibly before its raft marks it applied; a change

@@ -89,7 +89,7 @@ async fn set_up_users(cluster: &TestCluster) -> Result<()> {
         .etcdctl_ok(&["user", "grant-role", "root", "root"])
         .await?;
     cluster.etcdctl_ok(&["auth", "enable"]).await?;
-    Ok(())
+    cluster.wait_all_applied().await
 }
 
 async fn management_answers_and_key_permissions_match_etcd(flavor: Flavor) -> Result<()> {
