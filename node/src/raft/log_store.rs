@@ -664,8 +664,8 @@ fn sync_committed(
 /// What a batch's outcome is told to. It is told from the WAL syncer's
 /// thread, the moment the transaction is on disk: a hop back to this task
 /// first would add a task wake-up to every acknowledgement.
-/// Dropped untold (the connection closed before the batch ran), it reports
-/// the batch as failed.
+/// Dropped untold (the connection closed before the batch ran, or the
+/// syncer thread was gone), it reports the batch as failed.
 struct BatchReport {
     /// The durable index once the batch is on disk.
     up_to: u64,
