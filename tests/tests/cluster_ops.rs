@@ -41,7 +41,16 @@ async fn a_member_whose_data_differs_is_flagged_corrupt() -> Result<()> {
         .execute("UPDATE kv SET value = x'626164' WHERE key = x'6b32'", [])?;
     ensure!(tampered == 1, "no row tampered with");
     member.restart().await?;
-    cluster.wait_ready(follower).await?;
+    // Not `wait_ready`: the leader may raise the alarm before the member
+    // serves its clients, and from then on its /health says false.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while let Err(e) = cluster.status(follower).await {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the restarted member never answered: {e}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     let expected = format!("memberID:{follower_id} alarm:CORRUPT");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -3,18 +3,24 @@
 //! add` printed, promote it once it caught up), then shrink to three by
 //! removing a follower and the leader, each of which then stops. A writer runs the whole
 //! time; no acknowledged write may be lost and the members' HashKV must
-//! agree at the end. Every body runs against real etcd and cetera.
+//! agree at the end. Also: a new member serves no client before it is
+//! listed `started`. Every body runs against real etcd and cetera.
 
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use cetera::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use cetera::proto::etcdserverpb::{StatusRequest, StatusResponse};
 use tests::kv::Writer;
 use tests::ports::{self, PortLease};
 use tests::spawn::{guarded_command, spawn};
 use tests::{Flavor, TestCluster, flavor_tests};
 
-flavor_tests!(grow_one_to_five_with_learners_then_shrink_to_three_under_writes);
+flavor_tests!(
+    grow_one_to_five_with_learners_then_shrink_to_three_under_writes,
+    an_added_member_answers_clients_only_once_it_is_listed_started,
+);
 
 /// A member started after the cluster, with `--initial-cluster-state existing`.
 struct AddedMember {
@@ -166,6 +172,66 @@ async fn promote(cluster: &TestCluster, endpoints: &str, id: &str) -> Result<()>
         &[&format!("--endpoints={endpoints}"), "member", "promote", id],
     )
     .await?;
+    Ok(())
+}
+
+/// The first `Status` a newly started member answers; it waits in the
+/// listen backlog until then, on etcd as on cetera.
+async fn first_status(member: &AddedMember) -> Result<StatusResponse> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let endpoint = tonic::transport::Endpoint::from_shared(member.client_url.clone())?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(1));
+        let answer = match endpoint.connect().await {
+            Ok(channel) => MaintenanceClient::new(channel)
+                .status(StatusRequest::default())
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        match answer {
+            Ok(status) => return Ok(status.into_inner()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(e.context(format!("{} never answered", member.client_url)));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// A member serves no client before its name and client URLs are
+/// committed (etcd publishes them first), so one that answers is listed
+/// `started` with its name: the next `member add` then prints an
+/// `ETCD_INITIAL_CLUSTER` that names it, which scripts that add members
+/// one after another rely on.
+async fn an_added_member_answers_clients_only_once_it_is_listed_started(
+    flavor: Flavor,
+) -> Result<()> {
+    let cluster = TestCluster::start(flavor, 1).await?;
+    let endpoints = cluster.client_url(0);
+    let member = add_learner(&cluster, &endpoints, "m2").await?;
+    let applied = first_status(&member).await?.raft_applied_index;
+    // Member lists are answered from applied state: once the leader has
+    // applied as far as the new member had when it first answered, its
+    // list has everything the new member's had.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster.status(0).await?.raft_applied_index < applied {
+        ensure!(
+            Instant::now() < deadline,
+            "the leader never applied {applied}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let list = member_list(&cluster, &endpoints).await?;
+    let line = list
+        .lines()
+        .find(|l| l.contains(&member.peer_url))
+        .with_context(|| format!("{} not listed:\n{list}", member.peer_url))?;
+    ensure!(
+        line.contains(", started, m2, ") && line.contains(&member.client_url),
+        "answered clients while listed as {line}"
+    );
     Ok(())
 }
 

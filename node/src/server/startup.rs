@@ -506,6 +506,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
             peer_tls.clone().filter(|_| listen.secure),
         )));
     }
+    let (announce, published) = watch::channel(false);
     let mut client_addrs = Vec::new();
     let mut client_servers = Vec::new();
     for (listener, listen) in client_listeners.into_iter().zip(&node.config.listen_client) {
@@ -513,10 +514,10 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
             addr: listen.addr,
             source,
         })?);
-        client_servers.push(tokio::spawn(crate::api::serve_client(
+        client_servers.push(tokio::spawn(serve_clients_once_published(
+            published.clone(),
             listener,
             node.clone(),
-            node.stop.subscribe(),
             tls.clone().filter(|_| listen.secure),
         )));
     }
@@ -527,7 +528,7 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
     if !node.config.corrupt_check_interval.is_zero() {
         tokio::spawn(check_corruption(node.clone(), stopped.clone()));
     }
-    tokio::spawn(publish_attributes(node.clone(), stopped));
+    tokio::spawn(publish_attributes(node.clone(), stopped, announce));
     tracing::info!(client = ?client_addrs, peer = ?peer_addrs, "serving");
     Ok(RunningNode {
         node,
@@ -624,9 +625,32 @@ async fn notify_watch_progress(node: Arc<Node>, stop: watch::Receiver<bool>) {
     }
 }
 
+/// Serves one client listener, but only once this member's attributes are
+/// committed, as etcd serves no client before it has published them: a
+/// member that answers its clients is listed `started`, with its name, by
+/// every member. Until then connections wait in the listen backlog.
+async fn serve_clients_once_published(
+    mut published: watch::Receiver<bool>,
+    listener: TcpListener,
+    node: Arc<Node>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let stop = node.stop.subscribe();
+    tokio::select! {
+        _ = published.wait_for(|published| *published) => {}
+        () = wait_for_stop(stop.clone()) => return,
+    }
+    crate::api::serve_client(listener, node, stop, tls).await;
+}
+
 /// Announces this member's name and client URLs through Raft, retrying
-/// until it is committed (MemberList shows them from then on).
-async fn publish_attributes(node: Arc<Node>, stop: watch::Receiver<bool>) {
+/// until it is committed (MemberList shows them from then on), then lets
+/// the client listeners serve (`published`).
+async fn publish_attributes(
+    node: Arc<Node>,
+    stop: watch::Receiver<bool>,
+    published: watch::Sender<bool>,
+) {
     let attributes = MemberAttributes {
         id: node.identity.member_id,
         name: node.identity.name.clone(),
@@ -638,7 +662,8 @@ async fn publish_attributes(node: Arc<Node>, stop: watch::Receiver<bool>) {
             .await
         {
             Ok(_) => {
-                tracing::info!("published member attributes");
+                tracing::info!("published member attributes; ready to serve client requests");
+                published.send_replace(true);
                 return;
             }
             Err(e) => {
