@@ -65,25 +65,51 @@ peer_url() { echo "http://127.0.0.1:${peer_port[$1]}"; }
 
 dir=$(mktemp -d -t cetera-resize-XXXXXX)
 pids=(0 0 0)
+# stop_member I: SIGTERM, then up to STOP_SECONDS for a graceful exit; a
+# member that hangs in shutdown is killed and reported (exit status 1 at the
+# end), never waited for without bound.
+STOP_SECONDS=20
+hung=0
+stop_member() {
+    local i=$1 pid=${pids[$1]}
+    [ "$pid" != 0 ] || return 0
+    kill "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" "$STOP_SECONDS"; then
+        echo "resize-demo: m$i did not stop within ${STOP_SECONDS}s of SIGTERM; killing it" >&2
+        tail -n 20 "$dir/m$i.log" >&2 || true
+        kill -9 "$pid" 2>/dev/null || true
+        hung=1
+    fi
+    wait "$pid" 2>/dev/null || true
+    pids[$i]=0
+}
+# wait_gone PID SECONDS: whether PID exits within SECONDS.
+wait_gone() {
+    local pid=$1 deadline=$((SECONDS + $2))
+    while kill -0 "$pid" 2>/dev/null; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.2
+    done
+}
 cleanup() {
-    for pid in "${pids[@]}"; do
-        [ "$pid" != 0 ] && kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        [ "$pid" != 0 ] && wait "$pid" 2>/dev/null || true
-    done
+    local status=$?
+    for i in 0 1 2; do stop_member "$i"; done
     if [ "$keep" = 1 ]; then echo "data and logs kept in $dir"; else rm -rf "$dir"; fi
+    if [ "$hung" = 1 ] && [ "$status" = 0 ]; then status=1; fi
+    exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s\n' "$*"; echo "[${SECONDS}s] $*" >&2; }
 # ctl ENDPOINTS ARGS...: ceteractl, echoed.
 ctl() {
     local endpoints=$1; shift
     echo "\$ ceteractl --endpoints=$endpoints $*" >&2
-    "$CTL" --endpoints="$endpoints" "$@"
+    "$CTL" --endpoints="$endpoints" "${timeouts[@]}" "$@"
 }
+# Every call is bounded, so a member that does not answer fails the step.
+timeouts=(--dial-timeout=2s --command-timeout=5s)
 die() { echo "resize-demo: $*" >&2; for i in 0 1 2; do [ -f "$dir/m$i.log" ] && tail -n 20 "$dir/m$i.log" >&2; done; exit 1; }
 
 # Members die with this script even when it is killed too hard to clean up
@@ -102,19 +128,19 @@ start_member() {
     pids[$i]=$!
 }
 
-# until_ok TRIES COMMAND...: retries COMMAND (quietly) every 0.2 s.
+# until_ok SECONDS COMMAND...: retries COMMAND (quietly) every 0.2 s until it
+# succeeds or SECONDS have passed.
 until_ok() {
-    local tries=$1; shift
-    for _ in $(seq "$tries"); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
+    local deadline=$((SECONDS + $1)); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
         sleep 0.2
     done
-    return 1
 }
 
 # member_id ENDPOINTS NAME: the hex id `member list` shows for NAME.
 member_id() {
-    "$CTL" --endpoints="$1" member list | awk -F', ' -v name="$2" '$3 == name { print $1 }'
+    "$CTL" --endpoints="$1" "${timeouts[@]}" member list | awk -F', ' -v name="$2" '$3 == name { print $1 }'
 }
 
 # grow I ENDPOINTS: adds member i as a learner, starts it, promotes it.
@@ -129,18 +155,18 @@ grow() {
     [ -n "$id" ] && [ -n "$cluster" ] || die "cannot read the id or the cluster from member add"
     step "start m$i with --initial-cluster-state existing"
     start_member "$i" "$cluster" existing
-    until_ok 300 "$CTL" --endpoints="$(client_url "$i")" endpoint health \
+    until_ok 60 "$CTL" --endpoints="$(client_url "$i")" "${timeouts[@]}" endpoint health \
         || die "m$i did not become healthy"
     ctl "$endpoints" member list
     step "promote m$i (refused until the learner has caught up)"
-    until_ok 300 "$CTL" --endpoints="$endpoints" member promote "$id" \
+    until_ok 60 "$CTL" --endpoints="$endpoints" "${timeouts[@]}" member promote "$id" \
         || die "m$i could not be promoted"
     ctl "$endpoints" member list -w table
 }
 
 step "start m0 as a one-member cluster"
 start_member 0 "m0=$(peer_url 0)" new
-until_ok 300 "$CTL" --endpoints="$(client_url 0)" endpoint health || die "m0 did not become healthy"
+until_ok 60 "$CTL" --endpoints="$(client_url 0)" "${timeouts[@]}" endpoint health || die "m0 did not become healthy"
 ctl "$(client_url 0)" put resize-demo/greeting hello
 ctl "$(client_url 0)" member list -w table
 
@@ -154,21 +180,13 @@ m0=$(member_id "$all" m0)
 m1=$(member_id "$all" m1)
 [ -n "$m0" ] && [ -n "$m1" ] || die "cannot find m0 and m1 in member list"
 echo "\$ ceteractl --endpoints=$all move-leader $m1" >&2
-until_ok 50 "$CTL" --endpoints="$all" move-leader "$m1" || die "move-leader to m1 failed"
+until_ok 30 "$CTL" --endpoints="$all" "${timeouts[@]}" move-leader "$m1" || die "move-leader to m1 failed"
 ctl "$all" endpoint status -w table
 rest="$(client_url 1),$(client_url 2)"
 ctl "$rest" member remove "$m0" || die "member remove m0 failed"
 # A removed member stops by itself.
-for _ in $(seq 150); do
-    kill -0 "${pids[0]}" 2>/dev/null || break
-    sleep 0.2
-done
-if kill -0 "${pids[0]}" 2>/dev/null; then
-    echo "m0 is still running after its removal; stopping it"
-    kill "${pids[0]}" 2>/dev/null || true
-fi
-wait "${pids[0]}" 2>/dev/null || true
-pids[0]=0
+wait_gone "${pids[0]}" 30 || echo "m0 is still running 30s after its removal; stopping it"
+stop_member 0
 
 step "the data survived every change"
 ctl "$rest" get resize-demo/greeting --print-value-only

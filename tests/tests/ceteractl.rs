@@ -1257,20 +1257,33 @@ async fn resize_demo_script_ends_with_two_voters() -> Result<()> {
     // The script binds them itself; the leases keep other tests off them.
     let ports: Vec<String> = leases.iter().map(|l| l.port().to_string()).collect();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/resize-demo.sh");
-    let run = Command::new("bash")
+    // The script's output goes to files and its data dir under `work`, so
+    // that a run cut short still shows how far it got and the members' logs.
+    let work = tempfile::tempdir()?;
+    let (stdout_path, stderr_path) = (work.path().join("stdout"), work.path().join("stderr"));
+    let mut run = Command::new("bash")
         .arg(script)
         .arg("--bin-dir")
         .arg(&bin_dir)
         .arg(format!("--ports={}", ports.join(",")))
+        .env("TMPDIR", work.path())
         .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path)?)
+        .stderr(std::fs::File::create(&stderr_path)?)
         .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(300), run)
-        .await
-        .context("resize-demo.sh did not finish")??;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    ensure!(output.status.success(), "{stdout}\n{stderr}");
+        .spawn()?;
+    // Well inside nextest's 180 s, which would kill it without a word; every
+    // step of the script is bounded, and the whole takes ~15 s.
+    let status = tokio::time::timeout(Duration::from_secs(150), run.wait()).await;
+    let stdout = std::fs::read_to_string(&stdout_path)?;
+    let stderr = std::fs::read_to_string(&stderr_path)?;
+    let Ok(status) = status else {
+        bail!(
+            "resize-demo.sh did not finish within 150 s\n{stdout}\n{stderr}\n{}",
+            member_log_tails(work.path())
+        );
+    };
+    ensure!(status?.success(), "{stdout}\n{stderr}");
     let (_, last) = stdout
         .rsplit_once("== final member list\n")
         .with_context(|| format!("no final member list in:\n{stdout}"))?;
@@ -1304,6 +1317,30 @@ async fn resize_demo_script_ends_with_two_voters() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The last lines of every member log the resize demo left under `work`.
+fn member_log_tails(work: &Path) -> String {
+    let mut tails = String::new();
+    let logs = std::fs::read_dir(work)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|data| {
+            std::fs::read_dir(data.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "log"));
+    for log in logs {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let last = &lines[lines.len().saturating_sub(30)..];
+        tails.push_str(&format!("--- {}\n{}\n", log.display(), last.join("\n")));
+    }
+    tails
 }
 
 /// Keys in the large import tests.
