@@ -393,8 +393,9 @@ impl Node {
         });
     }
 
-    /// A peer's notice that `member` was removed: when it names this
-    /// member, this member stops, as on a 410 from a peer.
+    /// The leader's notice that `member` was removed ([`Node::tell_removed`];
+    /// the peer route admits members of this cluster only): when it names
+    /// this member, this member stops, as on a 410 from a peer.
     pub(crate) fn removed_by_leader(&self, member: MemberId) -> Result<(), PeerRefusal> {
         if member == self.identity.member_id {
             tracing::warn!("the leader removed this member from the cluster; stopping");

@@ -529,7 +529,8 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
         tokio::spawn(check_corruption(node.clone(), stopped.clone()));
     }
     tokio::spawn(publish_attributes(node.clone(), stopped, announce));
-    tracing::info!(client = ?client_addrs, peer = ?peer_addrs, "serving");
+    // Peers are served from here on; clients once the attributes commit.
+    tracing::info!(client = ?client_addrs, peer = ?peer_addrs, "listening");
     Ok(RunningNode {
         node,
         client_addrs,
