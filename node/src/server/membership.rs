@@ -358,51 +358,13 @@ impl Node {
                 } else {
                     ChangeMembers::RemoveNodes(BTreeSet::from([id]))
                 };
-                let removed_url = self.peer_url_of(id);
                 self.raft
                     .change_membership(change, false)
                     .await
                     .map_err(failed)?;
-                if let Some(url) = removed_url {
-                    self.tell_removed(id, url);
-                }
                 Ok(())
             }
         }
-    }
-
-    /// Tells member `id`, now removed, that it is (best effort, in the
-    /// background). The leader stops replicating to it the moment the
-    /// change is in its log, so the member never receives the entry that
-    /// removes it; without this it would learn only from the 410 its next
-    /// vote request gets, an election timeout or more later. etcd's
-    /// removed member learns as fast, from the peers refusing its streams.
-    fn tell_removed(&self, id: MemberId, url: String) {
-        let peers = self.peers.clone();
-        let timeout = self.config.election_timeout;
-        tokio::spawn(async move {
-            let answer: Result<Result<(), PeerRefusal>, PeerError> =
-                peers.call(&url, paths::REMOVED, &id, timeout).await;
-            match answer {
-                Ok(Ok(())) => {}
-                Ok(Err(refusal)) => {
-                    tracing::debug!(%refusal, "the removed member refused the notice")
-                }
-                Err(error) => tracing::debug!(%error, "telling the removed member failed"),
-            }
-        });
-    }
-
-    /// The leader's notice that `member` was removed ([`Node::tell_removed`];
-    /// the peer route admits members of this cluster only): when it names
-    /// this member, this member stops, as on a 410 from a peer.
-    pub(crate) fn removed_by_leader(&self, member: MemberId) -> Result<(), PeerRefusal> {
-        if member == self.identity.member_id {
-            tracing::warn!("the leader removed this member from the cluster; stopping");
-            self.peer_stats.mark_removed();
-            self.removed.send_replace(true);
-        }
-        Ok(())
     }
 
     /// Refuses removing `id` when the voters left that are running would
