@@ -549,8 +549,12 @@ pub async fn wait_for_stop(mut stop: watch::Receiver<bool>) {
 /// Follows Raft's state: runs the lease clocks exactly while this member
 /// leads, remembers which members were removed, and notices when this one
 /// was (from the membership, or from a peer's 410).
-async fn follow_leadership(node: Arc<Node>, stop: watch::Receiver<bool>) {
-    let mut metrics = node.raft.metrics();
+///
+/// It watches the server metrics (role, leader, vote, membership), not the
+/// full ones, which change with every append and apply: on those it woke
+/// several times per write on every member for nothing.
+async fn follow_leadership(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let mut metrics = node.raft.server_metrics();
     let me = node.identity.member_id;
     let mut was_member = false;
     let mut known: BTreeSet<MemberId> = BTreeSet::new();
@@ -579,8 +583,14 @@ async fn follow_leadership(node: Arc<Node>, stop: watch::Receiver<bool>) {
         }
         was_member |= member;
         node.lessor.set_leading(leading);
-        if metrics.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() {
+                return;
+            },
+            () = node.peer_stats.removal_told() => {}
+            stopping = stop.changed() => if stopping.is_err() {
+                return;
+            },
         }
     }
 }

@@ -17,8 +17,10 @@ pub struct PeerStats {
     /// Peers whose Raft requests are failing, for the log.
     outages: Mutex<std::collections::HashMap<u64, Outage>>,
     followers: Mutex<std::collections::BTreeMap<u64, FollowerRecord>>,
-    /// Set when a peer told this member it was removed from the cluster.
+    /// Set when a peer told this member it was removed from the cluster...
     removed: std::sync::atomic::AtomicBool,
+    /// ...and whoever follows the membership is woken for it.
+    removal: tokio::sync::Notify,
     /// Open append streams into this member, by sending member.
     append_streams: Mutex<std::collections::BTreeMap<u64, usize>>,
 }
@@ -209,6 +211,13 @@ impl PeerStats {
 
     pub fn mark_removed(&self) {
         self.removed.store(true, Ordering::Relaxed);
+        self.removal.notify_one();
+    }
+
+    /// Resolves once a peer has told this member it was removed (at once
+    /// if it was told since the last call).
+    pub async fn removal_told(&self) {
+        self.removal.notified().await
     }
 
     pub fn is_removed(&self) -> bool {
