@@ -63,6 +63,11 @@ const CACHED_FLUSHED_ENTRIES: u64 = 2048;
 const CACHED_FLUSHED_BYTES: usize = 1 << 20;
 /// At most this many queued operations go into one transaction.
 const MAX_BATCH: usize = 1024;
+/// The committed id is saved only once it has moved this far since it was
+/// last saved. It is a hint (see `save_committed`), and the meta row it
+/// lives in would otherwise cost every write's log transaction one more
+/// page in the write-ahead log, and every fsync that much more to flush.
+const COMMITTED_SAVE_DISTANCE: u64 = 1024;
 
 /// The log as openraft sees it; cheap to clone (it is also the log reader).
 #[derive(Clone)]
@@ -443,10 +448,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
-        // Written along with the next durable batch rather than in a
-        // transaction of its own (which every commit would cost on every
-        // member, ahead of the apply on the same writer connection). Losing
-        // it only means re-applying from the state machine's own applied id.
+        // Written along with a later durable batch (once it moved far, see
+        // `COMMITTED_SAVE_DISTANCE`) rather than in a transaction of its own
+        // (which every commit would cost on every member, ahead of the apply
+        // on the same writer connection). A stale one on disk only means a
+        // restarted member applies its last entries once a leader tells it
+        // they are committed; what its state machine applied it keeps.
         self.cache().committed = committed;
         Ok(())
     }
@@ -539,8 +546,8 @@ fn durable_after(up_to: u64, changes: &[TableChange]) -> u64 {
 }
 
 /// Drains the queue in batches: one transaction and one fsync per batch.
-/// The committed id rides along with a durable batch when it has moved
-/// since `committed_on_disk`.
+/// The committed id rides along with a durable batch once it has moved
+/// [`COMMITTED_SAVE_DISTANCE`] entries past `committed_on_disk`.
 async fn run_writer(
     writer: Writer,
     mut queue: mpsc::UnboundedReceiver<LogWrite>,
@@ -565,8 +572,8 @@ async fn run_writer(
         tracing::trace!(writes = batch.len(), "log batch");
         let (mut tables, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(split_write).unzip();
         let committed = lock(&cache).committed;
-        let save_committed =
-            committed != committed_on_disk && tables.iter().any(TableChange::must_be_durable);
+        let save_committed = moved_far(committed_on_disk, committed)
+            && tables.iter().any(TableChange::must_be_durable);
         if save_committed {
             tables.push(TableChange::Committed(committed));
         }
@@ -595,6 +602,15 @@ async fn run_writer(
         if matches!(written, Ok(Ok(_))) && save_committed {
             committed_on_disk = committed;
         }
+    }
+}
+
+/// Whether the committed id moved far enough from the saved one to save it.
+fn moved_far(saved: Option<LogId>, committed: Option<LogId>) -> bool {
+    match (saved, committed) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(saved), Some(committed)) => committed.index >= saved.index + COMMITTED_SAVE_DISTANCE,
     }
 }
 
@@ -1113,6 +1129,16 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(reopened.read_committed().await.unwrap(), committed);
+    }
+
+    #[test]
+    fn the_committed_id_is_saved_first_and_then_only_once_it_moved_far() {
+        let at = |index: u64| Some(entry(index, 1).log_id);
+        assert!(!moved_far(None, None));
+        assert!(moved_far(None, at(1)));
+        assert!(!moved_far(at(1), at(1)));
+        assert!(!moved_far(at(1), at(COMMITTED_SAVE_DISTANCE)));
+        assert!(moved_far(at(1), at(1 + COMMITTED_SAVE_DISTANCE)));
     }
 
     #[test]
