@@ -279,13 +279,49 @@ impl<'c> SqliteKv<'c> {
     }
 }
 
+/// The id of the first row of `revision` or later, if any. Rows are only
+/// appended, in revision order, so ids ascend with (mod_rev, sub_rev): a
+/// binary search over ids finds it in a few dozen primary-key seeks, and
+/// the table needs no index by revision (which every put would write).
+fn first_row_from(conn: &Connection, revision: i64) -> Result<Option<RowId>, StorageError> {
+    let mut row_from =
+        conn.prepare_cached("SELECT id, mod_rev FROM kv WHERE id >= ?1 ORDER BY id LIMIT 1")?;
+    let mut first_row_from_id = |id: RowId| -> Result<Option<(RowId, i64)>, StorageError> {
+        Ok(row_from
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    };
+    let Some((first, first_revision)) = first_row_from_id(RowId::MIN)? else {
+        return Ok(None);
+    };
+    if first_revision >= revision {
+        return Ok(Some(first));
+    }
+    let last: RowId = conn.query_row("SELECT max(id) FROM kv", [], |r| r.get(0))?;
+    let at_or_after = |found: Option<(RowId, i64)>| found.is_some_and(|(_, r)| r >= revision);
+    if !at_or_after(first_row_from_id(last)?) {
+        return Ok(None);
+    }
+    // The row found from `below` is before `revision`, the one from `above`
+    // is not; halve the ids between them.
+    let (mut below, mut above) = (first, last);
+    while above - below > 1 {
+        let middle = below + (above - below) / 2;
+        if at_or_after(first_row_from_id(middle)?) {
+            above = middle;
+        } else {
+            below = middle;
+        }
+    }
+    Ok(first_row_from_id(above)?.map(|(id, _)| id))
+}
+
 /// Builds the index of every version in the `kv` table (at start-up and
 /// after a snapshot install).
 pub fn load_index(conn: &Connection) -> Result<KeyIndex, StorageError> {
     let mut index = KeyIndex::default();
     let mut stmt = conn.prepare(
-        "SELECT id, key, mod_rev, tombstone, create_rev, version, lease FROM kv \
-         ORDER BY mod_rev, sub_rev",
+        "SELECT id, key, mod_rev, tombstone, create_rev, version, lease FROM kv ORDER BY id",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -376,14 +412,21 @@ impl SqliteKv<'_> {
         from: i64,
         to: i64,
     ) -> Result<Vec<Event>, StorageError> {
-        // Through the revision index, filtering keys as etcd's watch
-        // catch-up does: the table has no index by key.
+        // The rows between the two revisions' bounds, filtering keys as
+        // etcd's watch catch-up does: the table has no index by key.
+        let Some(first) = first_row_from(self.conn, from)? else {
+            return Ok(Vec::new());
+        };
+        let past_last = match to.checked_add(1) {
+            Some(after) => first_row_from(self.conn, after)?.unwrap_or(RowId::MAX),
+            None => RowId::MAX,
+        };
         let (cond, keys) = key_condition("key", range);
-        let mut values: Vec<&dyn ToSql> = vec![&from, &to];
+        let mut values: Vec<&dyn ToSql> = vec![&first, &past_last];
         values.extend(keys);
         let sql = format!(
             "SELECT key, create_rev, mod_rev, version, lease, value, tombstone FROM kv \
-             WHERE mod_rev >= ? AND mod_rev <= ? AND {cond} ORDER BY mod_rev, sub_rev"
+             WHERE id >= ? AND id < ? AND {cond} ORDER BY id"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(values.as_slice(), |row| {
@@ -420,7 +463,7 @@ impl SqliteKv<'_> {
     pub fn hash_versions(&self, revision: i64) -> Result<u32, StorageError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT key, mod_rev, sub_rev, create_rev, version, lease, tombstone, value FROM kv \
-             WHERE mod_rev <= ?1 ORDER BY mod_rev, sub_rev",
+             WHERE mod_rev <= ?1 ORDER BY id",
         )?;
         let mut hasher = crc32fast::Hasher::new();
         let mut rows = stmt.query([revision])?;
@@ -641,6 +684,45 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(super::super::schema::SCHEMA).unwrap();
         conn
+    }
+
+    #[test]
+    fn the_first_row_of_a_revision_is_found_across_gaps_in_the_ids() {
+        let conn = open();
+        assert_eq!(first_row_from(&conn, 1).unwrap(), None, "empty table");
+        // Compaction leaves gaps; a revision may span several rows.
+        for (id, revision, sub) in [
+            (3, 2, 0),
+            (4, 2, 1),
+            (10, 5, 0),
+            (11, 6, 0),
+            (12, 6, 1),
+            (30, 9, 0),
+        ] {
+            conn.execute(
+                "INSERT INTO kv VALUES (?1, x'61', ?2, ?3, 1, 1, 0, 0, x'')",
+                params![id, revision, sub],
+            )
+            .unwrap();
+        }
+        for (revision, first) in [
+            (i64::MIN, Some(3)),
+            (0, Some(3)),
+            (2, Some(3)),
+            (3, Some(10)),
+            (5, Some(10)),
+            (6, Some(11)),
+            (7, Some(30)),
+            (9, Some(30)),
+            (10, None),
+            (i64::MAX, None),
+        ] {
+            assert_eq!(
+                first_row_from(&conn, revision).unwrap(),
+                first,
+                "from {revision}"
+            );
+        }
     }
 
     fn put(key: &[u8], value: &str) -> PutRequest {

@@ -606,6 +606,66 @@ mod tests {
         assert_eq!(left, 0);
     }
 
+    #[tokio::test]
+    async fn a_schema_4_database_loses_the_index_by_revision_and_keeps_rows_in_revision_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cetera.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE kv (id INTEGER PRIMARY KEY, key BLOB NOT NULL, \
+                    mod_rev INTEGER NOT NULL, sub_rev INTEGER NOT NULL, \
+                    create_rev INTEGER NOT NULL, version INTEGER NOT NULL, \
+                    lease INTEGER NOT NULL, tombstone INTEGER NOT NULL, value BLOB NOT NULL);
+                 CREATE INDEX kv_by_revision ON kv (mod_rev, sub_rev);
+                 CREATE TABLE meta (name TEXT PRIMARY KEY, value ANY NOT NULL) WITHOUT ROWID;
+                 INSERT INTO kv VALUES (7, x'63', 4, 1, 4, 1, 0, 0, x'33');
+                 INSERT INTO kv VALUES (8, x'61', 2, 0, 2, 1, 0, 0, x'31');
+                 INSERT INTO kv VALUES (9, x'62', 4, 0, 4, 1, 0, 0, x'32');
+                 INSERT INTO meta VALUES ('mvcc.current_revision', 4);
+                 PRAGMA user_version = 4;",
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).await.unwrap();
+        let (rows, indexes) = db
+            .read(|tx| {
+                let mut stmt = tx.prepare("SELECT id, key FROM kv ORDER BY id")?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let indexes: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'kv_by_revision'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok((rows, indexes))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            rows,
+            [(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"c".to_vec())],
+            "renumbered in (mod_rev, sub_rev) order"
+        );
+        assert_eq!(indexes, 0);
+        assert_eq!(kv_at(&db, b"c", None).await[0].value, b"3");
+        let changed: Vec<Vec<u8>> = db
+            .read_kv(|kv| {
+                let all = crate::mvcc::KeyRange::Interval {
+                    start: Vec::new(),
+                    end: None,
+                };
+                kv.changes(&all, 3, 4)
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| event.kv.unwrap().key)
+            .collect();
+        assert_eq!(changed, [b"b".to_vec(), b"c".to_vec()]);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_read_keeps_the_versions_it_can_see_through_a_compaction() {
         let dir = tempfile::tempdir().unwrap();

@@ -8,14 +8,16 @@ use tokio_rusqlite::rusqlite::{self, Connection, ErrorCode};
 use super::StorageError;
 
 /// Bumped whenever the tables below change shape.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 pub(crate) const SCHEMA: &str = "
 -- Every version of every key: etcd's revision table. A tombstone row marks
 -- a delete. `value` is last so key-only reads never touch overflow pages.
--- Rows are only appended, in revision order: which row is a key's version
--- at a revision is the in-memory key index's business (schema 4 dropped
--- the two B-trees by key that every put used to dirty at random).
+-- Rows are only appended, in revision order, so `id` ascends with
+-- (mod_rev, sub_rev) and revision scans seek by id: schema 5 dropped the
+-- index by revision, one more B-tree every put wrote. Which row is a key's
+-- version at a revision is the in-memory key index's business (schema 4
+-- dropped the two B-trees by key that every put used to dirty at random).
 CREATE TABLE IF NOT EXISTS kv (
     id          INTEGER PRIMARY KEY,
     key         BLOB    NOT NULL,
@@ -27,7 +29,6 @@ CREATE TABLE IF NOT EXISTS kv (
     tombstone   INTEGER NOT NULL,
     value       BLOB    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS kv_by_revision ON kv (mod_rev, sub_rev);
 
 -- Granted leases, with the TTL they were granted.
 CREATE TABLE IF NOT EXISTS leases (
@@ -98,6 +99,7 @@ CREATE TABLE IF NOT EXISTS meta (
 /// What older schemas had and this one dropped.
 const DROPPED: &str = "
 DROP INDEX IF EXISTS kv_by_key;
+DROP INDEX IF EXISTS kv_by_revision;
 DROP TABLE IF EXISTS kv_live;
 ";
 
@@ -161,11 +163,41 @@ pub(super) fn prepare_writer(conn: &mut Connection, path: &Path) -> Result<(), S
         });
     }
     let tx = conn.transaction()?;
+    if (1..5).contains(&found) {
+        put_rows_in_revision_order(&tx)?;
+    }
     tx.execute_batch(SCHEMA)?;
     tx.execute_batch(DROPPED)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// Makes `kv`'s ids ascend with (mod_rev, sub_rev), which revision scans
+/// rely on since schema 5. Every cetera has appended rows in that order;
+/// this checks it once, on the upgrade, and renumbers a table that is not.
+fn put_rows_in_revision_order(tx: &Connection) -> rusqlite::Result<()> {
+    let out_of_order: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM (
+             SELECT mod_rev, sub_rev,
+                    lag(mod_rev) OVER by_id AS prev_mod, lag(sub_rev) OVER by_id AS prev_sub
+             FROM kv WINDOW by_id AS (ORDER BY id))
+         WHERE mod_rev < prev_mod OR (mod_rev = prev_mod AND sub_rev <= prev_sub))",
+        [],
+        |r| r.get(0),
+    )?;
+    if out_of_order {
+        // Negative ids first, so no new id collides with an old one.
+        tx.execute_batch(
+            "CREATE TEMP TABLE kv_renumbered (old INTEGER PRIMARY KEY, new INTEGER NOT NULL);
+             INSERT INTO kv_renumbered
+                 SELECT id, row_number() OVER (ORDER BY mod_rev, sub_rev) FROM kv;
+             UPDATE kv SET id = -(SELECT new FROM kv_renumbered WHERE old = kv.id);
+             UPDATE kv SET id = -id;
+             DROP TABLE kv_renumbered;",
+        )?;
+    }
     Ok(())
 }
 
