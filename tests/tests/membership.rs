@@ -20,6 +20,8 @@ use tests::{Flavor, TestCluster, flavor_tests};
 flavor_tests!(
     grow_one_to_five_with_learners_then_shrink_to_three_under_writes,
     an_added_member_answers_clients_only_once_it_is_listed_started,
+    a_removed_follower_stops_long_before_an_election_timeout,
+    a_member_asked_to_remove_itself_answers_then_stops,
 );
 
 /// A member started after the cluster, with `--initial-cluster-state existing`.
@@ -47,11 +49,18 @@ impl AddedMember {
 /// Runs a membership command, retrying while the cluster refuses it for
 /// being in transition (etcd: `unhealthy cluster` until every member has
 /// been connected for a few seconds; both: a learner not yet in sync).
-async fn membership_command(cluster: &TestCluster, args: &[&str]) -> Result<String> {
+///
+/// `endpoints` are the only ones etcdctl is given: a second `--endpoints`
+/// flag would add to the cluster's, not replace them.
+async fn membership_command(
+    cluster: &TestCluster,
+    endpoints: &str,
+    args: &[&str],
+) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         cluster.settle_membership().await?;
-        let out = cluster.etcdctl(args, None).await?;
+        let out = tests::etcdctl::run(endpoints, args, None).await?;
         if out.status.success() {
             return Ok(out.stdout);
         }
@@ -77,15 +86,8 @@ async fn add_learner(cluster: &TestCluster, endpoints: &str, name: &str) -> Resu
     let peer_url = format!("http://127.0.0.1:{}", peer.port());
     let printed = membership_command(
         cluster,
-        &[
-            &format!("--endpoints={endpoints}"),
-            "member",
-            "add",
-            name,
-            "--learner",
-            "--peer-urls",
-            &peer_url,
-        ],
+        endpoints,
+        &["member", "add", name, "--learner", "--peer-urls", &peer_url],
     )
     .await?;
     let initial_cluster = printed
@@ -133,12 +135,8 @@ async fn add_learner(cluster: &TestCluster, endpoints: &str, name: &str) -> Resu
 }
 
 /// `etcdctl member list` through `endpoints`.
-async fn member_list(cluster: &TestCluster, endpoints: &str) -> Result<String> {
-    cluster
-        .etcdctl(
-            &[&format!("--endpoints={endpoints}"), "member", "list"],
-            None,
-        )
+async fn member_list(endpoints: &str) -> Result<String> {
+    tests::etcdctl::run(endpoints, &["member", "list"], None)
         .await?
         .ok()
 }
@@ -147,10 +145,10 @@ async fn member_list(cluster: &TestCluster, endpoints: &str) -> Result<String> {
 /// `member list` from the answering member's applied state, so a member
 /// other than the one that took the `member add` may not list it yet: ask
 /// again until it does.
-async fn id_of(cluster: &TestCluster, endpoints: &str, peer_url: &str) -> Result<String> {
+async fn id_of(endpoints: &str, peer_url: &str) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let list = member_list(cluster, endpoints).await?;
+        let list = member_list(endpoints).await?;
         let id = list
             .lines()
             .find(|l| l.contains(peer_url))
@@ -167,11 +165,7 @@ async fn id_of(cluster: &TestCluster, endpoints: &str, peer_url: &str) -> Result
 
 /// Promotes the learner, retrying while it is still catching up.
 async fn promote(cluster: &TestCluster, endpoints: &str, id: &str) -> Result<()> {
-    membership_command(
-        cluster,
-        &[&format!("--endpoints={endpoints}"), "member", "promote", id],
-    )
-    .await?;
+    membership_command(cluster, endpoints, &["member", "promote", id]).await?;
     Ok(())
 }
 
@@ -223,7 +217,7 @@ async fn an_added_member_answers_clients_only_once_it_is_listed_started(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let list = member_list(&cluster, &endpoints).await?;
+    let list = member_list(&endpoints).await?;
     let line = list
         .lines()
         .find(|l| l.contains(&member.peer_url))
@@ -232,6 +226,77 @@ async fn an_added_member_answers_clients_only_once_it_is_listed_started(
         line.contains(", started, m2, ") && line.contains(&member.client_url),
         "answered clients while listed as {line}"
     );
+    Ok(())
+}
+
+/// A removed member stops by itself at once, not an election timeout
+/// later: the leader stops sending it entries the moment its removal is in
+/// the log, so it never receives that entry. etcd's learns from its peers
+/// refusing its streams; cetera's from the leader's notice (before, it
+/// learned only from the refusal of its next vote request).
+async fn a_removed_follower_stops_long_before_an_election_timeout(flavor: Flavor) -> Result<()> {
+    const ELECTION: Duration = Duration::from_secs(10);
+    let cluster = TestCluster::builder(flavor, 3)
+        .heartbeat_ms(100)
+        .election_ms(ELECTION.as_millis() as u64)
+        .start()
+        .await?;
+    let leader = cluster.leader_index().await?;
+    let follower = (leader + 1) % 3;
+    let header = cluster.status(follower).await?.header;
+    let id = format!("{:x}", header.context("no header")?.member_id);
+    let leader_url = cluster.client_url(leader);
+    membership_command(&cluster, &leader_url, &["member", "remove", &id]).await?;
+    let removed_at = Instant::now();
+    while cluster.member(follower).is_running() {
+        ensure!(
+            removed_at.elapsed() < ELECTION / 2,
+            "the removed member still runs {:?} after its removal (election timeout {ELECTION:?})",
+            removed_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// `member remove` sent to the member it removes: the member answers with
+/// the list without itself (it never receives the entry that removes it,
+/// so it must not wait to apply it), then stops.
+async fn a_member_asked_to_remove_itself_answers_then_stops(flavor: Flavor) -> Result<()> {
+    const ELECTION: Duration = Duration::from_secs(10);
+    let cluster = TestCluster::builder(flavor, 3)
+        .heartbeat_ms(100)
+        .election_ms(ELECTION.as_millis() as u64)
+        .start()
+        .await?;
+    let leader = cluster.leader_index().await?;
+    let follower = (leader + 1) % 3;
+    let header = cluster.status(follower).await?.header;
+    let id = format!("{:x}", header.context("no header")?.member_id);
+    // Before the fix, the answer never came: the member waited to apply
+    // its own removal until its shutdown cut the call (`Unavailable:
+    // transport is closing`).
+    let printed = membership_command(
+        &cluster,
+        &cluster.client_url(follower),
+        &["member", "remove", &id],
+    )
+    .await?;
+    let removed_at = Instant::now();
+    ensure!(printed.contains(&id), "unexpected answer: {printed}");
+    let list = member_list(&cluster.client_url(leader)).await?;
+    ensure!(
+        list.lines().count() == 2 && !list.contains(&id),
+        "{id} is still listed:\n{list}"
+    );
+    while cluster.member(follower).is_running() {
+        ensure!(
+            removed_at.elapsed() < ELECTION / 2,
+            "the removed member still runs {:?} after it answered",
+            removed_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Ok(())
 }
 
@@ -249,13 +314,13 @@ async fn grow_one_to_five_with_learners_then_shrink_to_three_under_writes(
     let mut ids = Vec::new();
     for name in ["m2", "m3", "m4", "m5"] {
         let member = add_learner(&cluster, &endpoints, name).await?;
-        let id = id_of(&cluster, &endpoints, &member.peer_url).await?;
+        let id = id_of(&endpoints, &member.peer_url).await?;
         promote(&cluster, &endpoints, &id).await?;
         endpoints = format!("{endpoints},{}", member.client_url);
         added.push(member);
         ids.push(id);
     }
-    let list = member_list(&cluster, &endpoints).await?;
+    let list = member_list(&endpoints).await?;
     ensure!(
         list.lines().count() == 5 && !list.contains("true"),
         "expected five voters:\n{list}"
@@ -264,12 +329,12 @@ async fn grow_one_to_five_with_learners_then_shrink_to_three_under_writes(
     // Shrink to three: a follower, then the leader itself (moved to m3
     // first), which must hand leadership over before it goes. Ask a
     // member that stays, or the answer may come from one that is stopping.
-    let ask = format!("--endpoints={}", cluster.client_url(0));
-    cluster
-        .etcdctl_ok(&[&format!("--endpoints={endpoints}"), "move-leader", &ids[1]])
-        .await?;
+    let ask = cluster.client_url(0);
+    tests::etcdctl::run(&endpoints, &["move-leader", &ids[1]], None)
+        .await?
+        .ok()?;
     for (index, id) in [(0, &ids[0]), (1, &ids[1])] {
-        membership_command(&cluster, &[&ask, "member", "remove", id]).await?;
+        membership_command(&cluster, &ask, &["member", "remove", id]).await?;
         let removed_at = Instant::now();
         while !added[index].has_exited() {
             if removed_at.elapsed() > Duration::from_secs(30) {
@@ -295,20 +360,13 @@ async fn grow_one_to_five_with_learners_then_shrink_to_three_under_writes(
     ];
     let remaining = remaining_urls.join(",");
     for url in &remaining_urls {
-        let out = cluster
-            .etcdctl(
-                &[
-                    &format!("--endpoints={url}"),
-                    "get",
-                    "w/",
-                    "--prefix",
-                    "--keys-only",
-                    "--consistency=l",
-                ],
-                None,
-            )
-            .await?
-            .ok()?;
+        let out = tests::etcdctl::run(
+            url,
+            &["get", "w/", "--prefix", "--keys-only", "--consistency=l"],
+            None,
+        )
+        .await?
+        .ok()?;
         let keys: std::collections::BTreeSet<&str> =
             out.lines().filter(|l| !l.is_empty()).collect();
         for key in &acknowledged {
@@ -318,17 +376,7 @@ async fn grow_one_to_five_with_learners_then_shrink_to_three_under_writes(
             );
         }
     }
-    let hashes = cluster
-        .etcdctl(
-            &[
-                &format!("--endpoints={remaining}"),
-                "endpoint",
-                "hashkv",
-                "-w",
-                "json",
-            ],
-            None,
-        )
+    let hashes = tests::etcdctl::run(&remaining, &["endpoint", "hashkv", "-w", "json"], None)
         .await?
         .ok()?;
     let parsed: Vec<serde_json::Value> = serde_json::from_str(&hashes)?;

@@ -68,6 +68,8 @@ pub mod paths {
     pub const CAMPAIGN: &str = "cetera/campaign";
     /// The leader's corruption check asks a member for its HashKV.
     pub const HASH_KV: &str = "cetera/hash-kv";
+    /// The leader tells a member it has just removed from the cluster.
+    pub const REMOVED: &str = "cetera/removed";
     /// Read-only and open to members of no cluster yet (joining members).
     pub const MEMBERS: &str = "cetera/members";
 }

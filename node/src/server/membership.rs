@@ -153,7 +153,10 @@ impl Node {
     ) -> Result<MemberRemoveResponse, ServerError> {
         self.change_members(MemberChange::Remove { id: req.id })
             .await?;
-        let list = self.member_list().await?;
+        let mut list = self.member_list().await?;
+        // The member removed itself through itself: its own list, which
+        // never sees the removal, would still name it.
+        list.members.retain(|m| m.id != req.id);
         Ok(MemberRemoveResponse {
             header: list.header,
             members: list.members,
@@ -208,8 +211,12 @@ impl Node {
             match outcome {
                 Ok(()) => {
                     // Made on the leader: answer once this member has
-                    // applied it too, so its member list shows it.
+                    // applied it too, so its member list shows it; unless
+                    // it removed this very member, which never receives
+                    // that entry (and stops on the leader's notice).
+                    let removes_me = matches!(change, MemberChange::Remove { id } if id == self.identity.member_id);
                     if self.leader() != Some(self.identity.member_id)
+                        && !removes_me
                         && let Err(e) = self.linearizable_barrier().await
                     {
                         tracing::debug!(error = %e, "membership change made; applying it here timed out");
@@ -358,13 +365,50 @@ impl Node {
                 } else {
                     ChangeMembers::RemoveNodes(BTreeSet::from([id]))
                 };
+                let removed_url = self.peer_url_of(id);
                 self.raft
                     .change_membership(change, false)
                     .await
                     .map_err(failed)?;
+                if let Some(url) = removed_url {
+                    self.tell_removed(id, url);
+                }
                 Ok(())
             }
         }
+    }
+
+    /// Tells member `id`, now removed, that it is (best effort, in the
+    /// background). The leader stops replicating to it the moment the
+    /// change is in its log, so the member never receives the entry that
+    /// removes it; without this it would learn only from the 410 its next
+    /// vote request gets, an election timeout or more later. etcd's
+    /// removed member learns as fast, from the peers refusing its streams.
+    fn tell_removed(&self, id: MemberId, url: String) {
+        let peers = self.peers.clone();
+        let timeout = self.config.election_timeout;
+        tokio::spawn(async move {
+            let answer: Result<Result<(), PeerRefusal>, PeerError> =
+                peers.call(&url, paths::REMOVED, &id, timeout).await;
+            match answer {
+                Ok(Ok(())) => {}
+                Ok(Err(refusal)) => {
+                    tracing::debug!(%refusal, "the removed member refused the notice")
+                }
+                Err(error) => tracing::debug!(%error, "telling the removed member failed"),
+            }
+        });
+    }
+
+    /// A peer's notice that `member` was removed: when it names this
+    /// member, this member stops, as on a 410 from a peer.
+    pub(crate) fn removed_by_leader(&self, member: MemberId) -> Result<(), PeerRefusal> {
+        if member == self.identity.member_id {
+            tracing::warn!("the leader removed this member from the cluster; stopping");
+            self.peer_stats.mark_removed();
+            self.removed.send_replace(true);
+        }
+        Ok(())
     }
 
     /// Refuses removing `id` when the voters left that are running would

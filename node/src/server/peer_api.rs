@@ -355,6 +355,12 @@ async fn dispatch(node: &Node, path: &str, body: Bytes) -> Response<Bytes> {
         }
         paths::CAMPAIGN => encode(&node.campaign_for_peer().await),
         paths::HASH_KV => handle(&body, |revision: i64| node.hash_for_peer(revision)).await,
+        paths::REMOVED => {
+            handle(&body, |member: MemberId| async move {
+                node.removed_by_leader(member)
+            })
+            .await
+        }
         _ => reply(StatusCode::NOT_FOUND, format!("no peer route {path}")),
     }
 }
